@@ -1,0 +1,260 @@
+/*
+ * vmx internals shared by the files of kernel/vmm (not a public header).
+ *
+ * One struct vmm_vm per process. Threads: one per vCPU running KVM_RUN and dispatching
+ * its exits to the port-I/O and MMIO buses; one event thread on epoll for device fds (tap,
+ * console socket); one control thread (ctl.c). Devices are called on whichever vCPU thread
+ * exited and from the event thread, so each device serialises itself with its own mutex.
+ * The buses and the device list are built before the first vCPU runs and never change
+ * after, so lookups take no lock.
+ */
+#ifndef VMM_H
+#define VMM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/list.h"
+#include "lib/log.h"
+
+#define VMM_PAGE_SIZE 4096ull
+#define VMM_MAX_VCPUS 64
+
+/* ---- guest memory (mem.c) ---------------------------------------------------------- */
+
+struct vmm_mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t off; /* offset in the memfd */
+	uint8_t *hva;
+	uint32_t slot;
+};
+
+/*
+ * Guest RAM is one memfd mapped once; its regions are the RAM below the MMIO hole and the
+ * RAM from 4 GiB. The VMM's own writes into guest memory are recorded in `dirty` (one bit
+ * per 4 KiB page of the memfd, set atomically) so migration can OR them into KVM's log.
+ */
+struct vmm_mem {
+	int memfd;
+	uint64_t size; /* bytes of RAM */
+	uint8_t *base; /* mapping of the whole memfd */
+	struct vmm_mem_region regions[2];
+	int nr_regions;
+	uint64_t *dirty;
+	uint64_t dirty_words;
+};
+
+/* Returns a host pointer to [gpa, gpa+len) if the range lies within one RAM region, else
+ * NULL. Reading through it is fine; writers must call vmm_mem_dirty() (or use the
+ * helpers below). Any thread. */
+void *vmm_mem_ptr(struct vmm_mem *m, uint64_t gpa, uint64_t len);
+/* Marks [gpa, gpa+len) written by the VMM. Any thread. */
+void vmm_mem_dirty(struct vmm_mem *m, uint64_t gpa, uint64_t len);
+/* Copy helpers: 0 or KB_EGUEST when the range is not RAM. write marks dirty. */
+int vmm_mem_read(struct vmm_mem *m, uint64_t gpa, void *out, uint64_t len);
+int vmm_mem_write(struct vmm_mem *m, uint64_t gpa, const void *in, uint64_t len);
+
+/* ---- I/O buses (bus.c) ------------------------------------------------------------- */
+
+/* Handlers get the offset from the range's base. len is 1, 2, 4 or 8. */
+struct vmm_io_ops {
+	void (*read)(void *opaque, uint64_t off, void *data, unsigned len);
+	void (*write)(void *opaque, uint64_t off, const void *data, unsigned len);
+};
+
+struct vmm_bus_range {
+	uint64_t base;
+	uint64_t len;
+	const struct vmm_io_ops *ops;
+	void *opaque;
+};
+
+struct vmm_bus {
+	struct vmm_bus_range *r; /* sorted by base */
+	int n;
+	int cap;
+};
+
+/* Adds a range; fails with KB_EEXIST on overlap. Only before vCPUs run. */
+int vmm_bus_add(struct vmm_bus *b, uint64_t base, uint64_t len, const struct vmm_io_ops *ops,
+		void *opaque);
+/* Dispatch; return false when no range claims addr (reads then see all ones). */
+bool vmm_bus_read(struct vmm_bus *b, uint64_t addr, void *data, unsigned len);
+bool vmm_bus_write(struct vmm_bus *b, uint64_t addr, const void *data, unsigned len);
+void vmm_bus_close(struct vmm_bus *b);
+
+/* ---- devices and their state (dev.c) ------------------------------------------------ */
+
+/*
+ * Every device with state registers here. save appends the device's state to out; restore
+ * reads exactly what save wrote, validates every field and changes nothing on error;
+ * reset returns the device to power-on state; destroy frees it. All are called with the
+ * vCPUs paused (destroy: after they have exited).
+ */
+struct vmm_dev_ops {
+	const char *name;
+	int (*save)(void *opaque, struct kb_buf *out);
+	int (*restore)(void *opaque, struct kb_reader *in);
+	void (*reset)(void *opaque);
+	void (*destroy)(void *opaque);
+};
+
+struct vmm_dev {
+	struct kb_list link;
+	uint32_t id; /* stable across save/restore: VMM_DEV_ID(type, instance) */
+	const struct vmm_dev_ops *ops;
+	void *opaque;
+};
+
+#define VMM_DEV_ID(type, inst) (((uint32_t)(type) << 8) | (uint32_t)(inst))
+enum vmm_dev_type {
+	VMM_DEV_UART = 1,
+	VMM_DEV_AGENT = 2,
+	VMM_DEV_PCI = 3,
+	VMM_DEV_VIRTIO_BLK = 4,
+	VMM_DEV_VIRTIO_NET = 5,
+	VMM_DEV_TEST = 6,
+};
+
+struct vmm_vm;
+int vmm_dev_register(struct vmm_vm *vm, uint32_t id, const struct vmm_dev_ops *ops, void *opaque);
+
+/* ---- interrupts and events (irq.c, event.c) ---------------------------------------- */
+
+/* Drives a GSI of the in-kernel irqchip. 0 or -errno. */
+int vmm_irq_line(struct vmm_vm *vm, uint32_t gsi, int level);
+/* Injects an MSI. 0 or -errno. */
+int vmm_irq_msi(struct vmm_vm *vm, uint64_t addr, uint32_t data);
+
+/* Runs cb on the event thread when fd is ready (EPOLLIN etc.). cb may call vmm_event_del
+ * on its own fd. 0 or -errno. Any thread. */
+typedef void (*vmm_event_cb)(void *arg, int fd, uint32_t events);
+int vmm_event_add(struct vmm_vm *vm, int fd, uint32_t events, vmm_event_cb cb, void *arg);
+int vmm_event_del(struct vmm_vm *vm, int fd);
+
+/* ---- vCPUs and the VM (vm.c, vcpu.c) ------------------------------------------------ */
+
+enum vmm_exit_reason_idx {
+	VMM_EXIT_IO,
+	VMM_EXIT_MMIO,
+	VMM_EXIT_HLT,
+	VMM_EXIT_INTR,
+	VMM_EXIT_SHUTDOWN,
+	VMM_EXIT_OTHER,
+	VMM_EXIT_NR,
+};
+
+struct vmm_vcpu {
+	struct vmm_vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	uint64_t run_ns;               /* time inside KVM_RUN */
+	uint64_t exits[VMM_EXIT_NR];   /* exits by reason */
+};
+
+enum vmm_state {
+	VMM_STATE_CREATED,  /* set up, vCPUs not started */
+	VMM_STATE_RUNNING,
+	VMM_STATE_PAUSED,
+	VMM_STATE_STOPPED,  /* guest powered off, crashed or the VM was stopped */
+};
+
+enum vmm_stop_reason {
+	VMM_STOP_NONE,
+	VMM_STOP_POWEROFF,  /* guest or operator powered off */
+	VMM_STOP_SHUTDOWN,  /* triple fault */
+	VMM_STOP_TEST_EXIT, /* test payload wrote its exit code */
+	VMM_STOP_ERROR,     /* an internal error or an unhandled exit */
+	VMM_STOP_FENCED,
+};
+
+enum vmm_guest_kind {
+	VMM_GUEST_KGUEST, /* ELF entered in 64-bit mode (kguest and test payloads) */
+	VMM_GUEST_LINUX,  /* bzImage or PVH vmlinux, with initramfs and command line */
+};
+
+struct vmm_config {
+	uint64_t mem_size;  /* bytes, multiple of 2 MiB */
+	int nr_vcpus;
+	enum vmm_guest_kind kind;
+	const char *kernel; /* path */
+	const char *initrd; /* path or NULL */
+	const char *cmdline;
+	bool test_port;     /* register the payload test port */
+};
+
+struct vmm_vm {
+	struct kb_logger *log;
+	struct vmm_config cfg;
+	int kvm_fd;
+	int vm_fd;
+	int vcpu_mmap_size;
+	uint64_t tsc_khz;
+	struct kvm_cpuid2 *cpuid;
+	struct vmm_mem mem;
+	struct vmm_bus pio;
+	struct vmm_bus mmio;
+	struct kb_list devs;
+	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
+	int nr_vcpus;
+
+	/* run control, under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vmm_state state;
+	enum vmm_stop_reason stop_reason;
+	char stop_msg[256];
+	bool pause_req;
+	int nr_parked;       /* vCPUs waiting in the pause barrier */
+	int nr_exited;       /* vCPU threads that have returned */
+	bool reset_req;      /* guest asked for reset: handled by the control thread */
+	int test_exit_code;
+
+	/* event thread */
+	int epfd;
+	int ev_wake;         /* eventfd that stops the event thread */
+	pthread_t ev_thread;
+	bool ev_started;
+
+	/* devices the core knows by name */
+	struct vmm_uart *uart;
+	struct vmm_agent *agent;
+	struct vmm_testdev *testdev;
+	struct vmm_pci *pci;
+};
+
+/* Creates the VM: KVM VM, irqchip, PIT, memory, vCPUs (not started), core devices, and
+ * loads the guest per cfg. cfg's strings are borrowed for the VM's life. On error returns
+ * a negative code, writes a message to err and leaves nothing behind. */
+int vmm_vm_create(const struct vmm_config *cfg, struct kb_logger *log, struct vmm_vm **out,
+		  struct kb_errmsg *err);
+/* Stops every thread and frees everything. */
+void vmm_vm_destroy(struct vmm_vm *vm);
+
+/* Starts the vCPU threads (state CREATED or a restored VM). */
+int vmm_vm_start(struct vmm_vm *vm);
+/* Parks every vCPU outside KVM_RUN and waits until they are; state becomes PAUSED. */
+int vmm_vm_pause(struct vmm_vm *vm);
+int vmm_vm_resume(struct vmm_vm *vm);
+/* Stops the guest for good: state STOPPED with reason; wakes waiters. Any thread. */
+void vmm_vm_stop(struct vmm_vm *vm, enum vmm_stop_reason reason, const char *msg);
+/* Blocks until state is STOPPED or timeout_ns passes (0: forever). Returns 0 or
+ * KB_ETIMEOUT. */
+int vmm_vm_wait_stopped(struct vmm_vm *vm, uint64_t timeout_ns);
+/* Power-cycles the guest in place: pause, reset devices and memory, reload, resume. */
+int vmm_vm_reset(struct vmm_vm *vm);
+/* Asks the control thread to reset (from a vCPU thread). */
+void vmm_vm_request_reset(struct vmm_vm *vm);
+
+const char *vmm_stop_reason_name(enum vmm_stop_reason r);
+const char *vmm_state_name(enum vmm_state s);
+
+#endif

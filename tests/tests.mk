@@ -1,0 +1,12 @@
+# tests/ — one cmocka binary per tests/unit/test_*.c; other .c files in tests/unit are
+# shared helpers linked into every test binary.
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_HELP   := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
+LIBTESTHELP := $(BUILD)/lib/libtesthelp.a
+$(LIBTESTHELP): $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_HELP))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBTESTHELP) $(LIBVMM) $(LIBPROTO) $(LIBKB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lcmocka $(PROTO_LIBS) $(LDLIBS)
+TESTS += $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
