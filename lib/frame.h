@@ -30,12 +30,13 @@ int kb_frame_recv(int fd, struct kb_buf *out, size_t max);
 struct kb_frame_decoder {
 	struct kb_buf in;
 	size_t max;
-	size_t taken; /* bytes of the last frame handed out, dropped on the next call */
+	size_t taken; /* bytes at the front of in already handed out, dropped on the next feed */
 };
 
 void kb_frame_decoder_init(struct kb_frame_decoder *d, size_t max);
 void kb_frame_decoder_close(struct kb_frame_decoder *d);
-/* 0, -ENOMEM, or KB_ETOOBIG if buffered data exceeds what one frame may need. */
+/* 0, -ENOMEM, or KB_ETOOBIG if buffered data exceeds what one frame may need (the next
+ * frame announces more than max, or the caller keeps feeding without taking frames). */
 int kb_frame_feed(struct kb_frame_decoder *d, const void *p, size_t n);
 /* 1 and a frame (borrowed until the next call) when one is complete; 0 when more bytes
  * are needed; KB_ETOOBIG when the announced length exceeds max. */

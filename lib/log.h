@@ -46,8 +46,9 @@ const char *kb_log_level_name(int level);
 void kb_log_emit(struct kb_logger *lg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Copies up to max recent lines (oldest first) into out, each NUL-terminated and
- * followed by '\n'; returns bytes written (without the final NUL). */
+/* Copies up to max recent lines (oldest first) into out, each followed by '\n', the whole
+ * NUL-terminated; when out is too small the newest lines that fit are kept. Returns bytes
+ * written (without the final NUL). */
 size_t kb_log_recent(struct kb_logger *lg, char *out, size_t out_size, unsigned max);
 
 #define kb_log(lg, lvl, ...)                                \

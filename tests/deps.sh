@@ -9,7 +9,7 @@ pkgs=(
 	libprotobuf-c-dev protobuf-c-compiler # proto/ -> build/gen
 	qemu-system-x86 qemu-utils            # nested Linux test, QEMU anchor in benchmarks
 	busybox-static cpio xz-utils gzip     # guest initramfs images
-	linux-base kmod                       # modules tooling for the nested image
+	kmod                                  # modules tooling for the nested image
 	iproute2                              # taps and bridges for the network tests
 	python3 file procps util-linux
 	clang-format

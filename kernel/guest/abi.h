@@ -8,9 +8,11 @@
  *   CS = KGUEST_SEL_KCODE, DS/ES/SS = KGUEST_SEL_KDATA, TR = KGUEST_SEL_TSS
  *   CR0 = PE|MP|ET|NE|WP|PG, CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = LME|LMA|NXE|SCE
  * Paging: identity map of [0, max(4 GiB, top of RAM)) with 2 MiB pages, present, writable,
- * user-accessible, so CPL3 code reaches RAM, the PCI MMIO hole and every port it is given
- * through IOPL. The GDT and TSS are built by the VMM at the addresses below; the guest may
- * write TSS.rsp0 (offset 4) before dropping to CPL3.
+ * user-accessible, so CPL3 code reaches RAM and the PCI MMIO hole. Ports: the TSS carries an
+ * I/O permission bitmap that opens every port to CPL3 (PVM, this machine's KVM, drops IOPL
+ * on the way to CPL3, but honours the bitmap). The GDT and TSS (104 bytes + 8 KiB bitmap +
+ * 1) are built by the VMM at the addresses below; the guest may write TSS.rsp0 (offset 4)
+ * before dropping to CPL3.
  */
 #ifndef KGUEST_ABI_H
 #define KGUEST_ABI_H

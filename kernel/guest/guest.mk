@@ -3,7 +3,7 @@
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-builtin -fno-pic -fno-pie \
                 -fno-stack-protector -fno-asynchronous-unwind-tables -mno-red-zone \
                 -mgeneral-regs-only -mcmodel=small -Wall -Wextra -Werror \
-                -Wno-unused-parameter -Ikernel/guest -MMD -MP
+                -Wno-unused-parameter -I. -Ikernel/guest -MMD -MP
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
                  -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 

@@ -102,6 +102,12 @@ struct vmm_dev_ops {
 	int (*restore)(void *opaque, struct kb_reader *in);
 	void (*reset)(void *opaque);
 	void (*destroy)(void *opaque);
+	/* Optional. pause(opaque, true) after the vCPUs are parked (vmm_vm_pause): from its
+	 * return until pause(opaque, false) the device writes nothing into guest memory
+	 * (virtio-net stops delivering received frames; they wait in the tap). The core calls
+	 * pause(opaque, false) before vCPUs run again (vmm_vm_resume, vmm_vm_start). A
+	 * successful restore leaves the device paused. Control thread. */
+	void (*pause)(void *opaque, bool paused);
 };
 
 struct vmm_dev {
@@ -217,6 +223,7 @@ struct vmm_vm {
 	int nr_exited;       /* vCPU threads that have returned */
 	bool reset_req;      /* guest asked for reset: handled by the control thread */
 	int test_exit_code;
+	int notify_fd;       /* eventfd: state changed or reset requested */
 
 	/* event thread */
 	int epfd;
