@@ -35,6 +35,8 @@ TESTS    :=
 GUESTS   :=
 
 .PHONY: all deps test asan bench format clean
+# Nothing built is a throw-away intermediate (objects, generated code).
+.SECONDARY:
 all:
 
 include lib/lib.mk

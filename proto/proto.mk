@@ -18,5 +18,3 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(PROTO_H)
 
 $(LIBPROTO): $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIBS += $(LIBPROTO)
-# Keep generated sources: they are not throw-away intermediates.
-.SECONDARY: $(PROTO_C) $(PROTO_H)

@@ -126,3 +126,8 @@ void kg_cmd_poll(uint64_t now)
 	for (int i = 0; i < MAX_LINES && kg_agent_poll_line(line, sizeof(line)); i++)
 		handle(line);
 }
+
+uint64_t kg_cmd_next(void)
+{
+	return kg_agent_present() ? next_poll : UINT64_MAX;
+}

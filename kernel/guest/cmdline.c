@@ -37,6 +37,7 @@ static const struct key keys[] = {
 	{"disk_ms", KEY_U64, &kg_cfg.disk_ms, kg_diskseq_config_changed},
 	{"disk_flush", KEY_U64, &kg_cfg.disk_flush, NULL},
 	{"agent_ms", KEY_U64, &kg_cfg.agent_ms, NULL},
+	{"idle_ms", KEY_U64, &kg_cfg.idle_ms, NULL},
 	{"ip", KEY_IP, &kg_cfg.ip, kg_ip_config_changed},
 	{"netmask", KEY_IP, &kg_cfg.netmask, NULL},
 };

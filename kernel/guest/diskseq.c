@@ -159,3 +159,10 @@ uint64_t kg_diskseq_last(void)
 {
 	return last;
 }
+
+uint64_t kg_diskseq_next(uint64_t now)
+{
+	if (!kg_cfg.disk_seq || failed || !kg_blk_present())
+		return UINT64_MAX;
+	return started ? timer.next : now;
+}

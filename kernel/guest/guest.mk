@@ -32,3 +32,6 @@ $(BUILD)/guest/payload_%.elf: $(BUILD)/gobj/tests/payloads/%.o tests/payloads/pa
 	$(Q)$(CC) $(GUEST_LDFLAGS) -Wl,-T,tests/payloads/payload.ld $< -o $@
 
 GUESTS += $(if $(wildcard kernel/guest/*.c),$(KGUEST)) $(PAYLOADS)
+
+# Header dependencies of the guest objects (the top-level include covers $(BUILD)/obj only).
+-include $(shell find $(BUILD)/gobj -name '*.d' 2>/dev/null)

@@ -139,6 +139,13 @@ static inline void kg_mmio_write32(uint64_t a, uint32_t v)
 	__asm__ volatile("movl %0, (%1)" : : "r"(v), "r"(a) : "memory");
 }
 
+/* Sleeps about ns nanoseconds (>= 1000, < 2^32) on the APIC timer: the hlt traps to
+ * start.S, which arms the timer and halts at CPL0. */
+static inline void kg_sleep_ns(uint32_t ns)
+{
+	__asm__ volatile("hlt" : : "a"(ns) : "memory");
+}
+
 /* ---- time (main.c) -------------------------------------------------------------------- */
 
 extern uint64_t kg_tsc_khz; /* TSC ticks per millisecond */
@@ -236,6 +243,7 @@ struct kg_config {
 	uint64_t disk_flush;    /* 1 = flush after each header update */
 	uint64_t exit_after_ms; /* power off after this long, 0 = never */
 	uint64_t agent_ms;      /* agent in-port poll period */
+	uint64_t idle_ms;       /* sleep at most this long when idle, 0 = always poll */
 	uint32_t ip;            /* host order, 0 = network off */
 	uint32_t netmask;
 };
@@ -382,6 +390,9 @@ void kg_ip_config_changed(void);
 
 void kg_workload_init(uint64_t now);
 void kg_workload_poll(uint64_t now);
+/* Each module's _next: the TSC at which it next has work (now when busy, UINT64_MAX when
+ * never), for the idle sleep in main.c. */
+uint64_t kg_workload_next(void);
 void kg_workload_config_changed(void);
 void kg_workload_exit_changed(void);
 uint64_t kg_workload_counter(void);
@@ -391,6 +402,7 @@ uint64_t kg_workload_heartbeat(void);
 
 void kg_mem_init(const struct kguest_boot_info *bi);
 void kg_mem_poll(uint64_t now);
+uint64_t kg_mem_next(uint64_t now);
 void kg_mem_config_changed(void);
 void kg_mem_fill_changed(void);
 /* Starts a checksum over the first mib MiB of working memory (~0ull: all of it; 0: the
@@ -401,11 +413,13 @@ uint64_t kg_mem_dirtied(void);
 /* ---- diskseq.c: the numbered records on the disk --------------------------------------------- */
 
 void kg_diskseq_poll(uint64_t now);
+uint64_t kg_diskseq_next(uint64_t now);
 void kg_diskseq_config_changed(void);
 uint64_t kg_diskseq_last(void);
 
 /* ---- cmd.c: agent commands ---------------------------------------------------------------- */
 
 void kg_cmd_poll(uint64_t now);
+uint64_t kg_cmd_next(void);
 
 #endif

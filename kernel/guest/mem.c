@@ -183,3 +183,17 @@ void kg_mem_poll(uint64_t now)
 		kg_agent_printf("csum %016lx", csum.hash);
 	}
 }
+
+uint64_t kg_mem_next(uint64_t now)
+{
+	uint64_t hz = kg_tsc_khz * 1000;
+
+	if (fill.active || csum.active)
+		return now;
+	if (!dirty_rate || !dirty_pages)
+		return UINT64_MAX;
+	/* dirty_acc grows by dirty_rate per tick and a page is due when it reaches hz; pages
+	 * are dirtied in batches of at least a millisecond, so sleeps stay long. */
+	uint64_t page = dirty_acc >= hz ? 0 : (hz - dirty_acc + dirty_rate - 1) / dirty_rate;
+	return dirty_last + KG_MAX(page, kg_ms_to_tsc(1));
+}

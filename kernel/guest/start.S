@@ -22,6 +22,8 @@
 #include "abi.h"
 
 #define USER_STACK_SIZE 65536
+#define LAPIC_BASE      0xfee00000
+#define IRQ_TIMER       0x20 /* must match KG_IRQ_TIMER in trap.c */
 #define RFLAGS_USER     0x3002 /* IOPL=3, IF=0, reserved bit 1 */
 
 	.section .text.entry, "ax"
@@ -97,6 +99,8 @@ trap_13:
 	je	gp_out8
 	cmpw	$0x6cf3, (%r8)		/* rep insb */
 	je	gp_insb
+	cmpb	$0xf4, (%r8)		/* hlt: sleep, see below */
+	je	gp_hlt
 	popq	%r8
 gp_fatal:
 	pushq	$13
@@ -126,6 +130,44 @@ gp_step2:
 	addq	$2, 16(%rsp)
 	popq	%r8
 	addq	$8, %rsp
+	iretq
+
+/*
+ * hlt from CPL3 (kg_sleep_ns): sleep for EAX nanoseconds on the local APIC timer (divide by
+ * 1; KVM's APIC timer counts nanoseconds). The timer is periodic while it is armed, so a
+ * tick taken between sti and hlt (PVM does not keep the sti shadow) only delays the wake
+ * by one period; it is masked again before returning. The APIC is enabled on first use.
+ */
+gp_hlt:
+	pushq	%r9
+	movl	$LAPIC_BASE, %r9d
+	cmpb	$0, apic_on(%rip)
+	jne	1f
+	movl	$0x1ff, 0xf0(%r9)	/* SVR: enabled, spurious vector 0xff */
+	movl	$0xb, 0x3e0(%r9)	/* timer divide by 1 */
+	movb	$1, apic_on(%rip)
+1:	movl	$(0x20000 | IRQ_TIMER), 0x320(%r9)	/* LVT timer: periodic */
+	movl	%eax, 0x380(%r9)	/* initial count */
+	sti
+	hlt
+	cli
+	movl	$(0x10000 | IRQ_TIMER), 0x320(%r9)	/* masked */
+	popq	%r9
+	jmp	gp_step1
+
+/* The APIC timer interrupt only ends a sleep; the spurious vector needs no EOI. */
+	.balign	16
+	.globl	kg_irq_timer
+kg_irq_timer:
+	pushq	%rax
+	movl	$(LAPIC_BASE + 0xb0), %eax
+	movl	$0, (%rax)		/* EOI */
+	popq	%rax
+	iretq
+
+	.balign	16
+	.globl	kg_irq_spurious
+kg_irq_spurious:
 	iretq
 
 /* Frame for kg_trap: r15 .. rax, vector, error, then the CPU's rip, cs, rflags, rsp, ss. */
@@ -166,6 +208,9 @@ kg_trap_stubs:
 idt_desc:
 	.word	256 * 16 - 1
 	.quad	kg_idt
+
+apic_on:
+	.byte	0
 
 	.bss
 	.balign	4096

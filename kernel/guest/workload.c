@@ -62,3 +62,14 @@ uint64_t kg_workload_heartbeat(void)
 {
 	return hb_seq;
 }
+
+uint64_t kg_workload_next(void)
+{
+	uint64_t next = exit_at ? exit_at : UINT64_MAX;
+
+	if (counter_timer.period)
+		next = KG_MIN(next, counter_timer.next);
+	if (hb_timer.period)
+		next = KG_MIN(next, hb_timer.next);
+	return next;
+}

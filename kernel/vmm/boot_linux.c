@@ -14,7 +14,7 @@
  *    with a memory map, the initramfs as module 0 and the command line), and vCPU 0 enters
  *    the note's address in 32-bit protected mode, paging off, EBX = start info.
  * Both get an Intel MultiProcessor Specification 1.4 table (one processor entry per vCPU,
- * ISA and PCI buses, the IOAPIC, ISA IRQ and PCI INTx routing, LINT0/LINT1) so the guest
+ * ISA and PCI buses, the IOAPIC, ISA IRQs and PCI INTx routing, LINT0/LINT1) so the guest
  * finds its APs and interrupt routing without ACPI. Only vCPU 0 is set runnable: the others
  * wait in the in-kernel LAPIC for the INIT/SIPI sequence the guest sends.
  *
@@ -254,9 +254,10 @@ static int write_mptable(struct vmm_vm *vm, struct kb_errmsg *err)
 
 	if (vm->pci != NULL)
 		nr_routes = vmm_pci_routes(vm->pci, routes, VMM_PCI_NR_SLOTS);
-	/* ISA IRQs, identity-mapped to IOAPIC pins but IRQ0 -> pin 2; IRQ2 (the cascade) has
-	 * no pin, and the GSIs the PCI bridge routes INTx to (5, 9, 10, 11) are left to the
-	 * PCI entries so they stay level-triggered. */
+	/* ISA IRQs, identity-mapped to IOAPIC pins as KVM's default GSI routing does (the
+	 * in-kernel PIT raises GSI 0, which reaches IOAPIC pin 0, not pin 2 as on PC
+	 * chipsets); IRQ2 (the cascade) has no pin, and the GSIs the PCI bridge routes INTx
+	 * to (5, 9, 10, 11) are left to the PCI entries so they stay level-triggered. */
 	for (uint8_t irq = 0; irq < 16; irq++) {
 		if (irq == 2 || irq == 5 || irq == 9 || irq == 10 || irq == 11)
 			continue;
@@ -266,7 +267,7 @@ static int write_mptable(struct vmm_vm *vm, struct kb_errmsg *err)
 				       .srcbus = MP_BUS_ISA,
 				       .srcbusirq = irq,
 				       .dstapic = ioapic_id,
-				       .dstirq = irq == 0 ? 2 : irq};
+				       .dstirq = irq};
 		ok = ok && mp_put(buf, &off, &s, sizeof(s));
 		count++;
 	}

@@ -443,7 +443,7 @@ int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	int rv;
 
 	pthread_mutex_lock(&vm->lock);
-	bool fresh = vm->state == VMM_STATE_CREATED && !vm->vcpus[0].started;
+	bool fresh = vm->state == VMM_STATE_CREATED && !vm->vcpus[0].created;
 	pthread_mutex_unlock(&vm->lock);
 	if (!fresh) {
 		kb_errmsg_setf(err, "a state can be loaded only into a VM that has not run");

@@ -79,7 +79,7 @@ void vmm__vcpu_kick(struct vmm_vcpu *vcpu)
 {
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (vcpu->started)
-		pthread_kill(vcpu->thread, SIG_KICK);
+		pthread_kill(vcpu->self, SIG_KICK);
 }
 
 static void handle_io(struct vmm_vcpu *vcpu)
@@ -200,6 +200,15 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
 
+	/* Register before the first run check: from here on a stop or a pause that does not
+	 * find this thread parked signals it, so it can never be left running in the guest. */
+	pthread_mutex_lock(&vm->lock);
+	vcpu->self = pthread_self();
+	vcpu->started = true;
+	vm->nr_started++;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+
 	while (park(vcpu)) {
 		uint64_t t0 = kb_now_ns();
 		int rc = ioctl(vcpu->fd, KVM_RUN, 0);
@@ -244,6 +253,6 @@ int vmm__vcpu_start(struct vmm_vcpu *vcpu)
 	pthread_once(&once, install_kick_handler);
 	rv = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 	if (rv == 0)
-		vcpu->started = true;
+		vcpu->created = true;
 	return rv;
 }

@@ -240,6 +240,11 @@ int vmm_vm_start(struct vmm_vm *vm)
 			return rv;
 		}
 	}
+	/* Return only when every thread has registered, so a pause counts them all. */
+	pthread_mutex_lock(&vm->lock);
+	while (vm->nr_started < vm->nr_vcpus)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
 
@@ -285,7 +290,7 @@ int vmm_vm_resume(struct vmm_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return KB_ESTATE;
 	}
-	never_started = !vm->vcpus[0].started;
+	never_started = !vm->vcpus[0].created;
 	if (never_started) {
 		vm->state = VMM_STATE_CREATED;
 		vm->pause_req = false;
@@ -396,7 +401,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 
 	if (vm == NULL)
 		return;
-	if (vm->vcpus[0].started) {
+	if (vm->vcpus[0].created) {
 		vmm_vm_stop(vm, VMM_STOP_POWEROFF, "VM destroyed");
 	} else {
 		pthread_mutex_lock(&vm->lock);
@@ -404,9 +409,9 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 	}
 	for (int i = 0; i < vm->nr_vcpus; i++) {
-		if (vm->vcpus[i].started)
+		if (vm->vcpus[i].created)
 			pthread_join(vm->vcpus[i].thread, NULL);
-		vm->vcpus[i].started = false;
+		vm->vcpus[i].created = vm->vcpus[i].started = false;
 	}
 	vmm__event_close(vm);
 	kb_list_for_each_safe(pos, tmp, &vm->devs)

@@ -105,8 +105,9 @@ struct vmm_dev_ops {
 	/* Optional. pause(opaque, true) after the vCPUs are parked (vmm_vm_pause): from its
 	 * return until pause(opaque, false) the device writes nothing into guest memory
 	 * (virtio-net stops delivering received frames; they wait in the tap). The core calls
-	 * pause(opaque, false) before vCPUs run again (vmm_vm_resume, vmm_vm_start). A
-	 * successful restore leaves the device paused. Control thread. */
+	 * pause(opaque, false) before vCPUs run again (vmm_vm_resume, vmm_vm_start). Restore
+	 * keeps the pause state: a core that restores devices before guest memory pauses
+	 * them first. Control thread. */
 	void (*pause)(void *opaque, bool paused);
 };
 
@@ -160,8 +161,10 @@ struct vmm_vcpu {
 	int id;
 	int fd;
 	struct kvm_run *run;
-	pthread_t thread;
-	bool started;
+	pthread_t thread;   /* for join: written by the creator */
+	pthread_t self;     /* for kicks: written by the thread itself, under vm->lock */
+	bool created;       /* the thread exists and must be joined */
+	bool started;       /* the thread has registered (self is valid); under vm->lock */
 	uint64_t run_ns;               /* time inside KVM_RUN */
 	uint64_t exits[VMM_EXIT_NR];   /* exits by reason */
 };
@@ -221,6 +224,7 @@ struct vmm_vm {
 	bool pause_req;
 	int nr_parked;       /* vCPUs waiting in the pause barrier */
 	int nr_exited;       /* vCPU threads that have returned */
+	int nr_started;      /* vCPU threads that have registered */
 	bool reset_req;      /* guest asked for reset: handled by the control thread */
 	int test_exit_code;
 	int notify_fd;       /* eventfd: state changed or reset requested */

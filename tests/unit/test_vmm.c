@@ -16,6 +16,7 @@
 #include "kernel/guest/abi.h"
 #include "kernel/vmm/dev/testdev.h"
 #include "kernel/vmm/vmm.h"
+#include "lib/heap.h"
 #include "lib/time.h"
 #include "tests/unit/vmm_helpers.h"
 
@@ -179,6 +180,63 @@ static void test_bad_config_is_refused(void **state)
 	assert_null(vm);
 }
 
+static int open_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* Every allocation during VM creation fails in turn: each failure is reported as an error
+ * and leaves no file descriptor behind; once allocations succeed the VM runs. */
+static void test_allocation_failures_during_create(void **state)
+{
+	NEED_KVM();
+	struct vmm_config cfg = {.mem_size = 64 << 20, .nr_vcpus = 2, .cmdline = "",
+				 .test_port = true};
+	int fds = open_fds(), failures = 0;
+
+	cfg.kernel = th_guest_path("payload_smp.elf");
+	for (int n = 0; n < 200; n++) {
+		struct kb_errmsg err = {{0}};
+		struct vmm_vm *vm = NULL;
+		kb_heap_fail_after(n, 1);
+		int rv = vmm_vm_create(&cfg, NULL, &vm, &err);
+		kb_heap_fail_reset();
+		if (rv == 0) {
+			assert_int_equal(vmm_vm_start(vm), 0);
+			assert_int_equal(vmm_vm_wait_stopped(vm, 5 * KB_NSEC_PER_SEC), 0);
+			assert_int_equal(vm->stop_reason, VMM_STOP_TEST_EXIT);
+			vmm_vm_destroy(vm);
+			continue;
+		}
+		failures++;
+		assert_int_equal(rv, -ENOMEM);
+		assert_null(vm);
+		assert_int_equal(open_fds(), fds);
+	}
+	assert_true(failures >= 8); /* there are allocations to fail */
+}
+
+static void test_reset_restarts_the_guest(void **state)
+{
+	NEED_KVM();
+	struct vmm_vm *vm = th_payload_vm("counter", 64 << 20, 1);
+	uint32_t r[4];
+
+	assert_int_equal(vmm_vm_start(vm), 0);
+	kb_sleep_ns(30 * KB_NSEC_PER_MSEC);
+	assert_int_equal(vmm_vm_reset(vm), 0);
+	assert_int_equal(vm->state, VMM_STATE_RUNNING);
+	kb_sleep_ns(30 * KB_NSEC_PER_MSEC);
+	/* the payload booted again: it reported its start a second time */
+	assert_int_equal(vmm_testdev_reports(vm->testdev, r, 4), 2);
+	assert_int_equal(r[1], 0xc0c0);
+	assert_true(counter(vm) > 0);
+	vmm_vm_destroy(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +246,8 @@ int main(void)
 		cmocka_unit_test(test_guest_memory_is_a_memfd_with_a_hole),
 		cmocka_unit_test(test_hostile_elf_is_refused),
 		cmocka_unit_test(test_bad_config_is_refused),
+		cmocka_unit_test(test_allocation_failures_during_create),
+		cmocka_unit_test(test_reset_restarts_the_guest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,7 @@
 
 #define HOST_VENDOR 0x8086
 #define HOST_DEVICE 0x0d57
-#define HOST_CLASS 0x060000 /* bridge, host bridge */
+#define HOST_CLASS  0x060000 /* bridge, host bridge */
 
 #define ADDR_ENABLE 0x80000000u
 
@@ -92,7 +92,7 @@ void vmm_pci_func_init(struct vmm_pci_func *f, uint16_t vendor, uint16_t device,
 	f->cfg[VMM_PCI_INT_PIN] = 1; /* INTA# */
 	wmask_w16(f, VMM_PCI_COMMAND,
 		  VMM_PCI_CMD_IO | VMM_PCI_CMD_MEM | VMM_PCI_CMD_MASTER | VMM_PCI_CMD_PARITY |
-			  VMM_PCI_CMD_SERR | VMM_PCI_CMD_INTX_DISABLE);
+		      VMM_PCI_CMD_SERR | VMM_PCI_CMD_INTX_DISABLE);
 	f->wmask[VMM_PCI_CACHE_LINE] = 0xff;
 	f->wmask[VMM_PCI_INT_LINE] = 0xff;
 	f->cap_end = VMM_PCI_CAP_START;
@@ -126,8 +126,8 @@ int vmm_pci_func_add_cap(struct vmm_pci_func *f, uint8_t id, const void *body, u
 int vmm_pci_func_set_bar(struct vmm_pci_func *f, int idx, uint64_t size,
 			 const struct vmm_io_ops *ops, void *opaque)
 {
-	if (idx < 0 || idx >= VMM_PCI_NR_BARS || size < VMM_PAGE_SIZE ||
-	    (size & (size - 1)) != 0 || size > (1ull << 30) || ops == NULL)
+	if (idx < 0 || idx >= VMM_PCI_NR_BARS || size < VMM_PAGE_SIZE || (size & (size - 1)) != 0 ||
+	    size > (1ull << 30) || ops == NULL)
 		return -EINVAL;
 	f->bar[idx] = (struct vmm_pci_bar){.size = size, .ops = ops, .opaque = opaque, .func = f};
 	return 0;
@@ -146,7 +146,7 @@ static uint32_t cfg_dword(const struct vmm_pci_func *f, unsigned dw)
 	if (is_bar(dw)) {
 		const struct vmm_pci_bar *b = &f->bar[(dw - VMM_PCI_BAR0) / 4];
 		if (b->size != 0 && b->sizing)
-			return (uint32_t)~(b->size - 1); /* 32-bit memory BAR: flag bits 0 */
+			return (uint32_t) ~(b->size - 1); /* 32-bit memory BAR: flag bits 0 */
 	}
 	return vmm_pci_cfg_r32(f, dw);
 }
@@ -164,7 +164,7 @@ static void cfg_read_locked(struct vmm_pci_func *f, unsigned reg, void *data, un
 static void bar_write(struct vmm_pci_func *f, int idx, uint32_t v)
 {
 	struct vmm_pci_bar *b = &f->bar[idx];
-	uint32_t mask = (uint32_t)~(b->size - 1);
+	uint32_t mask = (uint32_t) ~(b->size - 1);
 
 	if (b->size == 0)
 		return;
@@ -178,8 +178,7 @@ static bool touches(unsigned reg, unsigned len, unsigned off, unsigned n)
 	return reg < off + n && off < reg + len;
 }
 
-static void cfg_write_locked(struct vmm_pci_func *f, unsigned reg, const void *data,
-			     unsigned len)
+static void cfg_write_locked(struct vmm_pci_func *f, unsigned reg, const void *data, unsigned len)
 {
 	unsigned dw = reg & ~3u;
 	const uint8_t *in = data;
@@ -354,9 +353,8 @@ int vmm_pci_routes(const struct vmm_pci *pci, struct vmm_pci_route *out, int max
 		const struct vmm_pci_func *f = pci->slots[s];
 		if (f->cfg[VMM_PCI_INT_PIN] == 0)
 			continue;
-		out[n++] = (struct vmm_pci_route){.slot = (uint8_t)s,
-						  .pin = f->cfg[VMM_PCI_INT_PIN],
-						  .gsi = f->gsi};
+		out[n++] = (struct vmm_pci_route){
+		    .slot = (uint8_t)s, .pin = f->cfg[VMM_PCI_INT_PIN], .gsi = f->gsi};
 	}
 	return n;
 }

@@ -26,47 +26,47 @@
 #include "kernel/vmm/vmm.h"
 
 #define VMM_PCI_MMIO_BASE 0xC0000000ull /* KGUEST_MMIO_HOLE */
-#define VMM_PCI_MMIO_END 0xFEC00000ull  /* the IOAPIC and LAPIC live above */
-#define VMM_PCI_CFG_SIZE 256
-#define VMM_PCI_NR_BARS 6
-#define VMM_PCI_NR_SLOTS 32
-#define VMM_PCI_MSIX_MAX 32 /* vectors per function this bridge supports */
+#define VMM_PCI_MMIO_END  0xFEC00000ull /* the IOAPIC and LAPIC live above */
+#define VMM_PCI_CFG_SIZE  256
+#define VMM_PCI_NR_BARS	  6
+#define VMM_PCI_NR_SLOTS  32
+#define VMM_PCI_MSIX_MAX  32 /* vectors per function this bridge supports */
 #define VMM_PCI_PORT_ADDR 0xCF8
 #define VMM_PCI_PORT_DATA 0xCFC
 
 /* Configuration space registers (type 0 header). */
-#define VMM_PCI_VENDOR_ID 0x00
-#define VMM_PCI_DEVICE_ID 0x02
-#define VMM_PCI_COMMAND 0x04
-#define VMM_PCI_STATUS 0x06
-#define VMM_PCI_REVISION 0x08
-#define VMM_PCI_CLASS_PROG 0x09 /* class code: prog-if, subclass, class (3 bytes) */
-#define VMM_PCI_CACHE_LINE 0x0c
-#define VMM_PCI_HEADER_TYPE 0x0e
-#define VMM_PCI_BAR0 0x10
+#define VMM_PCI_VENDOR_ID     0x00
+#define VMM_PCI_DEVICE_ID     0x02
+#define VMM_PCI_COMMAND	      0x04
+#define VMM_PCI_STATUS	      0x06
+#define VMM_PCI_REVISION      0x08
+#define VMM_PCI_CLASS_PROG    0x09 /* class code: prog-if, subclass, class (3 bytes) */
+#define VMM_PCI_CACHE_LINE    0x0c
+#define VMM_PCI_HEADER_TYPE   0x0e
+#define VMM_PCI_BAR0	      0x10
 #define VMM_PCI_SUBSYS_VENDOR 0x2c
-#define VMM_PCI_SUBSYS_ID 0x2e
-#define VMM_PCI_ROM 0x30
-#define VMM_PCI_CAP_PTR 0x34
-#define VMM_PCI_INT_LINE 0x3c
-#define VMM_PCI_INT_PIN 0x3d
-#define VMM_PCI_CAP_START 0x40
+#define VMM_PCI_SUBSYS_ID     0x2e
+#define VMM_PCI_ROM	      0x30
+#define VMM_PCI_CAP_PTR	      0x34
+#define VMM_PCI_INT_LINE      0x3c
+#define VMM_PCI_INT_PIN	      0x3d
+#define VMM_PCI_CAP_START     0x40
 
-#define VMM_PCI_CMD_IO 0x0001
-#define VMM_PCI_CMD_MEM 0x0002
-#define VMM_PCI_CMD_MASTER 0x0004
-#define VMM_PCI_CMD_PARITY 0x0040
-#define VMM_PCI_CMD_SERR 0x0100
+#define VMM_PCI_CMD_IO		 0x0001
+#define VMM_PCI_CMD_MEM		 0x0002
+#define VMM_PCI_CMD_MASTER	 0x0004
+#define VMM_PCI_CMD_PARITY	 0x0040
+#define VMM_PCI_CMD_SERR	 0x0100
 #define VMM_PCI_CMD_INTX_DISABLE 0x0400
-#define VMM_PCI_STATUS_INTX 0x0008
-#define VMM_PCI_STATUS_CAP_LIST 0x0010
+#define VMM_PCI_STATUS_INTX	 0x0008
+#define VMM_PCI_STATUS_CAP_LIST	 0x0010
 
-#define VMM_PCI_CAP_ID_VENDOR 0x09
-#define VMM_PCI_CAP_ID_MSIX 0x11
+#define VMM_PCI_CAP_ID_VENDOR	 0x09
+#define VMM_PCI_CAP_ID_MSIX	 0x11
 #define VMM_PCI_MSIX_CTRL_ENABLE 0x8000
-#define VMM_PCI_MSIX_CTRL_MASK 0x4000
-#define VMM_PCI_MSIX_ENTRY_SIZE 16
-#define VMM_PCI_MSIX_VEC_MASKED 0x1
+#define VMM_PCI_MSIX_CTRL_MASK	 0x4000
+#define VMM_PCI_MSIX_ENTRY_SIZE	 16
+#define VMM_PCI_MSIX_VEC_MASKED	 0x1
 
 struct vmm_pci;
 struct vmm_pci_func;
@@ -81,8 +81,8 @@ struct vmm_pci_func_ops {
 };
 
 struct vmm_pci_bar {
-	uint64_t size; /* power of two >= 4096, 0: BAR not implemented */
-	uint64_t addr; /* assigned at vmm_pci_register */
+	uint64_t size;		      /* power of two >= 4096, 0: BAR not implemented */
+	uint64_t addr;		      /* assigned at vmm_pci_register */
 	const struct vmm_io_ops *ops; /* called with the function's lock held */
 	void *opaque;
 	bool sizing; /* the guest wrote all ones: reads return the size mask */
@@ -103,7 +103,7 @@ struct vmm_pci_msix_entry {
  */
 struct vmm_pci_func {
 	uint8_t cfg[VMM_PCI_CFG_SIZE];
-	uint8_t wmask[VMM_PCI_CFG_SIZE];    /* bits the guest may write */
+	uint8_t wmask[VMM_PCI_CFG_SIZE];     /* bits the guest may write */
 	uint8_t cfg_reset[VMM_PCI_CFG_SIZE]; /* power-on image, taken at registration */
 	struct vmm_pci_bar bar[VMM_PCI_NR_BARS];
 	unsigned cap_end;  /* first free byte for the next capability */

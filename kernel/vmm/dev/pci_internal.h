@@ -12,13 +12,13 @@
 struct vmm_pci {
 	struct vmm_vm *vm;
 	struct kb_logger *log;
-	pthread_mutex_t lock;     /* the host bridge function's lock */
+	pthread_mutex_t lock;	  /* the host bridge function's lock */
 	pthread_mutex_t irq_lock; /* gsi_refs and the line levels they drive */
-	uint32_t addr;            /* the CF8 address latch, accessed atomically */
+	uint32_t addr;		  /* the CF8 address latch, accessed atomically */
 	struct vmm_pci_func host;
 	struct vmm_pci_func *slots[VMM_PCI_NR_SLOTS]; /* fixed once the vCPUs run */
 	unsigned nr_slots;
-	uint64_t mmio_next; /* BAR allocator */
+	uint64_t mmio_next;		/* BAR allocator */
 	unsigned gsi_refs[PCI_NR_GSIS]; /* functions asserting each GSI */
 	bool irq_err_logged;
 };

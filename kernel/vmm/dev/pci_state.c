@@ -29,7 +29,7 @@
 #include "kernel/vmm/dev/pci_internal.h"
 #include "lib/heap.h"
 
-#define PCI_STATE_MAGIC 0x4943504bu
+#define PCI_STATE_MAGIC	  0x4943504bu
 #define PCI_STATE_VERSION 1
 
 struct func_state {
@@ -103,8 +103,8 @@ static int parse_func(struct vmm_pci *pci, struct vmm_pci_func *f, struct kb_rea
 			fixed &= (uint8_t)~VMM_PCI_STATUS_INTX;
 		if ((st->cfg[i] ^ f->cfg[i]) & fixed) {
 			kb_log(pci->log, KB_LOG_ERROR,
-			       "pci restore: slot %u: read-only config byte 0x%02x differs", f->slot,
-			       i);
+			       "pci restore: slot %u: read-only config byte 0x%02x differs",
+			       f->slot, i);
 			return KB_EPROTO;
 		}
 	}
@@ -213,9 +213,9 @@ static void pci_destroy(void *opaque)
 }
 
 const struct vmm_dev_ops vmm__pci_dev_ops = {
-	.name = "pci",
-	.save = pci_save,
-	.restore = pci_restore,
-	.reset = pci_reset,
-	.destroy = pci_destroy,
+    .name = "pci",
+    .save = pci_save,
+    .restore = pci_restore,
+    .reset = pci_reset,
+    .destroy = pci_destroy,
 };

@@ -90,8 +90,8 @@ void vmm__virtio_fail(struct vmm_virtio *v, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* A guest can repeat this at will: only the first failure is an error line. */
-	kb_log(v->log, v->fail_logged ? KB_LOG_DEBUG : KB_LOG_ERROR,
-	       "%s: device needs reset: %s", v->name, msg);
+	kb_log(v->log, v->fail_logged ? KB_LOG_DEBUG : KB_LOG_ERROR, "%s: device needs reset: %s",
+	       v->name, msg);
 	v->fail_logged = true;
 	v->status |= VIRTIO_S_NEEDS_RESET;
 	raise_irq(v, VIRTIO_ISR_CONFIG, v->msix_config);
@@ -202,7 +202,8 @@ static void queue_addr_write(struct vmm_vq *q, unsigned off, uint64_t val, unsig
 static void queue_enable(struct vmm_virtio *v, struct vmm_vq *q)
 {
 	if (vmm__vq_enable(q, v->mem) < 0)
-		vmm__virtio_fail(v, "queue %u: bad size or ring addresses (size %u, desc 0x%llx, "
+		vmm__virtio_fail(v,
+				 "queue %u: bad size or ring addresses (size %u, desc 0x%llx, "
 				 "driver 0x%llx, device 0x%llx)",
 				 v->queue_sel, q->size, (unsigned long long)q->desc_gpa,
 				 (unsigned long long)q->avail_gpa, (unsigned long long)q->used_gpa);
@@ -356,8 +357,8 @@ static int add_vcap(struct vmm_pci_func *f, uint8_t type, uint32_t off, uint32_t
 	uint8_t body[20] = {0};
 
 	body[0] = (uint8_t)(16 + extra_len); /* cap_len */
-	body[1] = type;                      /* cfg_type */
-	body[2] = VIRTIO_BAR;                /* bar; body[3] id, body[4..5] padding */
+	body[1] = type;			     /* cfg_type */
+	body[2] = VIRTIO_BAR;		     /* bar; body[3] id, body[4..5] padding */
 	put32(&body[6], off);
 	put32(&body[10], len);
 	if (extra_len)

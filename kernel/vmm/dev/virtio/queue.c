@@ -181,8 +181,7 @@ bool vmm__vq_need_signal(struct vmm_vq *q)
 
 /* ---- chain streams ------------------------------------------------------------------ */
 
-static const struct vmm_vq_seg *stream(const struct vmm_vq_chain *c, bool writable,
-				       unsigned *n)
+static const struct vmm_vq_seg *stream(const struct vmm_vq_chain *c, bool writable, unsigned *n)
 {
 	*n = writable ? c->nr_wr : c->nr_rd;
 	return writable ? &c->seg[c->nr_rd] : c->seg;
@@ -258,8 +257,7 @@ uint64_t vmm__vq_write(const struct vmm_vq_chain *c, struct vmm_mem *mem, uint64
 	return walk(c, true, off, len, write_piece, &a);
 }
 
-void vmm__vq_dirty(const struct vmm_vq_chain *c, struct vmm_mem *mem, uint64_t off,
-		   uint64_t len)
+void vmm__vq_dirty(const struct vmm_vq_chain *c, struct vmm_mem *mem, uint64_t off, uint64_t len)
 {
 	walk(c, true, off, len, dirty_piece, mem);
 }

@@ -15,13 +15,13 @@
 
 #include "kernel/vmm/vmm.h"
 
-#define VMM_VQ_MAX_SIZE 32768 /* the split ring's limit */
-#define VMM_VQ_MAX_SEGS 512   /* buffers in one chain, indirect ones included */
+#define VMM_VQ_MAX_SIZE	 32768 /* the split ring's limit */
+#define VMM_VQ_MAX_SEGS	 512   /* buffers in one chain, indirect ones included */
 #define VMM_VQ_NO_VECTOR 0xffff
 
-#define VMM_VRING_DESC_F_NEXT 1
-#define VMM_VRING_DESC_F_WRITE 2
-#define VMM_VRING_DESC_F_INDIRECT 4
+#define VMM_VRING_DESC_F_NEXT	       1
+#define VMM_VRING_DESC_F_WRITE	       2
+#define VMM_VRING_DESC_F_INDIRECT      4
 #define VMM_VRING_AVAIL_F_NO_INTERRUPT 1
 
 /* Ring layouts in guest memory (little-endian, as is the host). */
@@ -50,14 +50,14 @@ struct vmm_vring_used {
 };
 
 struct vmm_vq {
-	uint16_t max_size;    /* what the device offers */
-	uint16_t size;        /* what the driver chose (power of two <= max_size) */
+	uint16_t max_size; /* what the device offers */
+	uint16_t size;	   /* what the driver chose (power of two <= max_size) */
 	bool enabled;
 	uint16_t msix_vector;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	uint16_t last_avail;  /* next avail ring entry the device takes */
-	uint16_t used_idx;    /* the device's copy of used->idx */
-	unsigned pushed;      /* used entries since the last interrupt decision */
+	uint16_t last_avail; /* next avail ring entry the device takes */
+	uint16_t used_idx;   /* the device's copy of used->idx */
+	unsigned pushed;     /* used entries since the last interrupt decision */
 	/* host views of the rings, set while enabled */
 	struct vmm_vring_desc *desc;
 	struct vmm_vring_avail *avail;
@@ -133,7 +133,6 @@ int vmm__vq_iov(const struct vmm_vq_chain *c, bool writable, uint64_t off, uint6
 		struct iovec *iov, int max);
 
 /* Marks [off, off+len) of the writable stream dirty (after writing it through iovecs). */
-void vmm__vq_dirty(const struct vmm_vq_chain *c, struct vmm_mem *mem, uint64_t off,
-		   uint64_t len);
+void vmm__vq_dirty(const struct vmm_vq_chain *c, struct vmm_mem *mem, uint64_t off, uint64_t len);
 
 #endif

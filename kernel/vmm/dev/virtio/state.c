@@ -35,7 +35,7 @@
 
 #include "kernel/vmm/dev/virtio/transport.h"
 
-#define STATUS_KNOWN                                                                     \
+#define STATUS_KNOWN                                                                          \
 	(VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_DRIVER_OK | VIRTIO_S_FEATURES_OK | \
 	 VIRTIO_S_NEEDS_RESET | VIRTIO_S_FAILED)
 

@@ -24,49 +24,49 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
-#define VIRTIO_PCI_VENDOR 0x1af4
+#define VIRTIO_PCI_VENDOR      0x1af4
 #define VIRTIO_PCI_DEVICE_BASE 0x1040 /* + device type */
-#define VIRTIO_PCI_SUBSYS_ID 0x1100
-#define VIRTIO_PCI_REVISION 1
+#define VIRTIO_PCI_SUBSYS_ID   0x1100
+#define VIRTIO_PCI_REVISION    1
 
-#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_NET	1
 #define VIRTIO_ID_BLOCK 2
 
 /* Device status bits. */
 #define VIRTIO_S_ACKNOWLEDGE 0x01
-#define VIRTIO_S_DRIVER 0x02
-#define VIRTIO_S_DRIVER_OK 0x04
+#define VIRTIO_S_DRIVER	     0x02
+#define VIRTIO_S_DRIVER_OK   0x04
 #define VIRTIO_S_FEATURES_OK 0x08
 #define VIRTIO_S_NEEDS_RESET 0x40
-#define VIRTIO_S_FAILED 0x80
+#define VIRTIO_S_FAILED	     0x80
 
 /* Transport feature bits. */
 #define VIRTIO_F_INDIRECT_DESC (1ull << 28)
-#define VIRTIO_F_VERSION_1 (1ull << 32)
+#define VIRTIO_F_VERSION_1     (1ull << 32)
 
-#define VIRTIO_ISR_QUEUE 0x1
+#define VIRTIO_ISR_QUEUE  0x1
 #define VIRTIO_ISR_CONFIG 0x2
 
 /* virtio_pci_cap cfg_type values. */
-#define VIRTIO_PCI_CAP_COMMON 1
-#define VIRTIO_PCI_CAP_NOTIFY 2
-#define VIRTIO_PCI_CAP_ISR 3
-#define VIRTIO_PCI_CAP_DEVICE 4
+#define VIRTIO_PCI_CAP_COMMON  1
+#define VIRTIO_PCI_CAP_NOTIFY  2
+#define VIRTIO_PCI_CAP_ISR     3
+#define VIRTIO_PCI_CAP_DEVICE  4
 #define VIRTIO_PCI_CAP_PCI_CFG 5
 
 /* BAR 0 layout. */
-#define VIRTIO_BAR 0
-#define VIRTIO_BAR_SIZE 0x4000
-#define VIRTIO_COMMON_OFF 0x0000
-#define VIRTIO_COMMON_LEN 0x38
-#define VIRTIO_ISR_OFF 0x1000
-#define VIRTIO_ISR_LEN 4
-#define VIRTIO_DEVICE_OFF 0x2000
-#define VIRTIO_DEVICE_MAX 0x1000
-#define VIRTIO_NOTIFY_OFF 0x3000
-#define VIRTIO_NOTIFY_MULT 4
+#define VIRTIO_BAR	      0
+#define VIRTIO_BAR_SIZE	      0x4000
+#define VIRTIO_COMMON_OFF     0x0000
+#define VIRTIO_COMMON_LEN     0x38
+#define VIRTIO_ISR_OFF	      0x1000
+#define VIRTIO_ISR_LEN	      4
+#define VIRTIO_DEVICE_OFF     0x2000
+#define VIRTIO_DEVICE_MAX     0x1000
+#define VIRTIO_NOTIFY_OFF     0x3000
+#define VIRTIO_NOTIFY_MULT    4
 #define VIRTIO_MSIX_TABLE_OFF 0x3800
-#define VIRTIO_MSIX_PBA_OFF 0x3c00
+#define VIRTIO_MSIX_PBA_OFF   0x3c00
 
 #define VIRTIO_MAX_QUEUES 4
 
@@ -140,7 +140,7 @@ void vmm__virtio_signal(struct vmm_virtio *v, unsigned q);
 /* Lock held. The device cannot go on (a malformed ring, an unusable backend): sets
  * DEVICE_NEEDS_RESET, sends a configuration-change notification, logs the reason once. */
 void vmm__virtio_fail(struct vmm_virtio *v, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Lock held. Device reset as if the driver wrote 0 to device_status. */
 void vmm__virtio_reset(struct vmm_virtio *v);
 

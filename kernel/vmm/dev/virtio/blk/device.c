@@ -31,9 +31,9 @@ static void blk_cfg_read(struct vmm_virtio *v, unsigned off, void *data, unsigne
 }
 
 static const struct vmm_virtio_ops blk_ops = {
-	.notify = vmm__blk_notify,
-	.cfg_read = blk_cfg_read,
-	.start = NULL, /* requests made available before DRIVER_OK wait for a notify */
+    .notify = vmm__blk_notify,
+    .cfg_read = blk_cfg_read,
+    .start = NULL, /* requests made available before DRIVER_OK wait for a notify */
 };
 
 static int image_size(int fd, uint64_t *size)
@@ -54,8 +54,7 @@ static int image_size(int fd, uint64_t *size)
 	return -EINVAL;
 }
 
-int vmm_virtio_blk_create(struct vmm_vm *vm, const char *path, bool readonly,
-			  struct kb_errmsg *err)
+int vmm_virtio_blk_create(struct vmm_vm *vm, const char *path, bool readonly, struct kb_errmsg *err)
 {
 	struct vmm_virtio_blk *b;
 	const char *base;
@@ -101,11 +100,10 @@ int vmm_virtio_blk_create(struct vmm_vm *vm, const char *path, bool readonly,
 
 	inst = vmm__virtio_instance(vm, VMM_DEV_VIRTIO_BLK);
 	snprintf(name, sizeof(name), "virtio-blk%u", inst);
-	rv = vmm__virtio_init(&b->v, vm, VIRTIO_ID_BLOCK, 0x010000 /* storage, SCSI */, 1,
-			      VIRTIO_BLK_QUEUE_SIZE,
-			      VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_FLUSH |
-				      (readonly ? VIRTIO_BLK_F_RO : 0),
-			      VIRTIO_BLK_CFG_SIZE, &blk_ops, name);
+	rv = vmm__virtio_init(
+	    &b->v, vm, VIRTIO_ID_BLOCK, 0x010000 /* storage, SCSI */, 1, VIRTIO_BLK_QUEUE_SIZE,
+	    VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_FLUSH | (readonly ? VIRTIO_BLK_F_RO : 0),
+	    VIRTIO_BLK_CFG_SIZE, &blk_ops, name);
 	if (rv < 0) {
 		kb_errmsg_setf(err, "%s: transport setup: %s", name, kb_strerror(rv));
 		goto err_close;

@@ -55,8 +55,7 @@ static bool in_disk(const struct vmm_virtio_blk *b, uint64_t sector, uint64_t le
 }
 
 /* Does one request; returns its status and the bytes written before the status byte. */
-static uint8_t do_request(struct vmm_virtio_blk *b, const struct vmm_vq_chain *c,
-			  uint32_t *written)
+static uint8_t do_request(struct vmm_virtio_blk *b, const struct vmm_vq_chain *c, uint32_t *written)
 {
 	struct vmm_virtio *v = &b->v;
 	uint8_t hdr[VIRTIO_BLK_HDR_SIZE];

@@ -21,7 +21,7 @@
 #include "kernel/vmm/dev/virtio/blk/blk.h"
 #include "lib/heap.h"
 
-#define BLK_STATE_MAGIC 0x4b4c4256u
+#define BLK_STATE_MAGIC	  0x4b4c4256u
 #define BLK_STATE_VERSION 1
 
 static int blk_save(void *opaque, struct kb_buf *out)
@@ -106,9 +106,9 @@ static void blk_destroy(void *opaque)
 }
 
 const struct vmm_dev_ops vmm__blk_dev_ops = {
-	.name = "virtio-blk",
-	.save = blk_save,
-	.restore = blk_restore,
-	.reset = blk_reset,
-	.destroy = blk_destroy,
+    .name = "virtio-blk",
+    .save = blk_save,
+    .restore = blk_restore,
+    .reset = blk_reset,
+    .destroy = blk_destroy,
 };

@@ -50,10 +50,10 @@ static void net_start(struct vmm_virtio *v)
 }
 
 static const struct vmm_virtio_ops net_ops = {
-	.notify = vmm__net_notify,
-	.cfg_read = net_cfg_read,
-	.reset = net_reset,
-	.start = net_start,
+    .notify = vmm__net_notify,
+    .cfg_read = net_cfg_read,
+    .reset = net_reset,
+    .start = net_start,
 };
 
 /* Event thread: the backend has frames. */

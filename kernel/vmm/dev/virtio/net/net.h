@@ -15,27 +15,27 @@
 #include "kernel/vmm/dev/virtio/transport.h"
 #include "lib/err.h"
 
-#define VIRTIO_NET_F_MAC (1ull << 5)
-#define VIRTIO_NET_F_STATUS (1ull << 16)
+#define VIRTIO_NET_F_MAC     (1ull << 5)
+#define VIRTIO_NET_F_STATUS  (1ull << 16)
 #define VIRTIO_NET_S_LINK_UP 1
 
-#define VIRTIO_NET_RXQ 0
-#define VIRTIO_NET_TXQ 1
-#define VIRTIO_NET_QUEUE_SIZE 256
-#define VIRTIO_NET_HDR_SIZE 12       /* struct virtio_net_hdr_v1 */
-#define VIRTIO_NET_HDR_NUM_BUFFERS 10 /* offset of le16 num_buffers */
-#define VIRTIO_NET_FRAME_MIN 14      /* an Ethernet header */
-#define VIRTIO_NET_FRAME_MAX 65550   /* 64 KiB MTU + Ethernet and VLAN headers */
-#define VIRTIO_NET_CFG_SIZE 12       /* mac, status, max_virtqueue_pairs, mtu */
+#define VIRTIO_NET_RXQ		   0
+#define VIRTIO_NET_TXQ		   1
+#define VIRTIO_NET_QUEUE_SIZE	   256
+#define VIRTIO_NET_HDR_SIZE	   12	 /* struct virtio_net_hdr_v1 */
+#define VIRTIO_NET_HDR_NUM_BUFFERS 10	 /* offset of le16 num_buffers */
+#define VIRTIO_NET_FRAME_MIN	   14	 /* an Ethernet header */
+#define VIRTIO_NET_FRAME_MAX	   65550 /* 64 KiB MTU + Ethernet and VLAN headers */
+#define VIRTIO_NET_CFG_SIZE	   12	 /* mac, status, max_virtqueue_pairs, mtu */
 
 struct vmm_virtio_net {
 	struct vmm_virtio v; /* v.lock guards everything below but the constants */
-	int fd;              /* backend */
-	bool ev_added;       /* fd is on the event thread */
+	int fd;		     /* backend */
+	bool ev_added;	     /* fd is on the event thread */
 	uint8_t mac[6];
-	uint16_t link;       /* config status */
-	bool paused;         /* vmm_dev_ops.pause: no writes into guest memory */
-	bool rx_stalled;     /* stopped reading the backend until the RX queue is usable */
+	uint16_t link;	 /* config status */
+	bool paused;	 /* vmm_dev_ops.pause: no receive into guest memory */
+	bool rx_stalled; /* stopped reading the backend until the RX queue is usable */
 	uint64_t rx_frames, rx_dropped, tx_frames, tx_dropped;
 	bool backend_err_logged;
 	struct vmm_vq_chain chain;

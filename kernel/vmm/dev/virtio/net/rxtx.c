@@ -121,7 +121,8 @@ void vmm__net_tx(struct vmm_virtio_net *n)
 	struct vmm_virtio *v = &n->v;
 	struct vmm_vq *q = &v->vq[VIRTIO_NET_TXQ];
 
-	if (n->paused || !vmm__virtio_live(v) || !q->enabled)
+	/* Transmit runs on vCPU threads only, so it never runs while the VM is paused. */
+	if (!vmm__virtio_live(v) || !q->enabled)
 		return;
 	/* At most one queue's worth per call; the guest notifies again for more. */
 	for (unsigned i = 0; i < q->size; i++) {

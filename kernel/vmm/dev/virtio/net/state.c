@@ -14,8 +14,9 @@
  * returns, and a received frame is in the guest's buffer or still in the backend. So
  * nothing is pending at a save: frames waiting in the tap stay there for whoever reads it
  * next. Restore refuses a record for another MAC address (the guest has it cached) along
- * with anything vmm__virtio_parse refuses, and changes nothing then. A restored device is
- * paused: it delivers nothing into guest memory until the core unpauses it.
+ * with anything vmm__virtio_parse refuses, and changes nothing then. Restore keeps the
+ * pause state and delivers nothing itself: frames that wait in the backend arrive with the
+ * next frame, the guest's next RX notification, or pause(false).
  */
 #include <errno.h>
 #include <string.h>
@@ -24,7 +25,7 @@
 #include "kernel/vmm/dev/virtio/net/net.h"
 #include "lib/heap.h"
 
-#define NET_STATE_MAGIC 0x54454e56u
+#define NET_STATE_MAGIC	  0x54454e56u
 #define NET_STATE_VERSION 1
 
 static int net_save(void *opaque, struct kb_buf *out)
@@ -84,7 +85,6 @@ static int net_restore(void *opaque, struct kb_reader *in)
 		pthread_mutex_lock(&n->v.lock);
 		vmm__virtio_apply(&n->v, st);
 		n->link = link;
-		n->paused = true;
 		n->rx_stalled = true;
 		pthread_mutex_unlock(&n->v.lock);
 	}
@@ -125,10 +125,10 @@ static void net_destroy(void *opaque)
 }
 
 const struct vmm_dev_ops vmm__net_dev_ops = {
-	.name = "virtio-net",
-	.save = net_save,
-	.restore = net_restore,
-	.reset = net_reset,
-	.destroy = net_destroy,
-	.pause = net_pause,
+    .name = "virtio-net",
+    .save = net_save,
+    .restore = net_restore,
+    .reset = net_reset,
+    .destroy = net_destroy,
+    .pause = net_pause,
 };
