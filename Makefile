@@ -44,6 +44,7 @@ include proto/proto.mk
 include kernel/guest/guest.mk
 include kernel/vmm/vmm.mk
 include tests/tests.mk
+include tests/fuzz/fuzz.mk
 
 all: $(BINS) $(GUESTS) $(TESTS)
 

@@ -3,8 +3,9 @@
  * (abi.h). It prints the "up" line first (boot benchmarks time power-on to that line),
  * then parses the command line, finds the agent, the working memory and the virtio
  * devices, and runs the poll loop forever: every module checks its own TSC deadline and
- * does a bounded slice of work, so no interrupt is ever needed. A bad boot info block
- * is reported and the VM powered off.
+ * does a bounded slice of work, so no device interrupt is ever needed. With idle_ms the
+ * loop sleeps on the APIC timer between deadlines instead of spinning. A bad boot info
+ * block is reported and the VM powered off.
  */
 #include "kguest.h"
 
@@ -14,11 +15,11 @@
 #define VIRTIO_ID_NET  0x1041
 #define VIRTIO_ID_BLK  0x1042
 
+#define IDLE_MIN_US 100 /* a sleep costs ~70 µs of emulated CPL0 work on PVM */
+
 uint64_t kg_tsc_khz = 1000000;
 
 void kg_main(const struct kguest_boot_info *bi, uint64_t cpu);
-
-#define IDLE_MIN_US 100 /* a sleep costs ~70 µs of emulated CPL0 work on PVM */
 
 static char cmdline[KGUEST_CMDLINE_MAX];
 

@@ -41,6 +41,7 @@ struct job {
 static struct range ranges[2];
 static uint64_t total;
 static struct job fill, csum;
+static unsigned csum_waiters; /* requests answered when the running checksum ends */
 
 static uint64_t dirty_rate; /* pages per second */
 static uint64_t dirty_pages;
@@ -111,7 +112,10 @@ void kg_mem_csum_start(uint64_t mib)
 {
 	if (!mib)
 		mib = KG_MAX(kg_cfg.dirty_ws_mib, kg_cfg.fill_mib);
-	job_start(&csum, mib_bytes(mib));
+	/* A request for another range restarts the job; every waiter gets its result. */
+	if (!csum.active || csum.end != (mib_bytes(mib) & ~7ull))
+		job_start(&csum, mib_bytes(mib));
+	csum_waiters++;
 }
 
 uint64_t kg_mem_dirtied(void)
@@ -180,7 +184,8 @@ void kg_mem_poll(uint64_t now)
 		kg_agent_printf("fill %lu %lu", fill.end / KG_MIB, ms);
 	} else if (!fill.active && csum.active && job_run(&csum, false)) {
 		kg_printf("kguest: csum %016lx over %lu MiB\n", csum.hash, csum.end / KG_MIB);
-		kg_agent_printf("csum %016lx", csum.hash);
+		for (; csum_waiters; csum_waiters--)
+			kg_agent_printf("csum %016lx", csum.hash);
 	}
 }
 

@@ -14,7 +14,8 @@
  * over it and returns. Where IOPL=3 is honoured nothing traps. Each emulated access costs
  * a few tens of microseconds, so kguest moves strings with rep insb/outsb (one trap, one
  * VM exit per string). Because user mode runs with IF=1, the BSP masks both 8259 PICs
- * before leaving CPL0; nothing else in the VM raises interrupts.
+ * before leaving CPL0; the I/O APIC is masked from reset and the local APIC timer is only
+ * armed while kguest sleeps (hlt at CPL3, emulated below).
  *
  * Any other exception enters a stub (vectors 0-31) that pushes the vector and an error
  * code and calls kg_trap (trap.c) at CPL0, which reports and powers the VM off.
