@@ -1,12 +1,13 @@
 /*
  * The agent channel (abi.h): heartbeat, power requests and text lines in both directions.
  *
- * Outgoing lines go to the message port with one rep outsb and end in '\n'. Incoming
- * bytes are read IN_BURST at a time with rep insb (the port reads 0 when nothing is
- * pending, and zeros are skipped) and gathered into a line; a line longer than
- * KGUEST_AGENT_MSG_MAX is dropped whole. Each burst is a VM exit (and an emulated #GP at
- * CPL3 on PVM), so callers poll at a modest rate (cmd.c). When the device is absent every
- * call but kg_agent_power does nothing.
+ * Outgoing lines go to the message port with one rep outsb and end in '\n'. A poll reads
+ * one byte from the in-port (0: nothing pending) and, when there is one, the next
+ * IN_BURST - 1 with rep insb (zeros past the end of the input are skipped); bytes are
+ * gathered into a line, and a line longer than KGUEST_AGENT_MSG_MAX is dropped whole. Port
+ * I/O from CPL3 is emulated on PVM (tens of µs per instruction, start.S), so callers poll
+ * at a modest rate (cmd.c). When the device is absent every call but kg_agent_power does
+ * nothing.
  */
 #include "kguest.h"
 
@@ -75,7 +76,13 @@ size_t kg_agent_poll_line(char *buf, size_t size)
 				burst_len = burst_pos = 0;
 				return 0;
 			}
-			kg_ins8(PORT(KGUEST_AGENT_MSG_IN), burst, IN_BURST);
+			/* One byte first: an idle poll costs a single access. */
+			burst[0] = kg_in8(PORT(KGUEST_AGENT_MSG_IN));
+			if (burst[0] == 0) {
+				burst_len = burst_pos = 0;
+				return 0;
+			}
+			kg_ins8(PORT(KGUEST_AGENT_MSG_IN), burst + 1, IN_BURST - 1);
 			burst_len = IN_BURST;
 			burst_pos = 0;
 		}

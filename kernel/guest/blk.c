@@ -10,8 +10,8 @@
 #define BLK_F_RO    (1ull << 5)
 #define BLK_F_FLUSH (1ull << 9)
 
-#define T_IN    0
-#define T_OUT   1
+#define T_IN	0
+#define T_OUT	1
 #define T_FLUSH 4
 
 #define REQ_TIMEOUT_MS 10000

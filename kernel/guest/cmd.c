@@ -1,6 +1,6 @@
 /*
- * Commands from the host: lines read from the agent channel every agent_ms (each byte read
- * is a VM exit, so the in-port is not polled on every loop iteration), at most
+ * Commands from the host: lines read from the agent channel every agent_ms (port I/O from
+ * CPL3 costs tens of µs, so the in-port is not polled on every loop iteration), at most
  * MAX_LINES per poll. Each command gets exactly one reply line (docs/kguest.md):
  *   ping                 -> pong
  *   csum [all|MIB]       -> csum <16 hex digits>        (when the checksum job finishes)

@@ -10,11 +10,11 @@
 #include "kguest.h"
 
 struct kg_config kg_cfg = {
-	.counter_ms = 1000,
-	.hb_ms = 100,
-	.disk_ms = 100,
-	.agent_ms = 10,
-	.netmask = 0xffffff00,
+    .counter_ms = 1000,
+    .hb_ms = 100,
+    .disk_ms = 100,
+    .agent_ms = 10,
+    .netmask = 0xffffff00,
 };
 
 enum key_type { KEY_U64, KEY_IP };
@@ -27,19 +27,19 @@ struct key {
 };
 
 static const struct key keys[] = {
-	{"counter_ms", KEY_U64, &kg_cfg.counter_ms, kg_workload_config_changed},
-	{"hb_ms", KEY_U64, &kg_cfg.hb_ms, kg_workload_config_changed},
-	{"exit_after_ms", KEY_U64, &kg_cfg.exit_after_ms, kg_workload_exit_changed},
-	{"dirty_mib_s", KEY_U64, &kg_cfg.dirty_mib_s, kg_mem_config_changed},
-	{"dirty_ws_mib", KEY_U64, &kg_cfg.dirty_ws_mib, kg_mem_config_changed},
-	{"fill_mib", KEY_U64, &kg_cfg.fill_mib, kg_mem_fill_changed},
-	{"disk_seq", KEY_U64, &kg_cfg.disk_seq, kg_diskseq_config_changed},
-	{"disk_ms", KEY_U64, &kg_cfg.disk_ms, kg_diskseq_config_changed},
-	{"disk_flush", KEY_U64, &kg_cfg.disk_flush, NULL},
-	{"agent_ms", KEY_U64, &kg_cfg.agent_ms, NULL},
-	{"idle_ms", KEY_U64, &kg_cfg.idle_ms, NULL},
-	{"ip", KEY_IP, &kg_cfg.ip, kg_ip_config_changed},
-	{"netmask", KEY_IP, &kg_cfg.netmask, NULL},
+    {"counter_ms", KEY_U64, &kg_cfg.counter_ms, kg_workload_config_changed},
+    {"hb_ms", KEY_U64, &kg_cfg.hb_ms, kg_workload_config_changed},
+    {"exit_after_ms", KEY_U64, &kg_cfg.exit_after_ms, kg_workload_exit_changed},
+    {"dirty_mib_s", KEY_U64, &kg_cfg.dirty_mib_s, kg_mem_config_changed},
+    {"dirty_ws_mib", KEY_U64, &kg_cfg.dirty_ws_mib, kg_mem_config_changed},
+    {"fill_mib", KEY_U64, &kg_cfg.fill_mib, kg_mem_fill_changed},
+    {"disk_seq", KEY_U64, &kg_cfg.disk_seq, kg_diskseq_config_changed},
+    {"disk_ms", KEY_U64, &kg_cfg.disk_ms, kg_diskseq_config_changed},
+    {"disk_flush", KEY_U64, &kg_cfg.disk_flush, NULL},
+    {"agent_ms", KEY_U64, &kg_cfg.agent_ms, NULL},
+    {"idle_ms", KEY_U64, &kg_cfg.idle_ms, NULL},
+    {"ip", KEY_IP, &kg_cfg.ip, kg_ip_config_changed},
+    {"netmask", KEY_IP, &kg_cfg.netmask, NULL},
 };
 
 static const struct key *find(const char *name)

@@ -1,8 +1,8 @@
 /*
  * The console: bytes written to the transmit register of the COM1 16550.
  *
- * A whole message goes out with one rep outsb: one VM exit (and, at CPL3 on PVM, one
- * emulated #GP) per message rather than per byte. The line status register is not polled:
+ * A whole message goes out with one rep outsb: one emulated instruction on PVM (start.S)
+ * per message rather than one per byte. The line status register is not polled:
  * the VMM's UART accepts a byte whenever it is written. Lines end in a bare '\n'.
  * kg_printf works at CPL0 too (trap.c uses it).
  */

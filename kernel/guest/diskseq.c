@@ -16,10 +16,10 @@
  */
 #include "kguest.h"
 
-#define HDR_MAGIC  0x314851455344474bull /* "KGDSEQH1" */
-#define REC_MAGIC  0x315251455344474bull /* "KGDSEQR1" */
+#define HDR_MAGIC   0x314851455344474bull /* "KGDSEQH1" */
+#define REC_MAGIC   0x315251455344474bull /* "KGDSEQR1" */
 #define HDR_VERSION 1
-#define FILL_MULT  0x9e3779b97f4a7c15ull
+#define FILL_MULT   0x9e3779b97f4a7c15ull
 #define PRINT_EVERY 10
 
 struct hdr {

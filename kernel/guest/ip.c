@@ -8,14 +8,14 @@
  */
 #include "kguest.h"
 
-#define ETH_HLEN  14
-#define ETH_MIN   60
-#define ETH_P_IP  0x0800
-#define ETH_P_ARP 0x0806
-#define ARP_LEN   28
-#define IP_HLEN   20
-#define PROTO_ICMP 1
-#define PROTO_UDP  17
+#define ETH_HLEN      14
+#define ETH_MIN	      60
+#define ETH_P_IP      0x0800
+#define ETH_P_ARP     0x0806
+#define ARP_LEN	      28
+#define IP_HLEN	      20
+#define PROTO_ICMP    1
+#define PROTO_UDP     17
 #define UDP_ECHO_PORT 7
 
 static uint16_t get16(const uint8_t *p)
@@ -76,7 +76,7 @@ static void arp_send(uint16_t op, const uint8_t *eth_dst, const uint8_t *tha, ui
 	uint8_t *a = f + ETH_HLEN;
 
 	eth_header(f, eth_dst, ETH_P_ARP);
-	put16(a, 1);        /* Ethernet */
+	put16(a, 1); /* Ethernet */
 	put16(a + 2, ETH_P_IP);
 	a[4] = 6;
 	a[5] = 4;

@@ -4,9 +4,11 @@
  *
  * kguest runs its setup at CPL0 only as long as it takes to load the IDT, set TSS.rsp0 and
  * iretq (start.S); everything else runs at CPL3 with IOPL=3 on vCPU 0, in one cooperative
- * poll loop (main.c). There are no interrupts: each module has a _poll(now) function that
- * checks its deadline against the TSC and does a bounded amount of work. Port I/O and MMIO
- * each cost a VM exit (~10 µs), so modules touch devices only when they have to.
+ * poll loop (main.c). No device interrupts are used: each module has a _poll(now) function
+ * that checks its deadline against the TSC and does a bounded amount of work (and a _next
+ * for the optional idle sleep on the APIC timer). Port I/O and MMIO leave the CPU (an MMIO
+ * access is a VM exit of 4-20 µs; port I/O from CPL3 is emulated by PVM or by start.S at
+ * ~50 µs), so modules touch devices only when they have to.
  *
  * Errors: functions return 0 or a negative errno-style KG_E* code.
  */
@@ -21,10 +23,10 @@
 #include "abi.h"
 
 #define KG_PAGE_SIZE 4096ul
-#define KG_MIB       (1024ul * 1024)
+#define KG_MIB	     (1024ul * 1024)
 
 #define KG_ENOENT    (-2)
-#define KG_EIO       (-5)
+#define KG_EIO	     (-5)
 #define KG_EAGAIN    (-11)
 #define KG_ENOMEM    (-12)
 #define KG_ENODEV    (-19)
@@ -34,9 +36,9 @@
 #define KG_ETIMEDOUT (-110)
 
 #define KG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define KG_MIN(a, b)     ((a) < (b) ? (a) : (b))
-#define KG_MAX(a, b)     ((a) > (b) ? (a) : (b))
-#define KG_PRINTF(f, a)  __attribute__((format(printf, f, a)))
+#define KG_MIN(a, b)	 ((a) < (b) ? (a) : (b))
+#define KG_MAX(a, b)	 ((a) > (b) ? (a) : (b))
+#define KG_PRINTF(f, a)	 __attribute__((format(printf, f, a)))
 
 /* ---- CPU primitives ------------------------------------------------------------------ */
 
@@ -61,8 +63,8 @@ static inline uint64_t kg_rdtsc(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
-/* Port I/O with the port in DX: at CPL3 under PVM each of these traps to the #GP emulation
- * in start.S, so strings go through kg_outs8/kg_ins8 (one trap for the whole string). */
+/* Port I/O with the port in DX (the forms start.S can emulate): at CPL3 under PVM each is
+ * one emulated instruction, so strings go through kg_outs8/kg_ins8 (one for the string). */
 static inline void kg_out8(uint16_t port, uint8_t v)
 {
 	__asm__ volatile("outb %0, %1" : : "a"(v), "d"(port) : "memory");
@@ -150,9 +152,12 @@ static inline void kg_sleep_ns(uint32_t ns)
 
 extern uint64_t kg_tsc_khz; /* TSC ticks per millisecond */
 
+/* Saturates far below overflow, so any configured period is safe to add to a TSC value. */
 static inline uint64_t kg_ms_to_tsc(uint64_t ms)
 {
-	return ms * kg_tsc_khz;
+	uint64_t max = (UINT64_MAX / 4) / kg_tsc_khz;
+
+	return (ms < max ? ms : max) * kg_tsc_khz;
 }
 
 static inline uint64_t kg_tsc_to_ms(uint64_t ticks)
@@ -233,18 +238,18 @@ void kg_trap_init(void);
 /* ---- cmdline.c: configuration -------------------------------------------------------------- */
 
 struct kg_config {
-	uint64_t counter_ms;    /* console counter period, 0 = off */
-	uint64_t hb_ms;         /* heartbeat period, 0 = off */
-	uint64_t dirty_mib_s;   /* dirty rate */
-	uint64_t dirty_ws_mib;  /* dirty working set */
-	uint64_t fill_mib;      /* memory filled once */
-	uint64_t disk_seq;      /* 1 = run the disk sequence */
-	uint64_t disk_ms;       /* disk record period */
-	uint64_t disk_flush;    /* 1 = flush after each header update */
+	uint64_t counter_ms;	/* console counter period, 0 = off */
+	uint64_t hb_ms;		/* heartbeat period, 0 = off */
+	uint64_t dirty_mib_s;	/* dirty rate */
+	uint64_t dirty_ws_mib;	/* dirty working set */
+	uint64_t fill_mib;	/* memory filled once */
+	uint64_t disk_seq;	/* 1 = run the disk sequence */
+	uint64_t disk_ms;	/* disk record period */
+	uint64_t disk_flush;	/* 1 = flush after each header update */
 	uint64_t exit_after_ms; /* power off after this long, 0 = never */
-	uint64_t agent_ms;      /* agent in-port poll period */
-	uint64_t idle_ms;       /* sleep at most this long when idle, 0 = always poll */
-	uint32_t ip;            /* host order, 0 = network off */
+	uint64_t agent_ms;	/* agent in-port poll period */
+	uint64_t idle_ms;	/* sleep at most this long when idle, 0 = always poll */
+	uint32_t ip;		/* host order, 0 = network off */
 	uint32_t netmask;
 };
 
@@ -338,8 +343,8 @@ struct kg_virtio {
 	uint64_t notify;      /* notification area base */
 	uint32_t notify_mult; /* notify_off_multiplier */
 	uint64_t isr;
-	uint64_t device;      /* device-specific configuration */
-	uint64_t features;    /* negotiated */
+	uint64_t device;   /* device-specific configuration */
+	uint64_t features; /* negotiated */
 };
 
 #define KG_VIRTIO_F_VERSION_1 (1ull << 32)

@@ -11,9 +11,9 @@
 
 #define MAX_PCI 32
 
-#define VIRTIO_VENDOR  0x1af4
-#define VIRTIO_ID_NET  0x1041
-#define VIRTIO_ID_BLK  0x1042
+#define VIRTIO_VENDOR 0x1af4
+#define VIRTIO_ID_NET 0x1041
+#define VIRTIO_ID_BLK 0x1042
 
 #define IDLE_MIN_US 100 /* a sleep costs ~70 µs of emulated CPL0 work on PVM */
 

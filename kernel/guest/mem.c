@@ -18,11 +18,12 @@
  */
 #include "kguest.h"
 
-#define FILL_PATTERN 0x6b67756573740000ull /* "\0\0tseugk" */
-#define CHUNK        (256 * 1024ull)
-#define SLICE_MS     2
-#define BACKLOG_MS   50
-#define DIRTY_MAX    4096 /* pages per poll */
+#define FILL_PATTERN	0x6b67756573740000ull /* "\0\0tseugk" */
+#define CHUNK		(256 * 1024ull)
+#define SLICE_MS	2
+#define BACKLOG_MS	50
+#define DIRTY_MAX	4096	    /* pages per poll */
+#define DIRTY_MAX_MIB_S (1ul << 20) /* keeps the pacing arithmetic far from overflow */
 
 extern char __image_end[];
 
@@ -92,12 +93,12 @@ void kg_mem_config_changed(void)
 {
 	uint64_t ws = mib_bytes(kg_cfg.dirty_ws_mib);
 
-	if (kg_cfg.dirty_ws_mib * KG_MIB > total || kg_cfg.fill_mib * KG_MIB > total)
+	if (kg_cfg.dirty_ws_mib > total / KG_MIB || kg_cfg.fill_mib > total / KG_MIB)
 		kg_printf("kguest: working memory is only %lu MiB\n", total / KG_MIB);
 	if (ws / KG_PAGE_SIZE != dirty_pages)
 		dirty_cursor = 0;
 	dirty_pages = ws / KG_PAGE_SIZE;
-	dirty_rate = kg_cfg.dirty_mib_s * (KG_MIB / KG_PAGE_SIZE);
+	dirty_rate = KG_MIN(kg_cfg.dirty_mib_s, DIRTY_MAX_MIB_S) * (KG_MIB / KG_PAGE_SIZE);
 	dirty_acc = 0;
 	dirty_last = kg_rdtsc();
 }
@@ -183,7 +184,8 @@ void kg_mem_poll(uint64_t now)
 		kg_printf("kguest: fill done %lu MiB in %lu ms\n", fill.end / KG_MIB, ms);
 		kg_agent_printf("fill %lu %lu", fill.end / KG_MIB, ms);
 	} else if (!fill.active && csum.active && job_run(&csum, false)) {
-		kg_printf("kguest: csum %016lx over %lu MiB\n", csum.hash, csum.end / KG_MIB);
+		kg_printf("kguest: csum %016lx over %lu MiB in %lu ms\n", csum.hash,
+			  csum.end / KG_MIB, kg_tsc_to_ms(kg_rdtsc() - csum.start_tsc));
 		for (; csum_waiters; csum_waiters--)
 			kg_agent_printf("csum %016lx", csum.hash);
 	}

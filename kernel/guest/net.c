@@ -9,10 +9,10 @@
 #include "kguest.h"
 
 #define NET_F_MAC (1ull << 5)
-#define HDR_LEN   12
+#define HDR_LEN	  12
 #define BUF_SIZE  2048
-#define Q_RX      0
-#define Q_TX      1
+#define Q_RX	  0
+#define Q_TX	  1
 
 static struct kg_virtio vd;
 static struct kg_vq rxq, txq;

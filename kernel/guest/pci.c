@@ -2,8 +2,8 @@
  * PCI bus 0 through the type-1 configuration ports (0xCF8 address, 0xCFC data), 32-bit
  * accesses only. The VMM assigns the BARs before boot; kguest reads them and never
  * reprograms them, and only sets the memory-space and bus-master command bits. Each config
- * access costs two VM exits, so the scan reads one dword per slot and looks at further
- * functions only on multi-function devices.
+ * access costs two port accesses (tens of µs each from CPL3 on PVM), so the scan reads one
+ * dword per slot and looks at further functions only on multi-function devices.
  */
 #include "kguest.h"
 

@@ -7,15 +7,16 @@
  * at the boot stack and iretq to kg_main at CPL3 with IOPL=3 and interrupts off. Other vCPUs
  * halt with interrupts off, which costs the host nothing.
  *
- * Port I/O from CPL3: PVM does not let the guest's user mode run with IOPL=3 (it enters
- * user mode with IOPL=0 and IF=1 whatever iretq pops), so in/out at CPL3 raise #GP. The #GP
- * stub emulates them: for a fault from CPL3 on in/out (8/32-bit, port in DX) or rep
- * insb/outsb it executes the same instruction at CPL0 with the user's registers, steps
- * over it and returns. Where IOPL=3 is honoured nothing traps. Each emulated access costs
- * a few tens of microseconds, so kguest moves strings with rep insb/outsb (one trap, one
- * VM exit per string). Because user mode runs with IF=1, the BSP masks both 8259 PICs
- * before leaving CPL0; the I/O APIC is masked from reset and the local APIC timer is only
- * armed while kguest sleeps (hlt at CPL3, emulated below).
+ * Port I/O from CPL3: PVM runs guest user mode on the hardware with IOPL=0 and IF=1 (the
+ * guest's RFLAGS are virtual), so in/out at CPL3 always leave the CPU. With the guest's
+ * IOPL=3, PVM normally emulates the instruction itself (about 50 µs each under vmx); where it
+ * raises #GP instead, the #GP stub below emulates it: for a fault from CPL3 on in/out
+ * (8/32-bit, port in DX) or rep insb/outsb it executes the same instruction at CPL0 with the
+ * user's registers, steps over it and returns (a similar cost). Either way kguest moves
+ * strings with rep insb/outsb, one emulation for a whole line. As the hardware runs user
+ * mode with IF=1, the BSP masks both 8259 PICs before leaving CPL0; the I/O APIC is masked
+ * from reset and the local APIC timer is only armed while kguest sleeps (hlt at CPL3,
+ * emulated below).
  *
  * Any other exception enters a stub (vectors 0-31) that pushes the vector and an error
  * code and calls kg_trap (trap.c) at CPL0, which reports and powers the VM off.

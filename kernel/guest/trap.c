@@ -39,11 +39,11 @@ void kg_trap(struct trap_frame *f);
 static void set_gate(int v, uint64_t a)
 {
 	kg_idt[v] = (struct idt_gate){
-		.off_lo = (uint16_t)a,
-		.sel = KGUEST_SEL_KCODE,
-		.type = GATE_INTR64,
-		.off_mid = (uint16_t)(a >> 16),
-		.off_hi = (uint32_t)(a >> 32),
+	    .off_lo = (uint16_t)a,
+	    .sel = KGUEST_SEL_KCODE,
+	    .type = GATE_INTR64,
+	    .off_mid = (uint16_t)(a >> 16),
+	    .off_hi = (uint32_t)(a >> 32),
 	};
 }
 

@@ -13,9 +13,9 @@
 
 /* struct virtio_pci_common_cfg */
 #define CC_DFSELECT   0
-#define CC_DF         4
+#define CC_DF	      4
 #define CC_GFSELECT   8
-#define CC_GF         12
+#define CC_GF	      12
 #define CC_NUM_QUEUES 18
 #define CC_STATUS     20
 #define CC_GENERATION 21
@@ -33,11 +33,11 @@
 #define ST_FEATURES_OK 8
 #define ST_FAILED      128
 
-#define CAP_VENDOR     0x09
-#define CFG_COMMON     1
-#define CFG_NOTIFY     2
-#define CFG_ISR        3
-#define CFG_DEVICE     4
+#define CAP_VENDOR 0x09
+#define CFG_COMMON 1
+#define CFG_NOTIFY 2
+#define CFG_ISR	   3
+#define CFG_DEVICE 4
 
 static void find_caps(struct kg_virtio *vd)
 {
