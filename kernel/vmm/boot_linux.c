@@ -44,36 +44,36 @@
 
 #define IMAGE_MAX (256ull << 20) /* largest kernel file accepted */
 
-#define LX_GDT_GPA 0x500ull
-#define LX_PVH_GPA 0x6000ull
+#define LX_GDT_GPA	 0x500ull
+#define LX_PVH_GPA	 0x6000ull
 #define LX_ZERO_PAGE_GPA 0x7000ull
-#define LX_PT_GPA 0x9000ull /* PML4; PDPT +0x1000; page directories +0x2000.. */
-#define LX_PT_GIB 4         /* identity-mapped GiB */
-#define LX_CMDLINE_GPA 0x20000ull
-#define LX_CMDLINE_MAX 0x10000ull
-#define LX_EBDA_START 0x9fc00ull
-#define LX_MPTABLE_GPA 0xf0000ull
-#define LX_MPTABLE_MAX 0x10000ull
-#define LX_HIGH_MEM 0x100000ull /* 1 MiB */
-#define LX_MIN_RAM (32ull << 20)
-#define LX_IOAPIC_GPA 0xfec00000ull
-#define LX_LAPIC_GPA 0xfee00000ull
-#define LX_HIGH_RAM 0x100000000ull
+#define LX_PT_GPA	 0x9000ull /* PML4; PDPT +0x1000; page directories +0x2000.. */
+#define LX_PT_GIB	 4	   /* identity-mapped GiB */
+#define LX_CMDLINE_GPA	 0x20000ull
+#define LX_CMDLINE_MAX	 0x10000ull
+#define LX_EBDA_START	 0x9fc00ull
+#define LX_MPTABLE_GPA	 0xf0000ull
+#define LX_MPTABLE_MAX	 0x10000ull
+#define LX_HIGH_MEM	 0x100000ull /* 1 MiB */
+#define LX_MIN_RAM	 (32ull << 20)
+#define LX_IOAPIC_GPA	 0xfec00000ull
+#define LX_LAPIC_GPA	 0xfee00000ull
+#define LX_HIGH_RAM	 0x100000000ull
 
 #define LX_SEL_CODE64 0x10 /* __BOOT_CS */
-#define LX_SEL_DATA 0x18   /* __BOOT_DS */
+#define LX_SEL_DATA   0x18 /* __BOOT_DS */
 #define LX_SEL_CODE32 0x20
 
-#define E820_RAM 1
+#define E820_RAM      1
 #define E820_RESERVED 2
 
-#define SETUP_HDR_OFF 0x1f1
-#define SETUP_MAGIC 0x53726448 /* "HdrS" */
+#define SETUP_HDR_OFF	 0x1f1
+#define SETUP_MAGIC	 0x53726448 /* "HdrS" */
 #define BOOT_VERSION_MIN 0x020c
-#define STARTUP_64_OFF 0x200
+#define STARTUP_64_OFF	 0x200
 
 #define PVH_NOTE_TYPE 18 /* XEN_ELFNOTE_PHYS32_ENTRY */
-#define PVH_MAGIC 0x336ec578
+#define PVH_MAGIC     0x336ec578
 
 struct lx_e820 {
 	uint64_t addr;
@@ -112,10 +112,10 @@ static int build_e820(const struct vmm_vm *vm, struct lx_e820 *e)
 
 /* ---- MP table (Intel MultiProcessor Specification 1.4) ------------------------------ */
 
-struct mpf_intel { /* floating pointer structure, 16 bytes, in the BIOS area */
-	char signature[4]; /* "_MP_" */
-	uint32_t physptr;  /* configuration table */
-	uint8_t length;    /* in 16-byte units: 1 */
+struct mpf_intel {	       /* floating pointer structure, 16 bytes, in the BIOS area */
+	char signature[4];     /* "_MP_" */
+	uint32_t physptr;      /* configuration table */
+	uint8_t length;	       /* in 16-byte units: 1 */
 	uint8_t specification; /* 4 = version 1.4 */
 	uint8_t checksum;
 	uint8_t feature1; /* 0: a configuration table is present */
@@ -123,7 +123,7 @@ struct mpf_intel { /* floating pointer structure, 16 bytes, in the BIOS area */
 	uint8_t feature3, feature4, feature5;
 } __attribute__((packed));
 
-struct mpc_table { /* configuration table header, 44 bytes */
+struct mpc_table {	   /* configuration table header, 44 bytes */
 	char signature[4]; /* "PCMP" */
 	uint16_t length;   /* header and base entries */
 	uint8_t spec;
@@ -165,21 +165,21 @@ struct mpc_ioapic { /* entry type 2 */
 
 struct mpc_intsrc { /* entry types 3 (I/O interrupt) and 4 (local interrupt) */
 	uint8_t type;
-	uint8_t irqtype; /* 0 INT, 1 NMI, 2 SMI, 3 ExtINT */
+	uint8_t irqtype;  /* 0 INT, 1 NMI, 2 SMI, 3 ExtINT */
 	uint16_t irqflag; /* bits 0-1 polarity, 2-3 trigger; 0 = conforms to the bus */
 	uint8_t srcbus;
 	uint8_t srcbusirq; /* ISA: the IRQ; PCI: (slot << 2) | (pin - 1) */
 	uint8_t dstapic;   /* IOAPIC id; 0xff for local entries: every LAPIC */
-	uint8_t dstirq;    /* IOAPIC pin or LINTn */
+	uint8_t dstirq;	   /* IOAPIC pin or LINTn */
 } __attribute__((packed));
 
-#define MP_BUS_PCI 0
-#define MP_BUS_ISA 1
-#define MP_IRQ_INT 0
-#define MP_IRQ_NMI 1
-#define MP_IRQ_EXTINT 3
-#define MP_IRQ_LEVEL_LOW 0x000f /* active low, level triggered */
-#define MP_APIC_VERSION 0x14
+#define MP_BUS_PCI	  0
+#define MP_BUS_ISA	  1
+#define MP_IRQ_INT	  0
+#define MP_IRQ_NMI	  1
+#define MP_IRQ_EXTINT	  3
+#define MP_IRQ_LEVEL_LOW  0x000f /* active low, level triggered */
+#define MP_APIC_VERSION	  0x14
 #define MP_IOAPIC_VERSION 0x11
 
 static uint8_t mp_checksum(const uint8_t *p, size_t len)
@@ -275,21 +275,24 @@ static int write_mptable(struct vmm_vm *vm, struct kb_errmsg *err)
 		if (routes[i].pin < 1 || routes[i].pin > 4 || routes[i].slot >= 32 ||
 		    routes[i].gsi >= 24)
 			continue;
-		struct mpc_intsrc s = {
-			.type = 3,
-			.irqtype = MP_IRQ_INT,
-			.irqflag = MP_IRQ_LEVEL_LOW,
-			.srcbus = MP_BUS_PCI,
-			.srcbusirq = (uint8_t)((routes[i].slot << 2) | (routes[i].pin - 1)),
-			.dstapic = ioapic_id,
-			.dstirq = (uint8_t)routes[i].gsi};
+		struct mpc_intsrc s = {.type = 3,
+				       .irqtype = MP_IRQ_INT,
+				       .irqflag = MP_IRQ_LEVEL_LOW,
+				       .srcbus = MP_BUS_PCI,
+				       .srcbusirq =
+					   (uint8_t)((routes[i].slot << 2) | (routes[i].pin - 1)),
+				       .dstapic = ioapic_id,
+				       .dstirq = (uint8_t)routes[i].gsi};
 		ok = ok && mp_put(buf, &off, &s, sizeof(s));
 		count++;
 	}
-	struct mpc_intsrc lint0 = {.type = 4, .irqtype = MP_IRQ_EXTINT, .srcbus = MP_BUS_ISA,
-				   .dstapic = 0xff, .dstirq = 0};
-	struct mpc_intsrc lint1 = {.type = 4, .irqtype = MP_IRQ_NMI, .srcbus = MP_BUS_ISA,
-				   .dstapic = 0xff, .dstirq = 1};
+	struct mpc_intsrc lint0 = {.type = 4,
+				   .irqtype = MP_IRQ_EXTINT,
+				   .srcbus = MP_BUS_ISA,
+				   .dstapic = 0xff,
+				   .dstirq = 0};
+	struct mpc_intsrc lint1 = {
+	    .type = 4, .irqtype = MP_IRQ_NMI, .srcbus = MP_BUS_ISA, .dstapic = 0xff, .dstirq = 1};
 	ok = ok && mp_put(buf, &off, &lint0, sizeof(lint0)) &&
 	     mp_put(buf, &off, &lint1, sizeof(lint1));
 	count += 2;
@@ -299,16 +302,17 @@ static int write_mptable(struct vmm_vm *vm, struct kb_errmsg *err)
 		return KB_ETOOBIG;
 	}
 
-	struct mpc_table t = {.signature = {'P', 'C', 'M', 'P'},
-			      .length = (uint16_t)(off - sizeof(struct mpf_intel)),
-			      .spec = 4,
-			      .oem = {'K', 'E', 'E', 'L', ' ', ' ', ' ', ' '},
-			      .productid = {'v', 'm', 'x', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '},
-			      .oemcount = count,
-			      .lapic = (uint32_t)LX_LAPIC_GPA};
+	struct mpc_table t = {
+	    .signature = {'P', 'C', 'M', 'P'},
+	    .length = (uint16_t)(off - sizeof(struct mpf_intel)),
+	    .spec = 4,
+	    .oem = {'K', 'E', 'E', 'L', ' ', ' ', ' ', ' '},
+	    .productid = {'v', 'm', 'x', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '},
+	    .oemcount = count,
+	    .lapic = (uint32_t)LX_LAPIC_GPA};
 	memcpy(buf + sizeof(struct mpf_intel), &t, sizeof(t));
 	buf[sizeof(struct mpf_intel) + offsetof(struct mpc_table, checksum)] =
-		mp_checksum(buf + sizeof(struct mpf_intel), off - sizeof(struct mpf_intel));
+	    mp_checksum(buf + sizeof(struct mpf_intel), off - sizeof(struct mpf_intel));
 
 	struct mpf_intel f = {.signature = {'_', 'M', 'P', '_'},
 			      .physptr = (uint32_t)(LX_MPTABLE_GPA + sizeof(struct mpf_intel)),
@@ -335,7 +339,7 @@ static int load_bzimage(struct vmm_vm *vm, const uint8_t *img, uint64_t len,
 	uint32_t magic;
 	uint16_t version;
 
-	if (len < 0x264 + sizeof(uint32_t)) {
+	if (len < SETUP_HDR_OFF + sizeof(*hdr)) {
 		kb_errmsg_setf(err, "%llu bytes is too short for a bzImage",
 			       (unsigned long long)len);
 		return KB_ECONFIG;
@@ -368,6 +372,11 @@ static int load_bzimage(struct vmm_vm *vm, const uint8_t *img, uint64_t len,
 		return KB_ECONFIG;
 	}
 	span = len - setup_size; /* protected-mode kernel in the file */
+	if (span < (uint64_t)hdr->syssize * 16) {
+		kb_errmsg_setf(err, "truncated bzImage: %llu bytes of kernel, the header says %llu",
+			       (unsigned long long)span, (unsigned long long)hdr->syssize * 16);
+		return KB_ECONFIG;
+	}
 	need = hdr->init_size > span ? hdr->init_size : span;
 
 	/* Relocatable kernels go to pref_address when they fit, others to 1 MiB (from where
@@ -381,8 +390,9 @@ static int load_bzimage(struct vmm_vm *vm, const uint8_t *img, uint64_t len,
 	if (hdr->pref_address > base && hdr->pref_address < LX_HIGH_RAM)
 		base = hdr->pref_address;
 	if (base >= low_top || need > low_top - base || span > low_top - load) {
-		kb_errmsg_setf(err, "the kernel needs %llu MiB from 0x%llx; guest RAM below the "
-				    "MMIO hole ends at 0x%llx",
+		kb_errmsg_setf(err,
+			       "the kernel needs %llu MiB from 0x%llx; guest RAM below the "
+			       "MMIO hole ends at 0x%llx",
 			       (unsigned long long)(need >> 20), (unsigned long long)base,
 			       (unsigned long long)low_top);
 		return KB_ECONFIG;
@@ -515,10 +525,15 @@ static int load_pvh(struct vmm_vm *vm, const uint8_t *img, uint64_t len, struct 
 		if (p->p_type != PT_LOAD || p->p_memsz == 0)
 			continue;
 		if (p->p_filesz > p->p_memsz || p->p_offset > len ||
-		    p->p_filesz > len - p->p_offset || p->p_paddr < LX_HIGH_MEM ||
-		    p->p_paddr >= low_top || p->p_memsz > low_top - p->p_paddr) {
-			kb_errmsg_setf(err, "ELF segment %d (paddr 0x%llx, %llu bytes) does not fit "
-					    "guest RAM between 1 MiB and 0x%llx",
+		    p->p_filesz > len - p->p_offset) {
+			kb_errmsg_setf(err, "ELF segment %d lies outside the file (truncated?)", i);
+			return KB_ECONFIG;
+		}
+		if (p->p_paddr < LX_HIGH_MEM || p->p_paddr >= low_top ||
+		    p->p_memsz > low_top - p->p_paddr) {
+			kb_errmsg_setf(err,
+				       "ELF segment %d (paddr 0x%llx, %llu bytes) does not fit "
+				       "guest RAM between 1 MiB and 0x%llx",
 				       i, (unsigned long long)p->p_paddr,
 				       (unsigned long long)p->p_memsz, (unsigned long long)low_top);
 			return KB_ECONFIG;
@@ -592,9 +607,15 @@ static int load_initrd(struct vmm_vm *vm, struct lx_boot *lb, struct kb_errmsg *
 	rv = vmm__read_file(vm->cfg.initrd, top, &buf, &len, err);
 	if (rv < 0)
 		return rv;
-	if (len == 0 || len > top || ((top - len) & ~4095ull) < lb->kernel_end) {
-		kb_errmsg_setf(err, "initramfs %s (%llu bytes) does not fit in guest RAM between "
-				    "the kernel (ends 0x%llx) and 0x%llx",
+	if (len == 0) {
+		kb_errmsg_setf(err, "initramfs %s is empty", vm->cfg.initrd);
+		kb_free(buf);
+		return KB_ECONFIG;
+	}
+	if (len > top || ((top - len) & ~4095ull) < lb->kernel_end) {
+		kb_errmsg_setf(err,
+			       "initramfs %s (%llu bytes) does not fit in guest RAM between "
+			       "the kernel (ends 0x%llx) and 0x%llx",
 			       vm->cfg.initrd, (unsigned long long)len,
 			       (unsigned long long)lb->kernel_end, (unsigned long long)top);
 		kb_free(buf);
@@ -624,11 +645,11 @@ static int write_cmdline(struct vmm_vm *vm, const struct lx_boot *lb, struct kb_
 static int write_tables(struct vmm_vm *vm)
 {
 	static const uint64_t gdt[5] = {
-		0,
-		0,
-		0x00af9b000000ffffull, /* 0x10: 64-bit code */
-		0x00cf93000000ffffull, /* 0x18: data */
-		0x00cf9b000000ffffull, /* 0x20: 32-bit code */
+	    0,
+	    0,
+	    0x00af9b000000ffffull, /* 0x10: 64-bit code */
+	    0x00cf93000000ffffull, /* 0x18: data */
+	    0x00cf9b000000ffffull, /* 0x20: 32-bit code */
 	};
 	uint64_t pt[(2 + LX_PT_GIB) * 512];
 	int rv;
@@ -694,7 +715,7 @@ static int set_bsp(struct vmm_vcpu *vcpu, const struct lx_boot *lb, struct kb_er
 	} else {
 		sr.cr0 = 0x80050033ull; /* PG WP NE ET MP PE */
 		sr.cr3 = LX_PT_GPA;
-		sr.cr4 = 0x20;   /* PAE */
+		sr.cr4 = 0x20;	 /* PAE */
 		sr.efer = 0xd00; /* NXE LMA LME */
 	}
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sr) < 0)
@@ -726,7 +747,7 @@ static int set_mp_states(struct vmm_vm *vm, struct kb_errmsg *err)
 {
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		struct kvm_mp_state mp = {.mp_state = i == 0 ? KVM_MP_STATE_RUNNABLE
-							    : KVM_MP_STATE_UNINITIALIZED};
+							     : KVM_MP_STATE_UNINITIALIZED};
 		if (ioctl(vm->vcpus[i].fd, KVM_SET_MP_STATE, &mp) < 0) {
 			int rv = -errno;
 			kb_errmsg_setf(err, "setting vCPU %d MP state: %s", i, kb_strerror(rv));
@@ -797,4 +818,11 @@ int vmm__boot_linux(struct vmm_vm *vm, struct kb_errmsg *err)
 	       (unsigned long long)lb.kernel_end, (unsigned long long)lb.initrd_size,
 	       (unsigned long long)lb.initrd_gpa);
 	return 0;
+}
+
+int vmm__boot_linux_devices(struct vmm_vm *vm, struct kb_errmsg *err)
+{
+	/* The MP table lists the PCI functions' INTx routes, known only once the devices
+	 * from the command line exist: rewrite it before the first instruction runs. */
+	return write_mptable(vm, err);
 }

@@ -480,6 +480,7 @@ int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	} else {
 		pthread_mutex_lock(&vm->lock);
 		vm->state = VMM_STATE_PAUSED;
+		vm->restored = true;
 		pthread_mutex_unlock(&vm->lock);
 	}
 	for (int i = 0; i < vm->nr_vcpus; i++)

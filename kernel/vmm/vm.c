@@ -199,6 +199,9 @@ int vmm_vm_create(const struct vmm_config *cfg, struct kb_logger *log, struct vm
 	rv = vmm__agent_create(vm, err);
 	if (rv < 0)
 		goto fail;
+	rv = vmm__reset_ports_create(vm, err);
+	if (rv < 0)
+		goto fail;
 	if (cfg->test_port) {
 		rv = vmm__testdev_create(vm, err);
 		if (rv < 0)
@@ -230,8 +233,18 @@ int vmm_vm_start(struct vmm_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return KB_ESTATE;
 	}
+	bool booting = vm->state == VMM_STATE_CREATED && vm->cfg.kind == VMM_GUEST_LINUX &&
+		       !vm->restored;
 	vm->state = VMM_STATE_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
+	if (booting) {
+		struct kb_errmsg err = {{0}};
+		rv = vmm__boot_linux_devices(vm, &err);
+		if (rv < 0) {
+			vmm_vm_stop(vm, VMM_STOP_ERROR, err.msg);
+			return rv;
+		}
+	}
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		vm->vcpus[i].run->immediate_exit = 0;
 		rv = vmm__vcpu_start(&vm->vcpus[i]);

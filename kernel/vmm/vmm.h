@@ -227,6 +227,7 @@ struct vmm_vm {
 	int nr_started;      /* vCPU threads that have registered */
 	bool reset_req;      /* guest asked for reset: handled by the control thread */
 	int test_exit_code;
+	bool restored;       /* guest state came from a saved state, not a boot */
 	int notify_fd;       /* eventfd: state changed or reset requested */
 
 	/* event thread */

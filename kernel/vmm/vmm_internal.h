@@ -35,6 +35,8 @@ void vmm__vcpu_kick(struct vmm_vcpu *vcpu);
 /* boot_kguest.c, boot_linux.c: load the image and set every vCPU's entry state. */
 int vmm__boot_kguest(struct vmm_vm *vm, struct kb_errmsg *err);
 int vmm__boot_linux(struct vmm_vm *vm, struct kb_errmsg *err);
+/* Rewrites what depends on the devices (the MP table's PCI routes) before first start. */
+int vmm__boot_linux_devices(struct vmm_vm *vm, struct kb_errmsg *err);
 /* Loads the configured guest (either kind). */
 int vmm__load_guest(struct vmm_vm *vm, struct kb_errmsg *err);
 
@@ -46,6 +48,7 @@ int vmm__read_file(const char *path, uint64_t max, uint8_t **out, uint64_t *len,
 int vmm__uart_create(struct vmm_vm *vm, struct kb_errmsg *err);
 int vmm__agent_create(struct vmm_vm *vm, struct kb_errmsg *err);
 int vmm__testdev_create(struct vmm_vm *vm, struct kb_errmsg *err);
+int vmm__reset_ports_create(struct vmm_vm *vm, struct kb_errmsg *err);
 
 /* Wakes whoever waits on vm->notify_fd (the control loop). */
 void vmm__notify(struct vmm_vm *vm);

@@ -13,14 +13,17 @@
 #                   a 16 MiB disk image, runs vmx with the L2 guest and prints "KEEL-L1: ..."
 #                   markers, then powers off.
 #
-# Usage: build-nested.sh KERNEL_TREE VMX OUT
+# Usage: build-nested.sh KERNEL_TREE VMX OUT [pvh]
 #   KERNEL_TREE: the dpkg -x tree (boot/vmlinuz-*, lib/modules/*)
+#   pvh: also put the uncompressed vmlinux (extracted from the bzImage's xz payload) into
+#        L1 as /l2/vmlinux; L1's /init then boots the L2 a second time through the PVH
+#        entry, without devices, after the bzImage run.
 # Modules may be plain .ko or .ko.xz/.ko.zst (decompressed here: busybox insmod loads only
 # plain ELF). Module order comes from each module's `modinfo -F depends` (the package has
 # no modules.dep).
 set -euo pipefail
 
-ktree=$1 vmx=$2 out=$3
+ktree=$1 vmx=$2 out=$3 pvh=${4:-}
 die() { echo "build-nested: $*" >&2; exit 1; }
 
 vmlinuz=$(ls "$ktree"/boot/vmlinuz-* 2>/dev/null | head -1)
@@ -107,6 +110,10 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 echo "KEEL-L2: init reached uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(grep -c ^processor /proc/cpuinfo)"
+if grep -q keel.pvh /proc/cmdline; then
+	echo "KEEL-L2: PVH boot reached init: $(dmesg | grep -m1 -o 'Booting paravirtualized kernel on [A-Za-z ]*')"
+	reboot -f
+fi
 dmesg | grep -E 'IOAPIC\[|MPTABLE|Processors:|smpboot: Allowing|smp: Brought up|8250:|ttyS0 at' | sed 's/^/KEEL-L2: dmesg: /'
 for m in $(cat /etc/modules); do
 	insmod /lib/modules/$m.ko || echo "KEEL-L2: insmod $m failed"
@@ -157,6 +164,15 @@ base_root "$l1"
 copy_mods "$l1" kvm_amd tun
 mkdir -p "$l1/l2"
 cp "$vmlinuz" "$l1/l2/vmlinuz"
+if [ "$pvh" = pvh ]; then
+	# The bzImage's payload is one xz stream; vmlinux is the ELF inside it.
+	off=$(LC_ALL=C grep -abo "$(printf '\3757zXZ')" "$vmlinuz" | head -1 | cut -d: -f1)
+	[ -n "$off" ] || die "no xz payload in $vmlinuz"
+	# xz stops reading at the end of the stream, so tail may die of SIGPIPE.
+	{ tail -c +$((off + 1)) "$vmlinuz" || true; } | xz -dc --single-stream >"$l1/l2/vmlinux" ||
+		die "cannot extract vmlinux from $vmlinuz"
+	head -c 4 "$l1/l2/vmlinux" | grep -q ELF || die "the xz payload of $vmlinuz is not an ELF"
+fi
 cp "$out/l2.cpio.gz" "$l1/l2/initrd.gz"
 cp "$vmx" "$l1/bin/vmx"
 # vmx's shared libraries and the dynamic loader, at the paths ldd names.
@@ -202,6 +218,13 @@ timeout 240 /bin/vmx --kind linux --kernel /l2/vmlinuz --initrd /l2/initrd.gz \
 	--cmdline "console=ttyS0 reboot=t panic=-1 quiet $KEEL_L2_CMDLINE" --mem 256M \
 	--vcpus ${KEEL_L2_VCPUS:-1} $args
 echo "KEEL-L1: vmx exited rc=$? uptime=$(up)"
+if [ -f /l2/vmlinux ]; then
+	echo "KEEL-L1: starting vmx with the PVH vmlinux uptime=$(up)"
+	timeout 240 /bin/vmx --kind linux --kernel /l2/vmlinux --initrd /l2/initrd.gz \
+		--cmdline "console=ttyS0 reboot=t panic=-1 quiet keel.pvh $KEEL_L2_CMDLINE" \
+		--mem 256M --vcpus ${KEEL_L2_VCPUS:-1}
+	echo "KEEL-L1: PVH vmx exited rc=$? uptime=$(up)"
+fi
 if [ -z "$KEEL_NO_DISK" ]; then
 	w=$(dd if=/tmp/disk.img bs=512 skip=1 count=1 2>/dev/null | head -c 18)
 	echo "KEEL-L1: disk sector 1 after the guest: $w"

@@ -3,16 +3,19 @@
 # through the 64-bit boot protocol with an initramfs, a virtio-blk disk and a virtio-net NIC
 # on a tap in L1. Checks from the serial output: L2 reaches init, sees its disk and reads
 # the signature L1 wrote, writes a sector L1 reads back, brings eth0 up and pings L1.
-# Prints the L1 and L2 boot times. QEMU has no network device: all traffic stays in L1.
+# Then L1 boots the L2 once more through the PVH entry (the vmlinux extracted from the
+# bzImage) up to init. Prints the L1 and L2 boot times. QEMU has no network device: all traffic stays in L1.
 #
 # Needs qemu-system-x86_64, busybox-static, cpio and Debian's kernel package (fetched once
 # with apt-get download into $BUILD/cache by tests/guest-images/fetch-kernel.sh); SKIP when
 # one of them is unavailable. /dev/kvm on this host is not needed.
-# Knobs: KEEL_NESTED_TIMEOUT (seconds, default 300), KEEL_L2_VCPUS (default 2).
+# Knobs: KEEL_NESTED_TIMEOUT (seconds, default 300), KEEL_L2_VCPUS (default 2),
+# KEEL_NESTED_PVH (default 1; 0 skips the PVH boot).
 source "$(dirname "$0")/common.bash"
 
 timeout_s=${KEEL_NESTED_TIMEOUT:-300}
 l2_vcpus=${KEEL_L2_VCPUS:-2}
+pvh=${KEEL_NESTED_PVH:-1}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 not installed"; exit 77; }
@@ -26,7 +29,7 @@ if ! ktree=$("$here/guest-images/fetch-kernel.sh" "$BUILD/cache" 2>"$T/fetch.log
 	exit 77
 fi
 vmlinuz=$(ls "$ktree"/boot/vmlinuz-* | head -1)
-"$here/guest-images/build-nested.sh" "$ktree" "$VMX" "$T/img" >/dev/null 2>"$T/build.log" ||
+"$here/guest-images/build-nested.sh" "$ktree" "$VMX" "$T/img" "$([ "$pvh" = 1 ] && echo pvh)" >/dev/null 2>"$T/build.log" ||
 	fail "building the initramfs images: $(cat "$T/build.log")"
 
 # Every line of the L1 serial console, prefixed with seconds since QEMU started.
@@ -69,7 +72,14 @@ grep -aq 'KEEL-L2: eth0 up' "$T/l1.log" || fail "L2 has no eth0"
 grep -aq 'KEEL-L2: ping 198.18.0.1 ok' "$T/l1.log" || fail "L2 could not ping L1 over virtio-net"
 [ -n "$t_done" ] || fail "L2 did not finish its checks"
 grep -aq 'KEEL-L1: vmx exited' "$T/l1.log" || fail "vmx did not exit after the guest rebooted"
+pvh_msg=""
+if [ "$pvh" = 1 ]; then
+	t_pvh=$(at 'KEEL-L1: starting vmx with the PVH')
+	t_pvh_init=$(at 'KEEL-L2: PVH boot reached init')
+	[ -n "$t_pvh_init" ] || fail "the L2 Linux did not reach init through the PVH entry"
+	pvh_msg=$(awk -v a="$t_pvh" -v b="$t_pvh_init" 'BEGIN { printf "; PVH: L2 init %.1fs after vmx started", b - a }')
+fi
 
-awk -v a="$t_l1" -v b="$t_vmx" -v c="$t_l2" -v d="$t_done" -v t="$total" 'BEGIN {
-	printf "ok: L1 init at %.1fs; L2 init %.1fs after vmx started; L2 checks done %.1fs after; total %.1fs\n",
-		a, c - b, d - c, t / 1000 }'
+awk -v a="$t_l1" -v b="$t_vmx" -v c="$t_l2" -v d="$t_done" -v t="$total" -v p="$pvh_msg" 'BEGIN {
+	printf "ok: L1 init at %.1fs; bzImage: L2 (%s vCPUs) init %.1fs after vmx started, checks done %.1fs after%s; total %.1fs\n",
+		a, '"$l2_vcpus"', c - b, d - c, p, t / 1000 }'
