@@ -19,10 +19,17 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-	exit 0
-fi
-echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The guest images: Debian's stock kernel package, downloaded and unpacked (never
+# installed) into the build cache for the Linux guest tests. Cached after the first time.
+cd "$(dirname "$0")/.."
+if ! tests/guest-images/fetch-kernel.sh >/dev/null; then
+	apt-get update -qq
+	tests/guest-images/fetch-kernel.sh >/dev/null
+fi
