@@ -43,6 +43,8 @@ include lib/lib.mk
 include proto/proto.mk
 include kernel/guest/guest.mk
 include kernel/vmm/vmm.mk
+include kernel/kernel.mk
+include mgmt-api/mgmt.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk
 

@@ -7,6 +7,7 @@ pkgs=(
 	build-essential pkg-config make gcc binutils
 	libcmocka-dev                         # unit tests
 	libprotobuf-c-dev protobuf-c-compiler # proto/ -> build/gen
+	libuv1-dev                            # daemons' event loops
 	qemu-system-x86 qemu-utils            # nested Linux test, QEMU anchor in benchmarks
 	busybox-static cpio xz-utils gzip     # guest initramfs images
 	kmod                                  # modules tooling for the nested image
