@@ -21,6 +21,7 @@
 struct kb_logger kb_log_default = {
     .level = KB_LOG_INFO,
     .fd = 2,
+    .tee_fd = -1,
     .ident = "keel",
     .lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -35,11 +36,19 @@ void kb_log_init(struct kb_logger *lg, const char *ident, int level, int fd)
 
 	lg->level = level;
 	lg->fd = fd;
+	lg->tee_fd = -1;
 	memcpy(lg->ident, ident, n);
 	lg->ident[n] = '\0';
 	pthread_mutex_init(&lg->lock, NULL);
 	memset(lg->ring, 0, sizeof(lg->ring));
 	lg->ring_head = 0;
+}
+
+void kb_log_tee(struct kb_logger *lg, int fd)
+{
+	pthread_mutex_lock(&lg->lock);
+	lg->tee_fd = fd;
+	pthread_mutex_unlock(&lg->lock);
 }
 
 void kb_log_close(struct kb_logger *lg)
@@ -97,6 +106,12 @@ void kb_log_emit(struct kb_logger *lg, int level, const char *fmt, ...)
 		line[len] = '\n';
 		do
 			w = write(lg->fd, line, len + 1);
+		while (w < 0 && errno == EINTR);
+	}
+	if (lg->tee_fd >= 0) {
+		line[len] = '\n';
+		do
+			w = write(lg->tee_fd, line, len + 1);
 		while (w < 0 && errno == EINTR);
 	}
 	pthread_mutex_unlock(&lg->lock);

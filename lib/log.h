@@ -25,6 +25,7 @@ enum kb_log_level {
 struct kb_logger {
 	int level;        /* lines above this level are dropped */
 	int fd;           /* destination, -1 for ring only */
+	int tee_fd;       /* a second destination, -1 for none */
 	char ident[32];   /* program or component name */
 	pthread_mutex_t lock;
 	char ring[KB_LOG_RING_LINES][KB_LOG_LINE_MAX];
@@ -34,9 +35,11 @@ struct kb_logger {
 /* The process logger: level INFO, stderr, ident "keel" until kb_log_init() is called on it. */
 extern struct kb_logger kb_log_default;
 
-/* Sets up a caller-allocated logger. fd is borrowed. */
+/* Sets up a caller-allocated logger (no tee). fd is borrowed. */
 void kb_log_init(struct kb_logger *lg, const char *ident, int level, int fd);
 void kb_log_close(struct kb_logger *lg);
+/* Also writes every line to fd (borrowed; -1 to stop). */
+void kb_log_tee(struct kb_logger *lg, int fd);
 
 /* Parses "error|warn|info|debug|trace"; returns the level or -EINVAL. */
 int kb_log_level_parse(const char *s);

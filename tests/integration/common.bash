@@ -68,3 +68,57 @@ agent_ask() {
 	done
 	fail "no agent answer /$want/ to '$line' from $name"
 }
+
+# ---- vmkernel + keel -------------------------------------------------------------------
+VMKERNEL=$PWD/$BUILD/bin/vmkernel
+KEEL_BIN=$PWD/$BUILD/bin/keel
+NS=
+VMK_PID=
+
+# start_vmkernel: a vmkernel with state in $T/state inside a fresh network namespace $NS
+# (its bridges and taps live there); keel is then `keel ARGS`.
+start_vmkernel() {
+	if [ -z "$NS" ]; then
+		NS=keel-it-$$-$RANDOM
+		ip netns add "$NS" || fail "cannot create a network namespace"
+		ip -n "$NS" link set lo up
+		trap 'vmk_cleanup' EXIT
+	fi
+	nsenter --net="/run/netns/$NS" "$VMKERNEL" --state-dir "$T/state" --log-level debug \
+		2>>"$T/vmkernel.stderr.log" &
+	VMK_PID=$!
+	for ((i = 0; i < 200; i++)); do
+		keel host info >/dev/null 2>&1 && return 0
+		kill -0 "$VMK_PID" 2>/dev/null || fail "vmkernel exited: $(tail -5 "$T/vmkernel.stderr.log")"
+		sleep 0.05
+	done
+	fail "vmkernel did not answer"
+}
+
+keel() { "$KEEL_BIN" --socket "$T/state/vmkernel.sock" "$@"; }
+
+# json_field JSON KEY: the first value of "KEY" in a JSON text (numbers and strings).
+json_field() {
+	python3 -c 'import json,sys
+def walk(o,k):
+    if isinstance(o,dict):
+        if k in o: return o[k]
+        for v in o.values():
+            r=walk(v,k)
+            if r is not None: return r
+    if isinstance(o,list):
+        for v in o:
+            r=walk(v,k)
+            if r is not None: return r
+print(walk(json.loads(sys.argv[1]),sys.argv[2]))' "$1" "$2"
+}
+
+vmk_cleanup() {
+	if [ -n "$VMK_PID" ]; then kill "$VMK_PID" 2>/dev/null; wait "$VMK_PID" 2>/dev/null; fi
+	# the VMs' vmx processes run in their own sessions: end them too
+	pkill -9 -f -- "--ctl $T/state/run/" 2>/dev/null || true
+	[ -d "$T/state" ] && cp "$T/state/vmkernel.log" "$T/vmkernel.log" 2>/dev/null
+	if [ -n "$NS" ]; then ip netns del "$NS" 2>/dev/null || true; fi
+	for d in /sys/fs/cgroup/*/keel/vms/*/; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+	cleanup
+}

@@ -1,0 +1,53 @@
+/*
+ * The seams between vmkernel's core and its subsystems (subsys.c): datastores
+ * (kernel/ds), resources (kernel/res) and VM networking (kernel/net). The VM code calls
+ * only these, so each subsystem's API stays its own.
+ */
+#ifndef VMK_SUBSYS_H
+#define VMK_SUBSYS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "kernel/core/host.h"
+#include "lib/err.h"
+#include "vmk.pb-c.h"
+
+struct vmk_vm;
+
+int vmk_subsys_init(struct vmk_host *h, struct kb_errmsg *err);
+void vmk_subsys_close(struct vmk_host *h);
+
+/* subsys_ds.c */
+int vmk_subsys_ds_init(struct vmk_host *h, struct kb_errmsg *err);
+void vmk_subsys_ds_close(struct vmk_host *h);
+int vmk_subsys_ds_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
+			 Keel__Vmk__VmkReply *reply, struct kb_errmsg *err);
+void vmk_subsys_ds_reply_free(Keel__Vmk__VmkReply *reply);
+
+/* The datastore holding dir, into out. KB_ENOTFOUND when none does. */
+int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size,
+		     struct kb_errmsg *err);
+/* Where a new VM's directory goes on datastore ds_name ("" or NULL: the default). */
+int vmk_subsys_vm_dir(struct vmk_host *h, const char *ds_name, const char *vm_name, char *dir,
+		      size_t dir_size, char *ds_out, size_t ds_size, struct kb_errmsg *err);
+
+/* Admission control for powering vm on, against the VMs already powered on. */
+int vmk_subsys_admit(struct vmk_vm *vm, struct kb_errmsg *err);
+/* The VM's cgroup: made before its vmx starts, the vmx placed in it, removed after. */
+int vmk_subsys_res_create(struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_subsys_res_attach(struct vmk_vm *vm, pid_t pid, struct kb_errmsg *err);
+void vmk_subsys_res_remove(struct vmk_vm *vm);
+/* Taps for the VM's NICs on their portgroups (names into vm->taps), and their removal. */
+int vmk_subsys_ports_create(struct vmk_vm *vm, struct kb_errmsg *err);
+void vmk_subsys_ports_remove(struct vmk_vm *vm);
+
+/* Datastore and network requests; fill reply (strings allocated with kb_ and freed by
+ * vmk_subsys_reply_free). */
+int vmk_subsys_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
+		      Keel__Vmk__VmkReply *reply, struct kb_errmsg *err);
+void vmk_subsys_reply_free(Keel__Vmk__VmkReply *reply);
+/* Host figures from the resource module. */
+void vmk_subsys_host_info(struct vmk_host *h, Keel__Vmk__HostInfo *out);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * VMs as vmkernel sees them (kernel/vm): the registry of VMs on the host's datastores,
+ * their power state, and the vmx process ("world") that runs each powered-on VM.
+ *
+ * Power states: poweredOff, poweredOn, suspended. A VM is powered on exactly when a vmx
+ * for it runs; vmkernel learns of its end through a pidfd on the loop thread, including
+ * after a vmkernel restart, when running vmx processes are re-adopted from their pid
+ * records in <state dir>/run.
+ *
+ * Locking: host->lock guards the VM list; each VM's lock guards its fields; `busy` marks
+ * a power operation in progress so operations on one VM never overlap (others get
+ * KB_ESTATE with a message saying what is in progress).
+ */
+#ifndef VMK_VM_H
+#define VMK_VM_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "kernel/core/host.h"
+#include "kernel/vm/vmxfile.h"
+#include "lib/err.h"
+#include "lib/list.h"
+#include "vmk.pb-c.h"
+
+enum vmk_power {
+	VMK_POWERED_OFF,
+	VMK_POWERED_ON,
+	VMK_SUSPENDED,
+};
+
+#define VMK_MAX_NICS VMK_VMX_NICS
+
+struct vmk_vm {
+	struct kb_list link;         /* host->vms */
+	struct kb_list watch_link;   /* host->watch_q */
+	struct vmk_host *host;
+	pthread_mutex_t lock;
+	struct vmk_vmx cfg;          /* the parsed .vmx */
+	char vmx_path[PATH_MAX];
+	char dir[PATH_MAX];
+	char datastore[64];
+
+	enum vmk_power power;
+	const char *busy;            /* operation in progress, or NULL */
+	char last_event[256];
+	pid_t pid;
+	int pidfd;                   /* -1 when not running */
+	bool child;                  /* started by this vmkernel (else re-adopted) */
+	bool expect_exit;            /* a power operation is ending the vmx */
+	bool exited;                 /* the loop saw the vmx end (vm->cond is signalled) */
+	int exit_code;               /* >= 0: exit status; < 0: -signal; INT_MIN: unknown */
+	pthread_cond_t cond;
+	uint64_t powered_on_ns;
+	char taps[VMK_MAX_NICS][16];
+	int nr_taps;
+	uv_poll_t *poll;             /* loop thread only */
+};
+
+/* Paths of a VM's vmx sockets, records and files. */
+void vmk_vm_ctl_path(const struct vmk_vm *vm, char *out, size_t size);
+void vmk_vm_console_path(const struct vmk_vm *vm, char *out, size_t size);
+void vmk_vm_pidfile_path(const struct vmk_vm *vm, char *out, size_t size);
+void vmk_vm_file_path(const struct vmk_vm *vm, const char *suffix, char *out, size_t size);
+const char *vmk_power_name(enum vmk_power p);
+
+/* registry.c: find by name or uuid (host->lock held by the caller or not: it takes it).
+ * Returns NULL when absent. */
+struct vmk_vm *vmk_vm_find(struct vmk_host *h, const char *name_or_uuid);
+/* Loads <state>/inventory.conf and every VM it lists (a VM whose .vmx cannot be read is
+ * logged and skipped). */
+int vmk_vm_inventory_load(struct vmk_host *h);
+int vmk__inventory_save(struct vmk_host *h);
+/* Adds a parsed VM to the registry; takes ownership of vm on success. */
+int vmk__vm_add(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err);
+/* Fills vm from the .vmx at path: directory, datastore, power state. */
+int vmk__vm_load(struct vmk_vm *vm, const char *path, struct kb_errmsg *err);
+struct vmk_vm *vmk__vm_alloc(struct vmk_host *h);
+void vmk__vm_free(struct vmk_vm *vm);
+
+/* vmctl.c: one request to a vmx's control socket; *out freed with
+ * keel__vmk__vmx_reply__free_unpacked. timeout in ms. */
+int vmk_vmx_call(const char *ctl_path, Keel__Vmk__VmxRequest *rq, Keel__Vmk__VmxReply **out,
+		 int timeout_ms, struct kb_errmsg *err);
+
+/* spawn.c / supervise.c */
+int vmk__vmx_spawn(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err);
+/* Waits up to timeout_ms for the loop to see the vmx exit; returns 0 if it did.
+ * Caller holds vm->lock. */
+int vmk__vmx_wait_exit(struct vmk_vm *vm, int timeout_ms);
+/* The pid record of a running VM: written after power-on, read at re-adoption. */
+int vmk__pidfile_write(struct vmk_vm *vm);
+/* Releases what a running VM held (taps, cgroup, pid record) and marks it powered off
+ * (or suspended). Caller holds vm->lock. */
+void vmk__vm_release(struct vmk_vm *vm, enum vmk_power to, const char *event);
+/* Loop thread: start watching queued VMs' pidfds. */
+void vmk__supervise_run_queue(struct vmk_host *h);
+/* Queue vm for watching (any thread). */
+void vmk__supervise_watch(struct vmk_vm *vm);
+/* At start: re-adopt VMs whose vmx still runs. */
+void vmk_vm_adopt_all(struct vmk_host *h);
+
+/* ops.c: the control operations, each filling reply (any thread). */
+int vmk_vm_create(struct vmk_host *h, const Keel__Vmk__VmSpec *spec, struct vmk_vm **out,
+		  struct kb_errmsg *err);
+int vmk_vm_register(struct vmk_host *h, const char *vmx_path, struct vmk_vm **out,
+		    struct kb_errmsg *err);
+int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_destroy(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_reconfigure(struct vmk_vm *vm, const Keel__Vmk__VmSpec *spec, struct kb_errmsg *err);
+int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_power_off(struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_resume(struct vmk_vm *vm, struct kb_errmsg *err);
+/* Fills a VmInfo (strings point into scratch, valid until the next call with it). */
+struct vmk_vminfo_scratch;
+void vmk_vm_info(struct vmk_vm *vm, Keel__Vmk__VmInfo *info, struct vmk_vminfo_scratch *s);
+
+#endif

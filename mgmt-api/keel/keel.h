@@ -1,0 +1,244 @@
+/*
+ * keel — the operator's command-line tool. Contracts shared by the files of this folder.
+ *
+ * A run: main() walks the command tree (noun, verb, sub-verb) by name, reading the global
+ * options wherever they appear; the leaf's arguments are checked against its option table
+ * into a struct kc_call; the leaf builds one VmkRequest (proto/vmk.proto) and hands it to
+ * kc_rpc(), which sends it through the transport and reports any failure; the leaf then
+ * prints the reply as aligned text or, with --json, as one JSON object. Every command
+ * returns an exit code from enum kc_exit.
+ *
+ * Symbols shared between these files carry the kc_ prefix; statics have none. keel is
+ * single-threaded; nothing here is meant to be called from two threads.
+ */
+#ifndef KEEL_CLI_H
+#define KEEL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lib/err.h"
+#include "vmk.pb-c.h"
+
+/* Exit codes; documented in `keel --help` and docs/keel-cli.md. */
+enum kc_exit {
+	KC_EXIT_OK = 0,		 /* the operation succeeded */
+	KC_EXIT_FAILED = 1,	 /* vmkernel refused or failed the operation (reply code != 0) */
+	KC_EXIT_USAGE = 2,	 /* bad command line */
+	KC_EXIT_UNREACHABLE = 3, /* vmkernel could not be reached, or did not answer in time */
+	KC_EXIT_PROTO = 4,	 /* vmkernel answered with something that is not a VmkReply */
+};
+
+#define KC_DEFAULT_SOCKET  "/var/lib/keel/vmkernel.sock"
+#define KC_DEFAULT_TIMEOUT 300 /* seconds to wait for a reply */
+
+/* ---- transports (transport.c) ---------------------------------------------------------- */
+
+/*
+ * How keel reaches a host. The local transport speaks the Vmk* protocol to vmkernel's
+ * control socket; a remote transport (through hostd) slots in behind the same calls.
+ */
+struct kc_transport {
+	const char *kind;   /* "local" */
+	const char *target; /* what it talks to, for messages (the socket path) */
+	/* Sends req and waits for its one reply. 0 and *reply (caller frees with
+	 * kc_reply_free) when a reply arrived, whatever its code; otherwise
+	 * KC_EXIT_UNREACHABLE or KC_EXIT_PROTO, with the reason in err and the -errno or
+	 * Keel code behind it in *code. */
+	int (*call)(struct kc_transport *t, const Keel__Vmk__VmkRequest *req,
+		    Keel__Vmk__VmkReply **reply, int *code, struct kb_errmsg *err);
+	/* Opens a byte stream to the console of vm (as vmkernel described it): guest output
+	 * arrives on it, bytes written to it go to the guest. 0 and *fd (caller closes), or
+	 * KC_EXIT_FAILED with the reason in err. */
+	int (*console_open)(struct kc_transport *t, const Keel__Vmk__VmInfo *vm, int *fd,
+			    struct kb_errmsg *err);
+	void (*destroy)(struct kc_transport *t);
+};
+
+/* The transport to vmkernel's control socket at path (borrowed for the transport's life).
+ * timeout_ms bounds the wait for each reply (0: wait forever). 0 or -ENOMEM. */
+int kc_transport_local_create(const char *path, uint64_t timeout_ms, struct kc_transport **out);
+void kc_reply_free(Keel__Vmk__VmkReply *reply);
+
+/* ---- context, calls, errors (main.c, rpc.c) --------------------------------------------- */
+
+struct kc_ctx {
+	bool json;		 /* --json */
+	const char *socket;	 /* --socket, else $KEEL_SOCKET, else KC_DEFAULT_SOCKET */
+	uint64_t timeout_ms;	 /* --timeout */
+	struct kc_transport *tr; /* made on the first request */
+};
+
+/*
+ * Sends req to vmkernel. When the transport worked and the reply's code is 0, returns
+ * KC_EXIT_OK and *reply (caller frees with kc_reply_free). Otherwise reports the failure
+ * (`keel: ...` on stderr, and the JSON error object under --json), returns the exit code
+ * and leaves *reply NULL.
+ */
+int kc_rpc(struct kc_ctx *ctx, Keel__Vmk__VmkRequest *req, Keel__Vmk__VmkReply **reply);
+
+/* Reports a failure: `keel: <message>` on stderr and, under --json, the error object on
+ * stdout. code is the Keel or -errno code behind it (0 if none). Returns exit. */
+int kc_fail(struct kc_ctx *ctx, int exit, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- command tree and arguments (args.c) ------------------------------------------------ */
+
+struct kc_opt {
+	const char *name; /* long name without the dashes */
+	const char *arg;  /* placeholder of its value, or NULL for a flag */
+	const char *help;
+	int id;	     /* > 0, chosen by the command */
+	bool repeat; /* may be given more than once */
+};
+
+struct kc_call;
+struct kc_cmd {
+	const char *name;
+	const char *args; /* synopsis of the positional arguments, or NULL */
+	const char *summary;
+	const char *detail; /* more text for --help, or NULL */
+	int min_pos, max_pos;
+	const struct kc_opt *opts;	  /* ended by an entry with name NULL; may be NULL */
+	const struct kc_cmd *const *subs; /* a noun's commands, NULL-terminated; or NULL */
+	int (*run)(struct kc_ctx *ctx, const struct kc_call *call);
+};
+
+#define KC_MAX_POS  8
+#define KC_MAX_OPTS 64
+
+struct kc_call_opt {
+	int id;
+	const char *val; /* NULL for a flag */
+};
+
+/* A leaf's parsed arguments, in command-line order. Strings are borrowed from argv. */
+struct kc_call {
+	const struct kc_cmd *cmd;
+	const char *path; /* "keel vm create" */
+	int npos;
+	const char *pos[KC_MAX_POS];
+	int nopts;
+	struct kc_call_opt opts[KC_MAX_OPTS];
+};
+
+/* If argv[*i] is a global option (with its value in argv[*i + 1] or after '='), applies it
+ * to ctx and advances *i past it: 1. Not a global option: 0. A bad value: reports it and
+ * returns -1. */
+int kc_global_opt(struct kc_ctx *ctx, int argc, char **argv, int *i);
+/* Parses a leaf's arguments argv[0..argc) into call. KC_EXIT_OK, or KC_EXIT_USAGE after
+ * reporting the mistake; *help is set when --help was asked for (nothing else checked). */
+int kc_args_parse(struct kc_ctx *ctx, const struct kc_cmd *cmd, const char *path, int argc,
+		  char **argv, struct kc_call *call, bool *help);
+/* Prints the help of cmd (a noun or a leaf) reached as path. */
+void kc_help(const struct kc_cmd *cmd, const char *path, FILE *f);
+/* Reports a usage mistake of call and points at its --help. Returns KC_EXIT_USAGE. */
+int kc_usage(struct kc_ctx *ctx, const struct kc_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The value of the last occurrence of option id, or NULL; kc_has: whether it was given. */
+const char *kc_opt(const struct kc_call *call, int id);
+bool kc_has(const struct kc_call *call, int id);
+
+/* ---- value parsers (parse.c) -------------------------------------------------------------
+ * 0 or -EINVAL (not a number of that form) or -ERANGE (outside [min, max]). */
+int kc_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* A size in MiB: "512", "512M", "512MiB", "2G", "2GiB", "1T", "1TiB" (case-insensitive). */
+int kc_parse_mib(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Seconds with an optional fraction ("2", "0.5"), into milliseconds. */
+int kc_parse_seconds(const char *s, uint64_t *ms);
+/* Six hex byte pairs separated by ':'. */
+bool kc_valid_mac(const char *s);
+/* path made absolute against the current directory (symlinks are kept), into out.
+ * 0 or -ENAMETOOLONG / -errno. */
+int kc_abs_path(const char *path, char *out, size_t size);
+
+/* ---- human output (format.c, table.c) --------------------------------------------------- */
+
+/* "512 MiB", "1.5 GiB", "2 TiB"; out of at least 32 bytes. Returns out. */
+char *kc_fmt_bytes(uint64_t bytes, char *out, size_t size);
+/* "45s", "12m 03s", "3h 04m", "2d 03h"; "-" for 0. */
+char *kc_fmt_duration_ms(uint64_t ms, char *out, size_t size);
+/* "2400 MHz", "12.5 MHz". */
+char *kc_fmt_mhz(double mhz, char *out, size_t size);
+/* "powered on", "powered off", "suspended"; other states as given. */
+const char *kc_fmt_power_state(const char *state);
+/* Copies s into out with terminal control characters replaced by '?', so names from the
+ * host cannot drive the operator's terminal. Returns out. */
+char *kc_clean(const char *s, char *out, size_t size);
+/* Prints "Key:            value" with the keys of a block aligned; value is cleaned. */
+void kc_kv(FILE *f, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define KC_TABLE_MAX_COLS 10
+
+/* A text table: columns separated by two spaces, each as wide as its widest cell. */
+struct kc_table {
+	int ncols;
+	const char *head[KC_TABLE_MAX_COLS];
+	bool right[KC_TABLE_MAX_COLS]; /* right-aligned (numbers) */
+	size_t nrows, cap;
+	char **cells; /* nrows * ncols, owned */
+	int err;      /* the first allocation failure; rows after it are dropped */
+};
+
+/* align: one letter per column, 'l' or 'r'. heads: ncols titles (borrowed). */
+void kc_table_init(struct kc_table *t, int ncols, const char *const *heads, const char *align);
+/* Appends a row of ncols strings (copied, cleaned). 0 or -ENOMEM. */
+int kc_table_add(struct kc_table *t, const char *const *cells);
+/* Prints the table, or reports -ENOMEM. Returns KC_EXIT_OK or KC_EXIT_FAILED. */
+int kc_table_print(struct kc_table *t, struct kc_ctx *ctx, FILE *f);
+void kc_table_close(struct kc_table *t);
+
+/* ---- JSON output (json.c, reply_json.c) ------------------------------------------------- */
+
+#define KC_JSON_MAX_DEPTH 16
+
+/* A streaming JSON writer: compact output, strings escaped as RFC 8259 requires, invalid
+ * UTF-8 replaced by U+FFFD. key is NULL for array elements and the top-level value. */
+struct kc_json {
+	FILE *f;
+	int depth;
+	bool first[KC_JSON_MAX_DEPTH];
+};
+
+void kc_json_init(struct kc_json *j, FILE *f);
+void kc_json_obj_begin(struct kc_json *j, const char *key);
+void kc_json_obj_end(struct kc_json *j);
+void kc_json_arr_begin(struct kc_json *j, const char *key);
+void kc_json_arr_end(struct kc_json *j);
+void kc_json_str(struct kc_json *j, const char *key, const char *s);
+void kc_json_strn(struct kc_json *j, const char *key, const void *p, size_t n);
+void kc_json_u64(struct kc_json *j, const char *key, uint64_t v);
+void kc_json_i64(struct kc_json *j, const char *key, int64_t v);
+void kc_json_bool(struct kc_json *j, const char *key, bool v);
+void kc_json_double(struct kc_json *j, const char *key, double v);
+void kc_json_null(struct kc_json *j, const char *key);
+/* Ends the document with a newline and flushes. */
+void kc_json_finish(struct kc_json *j);
+
+/* Which repeated or optional parts of a reply a command always shows, even when empty. */
+enum {
+	KC_R_VMS = 1 << 0,
+	KC_R_DATASTORES = 1 << 1,
+	KC_R_HOST = 1 << 2,
+	KC_R_LOG = 1 << 3,
+	KC_R_CONSOLE = 1 << 4,
+	KC_R_VSWITCHES = 1 << 5,
+	KC_R_PORTGROUPS = 1 << 6,
+};
+
+/* Prints a successful reply as one JSON object on stdout: {"ok":true,"code":0, then every
+ * field of the VmkReply under its proto name that is set or named in always}. */
+void kc_reply_json(const Keel__Vmk__VmkReply *rp, unsigned always);
+
+/* ---- commands (one file per noun) ------------------------------------------------------- */
+
+extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_cmd;
+/* Leaves of `keel vm` defined outside vm.c (vm_create.c, vm_ops.c, console.c). */
+extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_console_cmd;
+extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,
+    kc_vm_suspend_cmd, kc_vm_resume_cmd, kc_vm_destroy_cmd, kc_vm_unregister_cmd,
+    kc_vm_register_cmd;
+
+#endif
