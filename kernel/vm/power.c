@@ -217,8 +217,9 @@ int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 			 (int)vm->pid);
 		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, vm->last_event);
 	} else {
-		kb_errmsg_wrapf(err, "cannot %s VM %s", resume ? "resume" : "power on",
-				vm->cfg.name);
+		if (strncmp(err->msg, "cannot ", 7) != 0) /* admission already says it */
+			kb_errmsg_wrapf(err, "cannot %s VM %s", resume ? "resume" : "power on",
+					vm->cfg.name);
 		kb_log(vm->host->log, KB_LOG_WARN, "%s", err->msg);
 	}
 	pthread_mutex_unlock(&vm->lock);
