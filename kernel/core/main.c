@@ -48,6 +48,12 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_stop(s->loop);
 }
 
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
 static void on_wake(uv_async_t *a)
 {
 	vmk__supervise_run_queue(a->data);
@@ -152,6 +158,10 @@ int main(int argc, char **argv)
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	vmk_server_stop(&host);
+	uv_walk(&loop, close_handle, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT); /* let the closes finish */
+	if (uv_loop_close(&loop) != 0)
+		kb_log(host.log, KB_LOG_WARN, "event loop still busy at exit");
 	vmk_core_close(&host);
 	return 0;
 }

@@ -10,6 +10,7 @@ T=$(mktemp -d /tmp/keel-it-XXXXXX)
 PIDS=()
 
 cleanup() {
+	set +e
 	for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$T"
@@ -114,6 +115,7 @@ print(walk(json.loads(sys.argv[1]),sys.argv[2]))' "$1" "$2"
 }
 
 vmk_cleanup() {
+	set +e
 	if [ -n "$VMK_PID" ]; then kill "$VMK_PID" 2>/dev/null; wait "$VMK_PID" 2>/dev/null; fi
 	# the VMs' vmx processes run in their own sessions: end them too
 	pkill -9 -f -- "--ctl $T/state/run/" 2>/dev/null || true
