@@ -50,8 +50,7 @@ int vmk__bridge_apply(struct vmk_net *net, const struct vmk__vswitch *vs, int *i
 	return 0;
 }
 
-int vmk_net_vswitch_add(struct vmk_net *net, const char *name, uint32_t mtu,
-			struct kb_errmsg *err)
+int vmk_net_vswitch_add(struct vmk_net *net, const char *name, uint32_t mtu, struct kb_errmsg *err)
 {
 	struct vmk__vswitch vs = {{0}};
 	struct vmk__net_conf *next;
@@ -141,7 +140,8 @@ int vmk_net_vswitch_remove(struct vmk_net *net, const char *name, struct kb_errm
 
 		if (vmk__bridge_apply(net, vs, &ifindex, &ignored) == 0)
 			for (i = 0; i < vs->n_uplinks; i++)
-				(void)vmk__uplink_apply(net, net->conf, vs, vs->uplinks[i], &ignored);
+				(void)vmk__uplink_apply(net, net->conf, vs, vs->uplinks[i],
+							&ignored);
 		return rv;
 	}
 	kb_log(net->log, KB_LOG_INFO, "network: removed vSwitch %s", name);

@@ -50,13 +50,15 @@ int vmk__check_ifname(const char *name, const char *what, struct kb_errmsg *err)
 	}
 	for (i = 0; i < len; i++) {
 		if (!is_name_char(name[i])) {
-			kb_errmsg_setf(err, "%s \"%s\": only letters, digits, '_', '.' and '-' are allowed",
-				       what, name);
+			kb_errmsg_setf(
+			    err, "%s \"%s\": only letters, digits, '_', '.' and '-' are allowed",
+			    what, name);
 			return KB_ECONFIG;
 		}
 	}
 	if (strcmp(what, "vSwitch name") == 0 && is_tap_name(name)) {
-		kb_errmsg_setf(err, "%s \"%s\": names of the form kt<8 hex>n<index> are VM NIC ports",
+		kb_errmsg_setf(err,
+			       "%s \"%s\": names of the form kt<8 hex>n<index> are VM NIC ports",
 			       what, name);
 		return KB_ECONFIG;
 	}
@@ -76,8 +78,10 @@ int vmk__check_pg_name(const char *name, struct kb_errmsg *err)
 		unsigned char ch = (unsigned char)name[i];
 
 		if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') {
-			kb_errmsg_setf(err, "portgroup name: character %zu is not allowed "
-					    "(printable ASCII without '\"' and '\\')", i + 1);
+			kb_errmsg_setf(err,
+				       "portgroup name: character %zu is not allowed "
+				       "(printable ASCII without '\"' and '\\')",
+				       i + 1);
 			return KB_ECONFIG;
 		}
 	}
@@ -103,7 +107,8 @@ int vmk__check_uuid(const char *uuid, struct kb_errmsg *err)
 			break;
 	}
 	if (i < len || hex < 8) {
-		kb_errmsg_setf(err, "VM uuid \"%.63s\": hex digits, '-' and ' ' only, at least 8 digits",
+		kb_errmsg_setf(err,
+			       "VM uuid \"%.63s\": hex digits, '-' and ' ' only, at least 8 digits",
 			       uuid);
 		return KB_ECONFIG;
 	}
@@ -122,10 +127,17 @@ int vmk__check_mtu(uint32_t mtu, struct kb_errmsg *err)
 
 int vmk__check_vlan(uint32_t vlan, struct kb_errmsg *err)
 {
+	if (vlan == VMK__VLAN_UNTAGGED) {
+		kb_errmsg_setf(err,
+			       "VLAN id 1 carries the vSwitch's untagged traffic (portgroups "
+			       "without a VLAN): use 0 for it, or 2 to %d",
+			       VMK_NET_VLAN_MAX);
+		return KB_ECONFIG;
+	}
 	if (vlan > VMK_NET_VLAN_MAX) {
-		kb_errmsg_setf(err, "VLAN id %u: must be 0 (none) or 1 to %d%s", vlan,
-			       VMK_NET_VLAN_MAX,
-			       vlan == 4095 ? " (4095, all VLANs to the guest, is not supported)" : "");
+		kb_errmsg_setf(
+		    err, "VLAN id %u: must be 0 (none) or 2 to %d%s", vlan, VMK_NET_VLAN_MAX,
+		    vlan == 4095 ? " (4095, all VLANs to the guest, is not supported)" : "");
 		return KB_ECONFIG;
 	}
 	return 0;

@@ -66,8 +66,8 @@ int vmk__conf_clone(const struct vmk__net_conf *c, struct vmk__net_conf **out)
 
 	if (!n)
 		return -ENOMEM;
-	if (dup_array((void **)&n->vswitches, c->vswitches, c->n_vswitches,
-		      sizeof(*c->vswitches)) < 0 ||
+	if (dup_array((void **)&n->vswitches, c->vswitches, c->n_vswitches, sizeof(*c->vswitches)) <
+		0 ||
 	    dup_array((void **)&n->portgroups, c->portgroups, c->n_portgroups,
 		      sizeof(*c->portgroups)) < 0 ||
 	    dup_array((void **)&n->ports, c->ports, c->n_ports, sizeof(*c->ports)) < 0) {
@@ -156,8 +156,7 @@ void vmk__conf_del_vswitch(struct vmk__net_conf *c, const char *name)
 	struct vmk__vswitch *vs = vmk__conf_vswitch(c, name);
 
 	if (vs)
-		remove_at(c->vswitches, &c->n_vswitches, (size_t)(vs - c->vswitches),
-			  sizeof(*vs));
+		remove_at(c->vswitches, &c->n_vswitches, (size_t)(vs - c->vswitches), sizeof(*vs));
 }
 
 void vmk__conf_del_portgroup(struct vmk__net_conf *c, const char *name)

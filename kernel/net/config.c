@@ -39,8 +39,7 @@ struct parser {
 	struct kb_errmsg *err;
 };
 
-static int tokenize(const char *line, size_t len, struct tok *t, size_t *n,
-		    struct kb_errmsg *err)
+static int tokenize(const char *line, size_t len, struct tok *t, size_t *n, struct kb_errmsg *err)
 {
 	size_t i = 0;
 
@@ -212,7 +211,8 @@ static int parse_portgroup(struct parser *p, const struct tok *t, size_t n)
 		return KB_ECONFIG;
 	}
 	if ((rv = tok_name(&t[3], pg.vswitch, sizeof(pg.vswitch), "vSwitch name", p->err)) < 0 ||
-	    (rv = tok_num(&t[5], VMK_NET_VLAN_MAX, &vlan, "VLAN id", p->err)) < 0)
+	    (rv = tok_num(&t[5], VMK_NET_VLAN_MAX, &vlan, "VLAN id", p->err)) < 0 ||
+	    (rv = vmk__check_vlan(vlan, p->err)) < 0)
 		return rv;
 	pg.vlan = (uint16_t)vlan;
 	if (!vmk__conf_vswitch(p->c, pg.vswitch)) {
@@ -236,7 +236,8 @@ static int parse_port(struct parser *p, const struct tok *t, size_t n)
 	    (rv = tok_name(&t[1], port.tap, sizeof(port.tap), "tap name", p->err)) < 0)
 		return rv;
 	if (!tok_is(&t[2], "portgroup") || !tok_is(&t[4], "vm") || !tok_is(&t[6], "nic")) {
-		kb_errmsg_setf(p->err, "expected: port \"TAP\" portgroup \"NAME\" vm \"UUID\" nic N");
+		kb_errmsg_setf(p->err,
+			       "expected: port \"TAP\" portgroup \"NAME\" vm \"UUID\" nic N");
 		return KB_ECONFIG;
 	}
 	if ((rv = tok_name(&t[3], port.portgroup, sizeof(port.portgroup), "portgroup name",
@@ -305,8 +306,8 @@ static int parse_line(struct parser *p, const char *line, size_t len)
 		unsigned char ch = (unsigned char)line[i];
 
 		if ((ch < 0x20 && ch != '\t') || ch > 0x7e) {
-			kb_errmsg_setf(p->err, "byte 0x%02x at column %zu is not printable ASCII", ch,
-				       i + 1);
+			kb_errmsg_setf(p->err, "byte 0x%02x at column %zu is not printable ASCII",
+				       ch, i + 1);
 			return KB_ECONFIG;
 		}
 	}
@@ -320,8 +321,7 @@ static int parse_line(struct parser *p, const char *line, size_t len)
 	return parse_record(p, t, n);
 }
 
-int vmk__conf_parse(const char *text, size_t len, struct vmk__net_conf **out,
-		    struct kb_errmsg *err)
+int vmk__conf_parse(const char *text, size_t len, struct vmk__net_conf **out, struct kb_errmsg *err)
 {
 	struct parser p = {.err = err};
 	size_t off = 0, lineno = 0;
@@ -392,9 +392,10 @@ int vmk__conf_format(const struct vmk__net_conf *c, struct kb_buf *out)
 	size_t i, j;
 	int rv;
 
-	rv = put_line(out, "# Keel host networking: vSwitches, uplinks, portgroups, VM NIC ports.\n"
-			   "# Written by vmkernel; format in docs/networking.md.\n"
-			   "version %d\n",
+	rv = put_line(out,
+		      "# Keel host networking: vSwitches, uplinks, portgroups, VM NIC ports.\n"
+		      "# Written by vmkernel; format in docs/networking.md.\n"
+		      "version %d\n",
 		      VMK__CONF_VERSION);
 	for (i = 0; rv == 0 && i < c->n_vswitches; i++) {
 		const struct vmk__vswitch *vs = &c->vswitches[i];

@@ -137,8 +137,8 @@ static int portgroup_info(Keel__Vmk__PortgroupInfo *m, const struct vmk__net_con
 	return 0;
 }
 
-int vmk_net_portgroup_list(struct vmk_net *net, Keel__Vmk__PortgroupInfo ***out,
-			   size_t *n_out, struct kb_errmsg *err)
+int vmk_net_portgroup_list(struct vmk_net *net, Keel__Vmk__PortgroupInfo ***out, size_t *n_out,
+			   struct kb_errmsg *err)
 {
 	const struct vmk__net_conf *c = net->conf;
 	Keel__Vmk__PortgroupInfo **list;

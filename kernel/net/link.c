@@ -227,8 +227,7 @@ static int vlan_parse(const struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-int vmk__link_vlans(struct vmk__nl *nl, int ifindex, struct vmk__vlan *out, size_t max,
-		    size_t *n)
+int vmk__link_vlans(struct vmk__nl *nl, int ifindex, struct vmk__vlan *out, size_t max, size_t *n)
 {
 	struct vlan_dump d = {.ifindex = ifindex, .out = out, .max = max};
 	struct vmk__nlmsg m;

@@ -92,11 +92,13 @@ static int apply_all(struct vmk_net *net, struct kb_errmsg *err)
 		if (port_alive(net, p)) {
 			if (vmk__port_attach(net, c, vmk__conf_portgroup(c, p->portgroup), p->tap,
 					     &e) < 0)
-				kb_log(net->log, KB_LOG_WARN, "network: port %s: %s", p->tap, e.msg);
+				kb_log(net->log, KB_LOG_WARN, "network: port %s: %s", p->tap,
+				       e.msg);
 			continue;
 		}
-		kb_log(net->log, KB_LOG_INFO, "network: dropped port %s (NIC %u of VM %s is not "
-					      "running)", p->tap, p->nic, p->vm_uuid);
+		kb_log(net->log, KB_LOG_INFO,
+		       "network: dropped port %s (NIC %u of VM %s is not running)", p->tap, p->nic,
+		       p->vm_uuid);
 		if (!next && (rv = vmk__conf_clone(c, &next)) < 0)
 			return rv;
 		vmk__conf_del_port(next, p->tap);

@@ -4,7 +4,7 @@
  *
  * A vSwitch is a Linux bridge of the same name with an MTU and uplinks (existing
  * interfaces, "vmnicN" on real machines, enslaved to the bridge). A portgroup is a named
- * set of ports on one vSwitch with an optional VLAN id (1..4094, 0 = none). A VM NIC is a
+ * set of ports on one vSwitch with an optional VLAN id (2..4094, 0 = none). A VM NIC is a
  * port: a persistent tap device (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, the flags vmx opens
  * it with) named from the VM's uuid and the NIC's index, attached to its portgroup's
  * bridge and up. With a VLAN the bridge filters VLANs: the tap's untagged PVID is the
@@ -79,8 +79,7 @@ void vmk_net_close(struct vmk_net *net);
  * 1280..9000) and brings it up. name: 1..15 of [A-Za-z0-9_.-], starting with a letter.
  * KB_ECONFIG for a bad name or MTU, KB_EEXIST when the vSwitch exists or name is a
  * non-bridge interface, KB_ETOOBIG past VMK_NET_VSWITCHES_MAX. */
-int vmk_net_vswitch_add(struct vmk_net *net, const char *name, uint32_t mtu,
-			struct kb_errmsg *err);
+int vmk_net_vswitch_add(struct vmk_net *net, const char *name, uint32_t mtu, struct kb_errmsg *err);
 
 /* Removes a vSwitch and deletes its bridge (its uplinks are released). KB_ENOTFOUND;
  * KB_ESTATE while portgroups use it. */
@@ -109,13 +108,14 @@ int vmk_net_uplink_add(struct vmk_net *net, const char *vswitch, const char *nic
 int vmk_net_uplink_remove(struct vmk_net *net, const char *vswitch, const char *nic,
 			  struct kb_errmsg *err);
 
-/* Adds a portgroup on vswitch with VLAN id vlan (0: none, else 1..4094). name: 1..63
+/* Adds a portgroup on vswitch with VLAN id vlan (0: none, else 2..4094; 1 is the bridge's
+ * untagged VLAN, the one of portgroups without a VLAN). name: 1..63
  * printable ASCII characters without '"' or '\\', no leading or trailing space. A VLAN
  * turns on VLAN filtering on the bridge and adds the VLAN, tagged, to the uplinks.
  * KB_ECONFIG, KB_ENOTFOUND (vswitch), KB_EEXIST, KB_ETOOBIG, KB_ENOTSUP when the kernel has
  * no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING). */
-int vmk_net_portgroup_add(struct vmk_net *net, const char *name, const char *vswitch,
-			  uint32_t vlan, struct kb_errmsg *err);
+int vmk_net_portgroup_add(struct vmk_net *net, const char *name, const char *vswitch, uint32_t vlan,
+			  struct kb_errmsg *err);
 
 /* Removes a portgroup (and its VLAN from the uplinks when no other portgroup of the
  * vSwitch uses it). KB_ENOTFOUND; KB_ESTATE while it has ports. */
@@ -127,8 +127,8 @@ int vmk_net_portgroup_find(struct vmk_net *net, const char *name, struct kb_errm
 /* Lists the portgroups in configuration order as PortgroupInfo messages (name, vswitch,
  * vlan, the taps of their ports) for VmkReply.portgroups. Caller frees with
  * vmk_net_portgroup_list_free(). 0 or -ENOMEM. */
-int vmk_net_portgroup_list(struct vmk_net *net, Keel__Vmk__PortgroupInfo ***out,
-			   size_t *n_out, struct kb_errmsg *err);
+int vmk_net_portgroup_list(struct vmk_net *net, Keel__Vmk__PortgroupInfo ***out, size_t *n_out,
+			   struct kb_errmsg *err);
 void vmk_net_portgroup_list_free(Keel__Vmk__PortgroupInfo **list, size_t n);
 
 /* The tap name of NIC nic_index (0..9999) of the VM vm_uuid: "kt", 8 hex digits of a
@@ -144,7 +144,8 @@ int vmk_net_port_name(const char *vm_uuid, uint32_t nic_index, char out[VMK_NET_
  * goes to out_tap_name for vmx's --net. Creating a port that exists on the same portgroup
  * returns 0 and its name (power-on after a vmkernel restart). KB_ECONFIG, KB_ENOTFOUND
  * (portgroup), KB_EEXIST (the port is on another portgroup, or the name belongs to another
- * VM or to a non-tap interface), KB_ETOOBIG, -errno. */
+ * VM or to a non-tap interface), KB_ETOOBIG, KB_ENOTSUP (a VLAN portgroup on a kernel
+ * without bridge VLAN filtering: the tap is never left on the bridge untagged), -errno. */
 int vmk_net_port_create(struct vmk_net *net, const char *portgroup, const char *vm_uuid,
 			uint32_t nic_index, char out_tap_name[VMK_NET_IFNAME_MAX],
 			struct kb_errmsg *err);

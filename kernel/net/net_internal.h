@@ -18,10 +18,12 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 
-#define VMK__CONF_VERSION   1
-#define VMK__CONF_SIZE_MAX  (1u << 20) /* bytes of network.conf */
-#define VMK__CONF_LINE_MAX  512
-#define VMK__TAP_PREFIX	    "kt"
+#define VMK__CONF_VERSION  1
+#define VMK__CONF_SIZE_MAX (1u << 20) /* bytes of network.conf */
+#define VMK__CONF_LINE_MAX 512
+#define VMK__TAP_PREFIX	   "kt"
+/* The bridge\'s default VLAN: untagged on uplinks, the VLAN of ports without one. */
+#define VMK__VLAN_UNTAGGED 1
 
 struct vmk__vswitch {
 	char name[VMK_NET_IFNAME_MAX];
@@ -99,14 +101,14 @@ int vmk__check_vlan(uint32_t vlan, struct kb_errmsg *err);
 
 struct vmk__link {
 	int ifindex;
-	int master;		/* ifindex of the bridge it is a port of; 0: none */
+	int master; /* ifindex of the bridge it is a port of; 0: none */
 	uint32_t mtu;
-	uint32_t flags;		/* IFF_* */
+	uint32_t flags; /* IFF_* */
 	bool carrier;
 	char name[VMK_NET_IFNAME_MAX];
-	char kind[16];		/* IFLA_INFO_KIND: "bridge", "tun", "veth"; "" for hardware */
-	bool vlan_filtering;	/* bridges */
-	uint16_t default_pvid;	/* bridges; 0 when the kernel does not report it */
+	char kind[16];	       /* IFLA_INFO_KIND: "bridge", "tun", "veth"; "" for hardware */
+	bool vlan_filtering;   /* bridges */
+	uint16_t default_pvid; /* bridges; 0 when the kernel does not report it */
 };
 
 struct vmk__vlan {
@@ -127,14 +129,13 @@ int vmk__link_bridge_vlan_filtering(struct vmk__nl *nl, int br_ifindex, bool on)
 int vmk__link_vlan_add(struct vmk__nl *nl, int ifindex, uint16_t vid, uint16_t flags);
 int vmk__link_vlan_del(struct vmk__nl *nl, int ifindex, uint16_t vid);
 /* The VLANs of bridge port ifindex (at most max; *n may exceed max to tell). */
-int vmk__link_vlans(struct vmk__nl *nl, int ifindex, struct vmk__vlan *out, size_t max,
-		    size_t *n);
+int vmk__link_vlans(struct vmk__nl *nl, int ifindex, struct vmk__vlan *out, size_t max, size_t *n);
 
 /* ---- bridge.c, portgroup.c, tap.c: applying the configuration ------------------------ */
 
 /* Sets err to "<what>: <kb_strerror(rv)>" plus the kernel's extended-ack message. */
 void vmk__net_errf(struct vmk_net *net, struct kb_errmsg *err, int rv, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Saves next as the configuration and swaps it in (takes ownership of next, also on
  * failure). 0 or -errno. */

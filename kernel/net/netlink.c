@@ -218,16 +218,18 @@ int vmk__nl_call(struct vmk__nl *nl, struct vmk__nlmsg *m, vmk__nl_cb cb, void *
 		m->u.hdr.nlmsg_flags |= NLM_F_ACK;
 	seq = nl->seq++;
 	m->u.hdr.nlmsg_seq = seq;
-	while (sendto(nl->fd, m->u.buf, m->u.hdr.nlmsg_len, 0, (struct sockaddr *)&sa,
-		      sizeof(sa)) < 0) {
+	while (sendto(nl->fd, m->u.buf, m->u.hdr.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) <
+	       0) {
 		if (errno != EINTR)
 			return -errno;
 	}
 	while (!done) {
 		struct sockaddr_nl from;
 		struct iovec iov = {.iov_base = nl->rbuf, .iov_len = VMK__NL_RECV_SIZE};
-		struct msghdr mh = {
-		    .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1};
+		struct msghdr mh = {.msg_name = &from,
+				    .msg_namelen = sizeof(from),
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1};
 		const struct nlmsghdr *h;
 		ssize_t n = recvmsg(nl->fd, &mh, 0);
 

@@ -23,7 +23,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-#define VMK__NL_MSG_SIZE   1024  /* request buffer */
+#define VMK__NL_MSG_SIZE   1024	 /* request buffer */
 #define VMK__NL_RECV_SIZE  65536 /* receive buffer (a dump part is at most 32 KiB) */
 #define VMK__NL_NEST_MAX   4
 #define VMK__NL_EXTMSG_MAX 160
@@ -31,8 +31,8 @@
 struct vmk__nl {
 	int fd;
 	uint32_t seq;
-	uint8_t *rbuf;			     /* VMK__NL_RECV_SIZE bytes */
-	char ext_msg[VMK__NL_EXTMSG_MAX];    /* kernel's message for the last failed call */
+	uint8_t *rbuf;			  /* VMK__NL_RECV_SIZE bytes */
+	char ext_msg[VMK__NL_EXTMSG_MAX]; /* kernel's message for the last failed call */
 };
 
 struct vmk__nlmsg {

@@ -30,8 +30,10 @@ static int bridge_filter_vlans(struct vmk_net *net, const struct vmk__link *br,
 		return 0;
 	rv = vmk__link_bridge_vlan_filtering(net->nl, br->ifindex, true);
 	if (rv == -EOPNOTSUPP) {
-		kb_errmsg_setf(err, "bridge %s: this kernel has no bridge VLAN filtering "
-				    "(CONFIG_BRIDGE_VLAN_FILTERING)", br->name);
+		kb_errmsg_setf(err,
+			       "bridge %s: this kernel has no bridge VLAN filtering "
+			       "(CONFIG_BRIDGE_VLAN_FILTERING)",
+			       br->name);
 		return KB_ENOTSUP;
 	}
 	if (rv < 0)
@@ -40,8 +42,8 @@ static int bridge_filter_vlans(struct vmk_net *net, const struct vmk__link *br,
 }
 
 /* Removes vlan from the uplinks of vswitch unless a portgroup of c still uses it. */
-static void vlan_release(struct vmk_net *net, const struct vmk__net_conf *c,
-			 const char *vswitch, uint16_t vlan)
+static void vlan_release(struct vmk_net *net, const struct vmk__net_conf *c, const char *vswitch,
+			 uint16_t vlan)
 {
 	const struct vmk__vswitch *vs = vmk__conf_vswitch(c, vswitch);
 	struct vmk__link l;
@@ -55,8 +57,9 @@ static void vlan_release(struct vmk_net *net, const struct vmk__net_conf *c,
 			continue;
 		rv = vmk__link_vlan_del(net->nl, l.ifindex, vlan);
 		if (rv < 0 && rv != -ENOENT)
-			kb_log(net->log, KB_LOG_WARN, "network: removing VLAN %u from uplink %s: %s",
-			       vlan, vs->uplinks[i], kb_strerror(rv));
+			kb_log(net->log, KB_LOG_WARN,
+			       "network: removing VLAN %u from uplink %s: %s", vlan, vs->uplinks[i],
+			       kb_strerror(rv));
 	}
 }
 
@@ -91,6 +94,34 @@ int vmk__portgroup_apply(struct vmk_net *net, const struct vmk__net_conf *conf,
 	return 0;
 }
 
+/* Makes port l an untagged member of vlan with vlan as its PVID, and takes it out of the
+ * bridge's default VLAN. */
+static int port_vlan(struct vmk_net *net, struct vmk__link *br, const struct vmk__link *l,
+		     uint16_t vlan, struct kb_errmsg *err)
+{
+	int rv;
+
+	if ((rv = bridge_filter_vlans(net, br, err)) < 0)
+		return rv;
+	rv = vmk__link_vlan_add(net->nl, l->ifindex, vlan,
+				BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
+	if (rv < 0) {
+		vmk__net_errf(net, err, rv, "putting port %s in VLAN %u", l->name, vlan);
+		return rv;
+	}
+	/* Re-read: turning filtering on may have just made the default PVID known. */
+	if (vmk__link_get(net->nl, NULL, br->ifindex, br) == 0 && br->default_pvid &&
+	    br->default_pvid != vlan) {
+		rv = vmk__link_vlan_del(net->nl, l->ifindex, br->default_pvid);
+		if (rv < 0 && rv != -ENOENT) {
+			vmk__net_errf(net, err, rv, "taking port %s out of VLAN %u", l->name,
+				      br->default_pvid);
+			return rv;
+		}
+	}
+	return 0;
+}
+
 int vmk__port_attach(struct vmk_net *net, const struct vmk__net_conf *conf,
 		     const struct vmk__portgroup *pg, const char *ifname, struct kb_errmsg *err)
 {
@@ -111,29 +142,15 @@ int vmk__port_attach(struct vmk_net *net, const struct vmk__net_conf *conf,
 		vmk__net_errf(net, err, rv, "setting MTU %u on port %s", vs->mtu, ifname);
 		return rv;
 	}
-	if (l.master != br.ifindex && (rv = vmk__link_set_master(net->nl, l.ifindex, br.ifindex)) < 0) {
+	if (l.master != br.ifindex &&
+	    (rv = vmk__link_set_master(net->nl, l.ifindex, br.ifindex)) < 0) {
 		vmk__net_errf(net, err, rv, "adding port %s to bridge %s", ifname, vs->name);
 		return rv;
 	}
-	if (pg->vlan) {
-		if ((rv = bridge_filter_vlans(net, &br, err)) < 0)
-			return rv;
-		rv = vmk__link_vlan_add(net->nl, l.ifindex, pg->vlan,
-					BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
-		if (rv < 0) {
-			vmk__net_errf(net, err, rv, "putting port %s in VLAN %u", ifname, pg->vlan);
-			return rv;
-		}
-		/* Re-read: turning filtering on may have just made the default PVID known. */
-		if (vmk__link_get(net->nl, NULL, br.ifindex, &br) == 0 && br.default_pvid &&
-		    br.default_pvid != pg->vlan) {
-			rv = vmk__link_vlan_del(net->nl, l.ifindex, br.default_pvid);
-			if (rv < 0 && rv != -ENOENT) {
-				vmk__net_errf(net, err, rv, "taking port %s out of VLAN %u", ifname,
-					      br.default_pvid);
-				return rv;
-			}
-		}
+	if (pg->vlan && (rv = port_vlan(net, &br, &l, pg->vlan, err)) < 0) {
+		/* Never leave it forwarding in the wrong VLAN. */
+		(void)vmk__link_set_master(net->nl, l.ifindex, 0);
+		return rv;
 	}
 	if (!(l.flags & IFF_UP) && (rv = vmk__link_set_up(net->nl, l.ifindex)) < 0) {
 		vmk__net_errf(net, err, rv, "bringing port %s up", ifname);
@@ -142,8 +159,8 @@ int vmk__port_attach(struct vmk_net *net, const struct vmk__net_conf *conf,
 	return 0;
 }
 
-int vmk_net_portgroup_add(struct vmk_net *net, const char *name, const char *vswitch,
-			  uint32_t vlan, struct kb_errmsg *err)
+int vmk_net_portgroup_add(struct vmk_net *net, const char *name, const char *vswitch, uint32_t vlan,
+			  struct kb_errmsg *err)
 {
 	struct vmk__portgroup pg = {{0}};
 	struct vmk__net_conf *next;
@@ -207,7 +224,8 @@ int vmk_net_portgroup_remove(struct vmk_net *net, const char *name, struct kb_er
 	}
 	for (i = 0; i < net->conf->n_ports; i++) {
 		if (strcmp(net->conf->ports[i].portgroup, name) == 0) {
-			kb_errmsg_setf(err, "portgroup \"%s\" is in use by port %s (NIC %u of VM %s)",
+			kb_errmsg_setf(err,
+				       "portgroup \"%s\" is in use by port %s (NIC %u of VM %s)",
 				       name, net->conf->ports[i].tap, net->conf->ports[i].nic,
 				       net->conf->ports[i].vm_uuid);
 			return KB_ESTATE;

@@ -51,7 +51,10 @@ int vmk__uplink_apply(struct vmk_net *net, const struct vmk__net_conf *conf,
 	}
 	rv = vmk__link_get(net->nl, nic, 0, &l);
 	if (rv < 0) {
-		vmk__net_errf(net, err, rv, "uplink %s", nic);
+		if (rv == KB_ENOTFOUND)
+			kb_errmsg_setf(err, "uplink %s: no such interface", nic);
+		else
+			vmk__net_errf(net, err, rv, "uplink %s", nic);
 		return rv;
 	}
 	rv = uplink_allowed(net, &l, br.ifindex, err);
@@ -61,7 +64,8 @@ int vmk__uplink_apply(struct vmk_net *net, const struct vmk__net_conf *conf,
 		vmk__net_errf(net, err, rv, "setting MTU %u on uplink %s", vs->mtu, nic);
 		return rv;
 	}
-	if (l.master != br.ifindex && (rv = vmk__link_set_master(net->nl, l.ifindex, br.ifindex)) < 0) {
+	if (l.master != br.ifindex &&
+	    (rv = vmk__link_set_master(net->nl, l.ifindex, br.ifindex)) < 0) {
 		vmk__net_errf(net, err, rv, "adding uplink %s to bridge %s", nic, vs->name);
 		goto err_mtu;
 	}
@@ -138,7 +142,10 @@ int vmk_net_uplink_add(struct vmk_net *net, const char *vswitch, const char *nic
 	}
 	rv = vmk__link_get(net->nl, nic, 0, &l);
 	if (rv < 0) {
-		vmk__net_errf(net, err, rv, "uplink %s", nic);
+		if (rv == KB_ENOTFOUND)
+			kb_errmsg_setf(err, "uplink %s: no such interface", nic);
+		else
+			vmk__net_errf(net, err, rv, "uplink %s", nic);
 		return rv;
 	}
 	rv = vmk__conf_clone(net->conf, &next);
@@ -189,7 +196,8 @@ int vmk_net_uplink_remove(struct vmk_net *net, const char *vswitch, const char *
 	if (rv < 0)
 		return rv;
 	vs = vmk__conf_vswitch(next, vswitch);
-	memmove(vs->uplinks[i], vs->uplinks[i + 1], (vs->n_uplinks - i - 1) * sizeof(vs->uplinks[0]));
+	memmove(vs->uplinks[i], vs->uplinks[i + 1],
+		(vs->n_uplinks - i - 1) * sizeof(vs->uplinks[0]));
 	vs->n_uplinks--;
 	if (vmk__link_get(net->nl, nic, 0, &l) == 0 &&
 	    vmk__link_get(net->nl, vswitch, 0, &br) == 0 && l.master == br.ifindex) {

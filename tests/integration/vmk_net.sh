@@ -21,6 +21,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 NS=keel-it-vmknet-$$
 ip netns add "$NS" || fail "cannot create a network namespace"
 trap 'cleanup; ip netns del "$NS" 2>/dev/null || true' EXIT
+# (Background jobs call ip netns exec directly, so that $! is the pid of vmx itself.)
 in_ns() { ip netns exec "$NS" "$@"; }
 STATE=$T/state
 mkdir -p "$STATE"
@@ -47,24 +48,26 @@ grep -q "vSwitch name" "$T/err.log" || fail "no clear error for a bad name: $(ca
 [ "$(in_ns cat /sys/class/net/vmnic0/master/ifindex)" = "$(in_ns cat /sys/class/net/vSwitch1/ifindex)" ] ||
 	fail "vmnic0 is not a port of vSwitch1"
 
-# The VM NIC's port: a tap on the portgroup's bridge.
+# The VM NIC's port: a tap on the portgroup's bridge, which vmx with kguest opens at
+# once (every drive call is a vmkernel start, and a start drops ports no vmx holds).
 tap=$(drive port-create "Test Network" "$UUID" 0) || fail "port-create"
 echo "port $tap"
 [[ $tap =~ ^kt[0-9a-f]{8}n0$ ]] || fail "unexpected tap name $tap"
-[ "$(basename "$(in_ns readlink "/sys/class/net/$tap/master")")" = vSwitch1 ] ||
-	fail "$tap is not attached to vSwitch1"
-[ "$(in_ns cat "/sys/class/net/$tap/tun_flags")" = 0x5802 ] || fail "tap flags are not TAP|NO_PI|VNET_HDR|PERSIST"
-drive portgroup-remove "Test Network" 2>"$T/err.log" && fail "portgroup with a port was removed"
-grep -q "in use by port $tap" "$T/err.log" || fail "no clear error: $(cat "$T/err.log")"
-
-# kguest on the tap, the host on the bridge.
-in_ns ip addr add 198.18.1.1/24 dev vSwitch1
-in_ns "$VMX" --name n --ctl "$T/n.sock" --console-log "$T/n.log" \
+ip netns exec "$NS" "$VMX" --name n --ctl "$T/n.sock" --console-log "$T/n.log" \
 	--kernel "$KGUEST" --mem 128M --net "$tap,mac=$MAC" \
 	--cmdline "ip=198.18.1.2 counter_ms=1000" 2>"$T/n.vmx.log" &
 VMX_PID=$!
 PIDS+=("$VMX_PID")
 wait_for "$T/n.log" "net .*mac=$MAC|net.*$MAC"
+[ "$(basename "$(in_ns readlink "/sys/class/net/$tap/master")")" = vSwitch1 ] ||
+	fail "$tap is not attached to vSwitch1"
+[ "$(in_ns cat "/sys/class/net/$tap/tun_flags")" = 0x5802 ] ||
+	fail "tap flags are not TAP|NO_PI|VNET_HDR|PERSIST"
+drive portgroup-remove "Test Network" 2>"$T/err.log" && fail "portgroup with a port was removed"
+grep -q "in use by port $tap" "$T/err.log" || fail "no clear error: $(cat "$T/err.log")"
+
+# The host on the bridge, kguest behind the tap.
+in_ns ip addr add 198.18.1.1/24 dev vSwitch1
 out=$(in_ns python3 "$here/integration/udp_echo_client.py" 198.18.1.2 7 100 1.0)
 echo "through vSwitch1 and $tap: $out"
 [[ $out == *"replies=100 lost=0"* ]] || fail "echo through the bridge lost replies: $out"
@@ -85,11 +88,20 @@ out=$(drive show) || fail "restart: $out"
 [[ $out != *"$tap"* ]] || fail "the stopped VM's port was kept: $out"
 in_ns test -e "/sys/class/net/$tap" && fail "the stopped VM's tap was kept"
 
-# Power-on again makes the same port; removal in order.
+# Power-on again makes the same port; removing it works while vmx holds the tap.
 [ "$(drive port-create "Test Network" "$UUID" 0)" = "$tap" ] || fail "port name changed"
+ip netns exec "$NS" "$VMX" --name n2 --ctl "$T/n2.sock" --console-log "$T/n2.log" \
+	--kernel "$KGUEST" --mem 128M --net "$tap,mac=$MAC" \
+	--cmdline "ip=198.18.1.2 counter_ms=1000" 2>"$T/n2.vmx.log" &
+VMX_PID=$!
+PIDS+=("$VMX_PID")
+wait_for "$T/n2.log" "net .*mac=$MAC|net.*$MAC"
 drive vswitch-remove vSwitch1 2>"$T/err.log" && fail "vSwitch with a portgroup was removed"
+grep -q 'in use by portgroup "Test Network"' "$T/err.log" || fail "no clear error: $(cat "$T/err.log")"
 drive port-remove "$tap" || fail "port-remove"
 in_ns test -e "/sys/class/net/$tap" && fail "port-remove left the tap"
+kill -9 "$VMX_PID" 2>/dev/null || true
+wait "$VMX_PID" 2>/dev/null || true
 drive portgroup-remove "Test Network" || fail "portgroup-remove"
 drive vswitch-remove vSwitch1 || fail "vswitch-remove"
 in_ns test -e /sys/class/net/vSwitch1 && fail "vswitch-remove left the bridge"

@@ -20,17 +20,16 @@
 #include "kernel/net/net_internal.h"
 #include "lib/heap.h"
 
-static const char sample[] =
-    "# comment\n"
-    "\n"
-    "version 1\n"
-    "vswitch \"vSwitch0\" mtu 1500\n"
-    "uplink \"vSwitch0\" \"vmnic0\"\n"
-    "uplink \"vSwitch0\" \"vmnic1\"\n"
-    "  vswitch \"vSwitch1\"\tmtu 9000  \n"
-    "portgroup \"VM Network\" vswitch \"vSwitch0\" vlan 0\n"
-    "portgroup \"VLAN 42\" vswitch \"vSwitch1\" vlan 42\n"
-    "port \"%s\" portgroup \"VM Network\" vm \"%s\" nic 0\n";
+static const char sample[] = "# comment\n"
+			     "\n"
+			     "version 1\n"
+			     "vswitch \"vSwitch0\" mtu 1500\n"
+			     "uplink \"vSwitch0\" \"vmnic0\"\n"
+			     "uplink \"vSwitch0\" \"vmnic1\"\n"
+			     "  vswitch \"vSwitch1\"\tmtu 9000  \n"
+			     "portgroup \"VM Network\" vswitch \"vSwitch0\" vlan 0\n"
+			     "portgroup \"VLAN 42\" vswitch \"vSwitch1\" vlan 42\n"
+			     "port \"%s\" portgroup \"VM Network\" vm \"%s\" nic 0\n";
 
 static const char uuid[] = "0f3c2a51-9a7e-4b6f-8d1e-2c4b5a6f7e80";
 
@@ -78,12 +77,12 @@ static void test_port_name(void **state)
 
 static void test_check_names(void **state)
 {
-	static const char *bad_if[] = {"", "0abc", "-x", "a b", "br/0", "a:b", "abcdefghijklmnop",
-				       "vswitch\"", "é"};
-	static const char *good_if[] = {"vSwitch0", "vmnic0", "a", "eth0.100", "abcdefghijklmno",
-					"v_x-y"};
-	static const char *bad_pg[] = {"", " lead", "trail ", "quo\"te", "back\\slash", "tab\tx",
-				       "nl\nx"};
+	static const char *bad_if[] = {
+	    "", "0abc", "-x", "a b", "br/0", "a:b", "abcdefghijklmnop", "vswitch\"", "é"};
+	static const char *good_if[] = {"vSwitch0", "vmnic0",	       "a",
+					"eth0.100", "abcdefghijklmno", "v_x-y"};
+	static const char *bad_pg[] = {"",	 " lead", "trail ", "quo\"te", "back\\slash",
+				       "tab\tx", "nl\nx"};
 	static const char *good_pg[] = {"VM Network", "x", "Management Network", "VLAN-42 (prod)"};
 	struct kb_errmsg err;
 	char big[80];
@@ -111,6 +110,9 @@ static void test_check_names(void **state)
 	assert_int_equal(vmk__check_mtu(9000, &err), 0);
 	assert_int_equal(vmk__check_mtu(9001, &err), KB_ECONFIG);
 	assert_int_equal(vmk__check_vlan(0, &err), 0);
+	assert_int_equal(vmk__check_vlan(1, &err), KB_ECONFIG);
+	assert_non_null(strstr(err.msg, "untagged"));
+	assert_int_equal(vmk__check_vlan(2, &err), 0);
 	assert_int_equal(vmk__check_vlan(4094, &err), 0);
 	assert_int_equal(vmk__check_vlan(4095, &err), KB_ECONFIG);
 	assert_non_null(strstr(err.msg, "4095"));
@@ -187,9 +189,11 @@ static void test_parse_bad(void **state)
 	    {"version 1\nportgroup \"p\" vswitch \"v\" vlan 0\n", KB_ECONFIG, "unknown vSwitch"},
 	    {"version 1\nvswitch \"v\" mtu 1500\nportgroup \"p\" vswitch \"v\" vlan 4095\n",
 	     KB_ECONFIG, "VLAN id"},
+	    {"version 1\nvswitch \"v\" mtu 1500\nportgroup \"p\" vswitch \"v\" vlan 1\n",
+	     KB_ECONFIG, "line 3: VLAN id 1 carries"},
 	    {"version 1\nvswitch \"v\" mtu 1500\nportgroup \" p\" vswitch \"v\" vlan 1\n",
 	     KB_ECONFIG, "leading or trailing space"},
-	    {"version 1\nvswitch \"v\" mtu 1500\nportgroup \"p\" vswitch \"v\" vlan 1\n"
+	    {"version 1\nvswitch \"v\" mtu 1500\nportgroup \"p\" vswitch \"v\" vlan 3\n"
 	     "portgroup \"p\" vswitch \"v\" vlan 2\n",
 	     KB_ECONFIG, "line 4: portgroup \"p\" is listed twice"},
 	    {"version 1\nvswitch \"v\" mtu 1500\nportgroup \"p\" vswitch \"v\" vlan 0\n"
