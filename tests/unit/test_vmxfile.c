@@ -494,6 +494,78 @@ static void test_parse_oom(void **state)
 	vmk_vmx_close(&v);
 }
 
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Seeded mutations of a good file: whatever the parser accepts formats and parses back to
+ * the same configuration; whatever it refuses comes with a message and an untouched
+ * output. Run under `make asan` this also checks memory safety on hostile input. */
+static void test_mutations(void **state)
+{
+	static const char alphabet[] = "\"\\=\n\r\t #.0123456789:-_aZ\x7f\x80\xc3\xff";
+	const uint64_t seed = 0x6b65656c766d78ull;
+	size_t base = strlen(full_vmx), accepted = 0;
+	char *buf = malloc(base + 64);
+	uint64_t rng = seed;
+
+	print_message("seed %#llx\n", (unsigned long long)seed);
+	for (int iter = 0; iter < 20000; iter++) {
+		struct kb_errmsg err = {{0}};
+		struct vmk_vmx v, back;
+		size_t len = base;
+		int rc, edits = 1 + (int)(rng_next(&rng) % 4);
+
+		memcpy(buf, full_vmx, base);
+		for (int e = 0; e < edits && len > 1; e++) {
+			size_t at = (size_t)(rng_next(&rng) % len);
+			char c = alphabet[rng_next(&rng) % (sizeof(alphabet) - 1)];
+			switch (rng_next(&rng) % 4) {
+			case 0: /* replace */
+				buf[at] = c;
+				break;
+			case 1: /* insert */
+				memmove(buf + at + 1, buf + at, len - at);
+				buf[at] = c;
+				len++;
+				break;
+			case 2: /* delete */
+				memmove(buf + at, buf + at + 1, len - at - 1);
+				len--;
+				break;
+			default: /* truncate */
+				len = at + 1;
+				break;
+			}
+		}
+		memset(&v, 0xa5, sizeof(v));
+		rc = vmk_vmx_parse(&v, buf, len, &err);
+		if (rc != 0) {
+			assert_true(rc == KB_EPROTO || rc == KB_ECONFIG || rc == KB_EVERSION ||
+				    rc == KB_ETOOBIG);
+			assert_true(err.msg[0] != 0);
+			assert_int_equal(((uint8_t *)&v)[sizeof(v) / 2], 0xa5);
+			continue;
+		}
+		accepted++;
+		{
+			char *text = format_str(&v);
+			parse_ok(&back, text);
+			assert_vmx_equal(&v, &back);
+			kb_free(text);
+		}
+		vmk_vmx_close(&back);
+		vmk_vmx_close(&v);
+	}
+	print_message("%zu of 20000 mutated files accepted\n", accepted);
+	assert_true(accepted > 100); /* many mutations land in comments or kept values */
+	free(buf);
+}
+
 /* ---- validate, complete, identifiers -------------------------------------------------- */
 
 static void test_validate_struct(void **state)
@@ -1217,6 +1289,7 @@ int main(void)
 	    cmocka_unit_test(test_reject),
 	    cmocka_unit_test(test_reject_hostile_sizes),
 	    cmocka_unit_test(test_parse_oom),
+	    cmocka_unit_test(test_mutations),
 	    cmocka_unit_test(test_validate_struct),
 	    cmocka_unit_test(test_generators),
 	    cmocka_unit_test(test_complete),
