@@ -13,21 +13,21 @@
 
 enum {
 	KB_EBASE = -10000,
-	KB_EPROTO = KB_EBASE,   /* malformed message or stream */
-	KB_ETOOBIG,             /* a size limit was exceeded */
-	KB_ECHECKSUM,           /* checksum mismatch */
-	KB_EVERSION,            /* unsupported format version */
-	KB_ETRUNCATED,          /* input ended early */
-	KB_ESTATE,              /* operation not valid in the current state */
-	KB_ENOTSUP,             /* operation not supported */
-	KB_EGUEST,              /* the guest did something invalid */
-	KB_EKVM,                /* KVM refused an operation */
-	KB_ECONFIG,             /* invalid configuration */
-	KB_ECANCELED,           /* operation was cancelled */
-	KB_ETIMEOUT,            /* operation timed out */
-	KB_ENOTFOUND,           /* no such object */
-	KB_EEXIST,              /* object already exists */
-	KB_EFENCED,             /* host lost its lease: guest execution stopped */
+	KB_EPROTO = KB_EBASE, /* malformed message or stream */
+	KB_ETOOBIG,	      /* a size limit was exceeded */
+	KB_ECHECKSUM,	      /* checksum mismatch */
+	KB_EVERSION,	      /* unsupported format version */
+	KB_ETRUNCATED,	      /* input ended early */
+	KB_ESTATE,	      /* operation not valid in the current state */
+	KB_ENOTSUP,	      /* operation not supported */
+	KB_EGUEST,	      /* the guest did something invalid */
+	KB_EKVM,	      /* KVM refused an operation */
+	KB_ECONFIG,	      /* invalid configuration */
+	KB_ECANCELED,	      /* operation was cancelled */
+	KB_ETIMEOUT,	      /* operation timed out */
+	KB_ENOTFOUND,	      /* no such object */
+	KB_EEXIST,	      /* object already exists */
+	KB_EFENCED,	      /* host lost its lease: guest execution stopped */
 	KB_ELAST
 };
 
@@ -44,10 +44,10 @@ struct kb_errmsg {
 
 /* Replaces the message. printf-style. */
 void kb_errmsg_setf(struct kb_errmsg *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Prepends context: "context: previous message". printf-style. */
 void kb_errmsg_wrapf(struct kb_errmsg *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

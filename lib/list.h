@@ -14,7 +14,10 @@ struct kb_list {
 
 #define kb_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define KB_LIST_INIT(name) { &(name), &(name) }
+#define KB_LIST_INIT(name)       \
+	{                        \
+		&(name), &(name) \
+	}
 
 static inline void kb_list_init(struct kb_list *h)
 {
@@ -57,7 +60,8 @@ static inline void kb_list_del(struct kb_list *n)
 
 #define kb_list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
-#define kb_list_for_each_safe(pos, tmp, head) \
-	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+#define kb_list_for_each_safe(pos, tmp, head)                            \
+	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
+	     (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

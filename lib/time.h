@@ -9,7 +9,7 @@
 
 #define KB_NSEC_PER_USEC 1000ull
 #define KB_NSEC_PER_MSEC 1000000ull
-#define KB_NSEC_PER_SEC 1000000000ull
+#define KB_NSEC_PER_SEC	 1000000000ull
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t kb_now_ns(void);

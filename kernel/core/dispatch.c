@@ -22,7 +22,7 @@ struct vminfo_slot {
 	Keel__Vmk__VmInfo info;
 	Keel__Vmk__VmSpec *spec;
 	char name[64], uuid[40], ds[64], path[PATH_MAX], event[256], con[PATH_MAX],
-		conlog[PATH_MAX];
+	    conlog[PATH_MAX];
 };
 
 static void fill_info(struct vmk_vm *vm, struct vminfo_slot *s)
@@ -38,9 +38,8 @@ static void fill_info(struct vmk_vm *vm, struct vminfo_slot *s)
 	vmk_vm_file_path(vm, "console.log", s->conlog, sizeof(s->conlog));
 	s->info.power_state = (char *)vmk_power_name(vm->power);
 	s->info.pid = vm->power == VMK_POWERED_ON ? (uint32_t)vm->pid : 0;
-	s->info.powered_on_ms = vm->power == VMK_POWERED_ON
-					? (kb_now_ns() - vm->powered_on_ns) / KB_NSEC_PER_MSEC
-					: 0;
+	s->info.powered_on_ms =
+	    vm->power == VMK_POWERED_ON ? (kb_now_ns() - vm->powered_on_ns) / KB_NSEC_PER_MSEC : 0;
 	s->spec = NULL;
 	if (vmk_vmx_to_spec(&vm->cfg, &s->spec) < 0)
 		s->spec = NULL;
@@ -182,8 +181,7 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		size_t n = 0, i = 0;
 		struct kb_list *pos;
 		pthread_mutex_lock(&h->lock);
-		kb_list_for_each(pos, &h->vms)
-			n++;
+		kb_list_for_each(pos, &h->vms) n++;
 		slots = kb_calloc(n ? n : 1, sizeof(*slots));
 		infos = kb_calloc(n ? n : 1, sizeof(*infos));
 		if (slots == NULL || infos == NULL) {

@@ -23,23 +23,23 @@ struct vmk_net;
 
 struct vmk_host {
 	char state_dir[PATH_MAX];
-	char run_dir[PATH_MAX];     /* vmx control and console sockets, pid records */
+	char run_dir[PATH_MAX];	    /* vmx control and console sockets, pid records */
 	char socket_path[PATH_MAX]; /* the control socket */
-	char vmx_bin[PATH_MAX];     /* the vmx executable */
-	char kguest[PATH_MAX];      /* the default kguest image */
+	char vmx_bin[PATH_MAX];	    /* the vmx executable */
+	char kguest[PATH_MAX];	    /* the default kguest image */
 	struct kb_logger *log;
 	uint64_t started_ns;
 
 	uv_loop_t *loop;
-	uv_async_t wake;            /* the loop picks up queued supervision work */
+	uv_async_t wake; /* the loop picks up queued supervision work */
 
 	struct vmk_ds_registry *ds;
 	struct vmk_res *res;
 	struct vmk_net *net;
 
-	pthread_mutex_t lock;       /* guards vms and the inventory file */
-	struct kb_list vms;         /* struct vmk_vm, registration order */
-	struct kb_list watch_q;     /* VMs whose vmx the loop must start watching */
+	pthread_mutex_t lock;	/* guards vms and the inventory file */
+	struct kb_list vms;	/* struct vmk_vm, registration order */
+	struct kb_list watch_q; /* VMs whose vmx the loop must start watching */
 };
 
 #endif

@@ -28,16 +28,17 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: vmkernel [options]\n"
-		   "The Keel host's kernel service layer: datastores, VMs, resources, VM networking.\n"
-		   "\n"
-		   "  --state-dir DIR     host state (default /var/lib/keel); the control socket is\n"
-		   "                      DIR/vmkernel.sock, the log DIR/vmkernel.log\n"
-		   "  --vmx PATH          the vmx binary (default: beside vmkernel)\n"
-		   "  --kguest PATH       the default kguest image (default: ../guest/kguest.elf)\n"
-		   "  --log-level LEVEL   error, warn, info (default), debug, trace\n"
-		   "  --log-stderr        log to stderr as well as the log file\n"
-		   "  -h, --help          this help\n");
+	fprintf(f,
+		"Usage: vmkernel [options]\n"
+		"The Keel host's kernel service layer: datastores, VMs, resources, VM networking.\n"
+		"\n"
+		"  --state-dir DIR     host state (default /var/lib/keel); the control socket is\n"
+		"                      DIR/vmkernel.sock, the log DIR/vmkernel.log\n"
+		"  --vmx PATH          the vmx binary (default: beside vmkernel)\n"
+		"  --kguest PATH       the default kguest image (default: ../guest/kguest.elf)\n"
+		"  --log-level LEVEL   error, warn, info (default), debug, trace\n"
+		"  --log-stderr        log to stderr as well as the log file\n"
+		"  -h, --help          this help\n");
 }
 
 static struct vmk_host host;
@@ -80,13 +81,13 @@ static int default_paths(const char *argv0)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"state-dir", required_argument, NULL, 's'},
-		{"vmx", required_argument, NULL, 'x'},
-		{"kguest", required_argument, NULL, 'k'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"log-stderr", no_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"vmx", required_argument, NULL, 'x'},
+	    {"kguest", required_argument, NULL, 'k'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"log-stderr", no_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *state = "/var/lib/keel";
 	int level = KB_LOG_INFO, c, rv;

@@ -21,8 +21,8 @@ struct client {
 	uv_pipe_t pipe;
 	struct vmk_host *host;
 	struct kb_frame_decoder dec;
-	bool busy;      /* a request is on the thread pool or its reply is being written */
-	bool eof;       /* the peer is gone: close once not busy */
+	bool busy; /* a request is on the thread pool or its reply is being written */
+	bool eof;  /* the peer is gone: close once not busy */
 	bool closing;
 };
 

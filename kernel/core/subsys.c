@@ -28,8 +28,10 @@ static int res_init(struct vmk_host *h, struct kb_errmsg *err)
 	cfg.log = h->log;
 	rv = vmk_res_init(&res, &cfg, err);
 	if (rv == KB_ENOTSUP || rv == -EACCES || rv == -EROFS) {
-		kb_log(h->log, KB_LOG_WARN, "cgroups unusable (%s): resource settings are "
-					    "checked but not enforced", err->msg);
+		kb_log(h->log, KB_LOG_WARN,
+		       "cgroups unusable (%s): resource settings are "
+		       "checked but not enforced",
+		       err->msg);
 		cfg.mode = VMK_RES_CGROUP_NONE;
 		err->msg[0] = '\0';
 		rv = vmk_res_init(&res, &cfg, err);
@@ -159,7 +161,8 @@ int vmk_subsys_ports_create(struct vmk_vm *vm, struct kb_errmsg *err)
 		if (rv == 0)
 			vm->nr_taps++;
 		else
-			kb_errmsg_wrapf(err, "NIC ethernet%d on portgroup \"%s\"", i, nic->portgroup);
+			kb_errmsg_wrapf(err, "NIC ethernet%d on portgroup \"%s\"", i,
+					nic->portgroup);
 	}
 	pthread_mutex_unlock(&net_lock);
 	if (rv < 0)
@@ -243,8 +246,9 @@ static int net_handle(const Keel__Vmk__VmkRequest *rq, Keel__Vmk__VmkReply *rp,
 		rv = vmk_net_portgroup_list(&net, &rp->portgroups, &rp->n_portgroups, err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_PORTGROUP_ADD:
-		rv = vmk_net_portgroup_add(&net, rq->portgroup_add->name, rq->portgroup_add->vswitch,
-					   rq->portgroup_add->vlan, err);
+		rv =
+		    vmk_net_portgroup_add(&net, rq->portgroup_add->name, rq->portgroup_add->vswitch,
+					  rq->portgroup_add->vlan, err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_PORTGROUP_REMOVE:
 		rv = vmk_net_portgroup_remove(&net, rq->portgroup_remove->name, err);

@@ -62,7 +62,8 @@ int vmk_subsys_vm_dir(struct vmk_host *h, const char *ds_name, const char *vm_na
 	ds = ds_name != NULL && ds_name[0] != '\0' ? vmk_ds_lookup(&reg, ds_name)
 						   : vmk_ds_default(&reg);
 	if (ds == NULL) {
-		kb_errmsg_setf(err, "no datastore named %s", ds_name && *ds_name ? ds_name : "(default)");
+		kb_errmsg_setf(err, "no datastore named %s",
+			       ds_name && *ds_name ? ds_name : "(default)");
 		rv = KB_ENOTFOUND;
 	} else {
 		snprintf(ds_out, ds_size, "%s", ds->name);

@@ -77,7 +77,8 @@ int vmk_vm_create(struct vmk_host *h, const Keel__Vmk__VmSpec *spec, struct vmk_
 			if (i == 0)
 				snprintf(dnames[i], sizeof(dnames[i]), "%.63s.img", spec->name);
 			else
-				snprintf(dnames[i], sizeof(dnames[i]), "%.63s_%zu.img", spec->name, i);
+				snprintf(dnames[i], sizeof(dnames[i]), "%.63s_%zu.img", spec->name,
+					 i);
 			disks[i].file = dnames[i];
 		}
 		dptr[i] = &disks[i];
@@ -207,8 +208,7 @@ int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *e
 
 	if (rv < 0)
 		return rv;
-	kb_log(h->log, KB_LOG_INFO, "VM %s unregistered (files kept in %s)", vm->cfg.name,
-	       vm->dir);
+	kb_log(h->log, KB_LOG_INFO, "VM %s unregistered (files kept in %s)", vm->cfg.name, vm->dir);
 	/* VMs are never freed while the daemon runs: a request may still hold a pointer. */
 	return 0;
 }

@@ -23,8 +23,8 @@
 #include "lib/time.h"
 
 #define READY_MS 5000
-#define STOP_MS 10000
-#define SAVE_MS 120000
+#define STOP_MS	 10000
+#define SAVE_MS	 120000
 
 static int claim(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
 {
@@ -82,7 +82,7 @@ static int build_argv(struct vmk_vm *vm, const char *restore, char **argv, int m
 	struct vmk_host *h = vm->host;
 	int n = 0, s = 0;
 
-#define ARG(str) (argv[n++] = (char *)(str))
+#define ARG(str)  (argv[n++] = (char *)(str))
 #define ARGF(...) (snprintf(store[s], sizeof(store[0]), __VA_ARGS__), argv[n++] = store[s++])
 	ARG(h->vmx_bin);
 	ARG("--name");

@@ -157,7 +157,8 @@ int vmk__vmx_wait_ready(struct vmk_vm *vm, int timeout_ms, struct kb_errmsg *err
 		if (rp != NULL)
 			keel__vmk__vmx_reply__free_unpacked(rp, NULL);
 		if (kb_now_ns() > deadline) {
-			kb_errmsg_setf(err, "vmx did not open its control socket in %d ms", timeout_ms);
+			kb_errmsg_setf(err, "vmx did not open its control socket in %d ms",
+				       timeout_ms);
 			return KB_ETIMEOUT;
 		}
 		kb_sleep_ns(2 * KB_NSEC_PER_MSEC);

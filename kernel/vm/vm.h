@@ -36,29 +36,29 @@ enum vmk_power {
 #define VMK_MAX_NICS VMK_VMX_NICS
 
 struct vmk_vm {
-	struct kb_list link;         /* host->vms */
-	struct kb_list watch_link;   /* host->watch_q */
+	struct kb_list link;	   /* host->vms */
+	struct kb_list watch_link; /* host->watch_q */
 	struct vmk_host *host;
 	pthread_mutex_t lock;
-	struct vmk_vmx cfg;          /* the parsed .vmx */
+	struct vmk_vmx cfg; /* the parsed .vmx */
 	char vmx_path[PATH_MAX];
 	char dir[PATH_MAX];
 	char datastore[64];
 
 	enum vmk_power power;
-	const char *busy;            /* operation in progress, or NULL */
+	const char *busy; /* operation in progress, or NULL */
 	char last_event[256];
 	pid_t pid;
-	int pidfd;                   /* -1 when not running */
-	bool child;                  /* started by this vmkernel (else re-adopted) */
-	bool expect_exit;            /* a power operation is ending the vmx */
-	bool exited;                 /* the loop saw the vmx end (vm->cond is signalled) */
-	int exit_code;               /* >= 0: exit status; < 0: -signal; INT_MIN: unknown */
+	int pidfd;	  /* -1 when not running */
+	bool child;	  /* started by this vmkernel (else re-adopted) */
+	bool expect_exit; /* a power operation is ending the vmx */
+	bool exited;	  /* the loop saw the vmx end (vm->cond is signalled) */
+	int exit_code;	  /* >= 0: exit status; < 0: -signal; INT_MIN: unknown */
 	pthread_cond_t cond;
 	uint64_t powered_on_ns;
 	char taps[VMK_MAX_NICS][16];
 	int nr_taps;
-	uv_poll_t *poll;             /* loop thread only */
+	uv_poll_t *poll; /* loop thread only */
 };
 
 /* Paths of a VM's vmx sockets, records and files. */

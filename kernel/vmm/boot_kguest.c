@@ -19,7 +19,7 @@
 #include "kernel/vmm/vmm_internal.h"
 #include "lib/heap.h"
 
-#define IMAGE_MAX (64u << 20)
+#define IMAGE_MAX    (64u << 20)
 #define PT_PDE_FLAGS 0x87ull /* present, writable, user, 2 MiB page */
 #define PT_DIR_FLAGS 0x07ull /* present, writable, user */
 
@@ -94,11 +94,12 @@ static int load_elf(struct vmm_vm *vm, const uint8_t *img, uint64_t len, uint64_
 		const Elf64_Phdr *p = &ph[i];
 		if (p->p_type != PT_LOAD || p->p_memsz == 0)
 			continue;
-		if (p->p_filesz > p->p_memsz || p->p_offset > len || p->p_filesz > len - p->p_offset ||
-		    p->p_paddr < KGUEST_LOAD_MIN || p->p_paddr > low_top ||
-		    p->p_memsz > low_top - p->p_paddr) {
-			kb_errmsg_setf(err, "ELF segment %d (paddr 0x%llx, %llu bytes) does not fit "
-					    "guest RAM above 1 MiB",
+		if (p->p_filesz > p->p_memsz || p->p_offset > len ||
+		    p->p_filesz > len - p->p_offset || p->p_paddr < KGUEST_LOAD_MIN ||
+		    p->p_paddr > low_top || p->p_memsz > low_top - p->p_paddr) {
+			kb_errmsg_setf(err,
+				       "ELF segment %d (paddr 0x%llx, %llu bytes) does not fit "
+				       "guest RAM above 1 MiB",
 				       i, (unsigned long long)p->p_paddr,
 				       (unsigned long long)p->p_memsz);
 			return KB_ECONFIG;
@@ -133,13 +134,13 @@ static void build_tables(struct vmm_vm *vm, uint64_t image_end)
 
 	/* GDT: null, kernel code, kernel data, user data, user code, TSS (two slots). */
 	uint64_t gdt[7] = {
-		0,
-		0x00af9a000000ffffull,
-		0x00cf92000000ffffull,
-		0x00cff2000000ffffull,
-		0x00affa000000ffffull,
-		0,
-		0,
+	    0,
+	    0x00af9a000000ffffull,
+	    0x00cf92000000ffffull,
+	    0x00cff2000000ffffull,
+	    0x00affa000000ffffull,
+	    0,
+	    0,
 	};
 	uint64_t tss = KGUEST_TSS_GPA, limit = 104 + 8192;
 	gdt[5] = (limit & 0xffff) | ((tss & 0xffffff) << 16) | (0x89ull << 40) |
@@ -232,8 +233,8 @@ static int set_entry(struct vmm_vcpu *vcpu, uint64_t entry, struct kb_errmsg *er
 	sr.idt.limit = 0;
 	sr.cr0 = 0x80050033ull; /* PG WP NE ET MP PE */
 	sr.cr3 = KGUEST_PT_GPA;
-	sr.cr4 = 0x620;   /* OSXMMEXCPT OSFXSR PAE */
-	sr.efer = 0xd01;  /* NXE LMA LME SCE */
+	sr.cr4 = 0x620;	 /* OSXMMEXCPT OSFXSR PAE */
+	sr.efer = 0xd01; /* NXE LMA LME SCE */
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sr) < 0)
 		goto fail;
 

@@ -69,7 +69,7 @@ int vmm__cpuid_set(struct vmm_vcpu *vcpu, struct kb_errmsg *err)
 		struct kvm_cpuid_entry2 *e = &mine->entries[i];
 		if (e->function == 1) {
 			e->ebx &= 0x0000ffffu;
-			e->ebx |= (uint32_t)vcpu->id << 24;               /* initial APIC id */
+			e->ebx |= (uint32_t)vcpu->id << 24;		 /* initial APIC id */
 			e->ebx |= (uint32_t)(vm->nr_vcpus & 0xff) << 16; /* logical CPUs */
 			if (vm->nr_vcpus > 1)
 				e->edx |= 1u << 28; /* HTT: the count above is valid */

@@ -22,7 +22,7 @@
 #include "lib/time.h"
 #include "vmk.pb-c.h"
 
-#define CTL_FRAME_MAX (64u << 10)
+#define CTL_FRAME_MAX	(64u << 10)
 #define AGENT_LINES_MAX 256
 
 static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__Vmk__VmxReply *rp,
@@ -186,10 +186,10 @@ int vmm_ctl_run(struct vmm_vm *vm, int listen_fd)
 
 	for (;;) {
 		struct pollfd p[4] = {
-			{.fd = vm->notify_fd, .events = POLLIN},
-			{.fd = sfd, .events = POLLIN},
-			{.fd = client >= 0 ? -1 : listen_fd, .events = POLLIN},
-			{.fd = client, .events = POLLIN},
+		    {.fd = vm->notify_fd, .events = POLLIN},
+		    {.fd = sfd, .events = POLLIN},
+		    {.fd = client >= 0 ? -1 : listen_fd, .events = POLLIN},
+		    {.fd = client, .events = POLLIN},
 		};
 		pthread_mutex_lock(&vm->lock);
 		bool stopped = vm->state == VMM_STATE_STOPPED;
@@ -214,7 +214,8 @@ int vmm_ctl_run(struct vmm_vm *vm, int listen_fd)
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				kb_log(vm->log, KB_LOG_INFO, "signal %u: powering off", si.ssi_signo);
+				kb_log(vm->log, KB_LOG_INFO, "signal %u: powering off",
+				       si.ssi_signo);
 				vmm_vm_stop(vm, VMM_STOP_POWEROFF, "vmx terminated by signal");
 			}
 		}

@@ -20,9 +20,9 @@ int vmm_irq_line(struct vmm_vm *vm, uint32_t gsi, int level)
 int vmm_irq_msi(struct vmm_vm *vm, uint64_t addr, uint32_t data)
 {
 	struct kvm_msi msi = {
-		.address_lo = (uint32_t)addr,
-		.address_hi = (uint32_t)(addr >> 32),
-		.data = data,
+	    .address_lo = (uint32_t)addr,
+	    .address_hi = (uint32_t)(addr >> 32),
+	    .data = data,
 	};
 
 	if (vm->vm_fd < 0)

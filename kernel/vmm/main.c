@@ -22,34 +22,35 @@
 #include "lib/log.h"
 
 #define MAX_DISKS 8
-#define MAX_NICS 8
+#define MAX_NICS  8
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: vmx --kernel PATH [options]\n"
-		"Runs one virtual machine on KVM until the guest powers off.\n"
-		"\n"
-		"Guest:\n"
-		"  --kernel PATH        kguest ELF (default kind) or Linux bzImage/vmlinux\n"
-		"  --kind KIND          kguest (default) or linux\n"
-		"  --initrd PATH        initramfs for a Linux guest\n"
-		"  --cmdline STR        guest command line\n"
-		"  --mem SIZE           guest memory: bytes or with K/M/G suffix (default 256M)\n"
-		"  --vcpus N            number of vCPUs (default 1)\n"
-		"Devices:\n"
-		"  --disk PATH[,ro]     virtio-blk disk on a raw image (repeatable)\n"
-		"  --net TAP[,mac=MAC]  virtio-net NIC on an existing tap device (repeatable)\n"
-		"  --console-log PATH   append console output to PATH (default: stdout)\n"
-		"  --console-sock PATH  serve the console on a Unix socket\n"
-		"Control:\n"
-		"  --ctl PATH           control socket (proto/vmk.proto, framed)\n"
-		"  --restore PATH       load a saved state instead of booting\n"
-		"  --paused             do not start the vCPUs; wait for power-on or resume\n"
-		"  --name NAME          VM name for the log\n"
-		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
-		"  --test-port          enable the payload test port (exit status = payload's code)\n"
-		"  -h, --help           this help\n");
+	fprintf(
+	    f,
+	    "Usage: vmx --kernel PATH [options]\n"
+	    "Runs one virtual machine on KVM until the guest powers off.\n"
+	    "\n"
+	    "Guest:\n"
+	    "  --kernel PATH        kguest ELF (default kind) or Linux bzImage/vmlinux\n"
+	    "  --kind KIND          kguest (default) or linux\n"
+	    "  --initrd PATH        initramfs for a Linux guest\n"
+	    "  --cmdline STR        guest command line\n"
+	    "  --mem SIZE           guest memory: bytes or with K/M/G suffix (default 256M)\n"
+	    "  --vcpus N            number of vCPUs (default 1)\n"
+	    "Devices:\n"
+	    "  --disk PATH[,ro]     virtio-blk disk on a raw image (repeatable)\n"
+	    "  --net TAP[,mac=MAC]  virtio-net NIC on an existing tap device (repeatable)\n"
+	    "  --console-log PATH   append console output to PATH (default: stdout)\n"
+	    "  --console-sock PATH  serve the console on a Unix socket\n"
+	    "Control:\n"
+	    "  --ctl PATH           control socket (proto/vmk.proto, framed)\n"
+	    "  --restore PATH       load a saved state instead of booting\n"
+	    "  --paused             do not start the vCPUs; wait for power-on or resume\n"
+	    "  --name NAME          VM name for the log\n"
+	    "  --log-level LEVEL    error, warn, info (default), debug, trace\n"
+	    "  --test-port          enable the payload test port (exit status = payload's code)\n"
+	    "  -h, --help           this help\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -104,24 +105,24 @@ struct nic_arg {
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"kernel", required_argument, NULL, 'k'},
-		{"kind", required_argument, NULL, 'K'},
-		{"initrd", required_argument, NULL, 'i'},
-		{"cmdline", required_argument, NULL, 'c'},
-		{"mem", required_argument, NULL, 'm'},
-		{"vcpus", required_argument, NULL, 'v'},
-		{"disk", required_argument, NULL, 'd'},
-		{"net", required_argument, NULL, 'n'},
-		{"console-log", required_argument, NULL, 'o'},
-		{"console-sock", required_argument, NULL, 's'},
-		{"ctl", required_argument, NULL, 'C'},
-		{"restore", required_argument, NULL, 'r'},
-		{"paused", no_argument, NULL, 'p'},
-		{"name", required_argument, NULL, 'N'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"test-port", no_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"kernel", required_argument, NULL, 'k'},
+	    {"kind", required_argument, NULL, 'K'},
+	    {"initrd", required_argument, NULL, 'i'},
+	    {"cmdline", required_argument, NULL, 'c'},
+	    {"mem", required_argument, NULL, 'm'},
+	    {"vcpus", required_argument, NULL, 'v'},
+	    {"disk", required_argument, NULL, 'd'},
+	    {"net", required_argument, NULL, 'n'},
+	    {"console-log", required_argument, NULL, 'o'},
+	    {"console-sock", required_argument, NULL, 's'},
+	    {"ctl", required_argument, NULL, 'C'},
+	    {"restore", required_argument, NULL, 'r'},
+	    {"paused", no_argument, NULL, 'p'},
+	    {"name", required_argument, NULL, 'N'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"test-port", no_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct vmm_config cfg = {.mem_size = 256ull << 20, .nr_vcpus = 1, .cmdline = ""};
 	const char *disks[MAX_DISKS], *console_log = NULL, *console_sock = NULL;
@@ -184,8 +185,8 @@ int main(int argc, char **argv)
 			memcpy(n->tap, optarg, tl);
 			n->tap[tl] = '\0';
 			/* locally administered default MAC, distinct per NIC */
-			uint8_t def[6] = {0x02, 0x4b, 0x45, 0x00, (uint8_t)(getpid() & 0xff),
-					  (uint8_t)nr_nics};
+			uint8_t def[6] = {
+			    0x02, 0x4b, 0x45, 0x00, (uint8_t)(getpid() & 0xff), (uint8_t)nr_nics};
 			memcpy(n->mac, def, 6);
 			if (comma != NULL && (strncmp(comma + 1, "mac=", 4) != 0 ||
 					      parse_mac(comma + 5, n->mac) < 0)) {

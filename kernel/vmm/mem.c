@@ -42,8 +42,7 @@ int vmm__mem_init(struct vmm_mem *m, uint64_t size, struct kb_errmsg *err)
 			       (unsigned long long)size, kb_strerror(rv));
 		goto err_close;
 	}
-	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->memfd,
-		       0);
+	m->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->memfd, 0);
 	if (m->base == MAP_FAILED) {
 		rv = -errno;
 		m->base = NULL;
@@ -60,8 +59,8 @@ int vmm__mem_init(struct vmm_mem *m, uint64_t size, struct kb_errmsg *err)
 	}
 
 	uint64_t low = size < KGUEST_MMIO_HOLE ? size : KGUEST_MMIO_HOLE;
-	m->regions[0] = (struct vmm_mem_region){.gpa = 0, .size = low, .off = 0, .hva = m->base,
-						.slot = 0};
+	m->regions[0] =
+	    (struct vmm_mem_region){.gpa = 0, .size = low, .off = 0, .hva = m->base, .slot = 0};
 	m->nr_regions = 1;
 	if (size > low) {
 		m->regions[1] = (struct vmm_mem_region){.gpa = KGUEST_HIGH_RAM,
@@ -87,11 +86,11 @@ int vmm__mem_register(struct vmm_mem *m, int vm_fd, uint32_t flags, struct kb_er
 	for (int i = 0; i < m->nr_regions; i++) {
 		struct vmm_mem_region *r = &m->regions[i];
 		struct kvm_userspace_memory_region kr = {
-			.slot = r->slot,
-			.flags = flags,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		    .slot = r->slot,
+		    .flags = flags,
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->size,
+		    .userspace_addr = (uint64_t)(uintptr_t)r->hva,
 		};
 		if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
 			int rv = -errno;

@@ -36,13 +36,13 @@
 #include "lib/crc.h"
 #include "lib/heap.h"
 
-#define STATE_MAGIC "KEELVMS"
+#define STATE_MAGIC   "KEELVMS"
 #define STATE_VERSION 1
-#define HEADER_LEN 40
-#define SECTION_MAX (4u << 20)
+#define HEADER_LEN    40
+#define SECTION_MAX   (4u << 20)
 #define RUN_MAX_PAGES 256
-#define MSR_MAX 64
-#define IO_BUF (1u << 20)
+#define MSR_MAX	      64
+#define IO_BUF	      (1u << 20)
 
 enum { SEC_VM = 1, SEC_VCPU = 2, SEC_DEVICES = 3, SEC_CLOCK = 4, SEC_MEMORY = 5, SEC_END = 6 };
 enum {
@@ -78,13 +78,13 @@ static void put_section(struct vmm_wr *w, uint32_t type, const struct kb_buf *b)
 	vmm__wr_u32(w, kb_crc32c(0, b->data, b->len));
 }
 
-#define KVM_GET(fd, req, ptr, what)                                                   \
-	do {                                                                          \
-		if (ioctl((fd), (req), (ptr)) < 0) {                                  \
-			rv = -errno;                                                  \
-			kb_errmsg_setf(err, "%s: %s", (what), kb_strerror(rv));       \
-			goto out;                                                     \
-		}                                                                     \
+#define KVM_GET(fd, req, ptr, what)                                             \
+	do {                                                                    \
+		if (ioctl((fd), (req), (ptr)) < 0) {                            \
+			rv = -errno;                                            \
+			kb_errmsg_setf(err, "%s: %s", (what), kb_strerror(rv)); \
+			goto out;                                               \
+		}                                                               \
 	} while (0)
 
 static int save_vm(struct vmm_vm *vm, struct kb_buf *b, struct kb_errmsg *err)
@@ -159,8 +159,9 @@ static int save_vcpu(struct vmm_vcpu *c, struct kb_buf *b, struct kb_errmsg *err
 	KVM_GET(c->fd, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
 
 	rv = kb_buf_put_u32(b, (uint32_t)c->id);
-	rv = rv ?: put_item(b, ITEM_CPUID, cpuid->entries,
-			    cpuid->nent * (uint32_t)sizeof(cpuid->entries[0]));
+	rv = rv
+		 ?: put_item(b, ITEM_CPUID, cpuid->entries,
+			     cpuid->nent * (uint32_t)sizeof(cpuid->entries[0]));
 	rv = rv ?: put_item(b, ITEM_MP_STATE, &mp, sizeof(mp));
 	rv = rv ?: put_item(b, ITEM_REGS, &regs, sizeof(regs));
 	rv = rv ?: put_item(b, ITEM_SREGS, &sregs, sizeof(sregs));
@@ -182,8 +183,7 @@ static int save_devices(struct vmm_vm *vm, struct kb_buf *b, struct kb_errmsg *e
 	uint32_t count = 0;
 	int rv;
 
-	kb_list_for_each(pos, &vm->devs)
-		count++;
+	kb_list_for_each(pos, &vm->devs) count++;
 	rv = kb_buf_put_u32(b, count);
 	kb_list_for_each(pos, &vm->devs)
 	{

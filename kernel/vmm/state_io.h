@@ -32,7 +32,7 @@ struct vmm_rd {
 	size_t len;
 	size_t cap;
 	uint64_t total; /* bytes consumed so far */
-	int err;        /* KB_ETRUNCATED on a short stream, -errno on read errors */
+	int err;	/* KB_ETRUNCATED on a short stream, -errno on read errors */
 };
 
 int vmm__rd_init(struct vmm_rd *r, int fd, size_t cap);

@@ -19,12 +19,12 @@
 #include "lib/heap.h"
 
 #define STATE_VERSION 1
-#define HEADER_LEN 40
-#define SECTION_MAX (4u << 20)
+#define HEADER_LEN    40
+#define SECTION_MAX   (4u << 20)
 #define RUN_MAX_PAGES 256
-#define MSR_MAX 64
-#define CPUID_MAX 256
-#define IO_BUF (1u << 20)
+#define MSR_MAX	      64
+#define CPUID_MAX     256
+#define IO_BUF	      (1u << 20)
 
 enum { SEC_VM = 1, SEC_VCPU = 2, SEC_DEVICES = 3, SEC_CLOCK = 4, SEC_MEMORY = 5, SEC_END = 6 };
 enum {
@@ -101,14 +101,14 @@ static int read_section(struct vmm_rd *r, uint32_t want, struct kb_buf *out, con
 static int parse_vcpu(struct vmm_vm *vm, int id, struct load *ld, struct kb_errmsg *err)
 {
 	static const uint32_t fixed[] = {
-		[ITEM_MP_STATE] = sizeof(struct kvm_mp_state),
-		[ITEM_REGS] = sizeof(struct kvm_regs),
-		[ITEM_SREGS] = sizeof(struct kvm_sregs),
-		[ITEM_XSAVE] = sizeof(struct kvm_xsave),
-		[ITEM_XCRS] = sizeof(struct kvm_xcrs),
-		[ITEM_DEBUGREGS] = sizeof(struct kvm_debugregs),
-		[ITEM_LAPIC] = sizeof(struct kvm_lapic_state),
-		[ITEM_EVENTS] = sizeof(struct kvm_vcpu_events),
+	    [ITEM_MP_STATE] = sizeof(struct kvm_mp_state),
+	    [ITEM_REGS] = sizeof(struct kvm_regs),
+	    [ITEM_SREGS] = sizeof(struct kvm_sregs),
+	    [ITEM_XSAVE] = sizeof(struct kvm_xsave),
+	    [ITEM_XCRS] = sizeof(struct kvm_xcrs),
+	    [ITEM_DEBUGREGS] = sizeof(struct kvm_debugregs),
+	    [ITEM_LAPIC] = sizeof(struct kvm_lapic_state),
+	    [ITEM_EVENTS] = sizeof(struct kvm_vcpu_events),
 	};
 	struct kb_reader r;
 	struct vcpu_img *img = &ld->vcpu[id];
@@ -136,8 +136,8 @@ static int parse_vcpu(struct vmm_vm *vm, int id, struct load *ld, struct kb_errm
 		else
 			ok = ok && len == fixed[kind];
 		if (!ok) {
-			kb_errmsg_setf(err, "vCPU %d: item %u has kind %u and %u bytes", id, kind, k,
-				       len);
+			kb_errmsg_setf(err, "vCPU %d: item %u has kind %u and %u bytes", id, kind,
+				       k, len);
 			return KB_EPROTO;
 		}
 		img->item[kind] = p;
@@ -156,8 +156,7 @@ static int parse_devices(struct vmm_vm *vm, struct load *ld, struct kb_errmsg *e
 	struct kb_list *pos;
 	uint32_t have = 0;
 
-	kb_list_for_each(pos, &vm->devs)
-		have++;
+	kb_list_for_each(pos, &vm->devs) have++;
 	kb_rd_init(&r, ld->sec_dev.data, ld->sec_dev.len);
 	uint32_t n = kb_rd_u32(&r);
 	if (r.err || n != have) {
@@ -186,8 +185,8 @@ static int parse_devices(struct vmm_vm *vm, struct load *ld, struct kb_errmsg *e
 				dev = NULL;
 		}
 		if (dev == NULL) {
-			kb_errmsg_setf(err, "state of device 0x%x, which this VM lacks or has twice",
-				       id);
+			kb_errmsg_setf(
+			    err, "state of device 0x%x, which this VM lacks or has twice", id);
 			return KB_EPROTO;
 		}
 		ld->devs[i] = (struct dev_img){.dev = dev, .p = p, .len = len};
@@ -222,14 +221,16 @@ static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 		}
 		if (first == UINT64_MAX && n == 0) {
 			if (crc != records) {
-				kb_errmsg_setf(err, "memory section ends after %u records, expected %u",
+				kb_errmsg_setf(err,
+					       "memory section ends after %u records, expected %u",
 					       records, crc);
 				return KB_EPROTO;
 			}
 			return 0;
 		}
 		if (n == 0 || n > RUN_MAX_PAGES || first >= pages || n > pages - first) {
-			kb_errmsg_setf(err, "memory record %u (page %llu, %u pages) is out of bounds",
+			kb_errmsg_setf(err,
+				       "memory record %u (page %llu, %u pages) is out of bounds",
 				       records, (unsigned long long)first, n);
 			return KB_EPROTO;
 		}
@@ -239,21 +240,21 @@ static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 			return r->err;
 		}
 		if (kb_crc32c(0, dst, n * VMM_PAGE_SIZE) != crc) {
-			kb_errmsg_setf(err, "memory record %u (page %llu): checksum mismatch", records,
-				       (unsigned long long)first);
+			kb_errmsg_setf(err, "memory record %u (page %llu): checksum mismatch",
+				       records, (unsigned long long)first);
 			return KB_ECHECKSUM;
 		}
 		records++;
 	}
 }
 
-#define KVM_SET(fd, req, ptr, what)                                                  \
-	do {                                                                         \
-		if (ioctl((fd), (req), (ptr)) < 0) {                                 \
-			rv = -errno;                                                 \
-			kb_errmsg_setf(err, "%s: %s", (what), kb_strerror(rv));      \
-			return rv;                                                   \
-		}                                                                    \
+#define KVM_SET(fd, req, ptr, what)                                             \
+	do {                                                                    \
+		if (ioctl((fd), (req), (ptr)) < 0) {                            \
+			rv = -errno;                                            \
+			kb_errmsg_setf(err, "%s: %s", (what), kb_strerror(rv)); \
+			return rv;                                              \
+		}                                                               \
 	} while (0)
 
 static int apply_vcpu(struct vmm_vcpu *c, struct vcpu_img *img, struct kb_errmsg *err)
@@ -263,7 +264,7 @@ static int apply_vcpu(struct vmm_vcpu *c, struct vcpu_img *img, struct kb_errmsg
 	int rv;
 
 	struct kvm_cpuid2 *cpuid =
-		kb_calloc(1, sizeof(*cpuid) + ncpuid * sizeof(struct kvm_cpuid_entry2));
+	    kb_calloc(1, sizeof(*cpuid) + ncpuid * sizeof(struct kvm_cpuid_entry2));
 	struct kvm_msrs *msrs = kb_calloc(1, sizeof(*msrs) + nmsr * sizeof(struct kvm_msr_entry));
 	if (cpuid == NULL || msrs == NULL) {
 		kb_free(cpuid);
@@ -386,8 +387,9 @@ static int read_header(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 		return KB_EVERSION;
 	}
 	if (mem != vm->mem.size || vcpus != (uint32_t)vm->nr_vcpus) {
-		kb_errmsg_setf(err, "state is of a VM with %llu MiB and %u vCPUs; this one has "
-				    "%llu MiB and %d",
+		kb_errmsg_setf(err,
+			       "state is of a VM with %llu MiB and %u vCPUs; this one has "
+			       "%llu MiB and %d",
 			       (unsigned long long)(mem >> 20), vcpus,
 			       (unsigned long long)(vm->mem.size >> 20), vm->nr_vcpus);
 		return KB_ECONFIG;
@@ -548,7 +550,8 @@ int vmm_state_restore_file(struct vmm_vm *vm, const char *path, struct kb_errmsg
 	if (rv == 0) {
 		char extra;
 		if (read(fd, &extra, 1) > 0)
-			kb_log(vm->log, KB_LOG_WARN, "%s: bytes after the end section ignored", path);
+			kb_log(vm->log, KB_LOG_WARN, "%s: bytes after the end section ignored",
+			       path);
 	}
 	close(fd);
 	return rv;

@@ -40,8 +40,8 @@ int vmm__vcpu_create(struct vmm_vm *vm, int id, struct kb_errmsg *err)
 		kb_errmsg_setf(err, "KVM_CREATE_VCPU %d: %s", id, kb_strerror(rv));
 		return rv;
 	}
-	vcpu->run = mmap(NULL, (size_t)vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 vcpu->fd, 0);
+	vcpu->run =
+	    mmap(NULL, (size_t)vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
 		rv = -errno;
 		vcpu->run = NULL;
@@ -138,12 +138,14 @@ static bool handle_exit(struct vmm_vcpu *vcpu)
 			struct kvm_sregs sr = {0};
 			(void)ioctl(vcpu->fd, KVM_GET_REGS, &r);
 			(void)ioctl(vcpu->fd, KVM_GET_SREGS, &sr);
-			snprintf(msg, sizeof(msg),
-				 "vCPU %d: triple fault (shutdown) at rip 0x%llx rsp 0x%llx rflags 0x%llx cs 0x%x "
-				 "cr0 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx",
-				 vcpu->id, (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
-				 sr.cs.selector, (unsigned long long)sr.cr0, (unsigned long long)sr.cr3,
-				 (unsigned long long)sr.cr4, (unsigned long long)sr.efer);
+			snprintf(
+			    msg, sizeof(msg),
+			    "vCPU %d: triple fault (shutdown) at rip 0x%llx rsp 0x%llx rflags 0x%llx cs 0x%x "
+			    "cr0 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx",
+			    vcpu->id, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+			    (unsigned long long)r.rflags, sr.cs.selector,
+			    (unsigned long long)sr.cr0, (unsigned long long)sr.cr3,
+			    (unsigned long long)sr.cr4, (unsigned long long)sr.efer);
 		}
 		vmm_vm_stop(vm, VMM_STOP_SHUTDOWN, msg);
 		return false;

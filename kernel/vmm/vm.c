@@ -88,13 +88,13 @@ static int create_kvm(struct vmm_vm *vm, struct kb_errmsg *err)
 		int cap;
 		const char *name;
 	} need[] = {
-		{KVM_CAP_IRQCHIP, "in-kernel irqchip"},
-		{KVM_CAP_PIT2, "in-kernel PIT"},
-		{KVM_CAP_USER_MEMORY, "user memory"},
-		{KVM_CAP_IMMEDIATE_EXIT, "immediate exit"},
-		{KVM_CAP_XSAVE, "XSAVE state"},
-		{KVM_CAP_VCPU_EVENTS, "vCPU events"},
-		{KVM_CAP_ADJUST_CLOCK, "KVM clock control"},
+	    {KVM_CAP_IRQCHIP, "in-kernel irqchip"},
+	    {KVM_CAP_PIT2, "in-kernel PIT"},
+	    {KVM_CAP_USER_MEMORY, "user memory"},
+	    {KVM_CAP_IMMEDIATE_EXIT, "immediate exit"},
+	    {KVM_CAP_XSAVE, "XSAVE state"},
+	    {KVM_CAP_VCPU_EVENTS, "vCPU events"},
+	    {KVM_CAP_ADJUST_CLOCK, "KVM clock control"},
 	};
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
@@ -141,8 +141,7 @@ int vmm_vm_create(const struct vmm_config *cfg, struct kb_logger *log, struct vm
 	int rv;
 
 	if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VMM_MAX_VCPUS) {
-		kb_errmsg_setf(err, "vCPU count %d is outside 1..%d", cfg->nr_vcpus,
-			       VMM_MAX_VCPUS);
+		kb_errmsg_setf(err, "vCPU count %d is outside 1..%d", cfg->nr_vcpus, VMM_MAX_VCPUS);
 		return KB_ECONFIG;
 	}
 	if (cfg->kernel == NULL) {
@@ -233,8 +232,8 @@ int vmm_vm_start(struct vmm_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return KB_ESTATE;
 	}
-	bool booting = vm->state == VMM_STATE_CREATED && vm->cfg.kind == VMM_GUEST_LINUX &&
-		       !vm->restored;
+	bool booting =
+	    vm->state == VMM_STATE_CREATED && vm->cfg.kind == VMM_GUEST_LINUX && !vm->restored;
 	vm->state = VMM_STATE_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	if (booting) {
@@ -335,8 +334,8 @@ void vmm_vm_stop(struct vmm_vm *vm, enum vmm_stop_reason reason, const char *msg
 	}
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
-	kb_log(vm->log, reason == VMM_STOP_ERROR || reason == VMM_STOP_SHUTDOWN ? KB_LOG_ERROR
-										: KB_LOG_INFO,
+	kb_log(vm->log,
+	       reason == VMM_STOP_ERROR || reason == VMM_STOP_SHUTDOWN ? KB_LOG_ERROR : KB_LOG_INFO,
 	       "VM stopped (%s)%s%s", vmm_stop_reason_name(reason), msg && *msg ? ": " : "",
 	       msg ? msg : "");
 	vmm__notify(vm);
@@ -360,8 +359,8 @@ int vmm_vm_wait_stopped(struct vmm_vm *vm, uint64_t timeout_ns)
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t abs = (uint64_t)ts.tv_sec * KB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec +
-			       (deadline - now);
+		uint64_t abs =
+		    (uint64_t)ts.tv_sec * KB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + (deadline - now);
 		ts.tv_sec = (time_t)(abs / KB_NSEC_PER_SEC);
 		ts.tv_nsec = (long)(abs % KB_NSEC_PER_SEC);
 		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);

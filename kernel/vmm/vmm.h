@@ -161,19 +161,19 @@ struct vmm_vcpu {
 	int id;
 	int fd;
 	struct kvm_run *run;
-	pthread_t thread;   /* for join: written by the creator */
-	pthread_t self;     /* for kicks: written by the thread itself, under vm->lock */
-	bool created;       /* the thread exists and must be joined */
-	bool started;       /* the thread has registered (self is valid); under vm->lock */
-	uint64_t run_ns;               /* time inside KVM_RUN */
-	uint64_t exits[VMM_EXIT_NR];   /* exits by reason */
+	pthread_t thread;	     /* for join: written by the creator */
+	pthread_t self;		     /* for kicks: written by the thread itself, under vm->lock */
+	bool created;		     /* the thread exists and must be joined */
+	bool started;		     /* the thread has registered (self is valid); under vm->lock */
+	uint64_t run_ns;	     /* time inside KVM_RUN */
+	uint64_t exits[VMM_EXIT_NR]; /* exits by reason */
 };
 
 enum vmm_state {
-	VMM_STATE_CREATED,  /* set up, vCPUs not started */
+	VMM_STATE_CREATED, /* set up, vCPUs not started */
 	VMM_STATE_RUNNING,
 	VMM_STATE_PAUSED,
-	VMM_STATE_STOPPED,  /* guest powered off, crashed or the VM was stopped */
+	VMM_STATE_STOPPED, /* guest powered off, crashed or the VM was stopped */
 };
 
 enum vmm_stop_reason {
@@ -181,7 +181,7 @@ enum vmm_stop_reason {
 	VMM_STOP_POWEROFF,  /* guest or operator powered off */
 	VMM_STOP_SHUTDOWN,  /* triple fault */
 	VMM_STOP_TEST_EXIT, /* test payload wrote its exit code */
-	VMM_STOP_ERROR,     /* an internal error or an unhandled exit */
+	VMM_STOP_ERROR,	    /* an internal error or an unhandled exit */
 	VMM_STOP_FENCED,
 };
 
@@ -191,13 +191,13 @@ enum vmm_guest_kind {
 };
 
 struct vmm_config {
-	uint64_t mem_size;  /* bytes, multiple of 2 MiB */
+	uint64_t mem_size; /* bytes, multiple of 2 MiB */
 	int nr_vcpus;
 	enum vmm_guest_kind kind;
 	const char *kernel; /* path */
 	const char *initrd; /* path or NULL */
 	const char *cmdline;
-	bool test_port;     /* register the payload test port */
+	bool test_port; /* register the payload test port */
 };
 
 struct vmm_vm {
@@ -222,17 +222,17 @@ struct vmm_vm {
 	enum vmm_stop_reason stop_reason;
 	char stop_msg[256];
 	bool pause_req;
-	int nr_parked;       /* vCPUs waiting in the pause barrier */
-	int nr_exited;       /* vCPU threads that have returned */
-	int nr_started;      /* vCPU threads that have registered */
-	bool reset_req;      /* guest asked for reset: handled by the control thread */
+	int nr_parked;	/* vCPUs waiting in the pause barrier */
+	int nr_exited;	/* vCPU threads that have returned */
+	int nr_started; /* vCPU threads that have registered */
+	bool reset_req; /* guest asked for reset: handled by the control thread */
 	int test_exit_code;
-	bool restored;       /* guest state came from a saved state, not a boot */
-	int notify_fd;       /* eventfd: state changed or reset requested */
+	bool restored; /* guest state came from a saved state, not a boot */
+	int notify_fd; /* eventfd: state changed or reset requested */
 
 	/* event thread */
 	int epfd;
-	int ev_wake;         /* eventfd that stops the event thread */
+	int ev_wake; /* eventfd that stops the event thread */
 	pthread_t ev_thread;
 	bool ev_started;
 

@@ -19,16 +19,17 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: vmxctl [--json] SOCKET COMMAND [ARG]\n"
-		   "Commands:\n"
-		   "  status              VM state and stop reason\n"
-		   "  power-on | power-off | reset | pause | resume\n"
-		   "  save PATH           save the whole VM state (pauses, then resumes if running)\n"
-		   "  restore PATH        load a saved state into a vmx started with --paused\n"
-		   "  stats               vCPU run time and exits, memory touched, vmx RSS, heartbeat\n"
-		   "  agent-send LINE     send one line to the guest agent\n"
-		   "  agent-recv          print the lines the guest agent sent since the last call\n"
-		   "  --json              machine-readable output\n");
+	fprintf(
+	    f, "Usage: vmxctl [--json] SOCKET COMMAND [ARG]\n"
+	       "Commands:\n"
+	       "  status              VM state and stop reason\n"
+	       "  power-on | power-off | reset | pause | resume\n"
+	       "  save PATH           save the whole VM state (pauses, then resumes if running)\n"
+	       "  restore PATH        load a saved state into a vmx started with --paused\n"
+	       "  stats               vCPU run time and exits, memory touched, vmx RSS, heartbeat\n"
+	       "  agent-send LINE     send one line to the guest agent\n"
+	       "  agent-recv          print the lines the guest agent sent since the last call\n"
+	       "  --json              machine-readable output\n");
 }
 
 static void print_json_string(const char *s)
@@ -70,12 +71,15 @@ static void print_reply(const char *cmd, const Keel__Vmk__VmxReply *rp, int json
 			       (unsigned long long)s->heartbeat_age_ms);
 			for (size_t i = 0; i < s->n_vcpus; i++) {
 				const Keel__Vmk__VmxVcpuStats *v = s->vcpus[i];
-				printf("%s{\"id\":%u,\"run_ns\":%llu,\"exits_io\":%llu,\"exits_mmio\":%llu,"
-				       "\"exits_hlt\":%llu,\"exits_intr\":%llu,\"exits_other\":%llu}",
-				       i ? "," : "", v->id, (unsigned long long)v->run_ns,
-				       (unsigned long long)v->exits_io, (unsigned long long)v->exits_mmio,
-				       (unsigned long long)v->exits_hlt, (unsigned long long)v->exits_intr,
-				       (unsigned long long)v->exits_other);
+				printf(
+				    "%s{\"id\":%u,\"run_ns\":%llu,\"exits_io\":%llu,\"exits_mmio\":%llu,"
+				    "\"exits_hlt\":%llu,\"exits_intr\":%llu,\"exits_other\":%llu}",
+				    i ? "," : "", v->id, (unsigned long long)v->run_ns,
+				    (unsigned long long)v->exits_io,
+				    (unsigned long long)v->exits_mmio,
+				    (unsigned long long)v->exits_hlt,
+				    (unsigned long long)v->exits_intr,
+				    (unsigned long long)v->exits_other);
 			}
 			printf("]");
 		}
@@ -107,11 +111,12 @@ static void print_reply(const char *cmd, const Keel__Vmk__VmxReply *rp, int json
 		       (unsigned long long)s->heartbeat_age_ms);
 		for (size_t i = 0; i < s->n_vcpus; i++) {
 			const Keel__Vmk__VmxVcpuStats *v = s->vcpus[i];
-			printf("vcpu%u: run %.3f s, exits io %llu mmio %llu hlt %llu intr %llu other "
-			       "%llu\n",
-			       v->id, (double)v->run_ns / 1e9, (unsigned long long)v->exits_io,
-			       (unsigned long long)v->exits_mmio, (unsigned long long)v->exits_hlt,
-			       (unsigned long long)v->exits_intr, (unsigned long long)v->exits_other);
+			printf(
+			    "vcpu%u: run %.3f s, exits io %llu mmio %llu hlt %llu intr %llu other "
+			    "%llu\n",
+			    v->id, (double)v->run_ns / 1e9, (unsigned long long)v->exits_io,
+			    (unsigned long long)v->exits_mmio, (unsigned long long)v->exits_hlt,
+			    (unsigned long long)v->exits_intr, (unsigned long long)v->exits_other);
 		}
 	} else if (strcmp(cmd, "agent-recv") == 0) {
 		for (size_t i = 0; i < rp->n_agent_lines; i++)

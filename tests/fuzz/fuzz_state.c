@@ -19,8 +19,8 @@ static void make_vm(void)
 {
 	const char *b = getenv("BUILD");
 	static char path[512];
-	struct vmm_config cfg = {.mem_size = 64 << 20, .nr_vcpus = 1, .cmdline = "",
-				 .test_port = true};
+	struct vmm_config cfg = {
+	    .mem_size = 64 << 20, .nr_vcpus = 1, .cmdline = "", .test_port = true};
 	struct kb_errmsg err = {{0}};
 	static struct kb_logger quiet;
 

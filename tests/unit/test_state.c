@@ -24,12 +24,12 @@
 #include "lib/time.h"
 #include "tests/unit/vmm_helpers.h"
 
-#define NEED_KVM()                                                              \
-	do {                                                                    \
-		if (!th_have_kvm()) {                                           \
-			print_message("SKIP: /dev/kvm cannot be opened\n");     \
-			skip();                                                 \
-		}                                                               \
+#define NEED_KVM()                                                          \
+	do {                                                                \
+		if (!th_have_kvm()) {                                       \
+			print_message("SKIP: /dev/kvm cannot be opened\n"); \
+			skip();                                             \
+		}                                                           \
 	} while (0)
 
 #define MEM (64ull << 20)
@@ -232,10 +232,10 @@ static void test_save_skips_zero_pages(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_continues_the_guest),
-		cmocka_unit_test(test_corrupt_and_truncated_states_are_refused),
-		cmocka_unit_test(test_mismatched_vm_is_refused),
-		cmocka_unit_test(test_save_skips_zero_pages),
+	    cmocka_unit_test(test_round_trip_continues_the_guest),
+	    cmocka_unit_test(test_corrupt_and_truncated_states_are_refused),
+	    cmocka_unit_test(test_mismatched_vm_is_refused),
+	    cmocka_unit_test(test_save_skips_zero_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,12 +20,12 @@
 #include "lib/time.h"
 #include "tests/unit/vmm_helpers.h"
 
-#define NEED_KVM()                                                              \
-	do {                                                                    \
-		if (!th_have_kvm()) {                                           \
-			print_message("SKIP: /dev/kvm cannot be opened\n");     \
-			skip();                                                 \
-		}                                                               \
+#define NEED_KVM()                                                          \
+	do {                                                                \
+		if (!th_have_kvm()) {                                       \
+			print_message("SKIP: /dev/kvm cannot be opened\n"); \
+			skip();                                             \
+		}                                                           \
 	} while (0)
 
 static void test_report_from_cpl0_and_cpl3(void **state)
@@ -42,9 +42,9 @@ static void test_report_from_cpl0_and_cpl3(void **state)
 	assert_int_equal(r[0], 1);
 	assert_int_equal(r[1], 2);
 	assert_int_equal(r[2], 3);
-	assert_int_equal(r[3], 0);                              /* vCPU index */
-	assert_int_equal(r[4], (uint32_t)KGUEST_BOOT_MAGIC);   /* boot info reached */
-	assert_int_equal(r[5], 0xc93);                          /* from CPL3 */
+	assert_int_equal(r[3], 0);			     /* vCPU index */
+	assert_int_equal(r[4], (uint32_t)KGUEST_BOOT_MAGIC); /* boot info reached */
+	assert_int_equal(r[5], 0xc93);			     /* from CPL3 */
 	assert_true(vm->vcpus[0].exits[VMM_EXIT_IO] >= 7);
 	vmm_vm_destroy(vm);
 }
@@ -193,8 +193,8 @@ static int open_fds(void)
 static void test_allocation_failures_during_create(void **state)
 {
 	NEED_KVM();
-	struct vmm_config cfg = {.mem_size = 64 << 20, .nr_vcpus = 2, .cmdline = "",
-				 .test_port = true};
+	struct vmm_config cfg = {
+	    .mem_size = 64 << 20, .nr_vcpus = 2, .cmdline = "", .test_port = true};
 	int fds = open_fds(), failures = 0;
 
 	cfg.kernel = th_guest_path("payload_smp.elf");
@@ -240,14 +240,14 @@ static void test_reset_restarts_the_guest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_report_from_cpl0_and_cpl3),
-		cmocka_unit_test(test_four_vcpus_rendezvous),
-		cmocka_unit_test(test_pause_stops_the_guest_and_resume_continues),
-		cmocka_unit_test(test_guest_memory_is_a_memfd_with_a_hole),
-		cmocka_unit_test(test_hostile_elf_is_refused),
-		cmocka_unit_test(test_bad_config_is_refused),
-		cmocka_unit_test(test_allocation_failures_during_create),
-		cmocka_unit_test(test_reset_restarts_the_guest),
+	    cmocka_unit_test(test_report_from_cpl0_and_cpl3),
+	    cmocka_unit_test(test_four_vcpus_rendezvous),
+	    cmocka_unit_test(test_pause_stops_the_guest_and_resume_continues),
+	    cmocka_unit_test(test_guest_memory_is_a_memfd_with_a_hole),
+	    cmocka_unit_test(test_hostile_elf_is_refused),
+	    cmocka_unit_test(test_bad_config_is_refused),
+	    cmocka_unit_test(test_allocation_failures_during_create),
+	    cmocka_unit_test(test_reset_restarts_the_guest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -227,10 +227,10 @@ static void test_power_off_ends_vmx_cleanly(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_garbage_frame_gets_an_error_and_close),
-		cmocka_unit_test(test_overlong_and_truncated_frames),
-		cmocka_unit_test(test_bad_requests_get_clear_errors),
-		cmocka_unit_test(test_power_off_ends_vmx_cleanly),
+	    cmocka_unit_test(test_garbage_frame_gets_an_error_and_close),
+	    cmocka_unit_test(test_overlong_and_truncated_frames),
+	    cmocka_unit_test(test_bad_requests_get_clear_errors),
+	    cmocka_unit_test(test_power_off_ends_vmx_cleanly),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

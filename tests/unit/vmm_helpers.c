@@ -48,11 +48,11 @@ struct vmm_vm *th_payload_vm(const char *name, uint64_t mem, int vcpus)
 {
 	static char path[4096];
 	struct vmm_config cfg = {
-		.mem_size = mem,
-		.nr_vcpus = vcpus,
-		.kind = VMM_GUEST_KGUEST,
-		.test_port = true,
-		.cmdline = "",
+	    .mem_size = mem,
+	    .nr_vcpus = vcpus,
+	    .kind = VMM_GUEST_KGUEST,
+	    .test_port = true,
+	    .cmdline = "",
 	};
 	struct kb_errmsg err = {{0}};
 	struct vmm_vm *vm = NULL;

@@ -19,8 +19,8 @@
 #include "lib/heap.h"
 #include "lib/time.h"
 
-#define RING 256
-#define IN_MAX 4096
+#define RING	      256
+#define IN_MAX	      4096
 #define STATE_VERSION 1
 
 struct vmm_agent {
@@ -215,11 +215,11 @@ static void agent_destroy(void *opaque)
 }
 
 static const struct vmm_dev_ops agent_dev_ops = {
-	.name = "agent",
-	.save = agent_save,
-	.restore = agent_restore,
-	.reset = agent_reset,
-	.destroy = agent_destroy,
+    .name = "agent",
+    .save = agent_save,
+    .restore = agent_restore,
+    .reset = agent_reset,
+    .destroy = agent_destroy,
 };
 
 int vmm__agent_create(struct vmm_vm *vm, struct kb_errmsg *err)

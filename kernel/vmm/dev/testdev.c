@@ -98,10 +98,10 @@ static void test_destroy(void *opaque)
 }
 
 static const struct vmm_dev_ops test_dev_ops = {
-	.name = "testdev",
-	.save = test_save,
-	.restore = test_restore,
-	.destroy = test_destroy,
+    .name = "testdev",
+    .save = test_save,
+    .restore = test_restore,
+    .destroy = test_destroy,
 };
 
 int vmm__testdev_create(struct vmm_vm *vm, struct kb_errmsg *err)

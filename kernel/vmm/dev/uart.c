@@ -22,9 +22,9 @@
 #include "lib/frame.h"
 #include "lib/heap.h"
 
-#define UART_IRQ 4
-#define RX_MAX 4096
-#define MAX_CLIENTS 8
+#define UART_IRQ      4
+#define RX_MAX	      4096
+#define MAX_CLIENTS   8
 #define STATE_VERSION 1
 
 struct vmm_uart {
@@ -35,8 +35,8 @@ struct vmm_uart {
 	bool irq_level;
 	uint8_t rx[RX_MAX];
 	uint32_t rx_head, rx_len;
-	int out_fd;            /* console log, borrowed */
-	int listen_fd;         /* console socket, -1 if none */
+	int out_fd;    /* console log, borrowed */
+	int listen_fd; /* console socket, -1 if none */
 	int clients[MAX_CLIENTS];
 };
 
@@ -62,7 +62,8 @@ static void emit(struct vmm_uart *u, uint8_t c)
 		/* the console log is best effort: a full disk must not stop the guest */
 	}
 	for (int i = 0; i < MAX_CLIENTS; i++) {
-		if (u->clients[i] >= 0 && send(u->clients[i], &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+		if (u->clients[i] >= 0 &&
+		    send(u->clients[i], &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
 		    errno != EAGAIN) {
 			vmm_event_del(u->vm, u->clients[i]);
 			close(u->clients[i]);
@@ -323,11 +324,11 @@ static void uart_destroy(void *opaque)
 }
 
 static const struct vmm_dev_ops uart_dev_ops = {
-	.name = "uart",
-	.save = uart_save,
-	.restore = uart_restore,
-	.reset = uart_reset,
-	.destroy = uart_destroy,
+    .name = "uart",
+    .save = uart_save,
+    .restore = uart_restore,
+    .reset = uart_reset,
+    .destroy = uart_destroy,
 };
 
 int vmm__uart_create(struct vmm_vm *vm, struct kb_errmsg *err)
