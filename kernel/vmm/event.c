@@ -19,8 +19,6 @@ struct ev_entry {
 	struct ev_entry *next; /* all entries, freed at close */
 };
 
-static struct ev_entry *ev_all; /* one VM per process */
-static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int vmm_event_add(struct vmm_vm *vm, int fd, uint32_t events, vmm_event_cb cb, void *arg)
 {
@@ -41,10 +39,10 @@ int vmm_event_add(struct vmm_vm *vm, int fd, uint32_t events, vmm_event_cb cb, v
 		kb_free(e);
 		return rv;
 	}
-	pthread_mutex_lock(&ev_lock);
-	e->next = ev_all;
-	ev_all = e;
-	pthread_mutex_unlock(&ev_lock);
+	pthread_mutex_lock(&vm->ev_lock);
+	e->next = vm->ev_all;
+	vm->ev_all = e;
+	pthread_mutex_unlock(&vm->ev_lock);
 	return 0;
 }
 
@@ -56,12 +54,12 @@ int vmm_event_del(struct vmm_vm *vm, int fd)
 		return -EBADF;
 	if (epoll_ctl(vm->epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
 		return -errno;
-	pthread_mutex_lock(&ev_lock);
-	for (e = ev_all; e != NULL; e = e->next) {
+	pthread_mutex_lock(&vm->ev_lock);
+	for (e = vm->ev_all; e != NULL; e = e->next) {
 		if (e->fd == fd)
 			e->cb = NULL; /* stale events for it are ignored */
 	}
-	pthread_mutex_unlock(&ev_lock);
+	pthread_mutex_unlock(&vm->ev_lock);
 	return 0;
 }
 
@@ -94,6 +92,7 @@ int vmm__event_init(struct vmm_vm *vm)
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	int rv;
 
+	pthread_mutex_init(&vm->ev_lock, NULL);
 	vm->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (vm->epfd < 0)
 		return -errno;
@@ -137,11 +136,11 @@ void vmm__event_close(struct vmm_vm *vm)
 	if (vm->epfd >= 0)
 		close(vm->epfd);
 	vm->ev_wake = vm->epfd = -1;
-	pthread_mutex_lock(&ev_lock);
-	for (e = ev_all; e != NULL; e = next) {
+	pthread_mutex_lock(&vm->ev_lock);
+	for (e = vm->ev_all; e != NULL; e = next) {
 		next = e->next;
 		kb_free(e);
 	}
-	ev_all = NULL;
-	pthread_mutex_unlock(&ev_lock);
+	vm->ev_all = NULL;
+	pthread_mutex_unlock(&vm->ev_lock);
 }

@@ -223,6 +223,19 @@ fail:
 	return rv;
 }
 
+/* Tells every device the vCPUs stopped (true) or are about to run (false). */
+static void devices_pause(struct vmm_vm *vm, bool paused)
+{
+	struct kb_list *pos;
+
+	kb_list_for_each(pos, &vm->devs)
+	{
+		struct vmm_dev *d = kb_list_entry(pos, struct vmm_dev, link);
+		if (d->ops->pause != NULL)
+			d->ops->pause(d->opaque, paused);
+	}
+}
+
 int vmm_vm_start(struct vmm_vm *vm)
 {
 	int rv = 0;
@@ -244,6 +257,7 @@ int vmm_vm_start(struct vmm_vm *vm)
 			return rv;
 		}
 	}
+	devices_pause(vm, false);
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		vm->vcpus[i].run->immediate_exit = 0;
 		rv = vmm__vcpu_start(&vm->vcpus[i]);
@@ -286,6 +300,8 @@ int vmm_vm_pause(struct vmm_vm *vm)
 		vm->state = VMM_STATE_PAUSED;
 	int rv = vm->state == VMM_STATE_PAUSED ? 0 : KB_ESTATE;
 	pthread_mutex_unlock(&vm->lock);
+	if (rv == 0)
+		devices_pause(vm, true); /* no device writes guest memory from here */
 	return rv;
 }
 
@@ -309,6 +325,9 @@ int vmm_vm_resume(struct vmm_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return vmm_vm_start(vm);
 	}
+	pthread_mutex_unlock(&vm->lock);
+	devices_pause(vm, false);
+	pthread_mutex_lock(&vm->lock);
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		__atomic_store_n(&vm->vcpus[i].run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	vm->pause_req = false;

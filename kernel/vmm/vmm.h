@@ -235,6 +235,8 @@ struct vmm_vm {
 	int ev_wake; /* eventfd that stops the event thread */
 	pthread_t ev_thread;
 	bool ev_started;
+	struct ev_entry *ev_all; /* registrations, freed at close; under ev_lock */
+	pthread_mutex_t ev_lock;
 
 	/* devices the core knows by name */
 	struct vmm_uart *uart;
