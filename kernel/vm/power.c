@@ -36,6 +36,19 @@ static int claim(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
 	return 0;
 }
 
+/* Claims a powered-on VM for op. vm->lock held. */
+static int claim_on(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
+{
+	int rv = claim(vm, op, err);
+
+	if (rv == 0 && vm->power != VMK_POWERED_ON) {
+		kb_errmsg_setf(err, "VM %s is not powered on", vm->cfg.name);
+		vm->busy = NULL;
+		rv = KB_ESTATE;
+	}
+	return rv;
+}
+
 static int ctl_simple(struct vmk_vm *vm, Keel__Vmk__VmxRequest__ReqCase what, int timeout_ms,
 		      const char *path, struct kb_errmsg *err)
 {
@@ -248,12 +261,7 @@ int vmk_vm_power_off(struct vmk_vm *vm, struct kb_errmsg *err)
 	int rv;
 
 	pthread_mutex_lock(&vm->lock);
-	rv = claim(vm, "power-off", err);
-	if (rv == 0 && vm->power != VMK_POWERED_ON) {
-		kb_errmsg_setf(err, "VM %s is not powered on", vm->cfg.name);
-		vm->busy = NULL;
-		rv = KB_ESTATE;
-	}
+	rv = claim_on(vm, "power-off", err);
 	if (rv == 0) {
 		vm->expect_exit = true;
 		end_vmx(vm);
@@ -270,12 +278,7 @@ int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err)
 	int rv;
 
 	pthread_mutex_lock(&vm->lock);
-	rv = claim(vm, "reset", err);
-	if (rv == 0 && vm->power != VMK_POWERED_ON) {
-		kb_errmsg_setf(err, "VM %s is not powered on", vm->cfg.name);
-		vm->busy = NULL;
-		rv = KB_ESTATE;
-	}
+	rv = claim_on(vm, "reset", err);
 	pthread_mutex_unlock(&vm->lock);
 	if (rv < 0)
 		return rv;
@@ -296,12 +299,7 @@ int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err)
 	int rv;
 
 	pthread_mutex_lock(&vm->lock);
-	rv = claim(vm, "suspend", err);
-	if (rv == 0 && vm->power != VMK_POWERED_ON) {
-		kb_errmsg_setf(err, "VM %s is not powered on", vm->cfg.name);
-		vm->busy = NULL;
-		rv = KB_ESTATE;
-	}
+	rv = claim_on(vm, "suspend", err);
 	pthread_mutex_unlock(&vm->lock);
 	if (rv < 0)
 		return rv;

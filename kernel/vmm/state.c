@@ -31,33 +31,13 @@
 #include <unistd.h>
 
 #include "kernel/vmm/state.h"
+#include "kernel/vmm/state_format.h"
 #include "kernel/vmm/state_io.h"
 #include "kernel/vmm/vmm_internal.h"
 #include "lib/crc.h"
 #include "lib/heap.h"
 
-#define STATE_MAGIC   "KEELVMS"
-#define STATE_VERSION 1
-#define HEADER_LEN    40
-#define SECTION_MAX   (4u << 20)
-#define RUN_MAX_PAGES 256
-#define MSR_MAX	      64
-#define IO_BUF	      (1u << 20)
 
-enum { SEC_VM = 1, SEC_VCPU = 2, SEC_DEVICES = 3, SEC_CLOCK = 4, SEC_MEMORY = 5, SEC_END = 6 };
-enum {
-	ITEM_CPUID = 1,
-	ITEM_MP_STATE,
-	ITEM_REGS,
-	ITEM_SREGS,
-	ITEM_XSAVE,
-	ITEM_XCRS,
-	ITEM_DEBUGREGS,
-	ITEM_LAPIC,
-	ITEM_MSRS,
-	ITEM_EVENTS,
-	ITEM_NR
-};
 
 /* ---- saving ---------------------------------------------------------------------------- */
 
@@ -120,9 +100,9 @@ static int save_vcpu(struct vmm_vcpu *c, struct kb_buf *b, struct kb_errmsg *err
 	struct kvm_vcpu_events ev;
 	struct {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[MSR_MAX];
+		struct kvm_msr_entry e[VMM_STATE_MSR_MAX];
 	} msrs;
-	uint32_t idx[MSR_MAX];
+	uint32_t idx[VMM_STATE_MSR_MAX];
 	int rv, n;
 
 	struct kvm_cpuid2 *cpuid = kb_calloc(1, sizeof(*cpuid) + 256 * sizeof(cpuid->entries[0]));
@@ -140,7 +120,7 @@ static int save_vcpu(struct vmm_vcpu *c, struct kb_buf *b, struct kb_errmsg *err
 	KVM_GET(c->fd, KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS");
 	KVM_GET(c->fd, KVM_GET_DEBUGREGS, &dregs, "KVM_GET_DEBUGREGS");
 	KVM_GET(c->fd, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
-	n = vmm__msr_list(vm, idx, MSR_MAX);
+	n = vmm__msr_list(vm, idx, VMM_STATE_MSR_MAX);
 	if (n < 0) {
 		rv = n;
 		kb_errmsg_setf(err, "KVM_GET_MSR_INDEX_LIST: %s", kb_strerror(rv));
@@ -160,17 +140,17 @@ static int save_vcpu(struct vmm_vcpu *c, struct kb_buf *b, struct kb_errmsg *err
 
 	rv = kb_buf_put_u32(b, (uint32_t)c->id);
 	rv = rv
-		 ?: put_item(b, ITEM_CPUID, cpuid->entries,
+		 ?: put_item(b, VMM_ITEM_CPUID, cpuid->entries,
 			     cpuid->nent * (uint32_t)sizeof(cpuid->entries[0]));
-	rv = rv ?: put_item(b, ITEM_MP_STATE, &mp, sizeof(mp));
-	rv = rv ?: put_item(b, ITEM_REGS, &regs, sizeof(regs));
-	rv = rv ?: put_item(b, ITEM_SREGS, &sregs, sizeof(sregs));
-	rv = rv ?: put_item(b, ITEM_XSAVE, xs, sizeof(*xs));
-	rv = rv ?: put_item(b, ITEM_XCRS, &xcrs, sizeof(xcrs));
-	rv = rv ?: put_item(b, ITEM_DEBUGREGS, &dregs, sizeof(dregs));
-	rv = rv ?: put_item(b, ITEM_LAPIC, &lapic, sizeof(lapic));
-	rv = rv ?: put_item(b, ITEM_MSRS, msrs.e, (uint32_t)n * (uint32_t)sizeof(msrs.e[0]));
-	rv = rv ?: put_item(b, ITEM_EVENTS, &ev, sizeof(ev));
+	rv = rv ?: put_item(b, VMM_ITEM_MP_STATE, &mp, sizeof(mp));
+	rv = rv ?: put_item(b, VMM_ITEM_REGS, &regs, sizeof(regs));
+	rv = rv ?: put_item(b, VMM_ITEM_SREGS, &sregs, sizeof(sregs));
+	rv = rv ?: put_item(b, VMM_ITEM_XSAVE, xs, sizeof(*xs));
+	rv = rv ?: put_item(b, VMM_ITEM_XCRS, &xcrs, sizeof(xcrs));
+	rv = rv ?: put_item(b, VMM_ITEM_DEBUGREGS, &dregs, sizeof(dregs));
+	rv = rv ?: put_item(b, VMM_ITEM_LAPIC, &lapic, sizeof(lapic));
+	rv = rv ?: put_item(b, VMM_ITEM_MSRS, msrs.e, (uint32_t)n * (uint32_t)sizeof(msrs.e[0]));
+	rv = rv ?: put_item(b, VMM_ITEM_EVENTS, &ev, sizeof(ev));
 out:
 	kb_free(cpuid);
 	kb_free(xs);
@@ -237,7 +217,7 @@ static void save_memory(struct vmm_vm *vm, struct vmm_wr *w)
 	uint32_t records = 0;
 	off_t off = 0;
 
-	vmm__wr_u32(w, SEC_MEMORY);
+	vmm__wr_u32(w, VMM_SEC_MEMORY);
 	vmm__wr_u32(w, 0);
 	vmm__wr_u64(w, 0);
 	while ((uint64_t)off < m->size && w->err == 0) {
@@ -262,7 +242,7 @@ static void save_memory(struct vmm_vm *vm, struct vmm_wr *w)
 			}
 			if (n == 0)
 				run = pg;
-			if (++n == RUN_MAX_PAGES) {
+			if (++n == VMM_STATE_RUN_MAX_PAGES) {
 				put_run(w, m->base, run, n, &records);
 				n = 0;
 			}
@@ -280,7 +260,7 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 {
 	struct vmm_wr w;
 	struct kb_buf b;
-	uint8_t hdr[HEADER_LEN] = {0};
+	uint8_t hdr[VMM_STATE_HEADER_LEN] = {0};
 	struct kvm_clock_data clock = {0};
 	int rv, sections = 0;
 
@@ -291,15 +271,15 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 		kb_errmsg_setf(err, "the VM must be paused to save its state");
 		return KB_ESTATE;
 	}
-	rv = vmm__wr_init(&w, fd, IO_BUF);
+	rv = vmm__wr_init(&w, fd, VMM_STATE_IO_BUF);
 	if (rv < 0)
 		return rv;
-	kb_buf_init(&b, SECTION_MAX);
+	kb_buf_init(&b, VMM_STATE_SECTION_MAX);
 
-	memcpy(hdr, STATE_MAGIC, 8);
-	uint32_t v32 = STATE_VERSION;
+	memcpy(hdr, VMM_STATE_MAGIC, 8);
+	uint32_t v32 = VMM_STATE_VERSION;
 	memcpy(hdr + 8, &v32, 4);
-	v32 = HEADER_LEN;
+	v32 = VMM_STATE_HEADER_LEN;
 	memcpy(hdr + 12, &v32, 4);
 	memcpy(hdr + 16, &vm->mem.size, 8);
 	v32 = (uint32_t)vm->nr_vcpus;
@@ -316,31 +296,31 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	rv = save_vm(vm, &b, err);
 	if (rv < 0)
 		goto out;
-	put_section(&w, SEC_VM, &b);
+	put_section(&w, VMM_SEC_VM, &b);
 	sections++;
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		kb_buf_reset(&b);
 		rv = save_vcpu(&vm->vcpus[i], &b, err);
 		if (rv < 0)
 			goto out;
-		put_section(&w, SEC_VCPU, &b);
+		put_section(&w, VMM_SEC_VCPU, &b);
 		sections++;
 	}
 	kb_buf_reset(&b);
 	rv = save_devices(vm, &b, err);
 	if (rv < 0)
 		goto out;
-	put_section(&w, SEC_DEVICES, &b);
+	put_section(&w, VMM_SEC_DEVICES, &b);
 	kb_buf_reset(&b);
 	rv = kb_buf_append(&b, &clock, sizeof(clock));
 	if (rv < 0)
 		goto out;
-	put_section(&w, SEC_CLOCK, &b);
+	put_section(&w, VMM_SEC_CLOCK, &b);
 	save_memory(vm, &w);
 	sections += 3;
 	kb_buf_reset(&b);
 	kb_buf_put_u32(&b, (uint32_t)sections);
-	put_section(&w, SEC_END, &b);
+	put_section(&w, VMM_SEC_END, &b);
 	rv = vmm__wr_flush(&w);
 	if (rv < 0)
 		kb_errmsg_setf(err, "writing the state: %s", kb_strerror(rv));

@@ -13,36 +13,17 @@
 #include <unistd.h>
 
 #include "kernel/vmm/state.h"
+#include "kernel/vmm/state_format.h"
 #include "kernel/vmm/state_io.h"
 #include "kernel/vmm/vmm_internal.h"
 #include "lib/crc.h"
 #include "lib/heap.h"
 
-#define STATE_VERSION 1
-#define HEADER_LEN    40
-#define SECTION_MAX   (4u << 20)
-#define RUN_MAX_PAGES 256
-#define MSR_MAX	      64
-#define CPUID_MAX     256
-#define IO_BUF	      (1u << 20)
 
-enum { SEC_VM = 1, SEC_VCPU = 2, SEC_DEVICES = 3, SEC_CLOCK = 4, SEC_MEMORY = 5, SEC_END = 6 };
-enum {
-	ITEM_CPUID = 1,
-	ITEM_MP_STATE,
-	ITEM_REGS,
-	ITEM_SREGS,
-	ITEM_XSAVE,
-	ITEM_XCRS,
-	ITEM_DEBUGREGS,
-	ITEM_LAPIC,
-	ITEM_MSRS,
-	ITEM_EVENTS,
-};
 
 struct vcpu_img {
-	const void *item[ITEM_EVENTS + 1];
-	uint32_t len[ITEM_EVENTS + 1];
+	const void *item[VMM_ITEM_EVENTS + 1];
+	uint32_t len[VMM_ITEM_EVENTS + 1];
 };
 
 struct dev_img {
@@ -76,7 +57,7 @@ static int read_section(struct vmm_rd *r, uint32_t want, struct kb_buf *out, con
 		kb_errmsg_setf(err, "expected the %s section, found type %u", name, type);
 		return KB_EPROTO;
 	}
-	if (len > SECTION_MAX) {
+	if (len > VMM_STATE_SECTION_MAX) {
 		kb_errmsg_setf(err, "%s section of %llu bytes exceeds the limit", name,
 			       (unsigned long long)len);
 		return KB_ETOOBIG;
@@ -101,14 +82,14 @@ static int read_section(struct vmm_rd *r, uint32_t want, struct kb_buf *out, con
 static int parse_vcpu(struct vmm_vm *vm, int id, struct load *ld, struct kb_errmsg *err)
 {
 	static const uint32_t fixed[] = {
-	    [ITEM_MP_STATE] = sizeof(struct kvm_mp_state),
-	    [ITEM_REGS] = sizeof(struct kvm_regs),
-	    [ITEM_SREGS] = sizeof(struct kvm_sregs),
-	    [ITEM_XSAVE] = sizeof(struct kvm_xsave),
-	    [ITEM_XCRS] = sizeof(struct kvm_xcrs),
-	    [ITEM_DEBUGREGS] = sizeof(struct kvm_debugregs),
-	    [ITEM_LAPIC] = sizeof(struct kvm_lapic_state),
-	    [ITEM_EVENTS] = sizeof(struct kvm_vcpu_events),
+	    [VMM_ITEM_MP_STATE] = sizeof(struct kvm_mp_state),
+	    [VMM_ITEM_REGS] = sizeof(struct kvm_regs),
+	    [VMM_ITEM_SREGS] = sizeof(struct kvm_sregs),
+	    [VMM_ITEM_XSAVE] = sizeof(struct kvm_xsave),
+	    [VMM_ITEM_XCRS] = sizeof(struct kvm_xcrs),
+	    [VMM_ITEM_DEBUGREGS] = sizeof(struct kvm_debugregs),
+	    [VMM_ITEM_LAPIC] = sizeof(struct kvm_lapic_state),
+	    [VMM_ITEM_EVENTS] = sizeof(struct kvm_vcpu_events),
 	};
 	struct kb_reader r;
 	struct vcpu_img *img = &ld->vcpu[id];
@@ -119,20 +100,20 @@ static int parse_vcpu(struct vmm_vm *vm, int id, struct load *ld, struct kb_errm
 		kb_errmsg_setf(err, "vCPU section %d names vCPU %u", id, got_id);
 		return KB_EPROTO;
 	}
-	for (uint32_t kind = ITEM_CPUID; kind <= ITEM_EVENTS; kind++) {
+	for (uint32_t kind = VMM_ITEM_CPUID; kind <= VMM_ITEM_EVENTS; kind++) {
 		uint32_t k = kb_rd_u32(&r), len = kb_rd_u32(&r);
-		const void *p = kb_rd_bytes(&r, len <= SECTION_MAX ? len : SECTION_MAX + 1);
+		const void *p = kb_rd_bytes(&r, len <= VMM_STATE_SECTION_MAX ? len : VMM_STATE_SECTION_MAX + 1);
 		if (r.err) {
 			kb_errmsg_setf(err, "vCPU %d: item %u truncated", id, kind);
 			return KB_ETRUNCATED;
 		}
 		bool ok = k == kind;
-		if (kind == ITEM_CPUID)
+		if (kind == VMM_ITEM_CPUID)
 			ok = ok && len % sizeof(struct kvm_cpuid_entry2) == 0 &&
-			     len / sizeof(struct kvm_cpuid_entry2) <= CPUID_MAX;
-		else if (kind == ITEM_MSRS)
+			     len / sizeof(struct kvm_cpuid_entry2) <= VMM_STATE_CPUID_MAX;
+		else if (kind == VMM_ITEM_MSRS)
 			ok = ok && len % sizeof(struct kvm_msr_entry) == 0 &&
-			     len / sizeof(struct kvm_msr_entry) <= MSR_MAX;
+			     len / sizeof(struct kvm_msr_entry) <= VMM_STATE_MSR_MAX;
 		else
 			ok = ok && len == fixed[kind];
 		if (!ok) {
@@ -207,7 +188,7 @@ static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 
 	uint32_t type = vmm__rd_u32(r), resv = vmm__rd_u32(r);
 	uint64_t len = vmm__rd_u64(r);
-	if (r->err || type != SEC_MEMORY || resv != 0 || len != 0) {
+	if (r->err || type != VMM_SEC_MEMORY || resv != 0 || len != 0) {
 		kb_errmsg_setf(err, "expected the memory section");
 		return r->err ? r->err : KB_EPROTO;
 	}
@@ -228,7 +209,7 @@ static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 			}
 			return 0;
 		}
-		if (n == 0 || n > RUN_MAX_PAGES || first >= pages || n > pages - first) {
+		if (n == 0 || n > VMM_STATE_RUN_MAX_PAGES || first >= pages || n > pages - first) {
 			kb_errmsg_setf(err,
 				       "memory record %u (page %llu, %u pages) is out of bounds",
 				       records, (unsigned long long)first, n);
@@ -259,8 +240,8 @@ static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 
 static int apply_vcpu(struct vmm_vcpu *c, struct vcpu_img *img, struct kb_errmsg *err)
 {
-	uint32_t ncpuid = img->len[ITEM_CPUID] / sizeof(struct kvm_cpuid_entry2);
-	uint32_t nmsr = img->len[ITEM_MSRS] / sizeof(struct kvm_msr_entry);
+	uint32_t ncpuid = img->len[VMM_ITEM_CPUID] / sizeof(struct kvm_cpuid_entry2);
+	uint32_t nmsr = img->len[VMM_ITEM_MSRS] / sizeof(struct kvm_msr_entry);
 	int rv;
 
 	struct kvm_cpuid2 *cpuid =
@@ -272,9 +253,9 @@ static int apply_vcpu(struct vmm_vcpu *c, struct vcpu_img *img, struct kb_errmsg
 		return -ENOMEM;
 	}
 	cpuid->nent = ncpuid;
-	memcpy(cpuid->entries, img->item[ITEM_CPUID], img->len[ITEM_CPUID]);
+	memcpy(cpuid->entries, img->item[VMM_ITEM_CPUID], img->len[VMM_ITEM_CPUID]);
 	msrs->nmsrs = nmsr;
-	memcpy(msrs->entries, img->item[ITEM_MSRS], img->len[ITEM_MSRS]);
+	memcpy(msrs->entries, img->item[VMM_ITEM_MSRS], img->len[VMM_ITEM_MSRS]);
 	rv = 0;
 	if (ioctl(c->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		rv = -errno;
@@ -287,14 +268,14 @@ static int apply_vcpu(struct vmm_vcpu *c, struct vcpu_img *img, struct kb_errmsg
 	}
 	/* The rest in the order of DEPENDENCIES.md, events last. */
 	struct kvm_xsave xs;
-	memcpy(&xs, img->item[ITEM_XSAVE], sizeof(xs));
-	KVM_SET(c->fd, KVM_SET_MP_STATE, img->item[ITEM_MP_STATE], "KVM_SET_MP_STATE");
-	KVM_SET(c->fd, KVM_SET_REGS, img->item[ITEM_REGS], "KVM_SET_REGS");
-	KVM_SET(c->fd, KVM_SET_SREGS, img->item[ITEM_SREGS], "KVM_SET_SREGS");
+	memcpy(&xs, img->item[VMM_ITEM_XSAVE], sizeof(xs));
+	KVM_SET(c->fd, KVM_SET_MP_STATE, img->item[VMM_ITEM_MP_STATE], "KVM_SET_MP_STATE");
+	KVM_SET(c->fd, KVM_SET_REGS, img->item[VMM_ITEM_REGS], "KVM_SET_REGS");
+	KVM_SET(c->fd, KVM_SET_SREGS, img->item[VMM_ITEM_SREGS], "KVM_SET_SREGS");
 	KVM_SET(c->fd, KVM_SET_XSAVE, &xs, "KVM_SET_XSAVE");
-	KVM_SET(c->fd, KVM_SET_XCRS, img->item[ITEM_XCRS], "KVM_SET_XCRS");
-	KVM_SET(c->fd, KVM_SET_DEBUGREGS, img->item[ITEM_DEBUGREGS], "KVM_SET_DEBUGREGS");
-	KVM_SET(c->fd, KVM_SET_LAPIC, img->item[ITEM_LAPIC], "KVM_SET_LAPIC");
+	KVM_SET(c->fd, KVM_SET_XCRS, img->item[VMM_ITEM_XCRS], "KVM_SET_XCRS");
+	KVM_SET(c->fd, KVM_SET_DEBUGREGS, img->item[VMM_ITEM_DEBUGREGS], "KVM_SET_DEBUGREGS");
+	KVM_SET(c->fd, KVM_SET_LAPIC, img->item[VMM_ITEM_LAPIC], "KVM_SET_LAPIC");
 	{
 		int k = ioctl(c->fd, KVM_SET_MSRS, msrs);
 		kb_free(msrs);
@@ -303,7 +284,7 @@ static int apply_vcpu(struct vmm_vcpu *c, struct vcpu_img *img, struct kb_errmsg
 			return KB_EKVM;
 		}
 	}
-	KVM_SET(c->fd, KVM_SET_VCPU_EVENTS, img->item[ITEM_EVENTS], "KVM_SET_VCPU_EVENTS");
+	KVM_SET(c->fd, KVM_SET_VCPU_EVENTS, img->item[VMM_ITEM_EVENTS], "KVM_SET_VCPU_EVENTS");
 	return 0;
 }
 
@@ -360,7 +341,7 @@ static int apply(struct vmm_vm *vm, struct load *ld, struct kb_errmsg *err)
 
 static int read_header(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *err)
 {
-	uint8_t h[HEADER_LEN];
+	uint8_t h[VMM_STATE_HEADER_LEN];
 	uint32_t version, hlen, vcpus, crc;
 	uint64_t mem;
 
@@ -368,7 +349,7 @@ static int read_header(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 		kb_errmsg_setf(err, "state header: %s", kb_strerror(r->err));
 		return r->err;
 	}
-	if (memcmp(h, "KEELVMS", 8) != 0) {
+	if (memcmp(h, VMM_STATE_MAGIC, 8) != 0) {
 		kb_errmsg_setf(err, "not a Keel VM state (bad magic)");
 		return KB_EPROTO;
 	}
@@ -381,9 +362,9 @@ static int read_header(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 		kb_errmsg_setf(err, "state header: checksum mismatch");
 		return KB_ECHECKSUM;
 	}
-	if (version != STATE_VERSION || hlen != HEADER_LEN) {
+	if (version != VMM_STATE_VERSION || hlen != VMM_STATE_HEADER_LEN) {
 		kb_errmsg_setf(err, "state format version %u is not supported (this vmx reads %d)",
-			       version, STATE_VERSION);
+			       version, VMM_STATE_VERSION);
 		return KB_EVERSION;
 	}
 	if (mem != vm->mem.size || vcpus != (uint32_t)vm->nr_vcpus) {
@@ -405,15 +386,15 @@ static int load(struct vmm_vm *vm, struct vmm_rd *r, struct load *ld, struct kb_
 	rv = read_header(vm, r, err);
 	if (rv < 0)
 		return rv;
-	rv = read_section(r, SEC_VM, &ld->sec_vm, "VM", err);
+	rv = read_section(r, VMM_SEC_VM, &ld->sec_vm, "VM", err);
 	for (int i = 0; rv == 0 && i < vm->nr_vcpus; i++) {
 		snprintf(name, sizeof(name), "vCPU %d", i);
-		rv = read_section(r, SEC_VCPU, &ld->sec_vcpu[i], name, err);
+		rv = read_section(r, VMM_SEC_VCPU, &ld->sec_vcpu[i], name, err);
 		rv = rv ?: parse_vcpu(vm, i, ld, err);
 	}
-	rv = rv ?: read_section(r, SEC_DEVICES, &ld->sec_dev, "devices", err);
+	rv = rv ?: read_section(r, VMM_SEC_DEVICES, &ld->sec_dev, "devices", err);
 	rv = rv ?: parse_devices(vm, ld, err);
-	rv = rv ?: read_section(r, SEC_CLOCK, &ld->sec_clock, "clock", err);
+	rv = rv ?: read_section(r, VMM_SEC_CLOCK, &ld->sec_clock, "clock", err);
 	if (rv < 0)
 		return rv;
 	rv = vmm__mem_discard(&vm->mem);
@@ -426,7 +407,7 @@ static int load(struct vmm_vm *vm, struct vmm_rd *r, struct load *ld, struct kb_
 		return rv;
 	struct kb_buf end;
 	kb_buf_init(&end, 64);
-	rv = read_section(r, SEC_END, &end, "end", err);
+	rv = read_section(r, VMM_SEC_END, &end, "end", err);
 	uint32_t sections = 0;
 	if (rv == 0 && end.len == 4)
 		memcpy(&sections, end.data, 4);
@@ -454,16 +435,16 @@ int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	ld = kb_calloc(1, sizeof(*ld));
 	if (ld == NULL)
 		return -ENOMEM;
-	rv = vmm__rd_init(&r, fd, IO_BUF);
+	rv = vmm__rd_init(&r, fd, VMM_STATE_IO_BUF);
 	if (rv < 0) {
 		kb_free(ld);
 		return rv;
 	}
-	kb_buf_init(&ld->sec_vm, SECTION_MAX);
-	kb_buf_init(&ld->sec_dev, SECTION_MAX);
-	kb_buf_init(&ld->sec_clock, SECTION_MAX);
+	kb_buf_init(&ld->sec_vm, VMM_STATE_SECTION_MAX);
+	kb_buf_init(&ld->sec_dev, VMM_STATE_SECTION_MAX);
+	kb_buf_init(&ld->sec_clock, VMM_STATE_SECTION_MAX);
 	for (int i = 0; i < vm->nr_vcpus; i++)
-		kb_buf_init(&ld->sec_vcpu[i], SECTION_MAX);
+		kb_buf_init(&ld->sec_vcpu[i], VMM_STATE_SECTION_MAX);
 
 	rv = load(vm, &r, ld, err);
 	if (rv < 0) {

@@ -24,14 +24,6 @@
 #include "lib/time.h"
 #include "tests/unit/vmm_helpers.h"
 
-#define NEED_KVM()                                                          \
-	do {                                                                \
-		if (!th_have_kvm()) {                                       \
-			print_message("SKIP: /dev/kvm cannot be opened\n"); \
-			skip();                                             \
-		}                                                           \
-	} while (0)
-
 #define MEM (64ull << 20)
 
 static uint64_t mem_u64(struct vmm_vm *vm, uint64_t gpa)

@@ -20,14 +20,6 @@
 #include "lib/time.h"
 #include "tests/unit/vmm_helpers.h"
 
-#define NEED_KVM()                                                          \
-	do {                                                                \
-		if (!th_have_kvm()) {                                       \
-			print_message("SKIP: /dev/kvm cannot be opened\n"); \
-			skip();                                             \
-		}                                                           \
-	} while (0)
-
 static void test_report_from_cpl0_and_cpl3(void **state)
 {
 	NEED_KVM();

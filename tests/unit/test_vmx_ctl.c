@@ -96,14 +96,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_KVM()                                                          \
-	do {                                                                \
-		if (!th_have_kvm()) {                                       \
-			print_message("SKIP: /dev/kvm cannot be opened\n"); \
-			skip();                                             \
-		}                                                           \
-	} while (0)
-
 static void test_garbage_frame_gets_an_error_and_close(void **state)
 {
 	NEED_KVM();
