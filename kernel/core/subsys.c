@@ -253,6 +253,53 @@ static int net_handle(const Keel__Vmk__VmkRequest *rq, Keel__Vmk__VmkReply *rp,
 	case KEEL__VMK__VMK_REQUEST__REQ_PORTGROUP_REMOVE:
 		rv = vmk_net_portgroup_remove(&net, rq->portgroup_remove->name, err);
 		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_LIST:
+		rv = vmk_net_vmknic_list(&net, &rp->vmknics, &rp->n_vmknics, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_ADD: {
+		const Keel__Vmk__VmkVmknicAdd *a = rq->vmknic_add;
+		struct vmk_net_vmknic_args args = {
+		    .name = a->name,
+		    .portgroup = a->portgroup,
+		    .netstack = a->netstack,
+		    .ipv4 = a->ipv4,
+		    .gateway = a->gateway,
+		    .mtu = a->mtu,
+		    .mac = a->mac,
+		    .tags = (const char *const *)a->tags,
+		    .n_tags = a->n_tags,
+		};
+		rv = vmk_net_vmknic_add(&net, &args, err);
+		break;
+	}
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_REMOVE:
+		rv = vmk_net_vmknic_remove(&net, rq->vmknic_remove->name, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_SET_IP:
+		rv = vmk_net_vmknic_set_ip(&net, rq->vmknic_set_ip->name, rq->vmknic_set_ip->ipv4,
+					   rq->vmknic_set_ip->gateway, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_SET_MTU:
+		rv = vmk_net_vmknic_set_mtu(&net, rq->vmknic_set_mtu->name, rq->vmknic_set_mtu->mtu,
+					    err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_TAG_ADD:
+		rv = vmk_net_vmknic_tag(&net, rq->vmknic_tag_add->name, rq->vmknic_tag_add->tag,
+					true, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VMKNIC_TAG_REMOVE:
+		rv = vmk_net_vmknic_tag(&net, rq->vmknic_tag_remove->name,
+					rq->vmknic_tag_remove->tag, false, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_NETSTACK_LIST:
+		rv = vmk_net_netstack_list(&net, &rp->netstacks, &rp->n_netstacks, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_NETSTACK_ADD:
+		rv = vmk_net_netstack_add(&net, rq->netstack_add->name, err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_NETSTACK_REMOVE:
+		rv = vmk_net_netstack_remove(&net, rq->netstack_remove->name, err);
+		break;
 	default:
 		kb_errmsg_setf(err, "unknown request %d", (int)rq->req_case);
 		rv = KB_EPROTO;
@@ -281,7 +328,13 @@ void vmk_subsys_reply_free(Keel__Vmk__VmkReply *reply)
 		vmk_net_vswitch_list_free(reply->vswitches, reply->n_vswitches);
 	if (reply->portgroups != NULL)
 		vmk_net_portgroup_list_free(reply->portgroups, reply->n_portgroups);
+	if (reply->vmknics != NULL)
+		vmk_net_vmknic_list_free(reply->vmknics, reply->n_vmknics);
+	if (reply->netstacks != NULL)
+		vmk_net_netstack_list_free(reply->netstacks, reply->n_netstacks);
 	vmk_subsys_ds_reply_free(reply);
 	reply->vswitches = NULL;
 	reply->portgroups = NULL;
+	reply->vmknics = NULL;
+	reply->netstacks = NULL;
 }

@@ -10,8 +10,8 @@
  * Happy path: init reads the file (O_NOFOLLOW, a regular file of at most VMK_DS_CONF_MAX
  * bytes) through one strict parser, or creates datastore1 at first start; add resolves the
  * directory with realpath and checks it against every other datastore; add and remove
- * rewrite the file atomically (tmp, fsync, rename, fsync of the state dir) and only then
- * keep the change.
+ * rewrite the file atomically (lib/file.h: tmp, fsync, rename, fsync of the state dir) and
+ * only then keep the change.
  *
  * Failure modes: a malformed file is refused whole with the line number; a missing shared
  * datastore is kept (it may be mounted later) and reports its statvfs error in listings;
@@ -29,6 +29,7 @@
 
 #include "kernel/ds/datastore.h"
 #include "lib/buf.h"
+#include "lib/file.h"
 #include "lib/heap.h"
 
 #define CONF_LINE_MAX (VMK_DS_NAME_MAX + VMK_DS_PATH_MAX + 16)
@@ -100,57 +101,6 @@ static void resolved(const struct vmk_ds *ds, char out[PATH_MAX])
 
 /* ---- files ---------------------------------------------------------------------------- */
 
-static int read_conf(const char *path, struct kb_buf *b, struct kb_errmsg *err)
-{
-	struct stat st;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		kb_errmsg_setf(err, "%s: %s", path,
-			       rc == -ELOOP ? "is a symbolic link" : kb_strerror(rc));
-		return rc;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		kb_errmsg_setf(err, "%s: %s", path, kb_strerror(rc));
-		goto close_fd;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = KB_ECONFIG;
-		kb_errmsg_setf(err, "%s: not a regular file", path);
-		goto close_fd;
-	}
-	for (;;) {
-		ssize_t k;
-		if (b->len > VMK_DS_CONF_MAX) {
-			rc = KB_ETOOBIG;
-			kb_errmsg_setf(err, "%s: larger than %d bytes", path, VMK_DS_CONF_MAX);
-			goto close_fd;
-		}
-		rc = kb_buf_reserve(b, 4096);
-		if (rc) {
-			kb_errmsg_setf(err, "%s: %s", path, kb_strerror(rc));
-			goto close_fd;
-		}
-		k = read(fd, b->data + b->len, 4096);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			rc = -errno;
-			kb_errmsg_setf(err, "%s: read: %s", path, kb_strerror(rc));
-			goto close_fd;
-		}
-		if (k == 0)
-			break;
-		b->len += (size_t)k;
-	}
-close_fd:
-	close(fd);
-	return rc;
-}
-
 static int fsync_dir(const char *dir)
 {
 	int fd, rc = 0;
@@ -161,53 +111,6 @@ static int fsync_dir(const char *dir)
 	if (fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
-	return rc;
-}
-
-/* Replaces path with data: path.tmp written, fsynced, renamed; then dir fsynced. */
-static int write_atomic(const char *path, const char *dir, const void *data, size_t len,
-			struct kb_errmsg *err)
-{
-	const uint8_t *p = data;
-	char tmp[VMK_DS_PATH_MAX + 64];
-	int fd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (unlink(tmp) < 0 && errno != ENOENT) {
-		rc = -errno;
-		goto fail;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	while (rc == 0 && len > 0) {
-		ssize_t k = write(fd, p, len);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			rc = -errno;
-			break;
-		}
-		p += k;
-		len -= (size_t)k;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		goto fail;
-	}
-	rc = fsync_dir(dir);
-	if (rc == 0)
-		return 0;
-fail:
-	kb_errmsg_setf(err, "writing %s: %s", path, kb_strerror(rc));
 	return rc;
 }
 
@@ -385,8 +288,8 @@ static int save_conf(struct vmk_ds_registry *reg, const struct vmk_ds *ds, size_
 	rc = format_conf(ds, n, &b);
 	if (rc)
 		kb_errmsg_setf(err, "formatting %s: %s", reg->conf_path, kb_strerror(rc));
-	else
-		rc = write_atomic(reg->conf_path, reg->state_dir, b.data, b.len, err);
+	else if ((rc = kb_file_write_atomic(reg->conf_path, b.data, b.len, 0640, err)) != 0)
+		kb_errmsg_setf(err, "writing %s: %s", reg->conf_path, kb_strerror(rc));
 	kb_buf_close(&b);
 	return rc;
 }
@@ -527,8 +430,10 @@ int vmk_ds_registry_init(struct vmk_ds_registry *reg, const char *state_dir, str
 	}
 	snprintf(reg->state_dir, sizeof(reg->state_dir), "%s", state_dir);
 	snprintf(reg->conf_path, sizeof(reg->conf_path), "%s/%s", state_dir, VMK_DS_CONF_FILE);
-	kb_buf_init(&b, VMK_DS_CONF_MAX + 4096);
-	rc = read_conf(reg->conf_path, &b, err);
+	kb_buf_init(&b, 0);
+	rc = kb_file_read_small(reg->conf_path, VMK_DS_CONF_MAX, &b, err);
+	if (rc == KB_ETOOBIG)
+		kb_errmsg_setf(err, "%s: larger than %d bytes", reg->conf_path, VMK_DS_CONF_MAX);
 	if (rc == -ENOENT)
 		rc = create_default(reg, err);
 	else if (rc == 0)

@@ -148,10 +148,11 @@ int vmk_net_vswitch_remove(struct vmk_net *net, const char *name, struct kb_errm
 	return 0;
 }
 
-/* The k-th interface that carries the MTU of vs: the bridge, its uplinks, then the ports
- * of its portgroups; NULL past the end. */
+/* The k-th interface that carries the MTU of vs: the bridge, its uplinks, the ports of
+ * its portgroups, then the bridge-side ends of its VMkernel adapters (into buf); NULL past
+ * the end. */
 static const char *mtu_member(const struct vmk__net_conf *c, const struct vmk__vswitch *vs,
-			      size_t k)
+			      size_t k, char buf[VMK_NET_IFNAME_MAX])
 {
 	size_t i;
 
@@ -167,6 +168,14 @@ static const char *mtu_member(const struct vmk__net_conf *c, const struct vmk__v
 		if (pg && strcmp(pg->vswitch, vs->name) == 0 && k-- == 0)
 			return c->ports[i].tap;
 	}
+	for (i = 0; i < c->n_vmknics; i++) {
+		const struct vmk__portgroup *pg = vmk__conf_portgroup(c, c->vmknics[i].portgroup);
+
+		if (pg && strcmp(pg->vswitch, vs->name) == 0 && k-- == 0) {
+			vmk__vmknic_port_name(c->vmknics[i].name, buf);
+			return buf;
+		}
+	}
 	return NULL;
 }
 
@@ -175,12 +184,13 @@ static const char *mtu_member(const struct vmk__net_conf *c, const struct vmk__v
 static int set_mtu_all(struct vmk_net *net, const struct vmk__vswitch *vs, uint32_t mtu,
 		       uint32_t old, struct kb_errmsg *err)
 {
+	char buf[VMK_NET_IFNAME_MAX];
 	const char *name;
 	struct vmk__link l;
 	size_t k, j;
 	int rv;
 
-	for (k = 0; (name = mtu_member(net->conf, vs, k)); k++) {
+	for (k = 0; (name = mtu_member(net->conf, vs, k, buf)); k++) {
 		rv = vmk__link_get(net->nl, name, 0, &l);
 		if (rv == KB_ENOTFOUND && k > 0)
 			continue; /* a missing uplink or port gets the MTU when it comes back */
@@ -195,7 +205,7 @@ static int set_mtu_all(struct vmk_net *net, const struct vmk__vswitch *vs, uint3
 
 err_undo:
 	for (j = 0; j < k; j++) {
-		name = mtu_member(net->conf, vs, j);
+		name = mtu_member(net->conf, vs, j, buf);
 		if (vmk__link_get(net->nl, name, 0, &l) == 0)
 			(void)vmk__link_set_mtu(net->nl, l.ifindex, old);
 	}
@@ -219,6 +229,18 @@ int vmk_net_vswitch_set_mtu(struct vmk_net *net, const char *name, uint32_t mtu,
 	if (!vs) {
 		kb_errmsg_setf(err, "no vSwitch named \"%.40s\"", name);
 		return KB_ENOTFOUND;
+	}
+	for (size_t i = 0; i < net->conf->n_vmknics; i++) {
+		const struct vmk__vmknic *v = &net->conf->vmknics[i];
+		const struct vmk__portgroup *pg = vmk__conf_portgroup(net->conf, v->portgroup);
+
+		if (pg && strcmp(pg->vswitch, name) == 0 && v->mtu > mtu) {
+			kb_errmsg_setf(err,
+				       "MTU %u is below the MTU of VMkernel adapter %s (%u); "
+				       "lower that first",
+				       mtu, v->name, v->mtu);
+			return KB_ESTATE;
+		}
 	}
 	old = vs->mtu;
 	rv = vmk__conf_clone(net->conf, &next);

@@ -168,3 +168,38 @@ int vmk_net_port_name(const char *vm_uuid, uint32_t nic_index, char out[VMK_NET_
 	snprintf(out, VMK_NET_IFNAME_MAX, VMK__TAP_PREFIX "%08xn%u", h, nic_index);
 	return 0;
 }
+
+int vmk__check_vmknic_name(const char *name, struct kb_errmsg *err)
+{
+	size_t i, len = strnlen(name, VMK_NET_IFNAME_MAX);
+
+	if (len < 4 || len > 7 || strncmp(name, "vmk", 3) != 0 || (len > 4 && name[3] == '0'))
+		goto bad;
+	for (i = 3; i < len; i++)
+		if (!isdigit((unsigned char)name[i]))
+			goto bad;
+	if (name[len] == '\0')
+		return 0;
+bad:
+	kb_errmsg_setf(err, "VMkernel adapter name \"%.40s\": must be vmk0 to vmk%d", name,
+		       VMK_NET_VMKNIC_INDEX_MAX);
+	return KB_ECONFIG;
+}
+
+int vmk__check_netstack_name(const char *name, struct kb_errmsg *err)
+{
+	size_t i, len = strnlen(name, VMK_NET_NETSTACK_MAX);
+
+	if (len == 0 || len >= VMK_NET_NETSTACK_MAX || !isalpha((unsigned char)name[0]))
+		goto bad;
+	for (i = 0; i < len; i++)
+		if (!is_name_char(name[i]))
+			goto bad;
+	return 0;
+bad:
+	kb_errmsg_setf(err,
+		       "netstack name \"%.40s\": 1 to %d letters, digits, '_', '.' or '-', "
+		       "starting with a letter",
+		       name, VMK_NET_NETSTACK_MAX - 1);
+	return KB_ECONFIG;
+}

@@ -1,7 +1,8 @@
 /*
- * The in-memory networking configuration: arrays of vSwitch, portgroup and port records,
- * with copy, lookup, append and remove. The records reference each other by name; the
- * callers (bridge.c, portgroup.c, tap.c and the parser) keep the references valid.
+ * The in-memory networking configuration: arrays of vSwitch, portgroup, port, netstack and
+ * VMkernel adapter records, with copy, lookup, append and remove. The records reference
+ * each other by name; the callers (bridge.c, portgroup.c, tap.c, vmknic.c, netstack.c and
+ * the parser) keep the references valid.
  *
  * Arrays grow one record at a time and never past the VMK_NET_*_MAX limits (KB_ETOOBIG),
  * so a configuration is always small enough to copy for every change.
@@ -24,6 +25,8 @@ void vmk__conf_free(struct vmk__net_conf *c)
 	kb_free(c->vswitches);
 	kb_free(c->portgroups);
 	kb_free(c->ports);
+	kb_free(c->netstacks);
+	kb_free(c->vmknics);
 	kb_free(c);
 }
 
@@ -70,13 +73,18 @@ int vmk__conf_clone(const struct vmk__net_conf *c, struct vmk__net_conf **out)
 		0 ||
 	    dup_array((void **)&n->portgroups, c->portgroups, c->n_portgroups,
 		      sizeof(*c->portgroups)) < 0 ||
-	    dup_array((void **)&n->ports, c->ports, c->n_ports, sizeof(*c->ports)) < 0) {
+	    dup_array((void **)&n->ports, c->ports, c->n_ports, sizeof(*c->ports)) < 0 ||
+	    dup_array((void **)&n->netstacks, c->netstacks, c->n_netstacks, sizeof(*c->netstacks)) <
+		0 ||
+	    dup_array((void **)&n->vmknics, c->vmknics, c->n_vmknics, sizeof(*c->vmknics)) < 0) {
 		vmk__conf_free(n);
 		return -ENOMEM;
 	}
 	n->n_vswitches = c->n_vswitches;
 	n->n_portgroups = c->n_portgroups;
 	n->n_ports = c->n_ports;
+	n->n_netstacks = c->n_netstacks;
+	n->n_vmknics = c->n_vmknics;
 	*out = n;
 	return 0;
 }
@@ -108,6 +116,26 @@ struct vmk__port *vmk__conf_port(const struct vmk__net_conf *c, const char *tap)
 	for (i = 0; i < c->n_ports; i++)
 		if (strcmp(c->ports[i].tap, tap) == 0)
 			return &c->ports[i];
+	return NULL;
+}
+
+struct vmk__netstack *vmk__conf_netstack(const struct vmk__net_conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_netstacks; i++)
+		if (strcmp(c->netstacks[i].name, name) == 0)
+			return &c->netstacks[i];
+	return NULL;
+}
+
+struct vmk__vmknic *vmk__conf_vmknic(const struct vmk__net_conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_vmknics; i++)
+		if (strcmp(c->vmknics[i].name, name) == 0)
+			return &c->vmknics[i];
 	return NULL;
 }
 
@@ -149,6 +177,33 @@ int vmk__conf_add_portgroup(struct vmk__net_conf *c, const struct vmk__portgroup
 int vmk__conf_add_port(struct vmk__net_conf *c, const struct vmk__port *p)
 {
 	return append((void **)&c->ports, &c->n_ports, VMK_NET_PORTS_MAX, p, sizeof(*p));
+}
+
+int vmk__conf_add_netstack(struct vmk__net_conf *c, const struct vmk__netstack *ns)
+{
+	return append((void **)&c->netstacks, &c->n_netstacks, VMK_NET_NETSTACKS_MAX, ns,
+		      sizeof(*ns));
+}
+
+int vmk__conf_add_vmknic(struct vmk__net_conf *c, const struct vmk__vmknic *v)
+{
+	return append((void **)&c->vmknics, &c->n_vmknics, VMK_NET_VMKNICS_MAX, v, sizeof(*v));
+}
+
+void vmk__conf_del_netstack(struct vmk__net_conf *c, const char *name)
+{
+	struct vmk__netstack *ns = vmk__conf_netstack(c, name);
+
+	if (ns)
+		remove_at(c->netstacks, &c->n_netstacks, (size_t)(ns - c->netstacks), sizeof(*ns));
+}
+
+void vmk__conf_del_vmknic(struct vmk__net_conf *c, const char *name)
+{
+	struct vmk__vmknic *v = vmk__conf_vmknic(c, name);
+
+	if (v)
+		remove_at(c->vmknics, &c->n_vmknics, (size_t)(v - c->vmknics), sizeof(*v));
 }
 
 void vmk__conf_del_vswitch(struct vmk__net_conf *c, const char *name)

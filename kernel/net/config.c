@@ -10,6 +10,14 @@
  *   portgroup "VM Network" vswitch "vSwitch0" vlan 0
  *   port "kt1a2b3c4dn0" portgroup "VM Network" vm "<uuid>" nic 0
  *
+ * Netstacks and VMkernel adapters are two more record types of the same version, after
+ * the portgroups and before the ports (a file without them reads as before; a reader that
+ * predates them refuses them as unknown records, naming the line):
+ *
+ *   netstack "vmotion"
+ *   vmknic "vmk1" portgroup "vMotion" netstack "vmotion" ip 198.18.2.11/24 gateway none
+ *          mtu 1500 mac 02:5e:10:aa:bb:cc tags VMotion        (one line)
+ *
  * The parser is strict: the file is at most 1 MiB, lines at most 512 bytes and end in a
  * newline, "version 1" comes first, every name and number passes the API's checks, every
  * reference names an earlier record, nothing is listed twice, and a port's tap name is the
@@ -25,7 +33,8 @@
 #include "kernel/net/net_internal.h"
 #include "lib/heap.h"
 
-#define TOKS_MAX 10
+#define TOKS_MAX       16 /* a vmknic record */
+#define TOKS_MAX_OTHER 10 /* every other record */
 
 struct tok {
 	const char *s;
@@ -261,6 +270,125 @@ static int parse_port(struct parser *p, const struct tok *t, size_t n)
 	return vmk__conf_add_port(p->c, &port);
 }
 
+/* Copies bare token t into out[size] ("what" names it in errors). */
+static int tok_word(const struct tok *t, char *out, size_t size, const char *what,
+		    struct kb_errmsg *err)
+{
+	if (t->quoted || t->len == 0 || t->len >= size) {
+		kb_errmsg_setf(err, "%s \"%.*s\" is not a bare word of at most %zu characters",
+			       what, (int)(t->len > 40 ? 40 : t->len), t->s, size - 1);
+		return KB_ECONFIG;
+	}
+	memcpy(out, t->s, t->len);
+	out[t->len] = '\0';
+	return 0;
+}
+
+static int parse_netstack(struct parser *p, const struct tok *t, size_t n)
+{
+	struct vmk__netstack ns = {{0}};
+	int rv;
+
+	if ((rv = fields(n, 2, "netstack", p->err)) < 0 ||
+	    (rv = tok_name(&t[1], ns.name, sizeof(ns.name), "netstack name", p->err)) < 0 ||
+	    (rv = vmk__check_netstack_name(ns.name, p->err)) < 0)
+		return rv;
+	if (vmk__netstack_is_default(ns.name) || vmk__conf_netstack(p->c, ns.name)) {
+		kb_errmsg_setf(p->err, "netstack \"%s\" is listed twice (or is the default)",
+			       ns.name);
+		return KB_ECONFIG;
+	}
+	return vmk__conf_add_netstack(p->c, &ns);
+}
+
+/* "-" or Tag,Tag,... */
+static int parse_tags(const struct tok *t, uint32_t *tags, struct kb_errmsg *err)
+{
+	char word[128], *save = NULL, *one;
+	int rv;
+
+	*tags = 0;
+	if ((rv = tok_word(t, word, sizeof(word), "tags", err)) < 0 || strcmp(word, "-") == 0)
+		return rv;
+	for (one = strtok_r(word, ",", &save); one; one = strtok_r(NULL, ",", &save)) {
+		uint32_t bit;
+
+		if ((rv = vmk__tag_parse(one, &bit, err)) < 0)
+			return rv;
+		if (*tags & bit) {
+			kb_errmsg_setf(err, "tag %s is listed twice", one);
+			return KB_ECONFIG;
+		}
+		*tags |= bit;
+	}
+	return 0;
+}
+
+static int parse_vmknic(struct parser *p, const struct tok *t, size_t n)
+{
+	struct vmk__vmknic v = {{0}};
+	char word[32];
+	size_t i;
+	int rv;
+
+	if ((rv = fields(n, 16, "vmknic", p->err)) < 0 ||
+	    (rv = tok_name(&t[1], v.name, sizeof(v.name), "VMkernel adapter name", p->err)) < 0 ||
+	    (rv = vmk__check_vmknic_name(v.name, p->err)) < 0)
+		return rv;
+	if (!tok_is(&t[2], "portgroup") || !tok_is(&t[4], "netstack") || !tok_is(&t[6], "ip") ||
+	    !tok_is(&t[8], "gateway") || !tok_is(&t[10], "mtu") || !tok_is(&t[12], "mac") ||
+	    !tok_is(&t[14], "tags")) {
+		kb_errmsg_setf(p->err, "expected: vmknic \"NAME\" portgroup \"PG\" netstack "
+				       "\"NS\" ip A.B.C.D/N gateway A.B.C.D|none mtu N mac MAC "
+				       "tags T,T|-");
+		return KB_ECONFIG;
+	}
+	if ((rv = tok_name(&t[3], v.portgroup, sizeof(v.portgroup), "portgroup name", p->err)) <
+		0 ||
+	    (rv = tok_name(&t[5], v.netstack, sizeof(v.netstack), "netstack name", p->err)) < 0 ||
+	    (rv = tok_word(&t[7], word, sizeof(word), "address", p->err)) < 0 ||
+	    (rv = vmk__ipv4_prefix_parse(word, &v.ip, &v.prefix, p->err)) < 0 ||
+	    (rv = tok_word(&t[9], word, sizeof(word), "gateway", p->err)) < 0)
+		return rv;
+	if (strcmp(word, "none") != 0) {
+		uint32_t mask = vmk__prefix_mask(v.prefix);
+
+		if ((rv = vmk__ipv4_parse(word, &v.gateway, "gateway", p->err)) < 0)
+			return rv;
+		if ((v.gateway & mask) != (v.ip & mask) || v.gateway == v.ip) {
+			kb_errmsg_setf(p->err, "gateway %s is outside the adapter's subnet", word);
+			return KB_ECONFIG;
+		}
+	}
+	if ((rv = tok_num(&t[11], VMK_NET_MTU_MAX, &v.mtu, "MTU", p->err)) < 0 ||
+	    (rv = vmk__check_mtu(v.mtu, p->err)) < 0 ||
+	    (rv = tok_word(&t[13], word, sizeof(word), "MAC", p->err)) < 0 ||
+	    (rv = vmk__mac_parse(word, v.mac, p->err)) < 0 ||
+	    (rv = parse_tags(&t[15], &v.tags, p->err)) < 0)
+		return rv;
+	if (!vmk__conf_portgroup(p->c, v.portgroup)) {
+		kb_errmsg_setf(p->err, "vmknic on unknown portgroup \"%s\"", v.portgroup);
+		return KB_ECONFIG;
+	}
+	if (!vmk__netstack_is_default(v.netstack) && !vmk__conf_netstack(p->c, v.netstack)) {
+		kb_errmsg_setf(p->err, "vmknic in unknown netstack \"%s\"", v.netstack);
+		return KB_ECONFIG;
+	}
+	if (vmk__netstack_is_default(v.netstack))
+		snprintf(v.netstack, sizeof(v.netstack), "%s", VMK_NET_DEFAULT_NETSTACK);
+	for (i = 0; i < p->c->n_vmknics; i++) {
+		const struct vmk__vmknic *o = &p->c->vmknics[i];
+
+		if (strcmp(o->name, v.name) == 0 ||
+		    (o->ip == v.ip && strcmp(o->netstack, v.netstack) == 0)) {
+			kb_errmsg_setf(p->err, "vmknic \"%s\" or its address is listed twice",
+				       v.name);
+			return KB_ECONFIG;
+		}
+	}
+	return vmk__conf_add_vmknic(p->c, &v);
+}
+
 static int parse_record(struct parser *p, const struct tok *t, size_t n)
 {
 	uint32_t version;
@@ -290,6 +418,10 @@ static int parse_record(struct parser *p, const struct tok *t, size_t n)
 		return parse_portgroup(p, t, n);
 	if (tok_is(&t[0], "port"))
 		return parse_port(p, t, n);
+	if (tok_is(&t[0], "netstack"))
+		return parse_netstack(p, t, n);
+	if (tok_is(&t[0], "vmknic"))
+		return parse_vmknic(p, t, n);
 	kb_errmsg_setf(p->err, "unknown record \"%.*s\"", (int)(t[0].len > 32 ? 32 : t[0].len),
 		       t[0].s);
 	return KB_ECONFIG;
@@ -318,6 +450,10 @@ static int parse_line(struct parser *p, const char *line, size_t len)
 	rv = tokenize(line, len, t, &n, p->err);
 	if (rv < 0)
 		return rv;
+	if (n > TOKS_MAX_OTHER && !tok_is(&t[0], "vmknic")) {
+		kb_errmsg_setf(p->err, "too many fields");
+		return KB_ECONFIG;
+	}
 	return parse_record(p, t, n);
 }
 
@@ -409,6 +545,26 @@ int vmk__conf_format(const struct vmk__net_conf *c, struct kb_buf *out)
 
 		rv = put_line(out, "portgroup \"%s\" vswitch \"%s\" vlan %u\n", pg->name,
 			      pg->vswitch, pg->vlan);
+	}
+	for (i = 0; rv == 0 && i < c->n_netstacks; i++)
+		rv = put_line(out, "netstack \"%s\"\n", c->netstacks[i].name);
+	for (i = 0; rv == 0 && i < c->n_vmknics; i++) {
+		const struct vmk__vmknic *v = &c->vmknics[i];
+		char ip[16], gw[16] = "none", mac[18], tags[128] = "-";
+		size_t o = 0;
+		unsigned k;
+
+		if (v->gateway)
+			vmk__ipv4_format(v->gateway, gw);
+		for (k = 0; k < VMK__TAG_COUNT; k++)
+			if (v->tags & (1u << k))
+				o += (size_t)snprintf(tags + o, sizeof(tags) - o, "%s%s",
+						      o ? "," : "", vmk__tag_names[k]);
+		rv = put_line(out,
+			      "vmknic \"%s\" portgroup \"%s\" netstack \"%s\" ip %s/%u gateway %s "
+			      "mtu %u mac %s tags %s\n",
+			      v->name, v->portgroup, v->netstack, vmk__ipv4_format(v->ip, ip),
+			      v->prefix, gw, v->mtu, vmk__mac_format(v->mac, mac), tags);
 	}
 	for (i = 0; rv == 0 && i < c->n_ports; i++) {
 		const struct vmk__port *p = &c->ports[i];

@@ -64,6 +64,8 @@ static int link_parse(const struct nlmsghdr *h, void *arg)
 	out->mtu = vmk__nla_u32(tb[IFLA_MTU], 0);
 	out->carrier = vmk__nla_u8(tb[IFLA_CARRIER], 0) != 0;
 	vmk__nla_str(tb[IFLA_IFNAME], out->name, sizeof(out->name));
+	if (tb[IFLA_ADDRESS] && vmk__nla_len(tb[IFLA_ADDRESS]) == sizeof(out->mac))
+		memcpy(out->mac, vmk__nla_data(tb[IFLA_ADDRESS]), sizeof(out->mac));
 	if (tb[IFLA_LINKINFO] && vmk__nl_parse(li, IFLA_INFO_MAX, vmk__nla_data(tb[IFLA_LINKINFO]),
 					       vmk__nla_len(tb[IFLA_LINKINFO])) == 0) {
 		vmk__nla_str(li[IFLA_INFO_KIND], out->kind, sizeof(out->kind));

@@ -8,7 +8,11 @@
  * filter) is logged and stays configured for the operator to fix. Ports are runtime
  * records: a tap still held by a vmx (carrier up) is kept and re-attached; a tap that is
  * gone, or that no vmx holds any more (its VM stopped while vmkernel was away), is deleted
- * and its port dropped; the VM gets a new one at its next power-on.
+ * and its port dropped; the VM gets a new one at its next power-on. Netstacks get their
+ * namespace back when it is gone (after a reboot), and VMkernel adapters their veth pair,
+ * address and route (vmknic.c), before the ports.
+ *
+ * vmk_net_close() leaves netstack namespaces and adapters in place, like bridges.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -86,6 +90,12 @@ static int apply_all(struct vmk_net *net, struct kb_errmsg *err)
 		if (vmk__portgroup_apply(net, c, &c->portgroups[i], &e) < 0)
 			kb_log(net->log, KB_LOG_WARN, "network: portgroup \"%s\": %s",
 			       c->portgroups[i].name, e.msg);
+	for (i = 0; i < c->n_netstacks; i++)
+		if (vmk__netstack_apply(net, &c->netstacks[i], &e) < 0)
+			kb_log(net->log, KB_LOG_WARN, "network: %s", e.msg);
+	for (i = 0; i < c->n_vmknics; i++)
+		if (vmk__vmknic_apply(net, c, &c->vmknics[i], &e) < 0)
+			kb_log(net->log, KB_LOG_WARN, "network: %s: %s", c->vmknics[i].name, e.msg);
 	for (i = 0; i < c->n_ports; i++) {
 		const struct vmk__port *p = &c->ports[i];
 
@@ -119,12 +129,14 @@ int vmk_net_init(const char *state_dir, struct vmk_net *net, struct kb_errmsg *e
 	net->log = &kb_log_default;
 	len = strlen(state_dir) + sizeof("/" VMK_NET_CONF_FILE);
 	net->conf_path = kb_malloc(len);
+	net->netns_dir = kb_malloc(len);
 	net->nl = kb_calloc(1, sizeof(*net->nl));
-	if (!net->conf_path || !net->nl) {
+	if (!net->conf_path || !net->netns_dir || !net->nl) {
 		rv = -ENOMEM;
 		goto err_mem;
 	}
 	snprintf(net->conf_path, len, "%s/" VMK_NET_CONF_FILE, state_dir);
+	snprintf(net->netns_dir, len, "%s/" VMK_NET_NETNS_DIR, state_dir);
 	rv = vmk__nl_open(net->nl);
 	if (rv < 0) {
 		kb_errmsg_setf(err, "opening an rtnetlink socket: %s", kb_strerror(rv));
@@ -157,6 +169,7 @@ err_mem:
 	kb_errmsg_wrapf(err, "network");
 	kb_free(net->nl);
 	kb_free(net->conf_path);
+	kb_free(net->netns_dir);
 	memset(net, 0, sizeof(*net));
 	return rv;
 }
@@ -168,5 +181,6 @@ void vmk_net_close(struct vmk_net *net)
 	kb_free(net->nl);
 	vmk__conf_free(net->conf);
 	kb_free(net->conf_path);
+	kb_free(net->netns_dir);
 	memset(net, 0, sizeof(*net));
 }

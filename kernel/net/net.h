@@ -23,12 +23,18 @@
  * lib/err.h); err, when not NULL, gets the message with context. A failed call changes
  * nothing, neither the kernel's interfaces nor the configuration.
  *
- * VMkernel adapters (vmkN) and netstacks join this module later as more ports of a
- * portgroup (a veth end on the bridge) and more lines of network.conf.
+ * VMkernel adapters (vmkN) are the host's own IPv4 interfaces: a veth pair per adapter, one
+ * end ("vmkpN") a port of its portgroup's bridge, the other ("vmkN") in the adapter's
+ * netstack with its address, MTU, MAC and default route. A netstack is a network
+ * namespace: defaultTcpipStack is the namespace vmkernel runs in; the others are
+ * namespaces owned by this host, kept alive by bind mounts at <state dir>/netns/<name>.
+ * Adapters carry service tags (Management, VMotion, ...) that other components look up
+ * with kernel/net/stack_socket.h.
  */
 #ifndef VMK_NET_H
 #define VMK_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +57,12 @@
 #define VMK_NET_DEFAULT_VSWITCH	  "vSwitch0"
 #define VMK_NET_DEFAULT_PORTGROUP "VM Network"
 #define VMK_NET_CONF_FILE	  "network.conf"
+#define VMK_NET_NETSTACK_MAX	  32 /* netstack names: 1..31 characters + NUL */
+#define VMK_NET_NETSTACKS_MAX	  16 /* besides defaultTcpipStack */
+#define VMK_NET_VMKNICS_MAX	  64
+#define VMK_NET_VMKNIC_INDEX_MAX  9999 /* vmk0 .. vmk9999 */
+#define VMK_NET_DEFAULT_NETSTACK  "defaultTcpipStack"
+#define VMK_NET_NETNS_DIR	  "netns" /* <state dir>/netns/<netstack> */
 
 struct vmk__net_conf;
 struct vmk__nl;
@@ -61,6 +73,7 @@ struct vmk_net {
 	char *conf_path;
 	struct vmk__net_conf *conf;
 	struct vmk__nl *nl;
+	char *netns_dir; /* <state dir>/netns */
 };
 
 /* Reads <state_dir>/network.conf (creating the default configuration when the file does
@@ -156,5 +169,67 @@ int vmk_net_port_remove(struct vmk_net *net, const char *tap_name, struct kb_err
 
 /* Removes every port of VM vm_uuid (power-off, unregister). 0 when it had none. */
 int vmk_net_port_remove_vm(struct vmk_net *net, const char *vm_uuid, struct kb_errmsg *err);
+
+/* ---- VMkernel adapters and netstacks ------------------------------------------------- */
+
+/* What vmk_net_vmknic_add() takes; strings are borrowed for the call. */
+struct vmk_net_vmknic_args {
+	const char *name;      /* "vmk" + 0..9999 without leading zeros */
+	const char *portgroup; /* an existing portgroup */
+	const char *netstack;  /* NULL or "": defaultTcpipStack */
+	const char *ipv4;      /* "A.B.C.D/PREFIX", prefix 1..32 */
+	const char *gateway;   /* NULL or "": none; else inside the adapter's subnet */
+	uint32_t mtu;	       /* 0: 1500; else 1280..9000 and at most the vSwitch's MTU */
+	const char *mac;       /* NULL or "": generated, 02:xx:xx:xx:xx:xx */
+	const char *const *tags;
+	size_t n_tags;
+};
+
+/* Adds a VMkernel adapter: the veth pair vmkpN (a port of the portgroup's bridge, in its
+ * VLAN) and vmkN (in the netstack, with address, MTU, MAC, up, and the default route of
+ * the netstack via gateway when one is given). The netstacks vmotion and provisioning are
+ * created on first use; other netstacks must exist. KB_ECONFIG (a bad name, address, MAC,
+ * MTU or tag), KB_ENOTFOUND (portgroup, netstack), KB_EEXIST (the name, the address in that
+ * netstack, or another gateway of the netstack), KB_ETOOBIG, -errno. */
+int vmk_net_vmknic_add(struct vmk_net *net, const struct vmk_net_vmknic_args *a,
+		       struct kb_errmsg *err);
+
+/* Removes an adapter and deletes its veth pair. KB_ENOTFOUND. */
+int vmk_net_vmknic_remove(struct vmk_net *net, const char *name, struct kb_errmsg *err);
+
+/* Replaces the address ("A.B.C.D/PREFIX") and gateway (NULL or "": none) of an adapter. */
+int vmk_net_vmknic_set_ip(struct vmk_net *net, const char *name, const char *ipv4,
+			  const char *gateway, struct kb_errmsg *err);
+
+/* Sets the MTU of an adapter's vmkN (1280..9000, at most its vSwitch's). */
+int vmk_net_vmknic_set_mtu(struct vmk_net *net, const char *name, uint32_t mtu,
+			   struct kb_errmsg *err);
+
+/* Adds or removes a service tag (Management, VMotion, FaultToleranceLogging,
+ * Provisioning, vSAN, Replication; any case). Adding a tag the adapter has, or removing one
+ * it lacks, is a no-op. KB_ENOTFOUND, KB_ECONFIG. */
+int vmk_net_vmknic_tag(struct vmk_net *net, const char *name, const char *tag, bool add,
+		       struct kb_errmsg *err);
+
+/* Lists the adapters in configuration order as VmknicInfo messages, with the state of
+ * their interface. Caller frees with vmk_net_vmknic_list_free(). 0 or -ENOMEM. */
+int vmk_net_vmknic_list(struct vmk_net *net, Keel__Vmk__VmknicInfo ***out, size_t *n_out,
+			struct kb_errmsg *err);
+void vmk_net_vmknic_list_free(Keel__Vmk__VmknicInfo **list, size_t n);
+
+/* Adds a netstack: a new network namespace bound at <state dir>/netns/NAME, loopback up.
+ * name: 1..31 of [A-Za-z0-9_.-], starting with a letter. KB_ECONFIG, KB_EEXIST,
+ * KB_ETOOBIG, -errno. */
+int vmk_net_netstack_add(struct vmk_net *net, const char *name, struct kb_errmsg *err);
+
+/* Removes a netstack and its namespace. KB_ENOTFOUND; KB_ESTATE while adapters use it or
+ * for defaultTcpipStack. */
+int vmk_net_netstack_remove(struct vmk_net *net, const char *name, struct kb_errmsg *err);
+
+/* Lists defaultTcpipStack, then the configured netstacks, as NetstackInfo messages.
+ * Caller frees with vmk_net_netstack_list_free(). 0 or -ENOMEM. */
+int vmk_net_netstack_list(struct vmk_net *net, Keel__Vmk__NetstackInfo ***out, size_t *n_out,
+			  struct kb_errmsg *err);
+void vmk_net_netstack_list_free(Keel__Vmk__NetstackInfo **list, size_t n);
 
 #endif

@@ -9,8 +9,8 @@
  * KB_ENOTSUP. A portgroup is removed only when it has no ports; its VLAN leaves the uplinks
  * when no other portgroup of the vSwitch uses it.
  *
- * vmk__port_attach() is the one way an interface becomes a port: taps of VM NICs now,
- * VMkernel adapters later.
+ * vmk__port_attach() is the one way an interface becomes a port: taps of VM NICs and the
+ * bridge-side ends of VMkernel adapters.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -228,6 +228,13 @@ int vmk_net_portgroup_remove(struct vmk_net *net, const char *name, struct kb_er
 				       "portgroup \"%s\" is in use by port %s (NIC %u of VM %s)",
 				       name, net->conf->ports[i].tap, net->conf->ports[i].nic,
 				       net->conf->ports[i].vm_uuid);
+			return KB_ESTATE;
+		}
+	}
+	for (i = 0; i < net->conf->n_vmknics; i++) {
+		if (strcmp(net->conf->vmknics[i].portgroup, name) == 0) {
+			kb_errmsg_setf(err, "portgroup \"%s\" is in use by VMkernel adapter %s",
+				       name, net->conf->vmknics[i].name);
 			return KB_ESTATE;
 		}
 	}

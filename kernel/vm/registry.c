@@ -2,11 +2,11 @@
  * The VM registry: the VMs registered on this host, found by name or uuid, and the
  * inventory file that lists them across restarts (as ESXi's vmInventory).
  *
- * inventory.conf: one absolute path of a registered .vmx per line; written atomically
- * (tmp, fsync, rename) on every change. At load, a VM whose .vmx is missing or invalid is
- * logged and left out (its line is dropped at the next save). A VM whose directory holds
- * <name>.vmss is suspended; pid records of running vmx are checked afterwards
- * (supervise.c).
+ * inventory.conf: a comment line, then one absolute path of a registered .vmx per line;
+ * replaced atomically (lib/file.h: tmp, fsync, rename, fsync of the state dir) on every
+ * change. At load, a VM whose .vmx is missing or invalid is logged and left out (its line
+ * is dropped at the next save). A VM whose directory holds <name>.vmss is suspended; pid
+ * records of running vmx are checked afterwards (supervise.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +15,8 @@
 
 #include "kernel/core/subsys.h"
 #include "kernel/vm/vm.h"
+#include "lib/buf.h"
+#include "lib/file.h"
 #include "lib/heap.h"
 
 const char *vmk_power_name(enum vmk_power p)
@@ -103,26 +105,27 @@ struct vmk_vm *vmk_vm_find(struct vmk_host *h, const char *key)
 
 int vmk__inventory_save(struct vmk_host *h)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	static const char head[] = "# Keel VM inventory: one registered .vmx per line\n";
+	struct kb_errmsg err = {{0}}; /* callers report the code only */
+	char path[PATH_MAX];
 	struct kb_list *pos;
-	FILE *f;
-	int rv = 0;
+	struct kb_buf b;
+	int rv;
 
 	snprintf(path, sizeof(path), "%s/inventory.conf", h->state_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (f == NULL)
-		return -errno;
-	fprintf(f, "# Keel VM inventory: one registered .vmx per line\n");
+	kb_buf_init(&b, 0);
+	rv = kb_buf_append(&b, head, sizeof(head) - 1);
 	kb_list_for_each(pos, &h->vms)
-		fprintf(f, "%s\n", kb_list_entry(pos, struct vmk_vm, link)->vmx_path);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-		rv = -errno;
-	fclose(f);
-	if (rv == 0 && rename(tmp, path) < 0)
-		rv = -errno;
-	if (rv < 0)
-		unlink(tmp);
+	{
+		const char *vmx = kb_list_entry(pos, struct vmk_vm, link)->vmx_path;
+		if (rv == 0)
+			rv = kb_buf_append(&b, vmx, strlen(vmx));
+		if (rv == 0)
+			rv = kb_buf_put_u8(&b, '\n');
+	}
+	if (rv == 0)
+		rv = kb_file_write_atomic(path, b.data, b.len, 0644, &err);
+	kb_buf_close(&b);
 	return rv;
 }
 
@@ -158,7 +161,8 @@ int vmk__vm_add(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err)
 	kb_list_for_each(pos, &h->vms)
 	{
 		struct vmk_vm *o = kb_list_entry(pos, struct vmk_vm, link);
-		if (strcmp(o->cfg.name, vm->cfg.name) == 0 || strcmp(o->cfg.uuid, vm->cfg.uuid) == 0 ||
+		if (strcmp(o->cfg.name, vm->cfg.name) == 0 ||
+		    strcmp(o->cfg.uuid, vm->cfg.uuid) == 0 ||
 		    strcmp(o->vmx_path, vm->vmx_path) == 0) {
 			kb_errmsg_setf(err, "a VM named %s (uuid %s) is already registered",
 				       o->cfg.name, o->cfg.uuid);

@@ -11,7 +11,7 @@
  * a stale record is cleaned up and the VM is powered off with an event saying so.
  *
  * Pid record format (text, one "key value" per line): pid N / start T (field 22 of
- * /proc/PID/stat) / tap NAME (one line per NIC).
+ * /proc/PID/stat) / tap NAME (one line per NIC). Replaced atomically (lib/file.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +27,7 @@
 
 #include "kernel/vm/vm.h"
 #include "kernel/vm/world.h"
+#include "lib/file.h"
 #include "lib/heap.h"
 #include "lib/time.h"
 
@@ -63,25 +64,18 @@ static unsigned long long proc_start_time(pid_t pid)
 
 int vmk__pidfile_write(struct vmk_vm *vm)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
+	char path[PATH_MAX], text[64 + VMK_MAX_NICS * sizeof("tap \n") + sizeof(vm->taps)];
+	struct kb_errmsg err = {{0}}; /* the caller reports the code only */
+	size_t n;
 
 	vmk_vm_pidfile_path(vm, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (f == NULL)
-		return -errno;
-	fprintf(f, "pid %d\nstart %llu\n", (int)vm->pid, proc_start_time(vm->pid));
-	for (int i = 0; i < vm->nr_taps; i++)
-		fprintf(f, "tap %s\n", vm->taps[i]);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		int rv = -errno;
-		fclose(f);
-		unlink(tmp);
-		return rv;
-	}
-	fclose(f);
-	return rename(tmp, path) < 0 ? -errno : 0;
+	n = (size_t)snprintf(text, sizeof(text), "pid %d\nstart %llu\n", (int)vm->pid,
+			     proc_start_time(vm->pid));
+	for (int i = 0; i < vm->nr_taps && n < sizeof(text); i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "tap %s\n", vm->taps[i]);
+	if (n >= sizeof(text))
+		return -EOVERFLOW; /* cannot happen: text has room for every tap */
+	return kb_file_write_atomic(path, text, n, 0644, &err);
 }
 
 static void describe_exit(struct vmk_vm *vm, char *out, size_t size)
@@ -112,7 +106,8 @@ static void on_exit_event(uv_poll_t *p, int status, int events)
 	int code = INT_MIN;
 
 	memset(&si, 0, sizeof(si));
-	if (vm->child && syscall(SYS_waitid, P_PIDFD, vm->pidfd, &si, WEXITED | WNOHANG, NULL) == 0 &&
+	if (vm->child &&
+	    syscall(SYS_waitid, P_PIDFD, vm->pidfd, &si, WEXITED | WNOHANG, NULL) == 0 &&
 	    si.si_pid != 0)
 		code = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
 	uv_poll_stop(p);
@@ -181,8 +176,8 @@ int vmk__vmx_wait_exit(struct vmk_vm *vm, int timeout_ms)
 		uint64_t now = kb_now_ns();
 		if (now >= deadline)
 			return KB_ETIMEOUT;
-		uint64_t abs = (uint64_t)ts.tv_sec * KB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec +
-			       (deadline - now);
+		uint64_t abs =
+		    (uint64_t)ts.tv_sec * KB_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + (deadline - now);
 		ts.tv_sec = (time_t)(abs / KB_NSEC_PER_SEC);
 		ts.tv_nsec = (long)(abs % KB_NSEC_PER_SEC);
 		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
@@ -260,6 +255,5 @@ void vmk_vm_adopt_all(struct vmk_host *h)
 {
 	struct kb_list *pos;
 
-	kb_list_for_each(pos, &h->vms)
-		adopt(h, kb_list_entry(pos, struct vmk_vm, link));
+	kb_list_for_each(pos, &h->vms) adopt(h, kb_list_entry(pos, struct vmk_vm, link));
 }

@@ -89,9 +89,10 @@ static int load_elf(struct vmm_vm *vm, const uint8_t *img, uint64_t len, uint64_
 		kb_errmsg_setf(err, "ELF program headers out of bounds");
 		return KB_ECONFIG;
 	}
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff);
 	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *p = &ph[i];
+		Elf64_Phdr phdr; /* copied out: e_phoff need not be aligned */
+		const Elf64_Phdr *p = &phdr;
+		memcpy(&phdr, img + eh->e_phoff + (size_t)i * sizeof(phdr), sizeof(phdr));
 		if (p->p_type != PT_LOAD || p->p_memsz == 0)
 			continue;
 		if (p->p_filesz > p->p_memsz || p->p_offset > len ||

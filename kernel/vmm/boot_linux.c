@@ -514,7 +514,8 @@ static int load_pvh(struct vmm_vm *vm, const uint8_t *img, uint64_t len, struct 
 		kb_errmsg_setf(err, "ELF program headers out of bounds");
 		return KB_ECONFIG;
 	}
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff);
+	Elf64_Phdr ph[64]; /* copied out: e_phoff need not be aligned */
+	memcpy(ph, img + eh->e_phoff, (size_t)eh->e_phnum * sizeof(Elf64_Phdr));
 	uint64_t entry = pvh_entry(img, len, ph, eh->e_phnum);
 	if (entry == 0) {
 		kb_errmsg_setf(err, "the vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");

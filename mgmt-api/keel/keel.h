@@ -226,6 +226,8 @@ enum {
 	KC_R_CONSOLE = 1 << 4,
 	KC_R_VSWITCHES = 1 << 5,
 	KC_R_PORTGROUPS = 1 << 6,
+	KC_R_VMKNICS = 1 << 7,
+	KC_R_NETSTACKS = 1 << 8,
 };
 
 /* Prints a successful reply as one JSON object on stdout: {"ok":true,"code":0, then every
@@ -235,6 +237,9 @@ void kc_reply_json(const Keel__Vmk__VmkReply *rp, unsigned always);
 /* ---- commands (one file per noun) ------------------------------------------------------- */
 
 extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_cmd;
+/* Nouns of `keel network` defined outside network.c (network_vmknic.c). */
+extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
+extern const struct kc_cmd kc_lab_cmd; /* lab_fault.c: runs locally, not through vmkernel */
 /* Leaves of `keel vm` defined outside vm.c (vm_create.c, vm_ops.c, console.c). */
 extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_console_cmd;
 extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,

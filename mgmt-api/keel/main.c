@@ -19,7 +19,7 @@
 #include "mgmt-api/keel/keel.h"
 
 static const struct kc_cmd *const root_subs[] = {
-    &kc_vm_cmd, &kc_datastore_cmd, &kc_host_cmd, &kc_network_cmd, NULL,
+    &kc_vm_cmd, &kc_datastore_cmd, &kc_host_cmd, &kc_network_cmd, &kc_lab_cmd, NULL,
 };
 
 static const struct kc_cmd root_cmd = {

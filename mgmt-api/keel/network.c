@@ -1,5 +1,6 @@
 /*
- * `keel network vswitch|uplink|portgroup ...`: the host's virtual networking for VMs.
+ * `keel network vswitch|uplink|portgroup ...`: the host's virtual networking for VMs
+ * (`keel network vmknic|netstack ...` are in network_vmknic.c).
  *
  * A vSwitch is a Linux bridge; uplinks are physical NICs attached to it; a portgroup is a
  * named set of ports on a vSwitch with an optional VLAN id, and a VM NIC is a tap on a
@@ -292,11 +293,12 @@ static const struct kc_cmd portgroup_cmd = {
     .subs = portgroup_subs,
 };
 
-static const struct kc_cmd *const network_subs[] = {&vswitch_cmd, &uplink_cmd, &portgroup_cmd,
-						    NULL};
+static const struct kc_cmd *const network_subs[] = {
+    &vswitch_cmd, &uplink_cmd, &portgroup_cmd, &kc_network_vmknic_cmd, &kc_network_netstack_cmd,
+    NULL};
 
 const struct kc_cmd kc_network_cmd = {
     .name = "network",
-    .summary = "Virtual networking for VMs: vSwitches, uplinks, portgroups.",
+    .summary = "Host networking: vSwitches, uplinks, portgroups, VMkernel adapters, netstacks.",
     .subs = network_subs,
 };

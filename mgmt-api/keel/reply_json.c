@@ -174,6 +174,8 @@ static const struct {
     {"console_tail", KC_R_CONSOLE},
     {"vswitches", KC_R_VSWITCHES},
     {"portgroups", KC_R_PORTGROUPS},
+    {"vmknics", KC_R_VMKNICS},
+    {"netstacks", KC_R_NETSTACKS},
 };
 
 static bool always_shown(const char *field, unsigned always)

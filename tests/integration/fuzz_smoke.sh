@@ -1,5 +1,6 @@
-# Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs)
-# for a bounded number of seeded mutations; any crash or sanitizer report fails.
+# Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
+# .vmx files, datastores.conf files) for a bounded number of seeded mutations; any crash or
+# sanitizer report fails.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
 need_kvm
@@ -26,6 +27,58 @@ open(f"{t}/f2", "wb").write(frame(save) + frame(agent))
 open(f"{t}/f3", "wb").write(frame(agent) * 3)
 PY
 
+# .vmx files: one with every kind of key (disks, NICs, resources, kept keys, escapes, CRLF,
+# UTF-8, ESXi spellings), and the smallest valid one
+cat >"$T/full.vmx" <<'EOF'
+# A VM with everything
+config.version = "1"
+.encoding = "UTF-8"
+displayName = "web-01"
+uuid = "0F8FAD5B-D9CB-469F-A165-70867728950E"
+memsize = "512"
+numvcpus = "2"
+guest.kind = "linux"
+guest.kernel = "/var/lib/keel/images/vmlinuz"
+guest.initrd = "initrd.img"
+guest.cmdline = "console=ttyS0 msg=\"hi\" path=C:\\x"
+	sched.cpu.shares = "HIGH"
+sched.cpu.min = "500"
+sched.cpu.max = "2000"
+sched.mem.min = "256"
+sched.mem.max = "512"
+disk0.present = "TRUE"
+disk0.fileName = "web-01.img"
+disk0.mode = "persistent"
+disk2.present = "true"
+disk2.fileName = "/srv/iso/tools.img"
+disk2.readOnly = "TRUE"
+ethernet0.present = "TRUE"
+ethernet0.networkName = "VM Network"
+ethernet0.address = "02:4B:00:11:22:33"
+ethernet0.virtualDev = "virtio"
+ethernet1.present = "TRUE"
+ethernet1.portgroup = "backup"
+ethernet3.present = "FALSE"
+ethernet3.portgroup = "spare"
+
+tools.syncTime="FALSE"
+x.unicode = "café"
+EOF
+printf 'annotation = "kept, CRLF"\r\n' >>"$T/full.vmx"
+printf 'displayName = "v"\nmemsize = "64"\nnumvcpus = "1"\nguest.kind = "kguest"\n' >"$T/min.vmx"
+
+# datastores.conf files: several datastores with comments, and the smallest valid one
+cat >"$T/ds1.conf" <<'EOF'
+# Keel datastores: <name> <local|shared> <path>.
+version 1
+datastore1 local /var/lib/keel/datastore1
+nfs-a shared /mnt/nfs/a
+with.space local /srv/vm store
+
+san_2 shared /mnt/san/2
+EOF
+printf 'version 1\n' >"$T/ds2.conf"
+
 run() {
 	local name=$1
 	shift
@@ -35,4 +88,6 @@ run() {
 run fuzz_state "$T/seed.vmss"
 run fuzz_ctl "$T/f1" "$T/f2" "$T/f3"
 run fuzz_elf "$PWD/$BUILD/guest/payload_report.elf" "$PWD/$BUILD/guest/payload_smp.elf"
+run fuzz_vmx "$T/full.vmx" "$T/min.vmx"
+run fuzz_datastore_conf "$T/ds1.conf" "$T/ds2.conf"
 echo "ok: $ITER mutations per target, seed $SEED"
