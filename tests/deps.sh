@@ -8,6 +8,8 @@ pkgs=(
 	libcmocka-dev                         # unit tests
 	libprotobuf-c-dev protobuf-c-compiler # proto/ -> build/gen
 	libuv1-dev                            # daemons' event loops
+	libraft-dev                           # clusterd's replicated state
+	libssl-dev                            # TLS, certificates
 	qemu-system-x86 qemu-utils            # nested Linux test, QEMU anchor in benchmarks
 	busybox-static cpio xz-utils gzip     # guest initramfs images
 	kmod                                  # modules tooling for the nested image
