@@ -132,6 +132,16 @@ static void dirty_clear(struct vmm_vm *vm)
 	memset(vm->mem.dirty, 0, vm->mem.dirty_words * sizeof(uint64_t));
 }
 
+/* Every image made here is removed at exit, whatever the test did with it. */
+static char made[256][64];
+static int nr_made;
+
+static void remove_made(void)
+{
+	for (int i = 0; i < nr_made; i++)
+		unlink(made[i]);
+}
+
 static char *temp_image(uint64_t size)
 {
 	static char path[64];
@@ -140,6 +150,10 @@ static char *temp_image(uint64_t size)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, (off_t)size), 0);
 	close(fd);
+	if (nr_made == 0)
+		atexit(remove_made);
+	if (nr_made < 256)
+		snprintf(made[nr_made++], sizeof(made[0]), "%s", path);
 	return path;
 }
 
