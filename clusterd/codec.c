@@ -1,0 +1,463 @@
+/*
+ * Command batch decoding and encoding, field checks, and message-to-state conversions.
+ *
+ * Happy path: a batch of at most CD_BATCH_MAX_BYTES is parsed by protobuf-c with the Keel
+ * allocator; the version and count are checked; the caller applies the commands. Failure
+ * modes: oversized input (checked before parsing), bytes that are not a batch, a version
+ * this code does not know, and out-of-memory; each comes back with a message and nothing
+ * else happens.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "clusterd/codec.h"
+#include "lib/heap.h"
+
+static void *pb_alloc(void *data, size_t size)
+{
+	return kb_malloc(size);
+}
+
+static void pb_free(void *data, void *ptr)
+{
+	kb_free(ptr);
+}
+
+ProtobufCAllocator cd__pb_allocator = {.alloc = pb_alloc, .free = pb_free};
+
+bool cd__pb_was_oom(const ProtobufCMessageDescriptor *d, const void *data, size_t len)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
+
+	if (m == NULL)
+		return false;
+	protobuf_c_message_free_unpacked(m, NULL);
+	return true;
+}
+
+int cd_batch_decode(const void *data, size_t len, Keel__Cluster__CommandBatch **out,
+		    struct kb_errmsg *e)
+{
+	Keel__Cluster__CommandBatch *b;
+
+	*out = NULL;
+	if (len > CD_BATCH_MAX_BYTES) {
+		kb_errmsg_setf(e, "command batch of %zu bytes exceeds %u", len, CD_BATCH_MAX_BYTES);
+		return KB_ETOOBIG;
+	}
+	b = keel__cluster__command_batch__unpack(&cd__pb_allocator, len, data);
+	if (b == NULL) {
+		if (cd__pb_was_oom(&keel__cluster__command_batch__descriptor, data, len)) {
+			kb_errmsg_setf(e, "command batch: out of memory");
+			return -ENOMEM;
+		}
+		kb_errmsg_setf(e, "command batch is malformed");
+		return KB_EPROTO;
+	}
+	if (b->format_version != CD_FORMAT_VERSION) {
+		kb_errmsg_setf(e, "command batch format version %u (this host knows %u)",
+			       b->format_version, CD_FORMAT_VERSION);
+		cd_batch_free(b);
+		return KB_EVERSION;
+	}
+	if (b->n_commands > CD_BATCH_MAX_COMMANDS) {
+		kb_errmsg_setf(e, "command batch of %zu commands exceeds %u", b->n_commands,
+			       CD_BATCH_MAX_COMMANDS);
+		cd_batch_free(b);
+		return KB_ETOOBIG;
+	}
+	*out = b;
+	return 0;
+}
+
+void cd_batch_free(Keel__Cluster__CommandBatch *b)
+{
+	if (b != NULL)
+		keel__cluster__command_batch__free_unpacked(b, &cd__pb_allocator);
+}
+
+int cd_batch_encode(Keel__Cluster__Command *const *cmds, unsigned n, struct raft_buffer *buf,
+		    struct kb_errmsg *e)
+{
+	Keel__Cluster__CommandBatch b = KEEL__CLUSTER__COMMAND_BATCH__INIT;
+	size_t len;
+
+	buf->base = NULL;
+	buf->len = 0;
+	if (n > CD_BATCH_MAX_COMMANDS) {
+		kb_errmsg_setf(e, "%u commands exceed the batch limit of %u", n,
+			       CD_BATCH_MAX_COMMANDS);
+		return KB_ETOOBIG;
+	}
+	b.format_version = CD_FORMAT_VERSION;
+	b.n_commands = n;
+	b.commands = (Keel__Cluster__Command **)cmds;
+	len = keel__cluster__command_batch__get_packed_size(&b);
+	if (len > CD_BATCH_MAX_BYTES) {
+		kb_errmsg_setf(e, "command batch of %zu bytes exceeds %u", len, CD_BATCH_MAX_BYTES);
+		return KB_ETOOBIG;
+	}
+	/* raft_malloc(0) may return NULL: an empty batch still gets one byte. */
+	buf->base = raft_malloc(len ? len : 1);
+	if (buf->base == NULL) {
+		kb_errmsg_setf(e, "command batch: out of memory");
+		return -ENOMEM;
+	}
+	buf->len = keel__cluster__command_batch__pack(&b, buf->base);
+	return 0;
+}
+
+/* ---- field checks ------------------------------------------------------------------- */
+
+static bool name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+int cd__check_name(const char *s, const char *what, struct kb_errmsg *e)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > CD_NAME_MAX) {
+		kb_errmsg_setf(e, "%s must have 1 to %d characters", what, CD_NAME_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!name_char(s[i])) {
+			kb_errmsg_setf(e, "%s may hold only letters, digits, '.', '_' and '-'",
+				       what);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* VM names: 1..CD_NAME_MAX printable ASCII characters. */
+static int check_vm_name(const char *s, struct kb_errmsg *e)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > CD_NAME_MAX) {
+		kb_errmsg_setf(e, "VM name must have 1 to %d characters", CD_NAME_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e) {
+			kb_errmsg_setf(e, "VM name may hold only printable ASCII");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int cd__check_uuid(const char *s, const char *what, struct kb_errmsg *e)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n != CD_UUID_LEN)
+		goto bad;
+	for (size_t i = 0; i < n; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-'
+			 : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			goto bad;
+	}
+	return 0;
+bad:
+	kb_errmsg_setf(e, "%s is not a lower-case uuid", what);
+	return -EINVAL;
+}
+
+/* Parses a decimal number without sign or leading zeros, at most max; advances *p. */
+static bool parse_dec(const char **p, unsigned max, unsigned *out)
+{
+	const char *s = *p;
+	unsigned v = 0;
+	int digits = 0;
+
+	while (*s >= '0' && *s <= '9') {
+		if (digits > 0 && v == 0)
+			return false; /* leading zero */
+		v = v * 10 + (unsigned)(*s - '0');
+		if (v > max)
+			return false;
+		s++;
+		digits++;
+	}
+	if (digits == 0)
+		return false;
+	*p = s;
+	*out = v;
+	return true;
+}
+
+int cd__check_addr(const char *s, bool required, const char *what, struct kb_errmsg *e)
+{
+	const char *p = s ? s : "";
+	unsigned v;
+
+	if (*p == '\0') {
+		if (!required)
+			return 0;
+		kb_errmsg_setf(e, "%s is required", what);
+		return -EINVAL;
+	}
+	if (strlen(p) > CD_ADDR_MAX)
+		goto bad;
+	for (int i = 0; i < 4; i++) {
+		if (!parse_dec(&p, 255, &v))
+			goto bad;
+		if (*p++ != (i < 3 ? '.' : ':'))
+			goto bad;
+	}
+	if (!parse_dec(&p, 65535, &v) || v == 0 || *p != '\0')
+		goto bad;
+	return 0;
+bad:
+	kb_errmsg_setf(e, "%s must be \"A.B.C.D:port\"", what);
+	return -EINVAL;
+}
+
+/* An absolute path of printable ASCII ending in ".vmx", with no "." or ".." component. */
+static int check_vmx_path(const char *s, struct kb_errmsg *e)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 6 || n > CD_PATH_MAX || s[0] != '/' || strcmp(s + n - 4, ".vmx") != 0)
+		goto bad;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			goto bad;
+		if (s[i] == '/' && s[i + 1] == '/')
+			goto bad;
+		if (s[i] == '/' && s[i + 1] == '.' &&
+		    (s[i + 2] == '/' || (s[i + 2] == '.' && s[i + 3] == '/')))
+			goto bad;
+	}
+	return 0;
+bad:
+	kb_errmsg_setf(e,
+		       "vmx path must be an absolute datastore path of a .vmx (at most %d "
+		       "characters)",
+		       CD_PATH_MAX);
+	return -EINVAL;
+}
+
+static int check_enum(int v, int lo, int hi, const char *what, struct kb_errmsg *e)
+{
+	if (v < lo || v > hi) {
+		kb_errmsg_setf(e, "%s %d is not valid", what, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cd__host_state_check(int state, struct kb_errmsg *e)
+{
+	return check_enum(state, KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED,
+			  KEEL__CLUSTER__HOST_STATE__HOST_LEFT, "host state", e);
+}
+
+int cd__power_check(int power, struct kb_errmsg *e)
+{
+	return check_enum(power, KEEL__CLUSTER__POWER_STATE__POWER_OFF,
+			  KEEL__CLUSTER__POWER_STATE__POWER_SUSPENDED, "desired power state", e);
+}
+
+int cd__ft_role_check(int role, struct kb_errmsg *e)
+{
+	return check_enum(role, KEEL__CLUSTER__FT_ROLE__FT_NONE,
+			  KEEL__CLUSTER__FT_ROLE__FT_SECONDARY, "FT role", e);
+}
+
+/* ---- conversions -------------------------------------------------------------------- */
+
+int cd__config_from_pb(const Keel__Cluster__ClusterConfig *pb, struct cd_config *c,
+		       struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "cluster config is missing");
+		return -EINVAL;
+	}
+	if ((rv = cd__check_name(pb->name, "cluster name", e)) ||
+	    (rv = cd__check_uuid(pb->cluster_id, "cluster id", e)))
+		return rv;
+	if (pb->format_version != CD_FORMAT_VERSION) {
+		kb_errmsg_setf(e, "cluster format version %u (this host knows %u)",
+			       pb->format_version, CD_FORMAT_VERSION);
+		return -EINVAL;
+	}
+	if (pb->failure_timeout_ms < 100 || pb->failure_timeout_ms > 600000) {
+		kb_errmsg_setf(e, "failure timeout %u ms is outside 100..600000",
+			       pb->failure_timeout_ms);
+		return -EINVAL;
+	}
+	if ((rv = check_enum(pb->isolation_response,
+			     KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_POWER_OFF,
+			     KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_LEAVE_POWERED_ON,
+			     "isolation response", e)))
+		return rv;
+	memset(c, 0, sizeof(*c));
+	c->set = true;
+	strcpy(c->name, pb->name);
+	strcpy(c->cluster_id, pb->cluster_id);
+	c->format_version = pb->format_version;
+	c->failure_timeout_ms = pb->failure_timeout_ms;
+	c->isolation_response = pb->isolation_response;
+	return 0;
+}
+
+int cd__host_from_pb(const Keel__Cluster__Host *pb, struct cd_host *h, struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "host is missing");
+		return -EINVAL;
+	}
+	if (pb->id == 0) {
+		kb_errmsg_setf(e, "host id 0 is not valid");
+		return -EINVAL;
+	}
+	if ((rv = cd__check_name(pb->name, "host name", e)) ||
+	    (rv = cd__check_addr(pb->vmk0, true, "vmk0 address", e)) ||
+	    (rv = cd__check_addr(pb->vmk1, false, "vmk1 address", e)) ||
+	    (rv = cd__check_addr(pb->vmk2, false, "vmk2 address", e)) ||
+	    (rv = cd__host_state_check(pb->state, e)) ||
+	    (rv = check_enum(pb->role, KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER,
+			     KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_SPARE, "raft role", e)))
+		return rv;
+	memset(h, 0, sizeof(*h));
+	h->id = pb->id;
+	strcpy(h->name, pb->name);
+	strcpy(h->vmk0, pb->vmk0);
+	strcpy(h->vmk1, pb->vmk1 ? pb->vmk1 : "");
+	strcpy(h->vmk2, pb->vmk2 ? pb->vmk2 : "");
+	if (pb->capacity != NULL) {
+		h->cpu_mhz = pb->capacity->cpu_mhz;
+		h->mem_mib = pb->capacity->mem_mib;
+	}
+	h->state = pb->state;
+	h->role = pb->role;
+	h->last_change_ms = pb->last_change_ms;
+	return 0;
+}
+
+int cd__ha_from_pb(const Keel__Cluster__HaSettings *pb, const char *self, struct cd_vm *vm,
+		   struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "HA settings are missing");
+		return -EINVAL;
+	}
+	if ((rv = check_enum(pb->priority, KEEL__CLUSTER__RESTART_PRIORITY__RESTART_DISABLED,
+			     KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGH, "restart priority", e)))
+		return rv;
+	if (pb->n_restart_after > CD_RESTART_AFTER_MAX) {
+		kb_errmsg_setf(e, "restart-after list of %zu exceeds %d", pb->n_restart_after,
+			       CD_RESTART_AFTER_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pb->n_restart_after; i++) {
+		if ((rv = cd__check_uuid(pb->restart_after[i], "restart-after entry", e)))
+			return rv;
+		if (strcmp(pb->restart_after[i], self) == 0) {
+			kb_errmsg_setf(e, "a VM cannot restart after itself");
+			return -EINVAL;
+		}
+	}
+	vm->priority = pb->priority;
+	vm->n_restart_after = (unsigned)pb->n_restart_after;
+	memset(vm->restart_after, 0, sizeof(vm->restart_after));
+	for (size_t i = 0; i < pb->n_restart_after; i++)
+		strcpy(vm->restart_after[i], pb->restart_after[i]);
+	return 0;
+}
+
+int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "VM is missing");
+		return -EINVAL;
+	}
+	if ((rv = cd__check_uuid(pb->uuid, "VM uuid", e)) || (rv = check_vm_name(pb->name, e)) ||
+	    (rv = check_vmx_path(pb->vmx_path, e)) ||
+	    (rv = cd__power_check(pb->desired_power, e)) ||
+	    (rv = cd__ft_role_check(pb->ft_role, e)))
+		return rv;
+	if (pb->owner == 0) {
+		kb_errmsg_setf(e, "VM owner is required");
+		return -EINVAL;
+	}
+	if (pb->epoch == 0) {
+		kb_errmsg_setf(e, "VM owner epoch starts at 1");
+		return -EINVAL;
+	}
+	if (pb->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE) {
+		if ((rv = cd__check_uuid(pb->ft_peer, "FT peer", e)))
+			return rv;
+	} else if (pb->ft_peer != NULL && pb->ft_peer[0] != '\0') {
+		kb_errmsg_setf(e, "FT peer set without an FT role");
+		return -EINVAL;
+	}
+	memset(vm, 0, sizeof(*vm));
+	if ((rv = cd__ha_from_pb(pb->ha, pb->uuid, vm, e)))
+		return rv;
+	strcpy(vm->uuid, pb->uuid);
+	strcpy(vm->name, pb->name);
+	strcpy(vm->vmx_path, pb->vmx_path);
+	vm->owner = pb->owner;
+	vm->epoch = pb->epoch;
+	vm->desired_power = pb->desired_power;
+	vm->ft_role = pb->ft_role;
+	if (pb->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE)
+		strcpy(vm->ft_peer, pb->ft_peer);
+	return 0;
+}
+
+int cd__op_from_pb(const Keel__Cluster__Operation *pb, struct cd_op *op, struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "operation is missing");
+		return -EINVAL;
+	}
+	if (pb->id == 0) {
+		kb_errmsg_setf(e, "operation id 0 is not valid");
+		return -EINVAL;
+	}
+	if ((rv = check_enum(pb->kind, KEEL__CLUSTER__OP_KIND__OP_MIGRATE,
+			     KEEL__CLUSTER__OP_KIND__OP_FT_PAIR, "operation kind", e)) ||
+	    (rv = cd__check_uuid(pb->vm, "operation VM", e)))
+		return rv;
+	if (pb->destination == 0) {
+		kb_errmsg_setf(e, "operation destination is required");
+		return -EINVAL;
+	}
+	if (pb->source == pb->destination) {
+		kb_errmsg_setf(e, "operation source and destination are the same host");
+		return -EINVAL;
+	}
+	memset(op, 0, sizeof(*op));
+	op->id = pb->id;
+	op->kind = pb->kind;
+	strcpy(op->vm, pb->vm);
+	op->source = pb->source;
+	op->destination = pb->destination;
+	op->epoch = pb->epoch;
+	op->phase = pb->phase;
+	op->started_at_ms = pb->started_at_ms;
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * clusterd's one checked decoder for the bytes it does not trust — Raft log entries
+ * (command batches) and snapshots arrive from other hosts and from disk — and the
+ * conversions between proto/cluster.proto messages and the in-memory state.
+ *
+ * Decoding checks the size limit before parsing, parses with protobuf-c through the
+ * Keel heap, then checks the format version and counts. Field values (names, uuids,
+ * addresses, enums) are checked by the *_from_pb conversions, which the commands and the
+ * snapshot loader share, so a value refused in a command is refused in a snapshot too.
+ */
+#ifndef CD_CODEC_H
+#define CD_CODEC_H
+
+#include <stddef.h>
+
+#include "cluster.pb-c.h"
+#include "clusterd/state.h"
+#include "lib/err.h"
+
+/* Largest encoded command batch (one Raft entry) and most commands in it. */
+#define CD_BATCH_MAX_BYTES    (1u << 20)
+#define CD_BATCH_MAX_COMMANDS 1024
+
+/* The protobuf-c allocator over kb_malloc/kb_free (fault injection reaches it). */
+extern ProtobufCAllocator cd__pb_allocator;
+
+/* protobuf-c returns NULL both for malformed input and for out-of-memory. After a failed
+ * unpack with cd__pb_allocator, this parses the bytes again with the system allocator:
+ * true means they are well-formed and the failure was memory (a transient condition the
+ * caller must not mistake for a verdict on the bytes, which every host must reach alike). */
+bool cd__pb_was_oom(const ProtobufCMessageDescriptor *d, const void *data, size_t len);
+
+/* Decodes one command batch. On success *out is the batch; the caller frees it with
+ * cd_batch_free(). Errors: KB_ETOOBIG (over CD_BATCH_MAX_BYTES or CD_BATCH_MAX_COMMANDS),
+ * KB_EPROTO (not a CommandBatch), KB_EVERSION (format version not CD_FORMAT_VERSION),
+ * -ENOMEM; e says why. Commands themselves are validated when applied. */
+int cd_batch_decode(const void *data, size_t len, Keel__Cluster__CommandBatch **out,
+		    struct kb_errmsg *e);
+void cd_batch_free(Keel__Cluster__CommandBatch *b);
+
+/* Encodes n commands as a batch into a buffer from raft_malloc(): on success buf->base is
+ * the caller's, to free with raft_free() or hand to raft_apply(). Errors: KB_ETOOBIG,
+ * -ENOMEM. */
+struct raft_buffer;
+int cd_batch_encode(Keel__Cluster__Command *const *cmds, unsigned n, struct raft_buffer *buf,
+		    struct kb_errmsg *e);
+
+/* Field checks: 0 or -EINVAL with e naming the field (what). */
+int cd__check_name(const char *s, const char *what, struct kb_errmsg *e);
+int cd__check_uuid(const char *s, const char *what, struct kb_errmsg *e);
+int cd__check_addr(const char *s, bool required, const char *what, struct kb_errmsg *e);
+
+/* Conversions from messages: check every field and fill the struct. 0 or -EINVAL. A NULL
+ * message (an absent field) is -EINVAL. */
+int cd__config_from_pb(const Keel__Cluster__ClusterConfig *pb, struct cd_config *c,
+		       struct kb_errmsg *e);
+int cd__host_from_pb(const Keel__Cluster__Host *pb, struct cd_host *h, struct kb_errmsg *e);
+int cd__ha_from_pb(const Keel__Cluster__HaSettings *pb, const char *self, struct cd_vm *vm,
+		   struct kb_errmsg *e);
+int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errmsg *e);
+int cd__op_from_pb(const Keel__Cluster__Operation *pb, struct cd_op *op, struct kb_errmsg *e);
+int cd__host_state_check(int state, struct kb_errmsg *e);
+int cd__power_check(int power, struct kb_errmsg *e);
+int cd__ft_role_check(int role, struct kb_errmsg *e);
+
+#endif

@@ -1,0 +1,258 @@
+/*
+ * The in-memory replicated state: three sorted arrays and the cluster config.
+ *
+ * Lookups are binary searches; inserts and removals move the tail of an array, which is
+ * cheap at the sizes the limits allow and keeps iteration order (and so snapshots)
+ * independent of the order in which things were added. Growth happens only in
+ * cd__state_reserve(), so a command that has reserved its room cannot fail half-way.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "clusterd/state.h"
+#include "lib/heap.h"
+
+void cd_state_init(struct cd_state *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void cd_state_close(struct cd_state *s)
+{
+	kb_free(s->hosts);
+	kb_free(s->vms);
+	kb_free(s->ops);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Index of the first host with id >= key. */
+static unsigned host_pos(const struct cd_state *s, uint64_t id)
+{
+	unsigned lo = 0, hi = s->n_hosts;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (s->hosts[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static unsigned vm_pos(const struct cd_state *s, const char *uuid)
+{
+	unsigned lo = 0, hi = s->n_vms;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (strcmp(s->vms[mid].uuid, uuid) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static unsigned op_pos(const struct cd_state *s, uint64_t id)
+{
+	unsigned lo = 0, hi = s->n_ops;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (s->ops[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct cd_host *cd__state_host_mut(struct cd_state *s, uint64_t id)
+{
+	unsigned i = host_pos(s, id);
+
+	return i < s->n_hosts && s->hosts[i].id == id ? &s->hosts[i] : NULL;
+}
+
+struct cd_vm *cd__state_vm_mut(struct cd_state *s, const char *uuid)
+{
+	unsigned i = vm_pos(s, uuid);
+
+	return i < s->n_vms && strcmp(s->vms[i].uuid, uuid) == 0 ? &s->vms[i] : NULL;
+}
+
+struct cd_op *cd__state_op_mut(struct cd_state *s, uint64_t id)
+{
+	unsigned i = op_pos(s, id);
+
+	return i < s->n_ops && s->ops[i].id == id ? &s->ops[i] : NULL;
+}
+
+const struct cd_host *cd_state_host(const struct cd_state *s, uint64_t id)
+{
+	return cd__state_host_mut((struct cd_state *)s, id);
+}
+
+const struct cd_host *cd_state_host_by_name(const struct cd_state *s, const char *name)
+{
+	for (unsigned i = 0; i < s->n_hosts; i++)
+		if (strcmp(s->hosts[i].name, name) == 0)
+			return &s->hosts[i];
+	return NULL;
+}
+
+const struct cd_vm *cd_state_vm(const struct cd_state *s, const char *uuid)
+{
+	return cd__state_vm_mut((struct cd_state *)s, uuid);
+}
+
+const struct cd_op *cd_state_op(const struct cd_state *s, uint64_t id)
+{
+	return cd__state_op_mut((struct cd_state *)s, id);
+}
+
+const struct cd_op *cd_state_op_for_vm(const struct cd_state *s, const char *uuid)
+{
+	for (unsigned i = 0; i < s->n_ops; i++)
+		if (strcmp(s->ops[i].vm, uuid) == 0)
+			return &s->ops[i];
+	return NULL;
+}
+
+unsigned cd_state_n_hosts(const struct cd_state *s)
+{
+	return s->n_hosts;
+}
+
+const struct cd_host *cd_state_host_at(const struct cd_state *s, unsigned i)
+{
+	return i < s->n_hosts ? &s->hosts[i] : NULL;
+}
+
+unsigned cd_state_n_vms(const struct cd_state *s)
+{
+	return s->n_vms;
+}
+
+const struct cd_vm *cd_state_vm_at(const struct cd_state *s, unsigned i)
+{
+	return i < s->n_vms ? &s->vms[i] : NULL;
+}
+
+unsigned cd_state_n_ops(const struct cd_state *s)
+{
+	return s->n_ops;
+}
+
+const struct cd_op *cd_state_op_at(const struct cd_state *s, unsigned i)
+{
+	return i < s->n_ops ? &s->ops[i] : NULL;
+}
+
+unsigned cd_state_n_vms_owned(const struct cd_state *s, uint64_t host)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n_vms; i++)
+		n += s->vms[i].owner == host;
+	return n;
+}
+
+/* Grows *arr (of elem-sized items, *cap allocated, n used) to hold n + more. */
+static int grow(void **arr, unsigned *cap, unsigned n, unsigned more, size_t elem)
+{
+	unsigned want = n + more, ncap;
+	void *p;
+
+	if (want <= *cap)
+		return 0;
+	ncap = *cap ? *cap : 8;
+	while (ncap < want)
+		ncap *= 2;
+	p = kb_realloc(*arr, (size_t)ncap * elem);
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+int cd__state_reserve(struct cd_state *s, unsigned hosts, unsigned vms, unsigned ops)
+{
+	/* Each grow either succeeds or leaves its array as it was; a partial success only
+	 * leaves spare room behind, which changes nothing visible. */
+	if (grow((void **)&s->hosts, &s->cap_hosts, s->n_hosts, hosts, sizeof(*s->hosts)) ||
+	    grow((void **)&s->vms, &s->cap_vms, s->n_vms, vms, sizeof(*s->vms)) ||
+	    grow((void **)&s->ops, &s->cap_ops, s->n_ops, ops, sizeof(*s->ops)))
+		return -ENOMEM;
+	return 0;
+}
+
+void cd__state_host_insert(struct cd_state *s, const struct cd_host *h)
+{
+	unsigned i = host_pos(s, h->id);
+
+	memmove(&s->hosts[i + 1], &s->hosts[i], (s->n_hosts - i) * sizeof(*s->hosts));
+	s->hosts[i] = *h;
+	s->n_hosts++;
+}
+
+void cd__state_vm_insert(struct cd_state *s, const struct cd_vm *vm)
+{
+	unsigned i = vm_pos(s, vm->uuid);
+
+	memmove(&s->vms[i + 1], &s->vms[i], (s->n_vms - i) * sizeof(*s->vms));
+	s->vms[i] = *vm;
+	s->n_vms++;
+}
+
+void cd__state_op_insert(struct cd_state *s, const struct cd_op *op)
+{
+	unsigned i = op_pos(s, op->id);
+
+	memmove(&s->ops[i + 1], &s->ops[i], (s->n_ops - i) * sizeof(*s->ops));
+	s->ops[i] = *op;
+	s->n_ops++;
+}
+
+void cd__state_host_remove(struct cd_state *s, uint64_t id)
+{
+	unsigned i = host_pos(s, id);
+
+	if (i >= s->n_hosts || s->hosts[i].id != id)
+		return;
+	memmove(&s->hosts[i], &s->hosts[i + 1], (s->n_hosts - i - 1) * sizeof(*s->hosts));
+	s->n_hosts--;
+}
+
+void cd__state_vm_remove(struct cd_state *s, const char *uuid)
+{
+	unsigned i = vm_pos(s, uuid);
+
+	if (i >= s->n_vms || strcmp(s->vms[i].uuid, uuid) != 0)
+		return;
+	memmove(&s->vms[i], &s->vms[i + 1], (s->n_vms - i - 1) * sizeof(*s->vms));
+	s->n_vms--;
+}
+
+void cd__state_op_remove(struct cd_state *s, uint64_t id)
+{
+	unsigned i = op_pos(s, id);
+
+	if (i >= s->n_ops || s->ops[i].id != id)
+		return;
+	memmove(&s->ops[i], &s->ops[i + 1], (s->n_ops - i - 1) * sizeof(*s->ops));
+	s->n_ops--;
+}
+
+void cd__state_swap(struct cd_state *a, struct cd_state *b)
+{
+	struct cd_state t = *a;
+
+	*a = *b;
+	*b = t;
+}
