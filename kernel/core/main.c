@@ -159,6 +159,7 @@ int main(int argc, char **argv)
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	vmk_server_stop(&host);
+	vmk__supervise_stop_all(&host);
 	uv_walk(&loop, close_handle, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT); /* let the closes finish */
 	if (uv_loop_close(&loop) != 0)

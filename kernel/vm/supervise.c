@@ -94,9 +94,18 @@ static void describe_exit(struct vmk_vm *vm, char *out, size_t size)
 			 strsignal(-vm->exit_code));
 }
 
+/* A poll handle and the pidfd it watches, which must outlive the handle's close. */
+struct watch {
+	uv_poll_t poll;
+	int fd;
+};
+
 static void on_closed(uv_handle_t *h)
 {
-	kb_free(h);
+	struct watch *w = kb_container_of((uv_poll_t *)h, struct watch, poll);
+
+	close(w->fd);
+	kb_free(w);
 }
 
 static void on_exit_event(uv_poll_t *p, int status, int events)
@@ -114,8 +123,7 @@ static void on_exit_event(uv_poll_t *p, int status, int events)
 	uv_close((uv_handle_t *)p, on_closed);
 
 	pthread_mutex_lock(&vm->lock);
-	close(vm->pidfd);
-	vm->pidfd = -1;
+	vm->pidfd = -1; /* closed with the handle (on_closed) */
 	vm->poll = NULL;
 	vm->exit_code = code;
 	vm->exited = true;
@@ -128,6 +136,26 @@ static void on_exit_event(uv_poll_t *p, int status, int events)
 		vmk__vm_release(vm, VMK_POWERED_OFF, event);
 	}
 	pthread_mutex_unlock(&vm->lock);
+}
+
+void vmk__supervise_stop_all(struct vmk_host *h)
+{
+	struct kb_list *pos;
+
+	pthread_mutex_lock(&h->lock);
+	kb_list_for_each(pos, &h->vms)
+	{
+		struct vmk_vm *vm = kb_list_entry(pos, struct vmk_vm, link);
+		pthread_mutex_lock(&vm->lock);
+		if (vm->poll != NULL) {
+			uv_poll_stop(vm->poll);
+			uv_close((uv_handle_t *)vm->poll, on_closed);
+			vm->poll = NULL;
+			vm->pidfd = -1; /* the vmx keeps running; the next vmkernel adopts it */
+		}
+		pthread_mutex_unlock(&vm->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
 }
 
 void vmk__supervise_watch(struct vmk_vm *vm)
@@ -153,13 +181,14 @@ void vmk__supervise_run_queue(struct vmk_host *h)
 		if (vm == NULL)
 			return;
 		pthread_mutex_lock(&vm->lock);
-		uv_poll_t *p = kb_calloc(1, sizeof(*p));
-		if (p != NULL && vm->pidfd >= 0 && uv_poll_init(h->loop, p, vm->pidfd) == 0) {
-			p->data = vm;
-			vm->poll = p;
-			uv_poll_start(p, UV_READABLE, on_exit_event);
+		struct watch *w = kb_calloc(1, sizeof(*w));
+		if (w != NULL && vm->pidfd >= 0 && uv_poll_init(h->loop, &w->poll, vm->pidfd) == 0) {
+			w->fd = vm->pidfd;
+			w->poll.data = vm;
+			vm->poll = &w->poll;
+			uv_poll_start(&w->poll, UV_READABLE, on_exit_event);
 		} else {
-			kb_free(p);
+			kb_free(w);
 			kb_log(h->log, KB_LOG_ERROR, "VM %s: cannot watch its vmx", vm->cfg.name);
 		}
 		pthread_mutex_unlock(&vm->lock);

@@ -99,6 +99,8 @@ int vmk__pidfile_write(struct vmk_vm *vm);
 void vmk__vm_release(struct vmk_vm *vm, enum vmk_power to, const char *event);
 /* Loop thread: start watching queued VMs' pidfds. */
 void vmk__supervise_run_queue(struct vmk_host *h);
+/* Loop thread, at exit: stops watching every VM (their vmx keep running). */
+void vmk__supervise_stop_all(struct vmk_host *h);
 /* Queue vm for watching (any thread). */
 void vmk__supervise_watch(struct vmk_vm *vm);
 /* At start: re-adopt VMs whose vmx still runs. */
