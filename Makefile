@@ -44,10 +44,10 @@ all:
 include lib/lib.mk
 include proto/proto.mk
 include kernel/guest/guest.mk
+include ha/ha.mk
 include kernel/vmm/vmm.mk
 include kernel/kernel.mk
 include clusterd/clusterd.mk
-include ha/ha.mk
 include mgmt-api/mgmt.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk

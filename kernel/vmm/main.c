@@ -16,6 +16,7 @@
 
 #include "kernel/vmm/ctl.h"
 #include "kernel/vmm/devices.h"
+#include "kernel/vmm/fence.h"
 #include "kernel/vmm/dev/uart.h"
 #include "kernel/vmm/state.h"
 #include "lib/frame.h"
@@ -50,6 +51,11 @@ static void usage(FILE *f)
 	    "  --name NAME          VM name for the log\n"
 	    "  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 	    "  --test-port          enable the payload test port (exit status = payload's code)\n"
+	    "Fencing (DESIGN.md section 4; exit status 3 when fenced):\n"
+	    "  --fence-hb PATH      this host's heartbeat record on a shared datastore\n"
+	    "  --fence-host ID      this host's id (the record's)\n"
+	    "  --fence-lock PATH    the VM's lock file; with --fence-vm UUID and --fence-epoch E\n"
+	    "  --lease-ms MS        lease time (default 1000); --fence-margin-ms MS (default 400)\n"
 	    "  -h, --help           this help\n");
 }
 
@@ -121,6 +127,13 @@ int main(int argc, char **argv)
 	    {"name", required_argument, NULL, 'N'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"test-port", no_argument, NULL, 't'},
+	    {"fence-hb", required_argument, NULL, 1000},
+	    {"fence-host", required_argument, NULL, 1001},
+	    {"fence-lock", required_argument, NULL, 1002},
+	    {"fence-vm", required_argument, NULL, 1003},
+	    {"fence-epoch", required_argument, NULL, 1004},
+	    {"lease-ms", required_argument, NULL, 1005},
+	    {"fence-margin-ms", required_argument, NULL, 1006},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -130,6 +143,8 @@ int main(int argc, char **argv)
 	struct nic_arg nics[MAX_NICS];
 	int nr_disks = 0, nr_nics = 0, level = KB_LOG_INFO, c, rv;
 	bool paused = false;
+	struct vmm_fence_config fcfg = {0};
+	struct vmm_fence *fence = NULL;
 	struct kb_errmsg err = {{0}};
 	struct vmm_vm *vm;
 
@@ -224,6 +239,27 @@ int main(int argc, char **argv)
 		case 't':
 			cfg.test_port = true;
 			break;
+		case 1000:
+			fcfg.hb_path = optarg;
+			break;
+		case 1001:
+			fcfg.host_id = strtoull(optarg, NULL, 0);
+			break;
+		case 1002:
+			fcfg.lock_path = optarg;
+			break;
+		case 1003:
+			fcfg.vm_uuid = optarg;
+			break;
+		case 1004:
+			fcfg.epoch = strtoull(optarg, NULL, 0);
+			break;
+		case 1005:
+			fcfg.lease_ms = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 1006:
+			fcfg.margin_ms = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -294,6 +330,10 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
+	if (fcfg.hb_path != NULL && (rv = vmm_fence_start(vm, &fcfg, &fence, &err)) < 0) {
+		kb_error("%s", err.msg);
+		goto fail;
+	}
 	if (!paused) {
 		rv = vmm_vm_resume(vm);
 		if (rv < 0) {
@@ -305,6 +345,7 @@ int main(int argc, char **argv)
 		(unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
 		paused ? "paused" : "running");
 	vmm_ctl_run(vm, listen_fd);
+	vmm_fence_stop(fence);
 
 	pthread_mutex_lock(&vm->lock);
 	enum vmm_stop_reason why = vm->stop_reason;
@@ -317,9 +358,12 @@ int main(int argc, char **argv)
 		unlink(console_sock);
 	if (why == VMM_STOP_TEST_EXIT)
 		return code;
+	if (why == VMM_STOP_FENCED)
+		return 3;
 	return why == VMM_STOP_POWEROFF ? 0 : 1;
 
 fail:
+	vmm_fence_stop(fence);
 	vmm_vm_destroy(vm);
 	return 1;
 }
