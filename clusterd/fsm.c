@@ -176,3 +176,216 @@ int cd_propose(struct raft *r, struct raft_apply *req, Keel__Cluster__Command *c
 	}
 	return 0;
 }
+
+/* The raft_io wrapper. libraft calls its methods with &w->io; the inner io calls libraft's
+ * callbacks with itself, and libraft finds its struct raft in io->data: both carry it. */
+static struct cd_raft_io *wrapper_of(struct raft_io *io)
+{
+	return (struct cd_raft_io *)io;
+}
+
+static struct raft_io *inner_of(struct raft_io *io)
+{
+	struct cd_raft_io *w = wrapper_of(io);
+
+	w->inner->data = io->data;
+	return w->inner;
+}
+
+static int wrap_init(struct raft_io *io, raft_id id, const char *address)
+{
+	struct raft_io *in = inner_of(io);
+	int rv = in->init(in, id, address);
+
+	memcpy(io->errmsg, in->errmsg, sizeof(io->errmsg));
+	return rv;
+}
+
+static void wrap_close_cb(struct raft_io *in)
+{
+	struct raft *r = in->data;
+	struct cd_raft_io *w = wrapper_of(r->io);
+
+	if (w->close != NULL)
+		w->close(&w->io);
+}
+
+static void wrap_close(struct raft_io *io, raft_io_close_cb cb)
+{
+	struct raft_io *in = inner_of(io);
+
+	wrapper_of(io)->close = cb;
+	in->close(in, wrap_close_cb);
+}
+
+static int wrap_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+		     struct raft_snapshot **snapshot, raft_index *start_index,
+		     struct raft_entry *entries[], size_t *n_entries)
+{
+	struct raft_io *in = inner_of(io);
+	int rv = in->load(in, term, voted_for, snapshot, start_index, entries, n_entries);
+
+	memcpy(io->errmsg, in->errmsg, sizeof(io->errmsg));
+	return rv;
+}
+
+static void wrap_recv_cb(struct raft_io *in, struct raft_message *m)
+{
+	struct raft *r = in->data;
+	struct cd_raft_io *w = wrapper_of(r->io);
+
+	if (m->type == RAFT_IO_APPEND_ENTRIES) {
+		w->ae_from = m->server_id;
+		w->ae_last = m->append_entries.prev_log_index + m->append_entries.n_entries;
+	}
+	w->recv(&w->io, m);
+	w->ae_from = 0;
+}
+
+static int wrap_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+		      raft_io_recv_cb recv)
+{
+	struct raft_io *in = inner_of(io);
+	int rv;
+
+	wrapper_of(io)->recv = recv;
+	rv = in->start(in, msecs, tick, wrap_recv_cb);
+	memcpy(io->errmsg, in->errmsg, sizeof(io->errmsg));
+	return rv;
+}
+
+static int wrap_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
+{
+	struct raft_io *in = inner_of(io);
+	int rv = in->bootstrap(in, conf);
+
+	memcpy(io->errmsg, in->errmsg, sizeof(io->errmsg));
+	return rv;
+}
+
+static int wrap_recover(struct raft_io *io, const struct raft_configuration *conf)
+{
+	struct raft_io *in = inner_of(io);
+	int rv = in->recover(in, conf);
+
+	memcpy(io->errmsg, in->errmsg, sizeof(io->errmsg));
+	return rv;
+}
+
+static int wrap_set_term(struct raft_io *io, raft_term term)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->set_term(in, term);
+}
+
+static int wrap_set_vote(struct raft_io *io, raft_id server_id)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->set_vote(in, server_id);
+}
+
+/* libraft 0.15 answers an AppendEntries it had nothing to write for (a heartbeat, or
+ * entries it already holds) with last_log_index = its last stored index, even when entries
+ * after prev_log_index + n_entries come from an older term and differ from the leader's.
+ * The leader caps that at its own last index and records those entries as matched: it then
+ * ignores the follower's later rejections (the follower stalls until leadership changes)
+ * and counts the follower towards commit quorums for entries it does not hold. The answer
+ * is sent synchronously while the request is being handled, so cap it here. */
+static int wrap_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+		     raft_io_send_cb cb)
+{
+	struct cd_raft_io *w = wrapper_of(io);
+	struct raft_io *in = inner_of(io);
+	struct raft_message capped;
+
+	if (w->ae_from != 0 && m->type == RAFT_IO_APPEND_ENTRIES_RESULT &&
+	    m->server_id == w->ae_from && m->append_entries_result.rejected == 0 &&
+	    m->append_entries_result.last_log_index > w->ae_last) {
+		capped = *m;
+		capped.append_entries_result.last_log_index = w->ae_last;
+		m = &capped;
+	}
+	return in->send(in, req, m, cb);
+}
+
+static int wrap_append(struct raft_io *io, struct raft_io_append *req,
+		       const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->append(in, req, entries, n, cb);
+}
+
+static int wrap_truncate(struct raft_io *io, raft_index index)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->truncate(in, index);
+}
+
+static int wrap_snapshot_put(struct raft_io *io, unsigned trailing,
+			     struct raft_io_snapshot_put *req, const struct raft_snapshot *snapshot,
+			     raft_io_snapshot_put_cb cb)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->snapshot_put(in, trailing, req, snapshot, cb);
+}
+
+static int wrap_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+			     raft_io_snapshot_get_cb cb)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->snapshot_get(in, req, cb);
+}
+
+static raft_time wrap_time(struct raft_io *io)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->time(in);
+}
+
+static int wrap_random(struct raft_io *io, int min, int max)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->random(in, min, max);
+}
+
+static int wrap_async_work(struct raft_io *io, struct raft_io_async_work *req,
+			   raft_io_async_work_cb cb)
+{
+	struct raft_io *in = inner_of(io);
+
+	return in->async_work(in, req, cb);
+}
+
+void cd_raft_io_wrap(struct cd_raft_io *w, struct raft_io *inner)
+{
+	memset(w, 0, sizeof(*w));
+	w->inner = inner;
+	w->io.version = inner->version;
+	w->io.data = inner->data;
+	w->io.impl = inner->impl;
+	w->io.init = wrap_init;
+	w->io.close = wrap_close;
+	w->io.load = wrap_load;
+	w->io.start = wrap_start;
+	w->io.bootstrap = wrap_bootstrap;
+	w->io.recover = wrap_recover;
+	w->io.set_term = wrap_set_term;
+	w->io.set_vote = wrap_set_vote;
+	w->io.send = wrap_send;
+	w->io.append = wrap_append;
+	w->io.truncate = wrap_truncate;
+	w->io.snapshot_put = wrap_snapshot_put;
+	w->io.snapshot_get = wrap_snapshot_get;
+	w->io.time = wrap_time;
+	w->io.random = wrap_random;
+	if (inner->version >= 2)
+		w->io.async_work = wrap_async_work;
+}

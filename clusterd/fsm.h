@@ -84,4 +84,23 @@ unsigned cd_fsm_snapshot_threshold(const struct cd_fsm *f);
 int cd_propose(struct raft *r, struct raft_apply *req, Keel__Cluster__Command *const *cmds,
 	       unsigned n, raft_apply_cb cb, struct kb_errmsg *e);
 
+/* A raft_io that forwards everything to another one (raft_uv's, or raft_fixture's) and
+ * works around a replication bug of libraft 0.15 (docs/clusterd.md, "libraft 0.15 and
+ * stale log tails"): a follower that accepts an AppendEntries without writing anything
+ * reports its whole stored log as matched, stale entries of an older term included, and the
+ * leader takes them for its own. This wrapper caps such a success at the request's
+ * prev_log_index + n_entries, which is what Raft says the follower may report.
+ *
+ * Use: cd_raft_io_wrap(&w, inner) after raft_uv_init(inner, ...), then
+ * raft_init(r, &w.io, ...). w must outlive the Raft instance; closing r closes inner. */
+struct cd_raft_io {
+	struct raft_io io; /* first: hand &w->io to raft_init() */
+	struct raft_io *inner;
+	raft_io_recv_cb recv;	/* libraft's receive callback */
+	raft_id ae_from;	/* sender of the AppendEntries being handled, or 0 */
+	raft_index ae_last;	/* its prev_log_index + n_entries */
+	raft_io_close_cb close; /* libraft's close callback */
+};
+void cd_raft_io_wrap(struct cd_raft_io *w, struct raft_io *inner);
+
 #endif

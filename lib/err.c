@@ -31,9 +31,10 @@ static const char *const messages[NCODES] = {
     [KB_ENOTFOUND - KB_EBASE] = "no such object",
     [KB_EEXIST - KB_EBASE] = "object already exists",
     [KB_EFENCED - KB_EBASE] = "host lost its lease: guest execution stopped",
+    [KB_ENOTSYNCED - KB_EBASE] = "written, but its directory could not be synced",
 };
 
-_Static_assert(NCODES == 15, "every KB_E* code needs a message in messages");
+_Static_assert(NCODES == 16, "every KB_E* code needs a message in messages");
 
 /* Largest errno value Linux uses; anything between -4095 and -1 is treated as -errno. */
 #define ERRNO_MAX 4095

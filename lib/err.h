@@ -28,6 +28,7 @@ enum {
 	KB_ENOTFOUND,	      /* no such object */
 	KB_EEXIST,	      /* object already exists */
 	KB_EFENCED,	      /* host lost its lease: guest execution stopped */
+	KB_ENOTSYNCED,	      /* written, but its directory could not be synced */
 	KB_ELAST
 };
 

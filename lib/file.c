@@ -92,8 +92,10 @@ int kb_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		goto unlink_tmp;
 	}
 	rc = fsync_parent(path);
-	if (rc)
+	if (rc) {
 		kb_errmsg_setf(err, "%s: fsync of the directory: %s", path, kb_strerror(rc));
+		rc = KB_ENOTSYNCED;
+	}
 	return rc;
 
 unlink_tmp:

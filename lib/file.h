@@ -34,7 +34,8 @@
  * error of the step that failed. On an error in steps 1-3 path is unchanged and no
  * "<path>.tmp" this call made is left behind (one that could not be unlinked in step 1,
  * such as a directory, stays). When only step 4 fails the new contents are in place but
- * may not survive a crash; the return value is still the error.
+ * may not survive a crash: the return value is then KB_ENOTSYNCED, so a caller that can
+ * live with that tells it from a failed write.
  *
  * err (required) is set on error: "<path>: path too long", "<path>.tmp: <reason>" (steps
  * 1-2 before writing), "<path>.tmp: write: <reason>" (writing, fsync, close, rename) or

@@ -239,7 +239,8 @@ void kc_reply_json(const Keel__Vmk__VmkReply *rp, unsigned always);
 extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_cmd;
 /* Nouns of `keel network` defined outside network.c (network_vmknic.c). */
 extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
-extern const struct kc_cmd kc_lab_cmd; /* lab_fault.c: runs locally, not through vmkernel */
+extern const struct kc_cmd kc_cluster_cmd; /* cluster.c: talks to clusterd, not vmkernel */
+extern const struct kc_cmd kc_lab_cmd;	   /* lab_fault.c: runs locally, not through vmkernel */
 /* Leaves of `keel vm` defined outside vm.c (vm_create.c, vm_ops.c, console.c). */
 extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_console_cmd;
 extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,

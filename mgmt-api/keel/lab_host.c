@@ -36,9 +36,37 @@ static void vmkernel_argv(const struct kc_lab *lab, int host, char **argv, char 
 	argv[3] = NULL;
 }
 
-/* clusterd and hostd join this list when they exist. */
+/* clusterd, beside vmkernel's binary; it waits by itself until vmkernel has made vmk0.
+ * buf holds the state directory, the binary's path and the host's name, one after the
+ * other. */
+static void clusterd_argv(const struct kc_lab *lab, int host, char **argv, char *buf, size_t size)
+{
+	size_t n;
+	char *p;
+
+	kc_lab_host_dir(lab, host, buf, size / 2);
+	n = strlen(buf) + 1;
+	p = buf + n;
+	snprintf(p, size - n, "%s", lab->vmkernel);
+	if (strrchr(p, '/'))
+		snprintf(strrchr(p, '/') + 1, size - n - (size_t)(strrchr(p, '/') + 1 - p),
+			 "clusterd");
+	else
+		snprintf(p, size - n, "clusterd");
+	n += strlen(p) + 1;
+	snprintf(buf + n, size - n, "host%d", host);
+	argv[0] = p;
+	argv[1] = "--state-dir";
+	argv[2] = buf;
+	argv[3] = "--host-name";
+	argv[4] = buf + n;
+	argv[5] = NULL;
+}
+
+/* hostd joins this list when it exists. */
 const struct kc_lab_daemon kc_lab_daemons[] = {
     {"vmkernel", vmkernel_argv},
+    {"clusterd", clusterd_argv},
 };
 const int kc_lab_ndaemons = sizeof(kc_lab_daemons) / sizeof(kc_lab_daemons[0]);
 

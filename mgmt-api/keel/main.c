@@ -19,7 +19,8 @@
 #include "mgmt-api/keel/keel.h"
 
 static const struct kc_cmd *const root_subs[] = {
-    &kc_vm_cmd, &kc_datastore_cmd, &kc_host_cmd, &kc_network_cmd, &kc_lab_cmd, NULL,
+    &kc_vm_cmd,	     &kc_datastore_cmd, &kc_host_cmd, &kc_network_cmd,
+    &kc_cluster_cmd, &kc_lab_cmd,	NULL,
 };
 
 static const struct kc_cmd root_cmd = {
@@ -38,7 +39,8 @@ static const struct kc_cmd root_cmd = {
 	      "  4  protocol error (vmkernel's answer could not be understood)\n"
 	      "\n"
 	      "Environment:\n"
-	      "  KEEL_SOCKET  vmkernel's control socket when --socket is not given\n",
+	      "  KEEL_SOCKET  vmkernel's control socket when --socket is not given\n"
+	      "  KEEL_CLUSTER_SOCKET  clusterd's control socket (see 'keel cluster --help')\n",
     .subs = root_subs,
 };
 

@@ -40,7 +40,9 @@ static void test_errno(void **state)
 
 static void test_unknown(void **state)
 {
-	assert_string_equal(kb_strerror(KB_ELAST), "unknown error -9985");
+	char want[64];
+	snprintf(want, sizeof(want), "unknown error %d", KB_ELAST);
+	assert_string_equal(kb_strerror(KB_ELAST), want);
 	assert_string_equal(kb_strerror(-20000), "unknown error -20000");
 	assert_string_equal(kb_strerror(7), "unknown error 7");
 }

@@ -41,15 +41,12 @@
 
 #include "kernel/net/net_internal.h"
 #include "lib/heap.h"
+#include "tests/unit/netns_helpers.h"
 
 #define ETH_TEST 0x88b5 /* IEEE local experimental ethertype */
 
 static const char uuid_a[] = "0f3c2a51-9a7e-4b6f-8d1e-2c4b5a6f7e80";
 static const char uuid_b[] = "9b1d7c44-1e2f-4a3b-9c8d-7e6f5a4b3c2d";
-
-static int orig_ns = -1;
-static ino_t orig_ns_ino;
-static bool ns_ready;
 
 struct fx {
 	char dir[64];
@@ -60,13 +57,6 @@ struct fx {
 	struct kb_errmsg err;
 };
 
-static ino_t netns_ino(void)
-{
-	struct stat st;
-
-	return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
-}
-
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -74,13 +64,10 @@ static int fx_setup(void **state)
 	if (!f)
 		return -1;
 	*state = f;
-	if (!ns_ready)
+	if (!th_netns_ready())
 		return 0;
-	if (unshare(CLONE_NEWNET) < 0)
+	if (th_netns_enter(&f->in_ns) < 0)
 		return -1;
-	f->in_ns = true;
-	if (netns_ino() == orig_ns_ino)
-		return -1; /* never run in the original namespace */
 	if (mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
 		return -1;
 	f->mounted = true;
@@ -105,7 +92,7 @@ static int fx_teardown(void **state)
 		vmk__nl_close(&f->nl);
 	if (f->mounted)
 		umount2("/sys", MNT_DETACH);
-	if (f->in_ns && setns(orig_ns, CLONE_NEWNET) < 0)
+	if (f->in_ns && th_netns_leave() < 0)
 		return -1;
 	if (f->dir_made) {
 		snprintf(path, sizeof(path), "%s.tmp", f->conf);
@@ -122,9 +109,7 @@ static struct fx *fx_get(void **state)
 {
 	struct fx *f = *state;
 
-	if (!ns_ready)
-		skip();
-	assert_true(netns_ino() != orig_ns_ino);
+	th_netns_need();
 	return f;
 }
 
@@ -984,23 +969,6 @@ int main(int argc, char **argv)
 
 	/* Quiet library logs: warnings and errors only. */
 	kb_log_init(&kb_log_default, "test_net", KB_LOG_WARN, 2);
-	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	orig_ns_ino = netns_ino();
-	/* A private mount namespace, so each test can mount the sysfs of its network
-	 * namespace on /sys without touching the machine's. */
-	ns_ready = orig_ns >= 0 && orig_ns_ino != 0 && unshare(CLONE_NEWNS) == 0 &&
-		   mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
-	if (ns_ready) {
-		/* Probe: can this process make network namespaces at all? */
-		pid_t pid = fork();
-		int status = 1;
-
-		if (pid == 0)
-			_exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
-		ns_ready = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-			   WEXITSTATUS(status) == 0;
-	}
-	if (!ns_ready)
-		fprintf(stderr, "test_net: no private network namespaces (need root): skipping\n");
+	th_netns_init("test_net");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

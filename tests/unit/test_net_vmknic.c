@@ -31,10 +31,7 @@
 #include "kernel/net/net_internal.h"
 #include "kernel/net/stack_socket.h"
 #include "lib/heap.h"
-
-static int orig_ns = -1;
-static ino_t orig_ns_ino;
-static bool ns_ready;
+#include "tests/unit/netns_helpers.h"
 
 struct fx {
 	char dir[64];
@@ -43,13 +40,6 @@ struct fx {
 	struct kb_errmsg err;
 };
 
-static ino_t netns_ino(void)
-{
-	struct stat st;
-
-	return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
-}
-
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -57,12 +47,9 @@ static int fx_setup(void **state)
 	if (!f)
 		return -1;
 	*state = f;
-	if (!ns_ready)
+	if (!th_netns_ready())
 		return 0;
-	if (unshare(CLONE_NEWNET) < 0)
-		return -1;
-	f->in_ns = true;
-	if (netns_ino() == orig_ns_ino)
+	if (th_netns_enter(&f->in_ns) < 0)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/keel-vmknic-XXXXXX");
 	if (!mkdtemp(f->dir))
@@ -104,7 +91,7 @@ static int fx_teardown(void **state)
 		vmk_net_close(&f->net);
 	if (f->dir_made)
 		remove_state(f->dir);
-	if (f->in_ns && setns(orig_ns, CLONE_NEWNET) < 0)
+	if (f->in_ns && th_netns_leave() < 0)
 		return -1;
 	free(f);
 	return 0;
@@ -114,9 +101,7 @@ static struct fx *fx_get(void **state)
 {
 	struct fx *f = *state;
 
-	if (!ns_ready)
-		skip();
-	assert_true(netns_ino() != orig_ns_ino);
+	th_netns_need();
 	return f;
 }
 
@@ -459,20 +444,6 @@ int main(void)
 	};
 
 	kb_log_init(&kb_log_default, "test_net_vmknic", KB_LOG_WARN, 2);
-	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	orig_ns_ino = netns_ino();
-	ns_ready = orig_ns >= 0 && orig_ns_ino != 0 && unshare(CLONE_NEWNS) == 0 &&
-		   mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
-	if (ns_ready) {
-		pid_t pid = fork();
-		int status = 1;
-
-		if (pid == 0)
-			_exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
-		ns_ready = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-			   WEXITSTATUS(status) == 0;
-	}
-	if (!ns_ready)
-		fprintf(stderr, "test_net_vmknic: no private network namespaces: skipping\n");
+	th_netns_init("test_net_vmknic");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
