@@ -3,7 +3,7 @@
 # main.c goes into libcluster.a for the unit tests.
 CLUSTER_SRCS := $(filter-out clusterd/main.c,$(wildcard clusterd/*.c))
 LIBCLUSTER   := $(BUILD)/lib/libcluster.a
-CLUSTER_LIBS := $(shell pkg-config --libs raft libuv)
+CLUSTER_LIBS := $(shell pkg-config --libs raft libuv) $(shell pkg-config --libs openssl)
 $(LIBCLUSTER): $(patsubst %.c,$(BUILD)/obj/%.o,$(CLUSTER_SRCS))
 LIBS += $(LIBCLUSTER)
 

@@ -1,6 +1,6 @@
 # Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
-# .vmx files, datastores.conf files) for a bounded number of seeded mutations; any crash or
-# sanitizer report fails.
+# .vmx files, datastores.conf files, join tokens) for a bounded number of seeded
+# mutations; any crash or sanitizer report fails.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
 need_kvm
@@ -95,4 +95,8 @@ printf '\000\012\002\010\001' >"$T/c0"
 printf '\001\000\020\377\001' >"$T/c1"
 head -c 64 /dev/urandom | { printf '\003'; cat; } >"$T/c3"
 run fuzz_cluster "$T/c0" "$T/c1" "$T/c3"
+# join tokens: a well-formed one without and one with a CA fingerprint
+printf 'K1.AAECAwQFBgcICQoLDA0ODw.ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8' >"$T/t1"
+printf 'K1.AAECAwQFBgcICQoLDA0ODw.ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8.QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8' >"$T/t2"
+run fuzz_token "$T/t1" "$T/t2"
 echo "ok: $ITER mutations per target, seed $SEED"
