@@ -1,0 +1,331 @@
+/*
+ * Helpers shared by the cluster state machine tests (see cluster_fsm_helpers.h).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "clusterd/codec.h"
+#include "clusterd/snapshot.h"
+#include "lib/heap.h"
+#include "tests/unit/cluster_fsm_helpers.h"
+
+struct cd_fsm cf_fsm;
+
+/* ---- command builders (messages live in static storage until the next call) ---------- */
+
+struct cmdbuf {
+	Keel__Cluster__Command cmd;
+	union {
+		Keel__Cluster__SetConfig set_config;
+		Keel__Cluster__HostAdd host_add;
+		Keel__Cluster__HostUpdate host_update;
+		Keel__Cluster__HostRemove host_remove;
+		Keel__Cluster__VmRegister vm_register;
+		Keel__Cluster__VmUnregister vm_unregister;
+		Keel__Cluster__VmSetPower vm_set_power;
+		Keel__Cluster__VmSetHa vm_set_ha;
+		Keel__Cluster__VmSetFt vm_set_ft;
+		Keel__Cluster__VmChangeOwner vm_change_owner;
+		Keel__Cluster__OpBegin op_begin;
+		Keel__Cluster__OpAdvance op_advance;
+		Keel__Cluster__OpEnd op_end;
+	} u;
+	Keel__Cluster__ClusterConfig cfg;
+	Keel__Cluster__Host host;
+	Keel__Cluster__Capacity cap;
+	Keel__Cluster__Vm vm;
+	Keel__Cluster__HaSettings ha;
+	Keel__Cluster__Operation op;
+};
+
+static struct cmdbuf cbs[8];
+static unsigned cb_next;
+
+static struct cmdbuf *cb_new(void)
+{
+	struct cmdbuf *b = &cbs[cb_next++ % 8];
+
+	memset(b, 0, sizeof(*b));
+	keel__cluster__command__init(&b->cmd);
+	return b;
+}
+
+Keel__Cluster__Command *cf_config(const char *name, const char *id, uint32_t timeout)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__set_config__init(&b->u.set_config);
+	keel__cluster__cluster_config__init(&b->cfg);
+	b->cfg.name = (char *)name;
+	b->cfg.cluster_id = (char *)id;
+	b->cfg.format_version = 1;
+	b->cfg.failure_timeout_ms = timeout;
+	b->cfg.isolation_response = KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_POWER_OFF;
+	b->u.set_config.config = &b->cfg;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
+	b->cmd.set_config = &b->u.set_config;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_host_add(uint64_t id, const char *name, const char *vmk0)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__host_add__init(&b->u.host_add);
+	keel__cluster__host__init(&b->host);
+	keel__cluster__capacity__init(&b->cap);
+	b->host.id = id;
+	b->host.name = (char *)name;
+	b->host.vmk0 = (char *)vmk0;
+	b->host.vmk1 = "198.19.0.1:8000";
+	b->cap.cpu_mhz = 2000;
+	b->cap.mem_mib = 4096;
+	b->host.capacity = &b->cap;
+	b->host.state = KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED;
+	b->host.role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER;
+	b->u.host_add.host = &b->host;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_ADD;
+	b->cmd.host_add = &b->u.host_add;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_host_update(uint64_t id, int state, uint64_t at)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__host_update__init(&b->u.host_update);
+	b->u.host_update.id = id;
+	b->u.host_update.state = state;
+	b->u.host_update.at_ms = at;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_UPDATE;
+	b->cmd.host_update = &b->u.host_update;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_host_remove(uint64_t id)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__host_remove__init(&b->u.host_remove);
+	b->u.host_remove.id = id;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_REMOVE;
+	b->cmd.host_remove = &b->u.host_remove;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_vm_reg(const char *uuid, const char *path, uint64_t owner,
+				  uint64_t epoch)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__vm_register__init(&b->u.vm_register);
+	keel__cluster__vm__init(&b->vm);
+	keel__cluster__ha_settings__init(&b->ha);
+	b->vm.uuid = (char *)uuid;
+	b->vm.name = "web 1";
+	b->vm.vmx_path = (char *)path;
+	b->vm.owner = owner;
+	b->vm.epoch = epoch;
+	b->vm.desired_power = KEEL__CLUSTER__POWER_STATE__POWER_ON;
+	b->ha.priority = KEEL__CLUSTER__RESTART_PRIORITY__RESTART_MEDIUM;
+	b->vm.ha = &b->ha;
+	b->u.vm_register.vm = &b->vm;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_REGISTER;
+	b->cmd.vm_register = &b->u.vm_register;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_vm_unreg(const char *uuid)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__vm_unregister__init(&b->u.vm_unregister);
+	b->u.vm_unregister.uuid = (char *)uuid;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_UNREGISTER;
+	b->cmd.vm_unregister = &b->u.vm_unregister;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_owner(const char *uuid, uint64_t owner, uint64_t epoch)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__vm_change_owner__init(&b->u.vm_change_owner);
+	b->u.vm_change_owner.uuid = (char *)uuid;
+	b->u.vm_change_owner.new_owner = owner;
+	b->u.vm_change_owner.new_epoch = epoch;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_CHANGE_OWNER;
+	b->cmd.vm_change_owner = &b->u.vm_change_owner;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_power(const char *uuid, int power)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__vm_set_power__init(&b->u.vm_set_power);
+	b->u.vm_set_power.uuid = (char *)uuid;
+	b->u.vm_set_power.desired = power;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_POWER;
+	b->cmd.vm_set_power = &b->u.vm_set_power;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_ha(const char *uuid, int prio, char **after, size_t n)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__vm_set_ha__init(&b->u.vm_set_ha);
+	keel__cluster__ha_settings__init(&b->ha);
+	b->ha.priority = prio;
+	b->ha.restart_after = after;
+	b->ha.n_restart_after = n;
+	b->u.vm_set_ha.uuid = (char *)uuid;
+	b->u.vm_set_ha.ha = &b->ha;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_HA;
+	b->cmd.vm_set_ha = &b->u.vm_set_ha;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_ft(const char *uuid, int role, const char *peer)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__vm_set_ft__init(&b->u.vm_set_ft);
+	b->u.vm_set_ft.uuid = (char *)uuid;
+	b->u.vm_set_ft.role = role;
+	b->u.vm_set_ft.peer = (char *)peer;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_FT;
+	b->cmd.vm_set_ft = &b->u.vm_set_ft;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_op_begin(uint64_t id, const char *vm, uint64_t src, uint64_t dst,
+				    uint64_t epoch)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__op_begin__init(&b->u.op_begin);
+	keel__cluster__operation__init(&b->op);
+	b->op.id = id;
+	b->op.kind = KEEL__CLUSTER__OP_KIND__OP_MIGRATE;
+	b->op.vm = (char *)vm;
+	b->op.source = src;
+	b->op.destination = dst;
+	b->op.epoch = epoch;
+	b->op.started_at_ms = 1000;
+	b->u.op_begin.op = &b->op;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_BEGIN;
+	b->cmd.op_begin = &b->u.op_begin;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_op_advance(uint64_t id, uint32_t phase)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__op_advance__init(&b->u.op_advance);
+	b->u.op_advance.id = id;
+	b->u.op_advance.phase = phase;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_ADVANCE;
+	b->cmd.op_advance = &b->u.op_advance;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_op_end(uint64_t id)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__op_end__init(&b->u.op_end);
+	b->u.op_end.id = id;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_END;
+	b->cmd.op_end = &b->u.op_end;
+	return &b->cmd;
+}
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+/* Applies raw bytes as one entry; returns the FSM's result. */
+const struct cd_result *cf_apply_bytes(const void *data, size_t len)
+{
+	struct raft_buffer buf = {.base = (void *)data, .len = len};
+	void *result = NULL;
+
+	assert_int_equal(cd_fsm_apply(&cf_fsm.raft, &buf, &result), 0);
+	assert_non_null(result);
+	return result;
+}
+
+const struct cd_result *cf_apply_n(Keel__Cluster__Command *const *cmds, unsigned n)
+{
+	struct kb_errmsg e = {{0}};
+	struct raft_buffer buf;
+	const struct cd_result *r;
+
+	assert_int_equal(cd_batch_encode(cmds, n, &buf, &e), 0);
+	r = cf_apply_bytes(buf.base, buf.len);
+	raft_free(buf.base);
+	return r;
+}
+
+/* Applies one command; returns its code. */
+int cf_apply1(Keel__Cluster__Command *c)
+{
+	const struct cd_result *r = cf_apply_n(&c, 1);
+
+	assert_int_equal(r->status, 0);
+	assert_int_equal(r->n, 1);
+	if (r->cmds[0].code != 0)
+		assert_true(r->cmds[0].reason[0] != '\0');
+	return r->cmds[0].code;
+}
+
+/* The state's snapshot bytes (caller frees with raft_free). */
+struct raft_buffer cf_snap(const struct cd_fsm *f)
+{
+	struct kb_errmsg e = {{0}};
+	struct raft_buffer b;
+
+	assert_int_equal(cd_snapshot_encode(&f->state, &b, &e), 0);
+	return b;
+}
+
+bool cf_same_as(const struct raft_buffer *b)
+{
+	struct raft_buffer now = cf_snap(&cf_fsm);
+	bool same = now.len == b->len && memcmp(now.base, b->base, b->len) == 0;
+
+	raft_free(now.base);
+	return same;
+}
+
+/* A small populated cluster: config, hosts 1..3, VMs A (owner 1) and B (owner 2). */
+void cf_populate(void)
+{
+	assert_int_equal(cf_apply1(cf_config("prod", CLUSTER1, 1000)), 0);
+	assert_int_equal(cf_apply1(cf_host_add(1, "esx1", "198.18.0.1:7000")), 0);
+	assert_int_equal(cf_apply1(cf_host_add(2, "esx2", "198.18.0.2:7000")), 0);
+	assert_int_equal(cf_apply1(cf_host_add(3, "esx3", "198.18.0.3:7000")), 0);
+	assert_int_equal(cf_apply1(cf_vm_reg(UUID_A, "/vmfs/volumes/ds1/a/a.vmx", 1, 1)), 0);
+	assert_int_equal(cf_apply1(cf_vm_reg(UUID_B, "/vmfs/volumes/ds1/b/b.vmx", 2, 1)), 0);
+}
+
+int cf_setup(void **state)
+{
+	cd_fsm_init(&cf_fsm);
+	return 0;
+}
+
+int cf_teardown(void **state)
+{
+	kb_heap_fail_reset();
+	cd_fsm_close(&cf_fsm);
+	return 0;
+}

@@ -1,0 +1,438 @@
+/*
+ * Tests for clusterd's state machine without Raft: snapshot round trips, and corrupted,
+ * truncated and oversized command batches and snapshots refused without changing the
+ * state; inconsistent snapshots refused. Out-of-memory during apply and restore changes
+ * nothing. Command validation is in test_cluster_fsm.c.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "clusterd/codec.h"
+#include "clusterd/fsm.h"
+#include "clusterd/snapshot.h"
+#include "lib/crc.h"
+#include "lib/heap.h"
+#include "tests/unit/cluster_fsm_helpers.h"
+
+/* Restores a copy of data into cf_fsm; returns the code (the copy is freed either way). */
+static int restore_copy(const void *data, size_t len)
+{
+	struct raft_buffer b = {.base = raft_malloc(len ? len : 1), .len = len};
+	int rv;
+
+	memcpy(b.base, data, len);
+	rv = cd_fsm_restore(&cf_fsm.raft, &b);
+	if (rv != 0)
+		raft_free(b.base);
+	return rv;
+}
+
+/* ---- batches ----------------------------------------------------------------------- */
+
+static void test_batch_undecodable(void **state)
+{
+	Keel__Cluster__Command *cmds[2];
+	struct kb_errmsg e = {{0}};
+	const struct cd_result *r;
+	struct raft_buffer good, before;
+	uint8_t *big;
+	uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12};
+
+	cf_populate();
+	before = cf_snap(&cf_fsm);
+	cmds[0] = cf_vm_reg(UUID_C, "/vmfs/volumes/ds1/c/c.vmx", 1, 1);
+	cmds[1] = cf_owner(UUID_A, 2, 9);
+	assert_int_equal(cd_batch_encode(cmds, 2, &good, &e), 0);
+	/* Every truncation of a good batch: refused whole, or (where the cut falls on a
+	 * boundary and leaves a valid prefix) a shorter batch; never half a command. */
+	for (size_t n = 1; n < good.len; n++) {
+		r = cf_apply_bytes(good.base, n);
+		if (r->status != 0) {
+			assert_true(cf_same_as(&before));
+			assert_true(r->reason[0] != '\0');
+			assert_int_equal(r->n, 0);
+		} else {
+			/* The cut left a valid shorter batch: start again from before. */
+			cd_fsm_close(&cf_fsm);
+			cd_fsm_init(&cf_fsm);
+			assert_int_equal(restore_copy(before.base, before.len), 0);
+		}
+	}
+	raft_free(good.base);
+
+	r = cf_apply_bytes(garbage, sizeof(garbage));
+	assert_int_equal(r->status, KB_EPROTO);
+
+	/* Oversized. */
+	big = calloc(1, CD_BATCH_MAX_BYTES + 1);
+	r = cf_apply_bytes(big, CD_BATCH_MAX_BYTES + 1);
+	assert_int_equal(r->status, KB_ETOOBIG);
+	free(big);
+
+	/* Another format version. */
+	{
+		Keel__Cluster__CommandBatch b = KEEL__CLUSTER__COMMAND_BATCH__INIT;
+		uint8_t out[256];
+		size_t len;
+
+		b.format_version = 2;
+		b.n_commands = 1;
+		b.commands = cmds;
+		len = keel__cluster__command_batch__pack(&b, out);
+		r = cf_apply_bytes(out, len);
+		assert_int_equal(r->status, KB_EVERSION);
+	}
+	/* Too many commands. */
+	{
+		Keel__Cluster__Command *many[CD_BATCH_MAX_COMMANDS + 1];
+		Keel__Cluster__Command empty = KEEL__CLUSTER__COMMAND__INIT;
+		Keel__Cluster__CommandBatch b = KEEL__CLUSTER__COMMAND_BATCH__INIT;
+		struct raft_buffer tmp;
+		uint8_t *out;
+		size_t len;
+
+		for (unsigned i = 0; i <= CD_BATCH_MAX_COMMANDS; i++)
+			many[i] = &empty;
+		assert_int_equal(cd_batch_encode(many, CD_BATCH_MAX_COMMANDS + 1, &tmp, &e),
+				 KB_ETOOBIG);
+		b.format_version = 1;
+		b.n_commands = CD_BATCH_MAX_COMMANDS + 1;
+		b.commands = many;
+		len = keel__cluster__command_batch__get_packed_size(&b);
+		out = malloc(len);
+		keel__cluster__command_batch__pack(&b, out);
+		r = cf_apply_bytes(out, len);
+		assert_int_equal(r->status, KB_ETOOBIG);
+		free(out);
+	}
+	assert_true(cf_same_as(&before));
+	raft_free(before.base);
+}
+
+/* ---- snapshots --------------------------------------------------------------------- */
+
+static void test_snapshot_round_trip(void **state)
+{
+	struct cd_fsm g;
+	struct raft_buffer *bufs, copy, again;
+	unsigned n;
+	char *after[] = {UUID_B};
+
+	cf_populate();
+	assert_int_equal(
+	    cf_apply1(cf_ha(UUID_A, KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGH, after, 1)), 0);
+	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, UUID_B)), 0);
+	assert_int_equal(cf_apply1(cf_op_begin(4, UUID_B, 2, 3, 1)), 0);
+	assert_int_equal(cd_fsm_snapshot(&cf_fsm.raft, &bufs, &n), 0);
+	assert_int_equal(n, 1);
+	copy.len = bufs[0].len;
+	copy.base = raft_malloc(copy.len);
+	memcpy(copy.base, bufs[0].base, copy.len);
+
+	cd_fsm_init(&g);
+	assert_int_equal(cd_fsm_restore(&g.raft, &copy), 0); /* takes copy.base */
+	again = cf_snap(&g);
+	assert_int_equal(again.len, bufs[0].len);
+	assert_memory_equal(again.base, bufs[0].base, again.len);
+	assert_int_equal(cd_fsm_state(&g)->applied, cd_fsm_state(&cf_fsm)->applied);
+	assert_int_equal(cd_state_op(cd_fsm_state(&g), 4)->destination, 3);
+	raft_free(again.base);
+	cd_fsm_close(&g);
+	raft_free(bufs[0].base);
+	raft_free(bufs);
+}
+
+/* A snapshot around an arbitrary State message, with valid header and checksums. */
+static struct raft_buffer wrap_state(const Keel__Cluster__State *st)
+{
+	size_t len = keel__cluster__state__get_packed_size(st);
+	struct raft_buffer b = {.base = raft_malloc(CD_SNAPSHOT_HEADER_SIZE + len),
+				.len = CD_SNAPSHOT_HEADER_SIZE + len};
+	uint8_t *p = b.base;
+
+	keel__cluster__state__pack(st, p + CD_SNAPSHOT_HEADER_SIZE);
+	memcpy(p, CD_SNAPSHOT_MAGIC, 4);
+	memset(p + 4, 0, 20);
+	p[4] = CD_SNAPSHOT_VERSION;
+	for (int i = 0; i < 8; i++)
+		p[8 + i] = (uint8_t)(len >> (8 * i));
+	uint32_t c = kb_crc32c(0, p + CD_SNAPSHOT_HEADER_SIZE, len);
+	for (int i = 0; i < 4; i++)
+		p[16 + i] = (uint8_t)(c >> (8 * i));
+	c = kb_crc32c(0, p, 20);
+	for (int i = 0; i < 4; i++)
+		p[20 + i] = (uint8_t)(c >> (8 * i));
+	return b;
+}
+
+static void test_snapshot_corrupt(void **state)
+{
+	struct raft_buffer good, before;
+	uint8_t *p;
+
+	cf_populate();
+	good = cf_snap(&cf_fsm);
+	cd_fsm_close(&cf_fsm);
+	cd_fsm_init(&cf_fsm);
+	assert_int_equal(cf_apply1(cf_host_add(7, "other", "198.18.0.7:7000")), 0);
+	before = cf_snap(&cf_fsm);
+	p = malloc(good.len);
+
+	/* Every truncation. */
+	for (size_t n = 0; n < good.len; n++)
+		assert_int_equal(restore_copy(good.base, n), RAFT_MALFORMED);
+	/* Every single-bit flip in the header, and a sample over the payload. */
+	for (size_t i = 0; i < good.len; i += i < CD_SNAPSHOT_HEADER_SIZE ? 1 : 7) {
+		for (int bit = 0; bit < 8; bit++) {
+			memcpy(p, good.base, good.len);
+			p[i] ^= (uint8_t)(1u << bit);
+			assert_int_equal(restore_copy(p, good.len), RAFT_MALFORMED);
+		}
+	}
+	/* Trailing bytes. */
+	{
+		uint8_t *q = malloc(good.len + 1);
+
+		memcpy(q, good.base, good.len);
+		q[good.len] = 0;
+		assert_int_equal(restore_copy(q, good.len + 1), RAFT_MALFORMED);
+		free(q);
+	}
+	assert_true(cf_same_as(&before));
+	/* Decoder codes. */
+	{
+		struct cd_state s;
+		struct kb_errmsg e = {{0}};
+
+		cd_state_init(&s);
+		assert_int_equal(cd_snapshot_decode(good.base, 10, &s, &e), KB_ETRUNCATED);
+		memcpy(p, good.base, good.len);
+		p[30] ^= 1;
+		assert_int_equal(cd_snapshot_decode(p, good.len, &s, &e), KB_ECHECKSUM);
+		assert_int_equal(cd_snapshot_decode(good.base, good.len, &s, &e), 0);
+		cd_state_close(&s);
+	}
+	free(p);
+	raft_free(good.base);
+	raft_free(before.base);
+}
+
+static void test_snapshot_oversized_and_versions(void **state)
+{
+	Keel__Cluster__State st = KEEL__CLUSTER__STATE__INIT;
+	struct raft_buffer b;
+	struct kb_errmsg e = {{0}};
+	struct cd_state s;
+	uint8_t *p;
+
+	cd_state_init(&s);
+	st.format_version = 1;
+	b = wrap_state(&st);
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &s, &e), 0);
+	cd_state_close(&s);
+	/* Header claiming more than the limit. */
+	p = b.base;
+	p[8 + 3] = 0x40; /* 1 GiB */
+	p[20] ^= 0xff;	 /* recompute the header CRC below */
+	{
+		uint32_t c = kb_crc32c(0, p, 20);
+
+		for (int i = 0; i < 4; i++)
+			p[20 + i] = (uint8_t)(c >> (8 * i));
+	}
+	cd_state_init(&s);
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &s, &e), KB_ETOOBIG);
+	/* Unknown header version. */
+	raft_free(b.base);
+	b = wrap_state(&st);
+	p = b.base;
+	p[4] = 2;
+	{
+		uint32_t c = kb_crc32c(0, p, 20);
+
+		for (int i = 0; i < 4; i++)
+			p[20 + i] = (uint8_t)(c >> (8 * i));
+	}
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &s, &e), KB_EVERSION);
+	raft_free(b.base);
+	/* Unknown state version. */
+	st.format_version = 9;
+	b = wrap_state(&st);
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &s, &e), KB_EVERSION);
+	raft_free(b.base);
+	cd_state_close(&s);
+}
+
+/* Well-formed snapshots whose content breaks an invariant. */
+static void test_snapshot_inconsistent(void **state)
+{
+	Keel__Cluster__State st = KEEL__CLUSTER__STATE__INIT;
+	Keel__Cluster__Host h[2], *hp[2] = {&h[0], &h[1]};
+	Keel__Cluster__Vm v[2], *vp[2] = {&v[0], &v[1]};
+	Keel__Cluster__HaSettings ha = KEEL__CLUSTER__HA_SETTINGS__INIT;
+	Keel__Cluster__Operation o = KEEL__CLUSTER__OPERATION__INIT, *op = &o;
+	struct raft_buffer b, before;
+
+	assert_int_equal(cf_apply1(cf_host_add(7, "other", "198.18.0.7:7000")), 0);
+	before = cf_snap(&cf_fsm);
+	ha.priority = KEEL__CLUSTER__RESTART_PRIORITY__RESTART_LOW;
+	for (int i = 0; i < 2; i++) {
+		keel__cluster__host__init(&h[i]);
+		h[i].id = (uint64_t)i + 1;
+		h[i].name = i ? "esx2" : "esx1";
+		h[i].vmk0 = i ? "198.18.0.2:7000" : "198.18.0.1:7000";
+		h[i].state = KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED;
+		h[i].role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER;
+		keel__cluster__vm__init(&v[i]);
+		v[i].uuid = i ? UUID_B : UUID_A;
+		v[i].name = "vm";
+		v[i].vmx_path = i ? "/ds/b.vmx" : "/ds/a.vmx";
+		v[i].owner = 1;
+		v[i].epoch = 1;
+		v[i].desired_power = KEEL__CLUSTER__POWER_STATE__POWER_ON;
+		v[i].ha = &ha;
+	}
+	o.id = 1;
+	o.kind = KEEL__CLUSTER__OP_KIND__OP_RESTART;
+	o.vm = UUID_A;
+	o.destination = 2;
+	o.epoch = 1;
+	st.format_version = 1;
+	st.hosts = hp;
+	st.n_hosts = 2;
+	st.vms = vp;
+	st.n_vms = 2;
+	st.ops = &op;
+	st.n_ops = 1;
+
+	/* The consistent one restores. */
+	b = wrap_state(&st);
+	assert_int_equal(restore_copy(b.base, b.len), 0);
+	raft_free(b.base);
+	assert_int_equal(cd_state_n_vms(cd_fsm_state(&cf_fsm)), 2);
+	cd_fsm_close(&cf_fsm);
+	cd_fsm_init(&cf_fsm);
+	assert_int_equal(cf_apply1(cf_host_add(7, "other", "198.18.0.7:7000")), 0);
+
+#define REFUSED(mutate, undo)                                                  \
+	do {                                                                   \
+		mutate;                                                        \
+		b = wrap_state(&st);                                           \
+		assert_int_equal(restore_copy(b.base, b.len), RAFT_MALFORMED); \
+		raft_free(b.base);                                             \
+		assert_true(cf_same_as(&before));                              \
+		undo;                                                          \
+	} while (0)
+
+	REFUSED(v[1].owner = 9, v[1].owner = 1);	 /* owner missing */
+	REFUSED(h[1].id = 1, h[1].id = 2);		 /* duplicate host id */
+	REFUSED(h[1].name = "esx1", h[1].name = "esx2"); /* duplicate name */
+	REFUSED(h[1].vmk0 = h[0].vmk0, h[1].vmk0 = "198.18.0.2:7000");
+	REFUSED(v[1].uuid = UUID_A, v[1].uuid = UUID_B); /* duplicate uuid */
+	REFUSED(v[1].vmx_path = "/ds/a.vmx", v[1].vmx_path = "/ds/b.vmx");
+	REFUSED((hp[0] = &h[1], hp[1] = &h[0]), (hp[0] = &h[0], hp[1] = &h[1])); /* order */
+	REFUSED(v[0].epoch = 0, v[0].epoch = 1);
+	REFUSED(o.destination = 5, o.destination = 2); /* op host missing */
+	REFUSED(o.vm = UUID_C, o.vm = UUID_A);	       /* op VM missing */
+	REFUSED((v[0].ft_role = KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, v[0].ft_peer = UUID_C),
+		(v[0].ft_role = 0, v[0].ft_peer = "")); /* FT peer missing */
+	REFUSED(h[0].vmk0 = "localhost:1", h[0].vmk0 = "198.18.0.1:7000");
+	REFUSED(v[0].ha = NULL, v[0].ha = &ha);
+#undef REFUSED
+	raft_free(before.base);
+}
+
+/* ---- out of memory ----------------------------------------------------------------- */
+
+static void test_apply_oom_changes_nothing(void **state)
+{
+	Keel__Cluster__Command *cmds[3];
+	struct kb_errmsg e = {{0}};
+	struct raft_buffer buf, before;
+	void *result;
+	int rv;
+
+	cf_populate();
+	cmds[0] = cf_vm_reg(UUID_C, "/vmfs/volumes/ds1/c/c.vmx", 1, 1);
+	cmds[1] = cf_host_add(4, "esx4", "198.18.0.4:7000");
+	cmds[2] = cf_owner(UUID_A, 2, 2);
+	assert_int_equal(cd_batch_encode(cmds, 3, &buf, &e), 0);
+	before = cf_snap(&cf_fsm);
+	/* Fail the n-th allocation for growing n until apply goes through. */
+	for (int n = 0;; n++) {
+		kb_heap_fail_after(n, 1);
+		rv = cd_fsm_apply(&cf_fsm.raft, &buf, &result);
+		kb_heap_fail_reset();
+		if (rv == 0)
+			break;
+		assert_int_equal(rv, RAFT_NOMEM);
+		assert_true(cf_same_as(&before));
+		assert_true(n < 100);
+	}
+	assert_int_equal(((struct cd_result *)result)->n_applied, 3);
+	raft_free(buf.base);
+	raft_free(before.base);
+}
+
+static void test_restore_oom_changes_nothing(void **state)
+{
+	struct raft_buffer good, before;
+	int rv;
+
+	cf_populate();
+	good = cf_snap(&cf_fsm);
+	cd_fsm_close(&cf_fsm);
+	cd_fsm_init(&cf_fsm);
+	assert_int_equal(cf_apply1(cf_host_add(7, "other", "198.18.0.7:7000")), 0);
+	before = cf_snap(&cf_fsm);
+	for (int n = 0;; n++) {
+		kb_heap_fail_after(n, 1);
+		rv = restore_copy(good.base, good.len);
+		kb_heap_fail_reset();
+		if (rv == 0)
+			break;
+		assert_int_equal(rv, RAFT_NOMEM);
+		assert_true(cf_same_as(&before));
+		assert_true(n < 200);
+	}
+	assert_true(cf_same_as(&good));
+	raft_free(good.base);
+	raft_free(before.base);
+}
+
+static void test_snapshot_threshold(void **state)
+{
+	assert_int_equal(cd_fsm_snapshot_threshold(&cf_fsm), CD_SNAPSHOT_THRESHOLD_MIN);
+	cf_populate();
+	assert_int_equal(cd_fsm_snapshot_threshold(&cf_fsm), CD_SNAPSHOT_THRESHOLD_MIN);
+	cf_fsm.state.n_vms = 5000; /* only the counts matter */
+	assert_true(cd_fsm_snapshot_threshold(&cf_fsm) > CD_SNAPSHOT_THRESHOLD_MIN);
+	cf_fsm.state.n_vms = 60000;
+	assert_int_equal(cd_fsm_snapshot_threshold(&cf_fsm), CD_SNAPSHOT_THRESHOLD_MAX);
+	cf_fsm.state.n_vms = 2;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_batch_undecodable, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_corrupt, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_oversized_and_versions, cf_setup,
+					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_inconsistent, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_oom_changes_nothing, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_restore_oom_changes_nothing, cf_setup,
+					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_threshold, cf_setup, cf_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
