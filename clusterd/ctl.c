@@ -1,5 +1,6 @@
 /*
- * clusterd's control socket, DIR/clusterd.sock (mode 0600): keel's way in.
+ * clusterd's control socket, DIR/clusterd.sock (mode 0600): keel's way in, served by
+ * lib/ctlserver.c on the loop thread.
  *
  * Frames (lib/frame.h) carry one ClusterRequest each and get one ClusterReply
  * (proto/cluster.proto). Requests run on the loop thread: none of them blocks. status is
@@ -10,128 +11,61 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "clusterd/daemon.h"
 #include "lib/buf.h"
-#include "lib/frame.h"
+#include "lib/ctlserver.h"
 #include "lib/heap.h"
-#include "lib/list.h"
 
 #define REQ_MAX (64u << 10)
 
-struct client {
-	struct kb_list link;
-	uv_pipe_t pipe;
-	struct cd_daemon *d;
-	struct kb_frame_decoder dec;
-	bool busy; /* a request is being served or its reply written */
-	bool eof;  /* the peer is gone: close once not busy */
-	bool closing;
-};
+static struct kb_ctlserver server;
 
-struct write_req {
-	uv_write_t w;
-	struct kb_buf data;
-	struct client *c;
-	bool close_after;
-};
-
-static uv_pipe_t server;
-static struct kb_list clients = KB_LIST_INIT(clients);
-
-static void on_client_closed(uv_handle_t *h)
-{
-	struct client *c = h->data;
-
-	kb_frame_decoder_close(&c->dec);
-	kb_free(c);
-}
-
-static void client_close(struct client *c)
-{
-	if (!c->closing) {
-		c->closing = true;
-		kb_list_del(&c->link);
-		cd_node_create_forget(c->d, c);
-		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
-	}
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	static char chunk[64 << 10];
-
-	buf->base = chunk;
-	buf->len = sizeof(chunk);
-}
-
-static void pump(struct client *c);
-
-static void on_written(uv_write_t *w, int status)
-{
-	struct write_req *wr = (struct write_req *)w;
-	struct client *c = wr->c;
-	bool close_after = wr->close_after || status < 0 || c->eof;
-
-	kb_buf_close(&wr->data);
-	kb_free(wr);
-	c->busy = false;
-	if (close_after) {
-		client_close(c);
-		return;
-	}
-	pump(c);
-}
-
-/* Packs rp as one frame and writes it; the client stays busy until it is written. */
-static void send_reply(struct client *c, const Keel__Cluster__ClusterReply *rp, bool close_after)
+/* Appends rp, packed, to out. 0, -ENOMEM or KB_ETOOBIG. */
+static int pack_reply(const Keel__Cluster__ClusterReply *rp, struct kb_buf *out)
 {
 	size_t n = keel__cluster__cluster_reply__get_packed_size(rp);
-	struct write_req *wr;
-	uv_buf_t b;
+	int rv = kb_buf_reserve(out, n);
 
-	if (c->closing)
-		return;
-	wr = kb_calloc(1, sizeof(*wr));
-	if (!wr) {
-		client_close(c);
-		return;
-	}
-	kb_buf_init(&wr->data, 0);
-	if (kb_buf_put_u32be(&wr->data, (uint32_t)n) || kb_buf_reserve(&wr->data, n)) {
-		kb_buf_close(&wr->data);
-		kb_free(wr);
-		client_close(c);
-		return;
-	}
-	keel__cluster__cluster_reply__pack(rp, wr->data.data + wr->data.len);
-	wr->data.len += n;
-	wr->c = c;
-	wr->close_after = close_after;
-	b = uv_buf_init((char *)wr->data.data, (unsigned)wr->data.len);
-	if (uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
-		kb_buf_close(&wr->data);
-		kb_free(wr);
-		client_close(c);
-	}
+	if (rv)
+		return rv;
+	keel__cluster__cluster_reply__pack(rp, out->data + out->len);
+	out->len += n;
+	return 0;
 }
 
-static void error_reply(struct client *c, int code, const char *msg, bool close_after)
+static int pack_error(void *arg, int code, const char *msg, struct kb_buf *out)
 {
 	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
 
 	rp.code = code;
 	rp.error = (char *)msg;
-	send_reply(c, &rp, close_after);
+	return pack_reply(&rp, out);
+}
+
+/* Packs rp as one frame and hands it to the server, which ends the request in flight. */
+static void send_reply(struct kb_ctlclient *c, const Keel__Cluster__ClusterReply *rp,
+		       bool close_after)
+{
+	struct kb_buf b;
+
+	kb_buf_init(&b, 0);
+	if (pack_reply(rp, &b))
+		kb_ctlclient_close(c);
+	else
+		kb_ctlclient_reply(c, b.data, b.len, close_after);
+	kb_buf_close(&b);
+}
+
+static void error_reply(struct kb_ctlclient *c, int code, const char *msg, bool close_after)
+{
+	kb_ctlclient_error(c, code, msg, close_after);
 }
 
 /* ---- status --------------------------------------------------------------------------- */
 
-static void status_reply(struct client *c)
+static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 {
-	struct cd_daemon *d = c->d;
 	const struct cd_state *s = cd_fsm_state(&d->fsm);
 	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
 	Keel__Cluster__ClusterStatus st = KEEL__CLUSTER__CLUSTER_STATUS__INIT;
@@ -188,27 +122,28 @@ static void status_reply(struct client *c)
 
 static void on_created(struct cd_daemon *d, void *arg, int code, const char *error)
 {
-	struct client *c = arg;
+	struct kb_ctlclient *c = arg;
 
 	if (code) {
 		error_reply(c, code, error, false);
 		return;
 	}
-	status_reply(c);
+	status_reply(d, c);
 }
 
-static void serve(struct client *c, const Keel__Cluster__ClusterRequest *rq)
+static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
+		  const Keel__Cluster__ClusterRequest *rq)
 {
 	struct kb_errmsg e = {{0}};
 	int rv;
 
 	switch (rq->req_case) {
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_STATUS:
-		status_reply(c);
+		status_reply(d, c);
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CREATE:
-		kb_log(c->d->log, KB_LOG_INFO, "request: create %s", rq->create->name);
-		rv = cd_node_create(c->d, rq->create->name, on_created, c, &e);
+		kb_log(d->log, KB_LOG_INFO, "request: create %s", rq->create->name);
+		rv = cd_node_create(d, rq->create->name, on_created, c, &e);
 		if (rv)
 			error_reply(c, rv, e.msg, false);
 		return;
@@ -218,103 +153,37 @@ static void serve(struct client *c, const Keel__Cluster__ClusterRequest *rq)
 	}
 }
 
-/* Starts the next complete request, if any and none is in flight. */
-static void pump(struct client *c)
+static void on_request(void *arg, struct kb_ctlclient *c, const uint8_t *msg, size_t len)
 {
-	Keel__Cluster__ClusterRequest *rq;
-	const uint8_t *p;
-	size_t len;
-	int rv;
+	struct cd_daemon *d = arg;
+	Keel__Cluster__ClusterRequest *rq = keel__cluster__cluster_request__unpack(NULL, len, msg);
 
-	if (c->busy || c->closing)
-		return;
-	rv = kb_frame_next(&c->dec, &p, &len);
-	if (rv == 0)
-		return;
-	c->busy = true;
-	if (rv < 0) {
-		error_reply(c, rv, "control frame exceeds the size limit", true);
-		return;
-	}
-	rq = keel__cluster__cluster_request__unpack(NULL, len, p);
 	if (!rq) {
 		error_reply(c, KB_EPROTO, "control message is not a valid ClusterRequest", true);
 		return;
 	}
-	serve(c, rq);
+	serve(d, c, rq);
 	keel__cluster__cluster_request__free_unpacked(rq, NULL);
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* A create still waiting on the node must not call back into a closed client. */
+static void on_close(void *arg, struct kb_ctlclient *c)
 {
-	struct client *c = s->data;
-
-	if (n < 0) {
-		uv_read_stop(s);
-		c->eof = true;
-		if (!c->busy)
-			client_close(c);
-		return;
-	}
-	if (n == 0)
-		return;
-	if (kb_frame_feed(&c->dec, buf->base, (size_t)n) < 0) {
-		if (c->busy) {
-			client_close(c);
-			return;
-		}
-		c->busy = true;
-		error_reply(c, KB_ETOOBIG, "control frame exceeds the size limit", true);
-		return;
-	}
-	pump(c);
-}
-
-static void on_connection(uv_stream_t *s, int status)
-{
-	struct cd_daemon *d = s->data;
-	struct client *c;
-
-	if (status < 0)
-		return;
-	c = kb_calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	c->d = d;
-	kb_frame_decoder_init(&c->dec, REQ_MAX);
-	kb_list_add_tail(&clients, &c->link);
-	uv_pipe_init(d->loop, &c->pipe, 0);
-	c->pipe.data = c;
-	if (uv_accept(s, (uv_stream_t *)&c->pipe) < 0 ||
-	    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
-		client_close(c);
+	cd_node_create_forget(arg, c);
 }
 
 int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)
 {
-	int rv;
+	static const struct kb_ctlserver_cbs cbs = {
+	    .request = on_request,
+	    .error = pack_error,
+	    .close = on_close,
+	};
 
-	unlink(d->socket_path);
-	uv_pipe_init(d->loop, &server, 0);
-	server.data = d;
-	rv = uv_pipe_bind(&server, d->socket_path);
-	if (rv == 0) {
-		chmod(d->socket_path, 0600);
-		rv = uv_listen((uv_stream_t *)&server, 64, on_connection);
-	}
-	if (rv < 0) {
-		kb_errmsg_setf(e, "control socket %s: %s", d->socket_path, uv_strerror(rv));
-		uv_close((uv_handle_t *)&server, NULL);
-		return rv;
-	}
-	return 0;
+	return kb_ctlserver_start(&server, d->loop, d->socket_path, REQ_MAX, &cbs, d, e);
 }
 
 void cd_ctl_stop(struct cd_daemon *d)
 {
-	while (!kb_list_empty(&clients))
-		client_close(kb_list_entry(clients.next, struct client, link));
-	if (!uv_is_closing((uv_handle_t *)&server))
-		uv_close((uv_handle_t *)&server, NULL);
-	unlink(d->socket_path);
+	kb_ctlserver_stop(&server);
 }

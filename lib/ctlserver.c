@@ -1,0 +1,277 @@
+/*
+ * The shared control-socket server (see ctlserver.h). Each client is a uv_pipe_t with a
+ * frame decoder; `busy` marks a request handed to the daemon and not yet answered, or a
+ * reply being written. A client is freed when its handle has closed and the last
+ * reference (the handle's, plus kb_ctlclient_ref's) is gone, so a daemon may reply late to
+ * a client that has disconnected meanwhile: the reply is dropped.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/ctlserver.h"
+#include "lib/frame.h"
+#include "lib/heap.h"
+
+struct kb_ctlclient {
+	struct kb_list link; /* in kb_ctlserver.clients while not closing */
+	uv_pipe_t pipe;
+	struct kb_ctlserver *srv;
+	struct kb_frame_decoder dec;
+	unsigned refs; /* one for the handle until it has closed, plus kb_ctlclient_ref's */
+	bool busy;     /* a request is being served or its reply written */
+	bool eof;      /* the peer is gone: close once not busy */
+	bool closing;
+};
+
+struct write_req {
+	uv_write_t w;
+	struct kb_buf data;
+	struct kb_ctlclient *c;
+	bool close_after;
+};
+
+#define PREFIX 4u
+
+void kb_ctlclient_ref(struct kb_ctlclient *c)
+{
+	c->refs++;
+}
+
+void kb_ctlclient_unref(struct kb_ctlclient *c)
+{
+	if (--c->refs == 0) {
+		kb_frame_decoder_close(&c->dec);
+		kb_free(c);
+	}
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+	kb_ctlclient_unref(h->data);
+}
+
+void kb_ctlclient_close(struct kb_ctlclient *c)
+{
+	c->busy = false;
+	if (c->closing)
+		return;
+	c->closing = true;
+	kb_list_del(&c->link);
+	if (c->srv->cbs.close)
+		c->srv->cbs.close(c->srv->arg, c);
+	uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static __thread char chunk[64 << 10];
+
+	buf->base = chunk;
+	buf->len = sizeof(chunk);
+}
+
+static void pump(struct kb_ctlclient *c);
+
+static void on_written(uv_write_t *w, int status)
+{
+	struct write_req *wr = (struct write_req *)w;
+	struct kb_ctlclient *c = wr->c;
+	bool close_after = wr->close_after || status < 0 || c->eof;
+
+	kb_buf_close(&wr->data);
+	kb_free(wr);
+	c->busy = false;
+	if (close_after) {
+		kb_ctlclient_close(c);
+		return;
+	}
+	pump(c);
+}
+
+/* Writes out, a frame whose first PREFIX bytes are reserved for its length; takes
+ * ownership of out. The client stays busy until the frame is written. */
+static void send_frame(struct kb_ctlclient *c, struct kb_buf *out, bool close_after)
+{
+	size_t n = out->len - PREFIX;
+	struct write_req *wr;
+	uv_buf_t b;
+
+	if (c->closing || n > UINT32_MAX) {
+		kb_buf_close(out);
+		kb_ctlclient_close(c);
+		return;
+	}
+	out->data[0] = (uint8_t)(n >> 24);
+	out->data[1] = (uint8_t)(n >> 16);
+	out->data[2] = (uint8_t)(n >> 8);
+	out->data[3] = (uint8_t)n;
+	wr = kb_calloc(1, sizeof(*wr));
+	if (!wr) {
+		kb_buf_close(out);
+		kb_ctlclient_close(c);
+		return;
+	}
+	wr->data = *out;
+	wr->c = c;
+	wr->close_after = close_after;
+	c->busy = true;
+	b = uv_buf_init((char *)wr->data.data, (unsigned)wr->data.len);
+	if (uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
+		kb_buf_close(&wr->data);
+		kb_free(wr);
+		kb_ctlclient_close(c);
+	}
+}
+
+void kb_ctlclient_reply(struct kb_ctlclient *c, const void *payload, size_t len, bool close_after)
+{
+	struct kb_buf out;
+
+	if (c->closing) {
+		c->busy = false;
+		return;
+	}
+	kb_buf_init(&out, 0);
+	if (kb_buf_put_u32be(&out, 0) || kb_buf_append(&out, payload, len)) {
+		kb_buf_close(&out);
+		kb_ctlclient_close(c);
+		return;
+	}
+	send_frame(c, &out, close_after);
+}
+
+void kb_ctlclient_error(struct kb_ctlclient *c, int code, const char *msg, bool close_after)
+{
+	struct kb_buf out;
+
+	if (c->closing) {
+		c->busy = false;
+		return;
+	}
+	kb_buf_init(&out, 0);
+	if (kb_buf_put_u32be(&out, 0) || c->srv->cbs.error(c->srv->arg, code, msg, &out)) {
+		kb_buf_close(&out);
+		kb_ctlclient_close(c);
+		return;
+	}
+	send_frame(c, &out, close_after);
+}
+
+/* Hands the next complete request to the daemon, if any and none is in flight. */
+static void pump(struct kb_ctlclient *c)
+{
+	const uint8_t *p;
+	size_t len;
+	int rv;
+
+	if (c->busy || c->closing)
+		return;
+	rv = kb_frame_next(&c->dec, &p, &len);
+	if (rv == 0)
+		return;
+	c->busy = true;
+	if (rv < 0) {
+		kb_ctlclient_error(c, rv, "control frame exceeds the size limit", true);
+		return;
+	}
+	c->srv->cbs.request(c->srv->arg, c, p, len);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct kb_ctlclient *c = s->data;
+
+	if (n < 0) {
+		uv_read_stop(s);
+		c->eof = true;
+		if (!c->busy)
+			kb_ctlclient_close(c);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (kb_frame_feed(&c->dec, buf->base, (size_t)n) < 0) {
+		if (c->busy) {
+			kb_ctlclient_close(c);
+			return;
+		}
+		c->busy = true;
+		kb_ctlclient_error(c, KB_ETOOBIG, "control frame exceeds the size limit", true);
+		return;
+	}
+	pump(c);
+}
+
+static void on_connection(uv_stream_t *s, int status)
+{
+	struct kb_ctlserver *srv = s->data;
+	struct kb_ctlclient *c;
+
+	if (status < 0)
+		return;
+	c = kb_calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->srv = srv;
+	c->refs = 1;
+	kb_frame_decoder_init(&c->dec, srv->max_frame);
+	kb_list_add_tail(&srv->clients, &c->link);
+	uv_pipe_init(srv->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(s, (uv_stream_t *)&c->pipe) < 0 ||
+	    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+		kb_ctlclient_close(c);
+}
+
+int kb_ctlserver_start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *path,
+		       size_t max_frame, const struct kb_ctlserver_cbs *cbs, void *arg,
+		       struct kb_errmsg *err)
+{
+	int rv;
+
+	memset(srv, 0, sizeof(*srv));
+	kb_list_init(&srv->clients);
+	srv->loop = loop;
+	srv->max_frame = max_frame;
+	srv->cbs = *cbs;
+	srv->arg = arg;
+	srv->path = kb_strdup(path);
+	if (!srv->path) {
+		kb_errmsg_setf(err, "control socket %s: out of memory", path);
+		return -ENOMEM;
+	}
+	unlink(path);
+	uv_pipe_init(loop, &srv->pipe, 0);
+	srv->pipe.data = srv;
+	srv->started = true;
+	rv = uv_pipe_bind(&srv->pipe, path);
+	if (rv == 0) {
+		chmod(path, 0600);
+		rv = uv_listen((uv_stream_t *)&srv->pipe, 64, on_connection);
+	}
+	if (rv < 0) {
+		kb_errmsg_setf(err, "control socket %s: %s", path, uv_strerror(rv));
+		uv_close((uv_handle_t *)&srv->pipe, NULL);
+		kb_free(srv->path);
+		srv->path = NULL;
+		srv->started = false;
+		return rv;
+	}
+	return 0;
+}
+
+void kb_ctlserver_stop(struct kb_ctlserver *srv)
+{
+	if (!srv->started)
+		return;
+	while (!kb_list_empty(&srv->clients))
+		kb_ctlclient_close(kb_list_entry(srv->clients.next, struct kb_ctlclient, link));
+	if (!uv_is_closing((uv_handle_t *)&srv->pipe))
+		uv_close((uv_handle_t *)&srv->pipe, NULL);
+	unlink(srv->path);
+	kb_free(srv->path);
+	srv->path = NULL;
+	srv->started = false;
+}
