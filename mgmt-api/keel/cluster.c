@@ -201,7 +201,9 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 		row[4] = raft_role(h->role);
 		kc_table_add(&t, row);
 	}
-	return kc_table_print(&t, ctx, stdout);
+	int rv = kc_table_print(&t, ctx, stdout);
+	kc_table_close(&t);
+	return rv;
 }
 
 static int run_request(struct kc_ctx *ctx, const struct kc_call *call,
