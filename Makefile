@@ -36,7 +36,7 @@ LIBS     :=
 TESTS    :=
 GUESTS   :=
 
-.PHONY: all deps test asan bench format clean
+.PHONY: all deps test asan bench demo demo-host format clean
 # Nothing built is a throw-away intermediate (objects, generated code).
 .SECONDARY:
 all:
@@ -86,6 +86,10 @@ bench-%: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) ./mgmt-api/demo.sh
+
+demo-host: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) ./mgmt-api/demo-host.sh
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

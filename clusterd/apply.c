@@ -6,10 +6,22 @@
  * The owner rule: a VM's (owner, epoch) changes only through VmChangeOwner and only to a
  * strictly higher epoch and an existing host that has not left. Nothing else touches
  * either field after registration.
+ *
+ * Events: an applied command may append events (the host, VM and config changes below;
+ * EventAdd's notes). Their text and time come from the command and the state alone, so
+ * every host holds the same events with the same sequence numbers. A refused command adds
+ * none. The event ring and the token array are allocated before anything changes.
+ *
+ * Join tokens: TokenAdd records a token, HostJoin spends it while adding the host, in one
+ * step. Both drop the records expired at the command's time, but only when applied.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "clusterd/apply.h"
 #include "clusterd/codec.h"
@@ -17,6 +29,64 @@
 
 #define HOST_LEFT KEEL__CLUSTER__HOST_STATE__HOST_LEFT
 #define FT_NONE	  KEEL__CLUSTER__FT_ROLE__FT_NONE
+
+static const char *state_name(int state)
+{
+	static const char *const names[] = {"unspecified", "connected", "unreachable",
+					    "partitioned", "failed",	"isolated",
+					    "maintenance", "left"};
+
+	return state >= 0 && state < (int)(sizeof(names) / sizeof(names[0])) ? names[state] : "?";
+}
+
+static const char *role_name(int role)
+{
+	static const char *const names[] = {"none", "voter", "standby", "spare"};
+
+	return role >= 0 && role < (int)(sizeof(names) / sizeof(names[0])) ? names[role] : "?";
+}
+
+static const char *isolation_name(int response)
+{
+	static const char *const names[] = {"unspecified", "power off", "shutdown",
+					    "leave powered on"};
+
+	return response >= 0 && response < (int)(sizeof(names) / sizeof(names[0])) ? names[response]
+										   : "?";
+}
+
+static const char *host_name(const struct cd_state *s, uint64_t id)
+{
+	const struct cd_host *h = cd_state_host(s, id);
+
+	return h ? h->name : "?";
+}
+
+/* Appends an event; the message is cut at CD_EVENT_MSG_MAX bytes (the texts below stay
+ * under it, and are ASCII, so a cut would still be valid). */
+__attribute__((format(printf, 6, 7))) static void add_event(struct cd_state *s, int kind,
+							    uint64_t at_ms, uint64_t host,
+							    const char *vm, const char *fmt, ...)
+{
+	struct cd_event ev;
+	va_list ap;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.at_ms = at_ms;
+	ev.kind = kind;
+	ev.host = host;
+	snprintf(ev.vm, sizeof(ev.vm), "%s", vm ? vm : "");
+	va_start(ap, fmt);
+	vsnprintf(ev.message, sizeof(ev.message), fmt, ap);
+	va_end(ap);
+	cd__state_event_push(s, &ev);
+}
+
+/* Seconds to milliseconds, saturating. */
+static uint64_t s_to_ms(uint64_t sec)
+{
+	return sec > UINT64_MAX / 1000 ? UINT64_MAX : sec * 1000;
+}
 
 static const struct cd_vm *vm_by_path(const struct cd_state *s, const char *path)
 {
@@ -99,6 +169,37 @@ static int set_config(struct cd_state *s, const Keel__Cluster__SetConfig *c, str
 		return KB_ESTATE;
 	}
 	s->config = cfg;
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, cd__state_last_event_ms(s), 0,
+		  "", "cluster %s configured: failure timeout %u ms, isolation response %s",
+		  cfg.name, cfg.failure_timeout_ms, isolation_name(cfg.isolation_response));
+	return 0;
+}
+
+/* HostAdd's rules, shared with HostJoin: the record is valid and its id, name and vmk0 are
+ * not in use. Fills *h. */
+static int host_check_new(const struct cd_state *s, const Keel__Cluster__Host *pb,
+			  struct cd_host *h, struct kb_errmsg *e)
+{
+	int rv;
+
+	if ((rv = cd__host_from_pb(pb, h, e)))
+		return rv;
+	if (cd_state_host(s, h->id)) {
+		kb_errmsg_setf(e, "host %llu already exists", (unsigned long long)h->id);
+		return KB_EEXIST;
+	}
+	if (cd_state_host_by_name(s, h->name)) {
+		kb_errmsg_setf(e, "a host named %s already exists", h->name);
+		return KB_EEXIST;
+	}
+	if (host_by_vmk0(s, h->vmk0)) {
+		kb_errmsg_setf(e, "a host with vmk0 %s already exists", h->vmk0);
+		return KB_EEXIST;
+	}
+	if (s->n_hosts >= CD_HOSTS_MAX) {
+		kb_errmsg_setf(e, "the cluster already has %d hosts", CD_HOSTS_MAX);
+		return KB_ETOOBIG;
+	}
 	return 0;
 }
 
@@ -107,34 +208,126 @@ static int host_add(struct cd_state *s, const Keel__Cluster__HostAdd *c, struct 
 	struct cd_host h;
 	int rv;
 
-	if ((rv = cd__host_from_pb(c->host, &h, e)))
+	if ((rv = host_check_new(s, c->host, &h, e)))
 		return rv;
-	if (cd_state_host(s, h.id)) {
-		kb_errmsg_setf(e, "host %llu already exists", (unsigned long long)h.id);
-		return KB_EEXIST;
-	}
-	if (cd_state_host_by_name(s, h.name)) {
-		kb_errmsg_setf(e, "a host named %s already exists", h.name);
-		return KB_EEXIST;
-	}
-	if (host_by_vmk0(s, h.vmk0)) {
-		kb_errmsg_setf(e, "a host with vmk0 %s already exists", h.vmk0);
-		return KB_EEXIST;
-	}
-	if (s->n_hosts >= CD_HOSTS_MAX) {
-		kb_errmsg_setf(e, "the cluster already has %d hosts", CD_HOSTS_MAX);
-		return KB_ETOOBIG;
-	}
 	if (cd__state_reserve(s, 1, 0, 0))
 		return -ENOMEM;
 	cd__state_host_insert(s, &h);
+	/* HostAdd carries no time of its own: the record's last change is when it was made. */
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED,
+		  h.last_change_ms ? h.last_change_ms : cd__state_last_event_ms(s), h.id, "",
+		  "host %s (%llu) added at vmk0 %s", h.name, (unsigned long long)h.id, h.vmk0);
+	return 0;
+}
+
+static int host_join(struct cd_state *s, const Keel__Cluster__HostJoin *c, struct kb_errmsg *e)
+{
+	struct cd_join_token *t;
+	struct cd_host h;
+	int rv;
+
+	if (c->token_id.len != CD_TOKEN_ID_SIZE || c->token_id.data == NULL) {
+		kb_errmsg_setf(e, "join token id must have %d bytes", CD_TOKEN_ID_SIZE);
+		return -EINVAL;
+	}
+	if (c->secret_hash.len != CD_TOKEN_HASH_SIZE || c->secret_hash.data == NULL) {
+		kb_errmsg_setf(e, "join token secret hash must have %d bytes", CD_TOKEN_HASH_SIZE);
+		return -EINVAL;
+	}
+	/* The order of cd_token_check(): only the secret's holder learns the token's state. */
+	t = cd__state_token_mut(s, c->token_id.data);
+	if (t == NULL) {
+		kb_errmsg_setf(e, "unknown join token");
+		return KB_ENOTFOUND;
+	}
+	if (CRYPTO_memcmp(t->rec.secret_hash, c->secret_hash.data, CD_TOKEN_HASH_SIZE) != 0) {
+		kb_errmsg_setf(e, "join token refused: wrong secret");
+		return -EKEYREJECTED;
+	}
+	if (t->rec.used) {
+		kb_errmsg_setf(e, "join token already used");
+		return -EKEYREVOKED;
+	}
+	if (c->at_s >= t->rec.expires_s) {
+		kb_errmsg_setf(e, "join token expired %llu s ago",
+			       (unsigned long long)(c->at_s - t->rec.expires_s));
+		return -EKEYEXPIRED;
+	}
+	if ((rv = host_check_new(s, c->host, &h, e)))
+		return rv;
+	if (cd__state_reserve(s, 1, 0, 0))
+		return -ENOMEM;
+	/* Spend the token before pruning moves it; it is not expired, so it stays. */
+	t->rec.used = true;
+	t->used_by = h.id;
+	cd__state_tokens_prune(s, c->at_s);
+	cd__state_host_insert(s, &h);
+	/* The host record's time is the proposer's in ms; at_s is the same clock cut to s. */
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED,
+		  h.last_change_ms ? h.last_change_ms : s_to_ms(c->at_s), h.id, "",
+		  "host %s (%llu) joined at vmk0 %s", h.name, (unsigned long long)h.id, h.vmk0);
+	return 0;
+}
+
+static int token_add(struct cd_state *s, const Keel__Cluster__TokenAdd *c, struct kb_errmsg *e)
+{
+	const struct cd_join_token *old;
+	struct cd_join_token t;
+	int rv;
+
+	if ((rv = cd__token_from_pb(c->token, &t, e)))
+		return rv;
+	if (t.rec.used) {
+		kb_errmsg_setf(e, "a new join token cannot be used already");
+		return -EINVAL;
+	}
+	if (t.rec.expires_s <= c->at_s) {
+		kb_errmsg_setf(e, "join token expires at %llu, not after %llu",
+			       (unsigned long long)t.rec.expires_s, (unsigned long long)c->at_s);
+		return -EINVAL;
+	}
+	if (t.rec.expires_s - c->at_s > CD_TOKEN_TTL_MAX) {
+		kb_errmsg_setf(e, "join token lifetime of %llu s exceeds %d",
+			       (unsigned long long)(t.rec.expires_s - c->at_s), CD_TOKEN_TTL_MAX);
+		return -EINVAL;
+	}
+	/* A record expired at at_s is dropped below, so its id counts as free. */
+	old = cd_state_token(s, t.rec.id);
+	if (old != NULL && old->rec.expires_s > c->at_s) {
+		kb_errmsg_setf(e, "a join token with this id already exists");
+		return KB_EEXIST;
+	}
+	if (cd__state_tokens_live(s, c->at_s) >= CD_TOKENS_MAX) {
+		kb_errmsg_setf(e, "the cluster already keeps %d join tokens", CD_TOKENS_MAX);
+		return KB_ETOOBIG;
+	}
+	cd__state_tokens_prune(s, c->at_s);
+	cd__state_token_insert(s, &t);
+	return 0;
+}
+
+static int event_add(struct cd_state *s, const Keel__Cluster__EventAdd *c, struct kb_errmsg *e)
+{
+	const Keel__Cluster__Event *ev = c->event;
+	int rv;
+
+	if (ev == NULL) {
+		kb_errmsg_setf(e, "event is missing");
+		return -EINVAL;
+	}
+	if (ev->vm != NULL && ev->vm[0] != '\0' && (rv = cd__check_uuid(ev->vm, "event VM", e)))
+		return rv;
+	if ((rv = cd__check_event_message(ev->message, e)))
+		return rv;
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE, ev->at_ms, ev->host, ev->vm, "%s",
+		  ev->message);
 	return 0;
 }
 
 static int host_update(struct cd_state *s, const Keel__Cluster__HostUpdate *c, struct kb_errmsg *e)
 {
 	struct cd_host *h = cd__state_host_mut(s, c->id);
-	int rv;
+	int rv, old_state, old_role;
 
 	if (h == NULL) {
 		kb_errmsg_setf(e, "host %llu does not exist", (unsigned long long)c->id);
@@ -151,16 +344,27 @@ static int host_update(struct cd_state *s, const Keel__Cluster__HostUpdate *c, s
 		kb_errmsg_setf(e, "host %llu has left the cluster", (unsigned long long)c->id);
 		return KB_ESTATE;
 	}
+	old_state = h->state;
+	old_role = h->role;
 	if (h->state != (int)c->state)
 		h->last_change_ms = c->at_ms;
 	h->state = c->state;
 	if (c->role != KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_UNSPECIFIED)
 		h->role = c->role;
+	if (h->state != old_state)
+		add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, c->at_ms, h->id, "",
+			  "host %s: %s -> %s", h->name, state_name(old_state),
+			  state_name(h->state));
+	if (h->role != old_role)
+		add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, c->at_ms, h->id, "",
+			  "host %s: raft role %s -> %s", h->name, role_name(old_role),
+			  role_name(h->role));
 	return 0;
 }
 
 static int host_remove(struct cd_state *s, const Keel__Cluster__HostRemove *c, struct kb_errmsg *e)
 {
+	char name[CD_NAME_MAX + 1];
 	unsigned owned;
 
 	if (cd_state_host(s, c->id) == NULL) {
@@ -177,7 +381,10 @@ static int host_remove(struct cd_state *s, const Keel__Cluster__HostRemove *c, s
 			       (unsigned long long)c->id);
 		return KB_ESTATE;
 	}
+	strcpy(name, cd_state_host(s, c->id)->name);
 	cd__state_host_remove(s, c->id);
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED, c->at_ms, c->id, "",
+		  "host %s (%llu) removed", name, (unsigned long long)c->id);
 	return 0;
 }
 
@@ -209,13 +416,16 @@ static int vm_register(struct cd_state *s, const Keel__Cluster__VmRegister *c, s
 	if (cd__state_reserve(s, 0, 1, 0))
 		return -ENOMEM;
 	cd__state_vm_insert(s, &vm);
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, cd__state_last_event_ms(s), vm.owner,
+		  vm.uuid, "VM %s registered on host %s, epoch %llu", vm.name,
+		  host_name(s, vm.owner), (unsigned long long)vm.epoch);
 	return 0;
 }
 
 static int vm_unregister(struct cd_state *s, const Keel__Cluster__VmUnregister *c,
 			 struct kb_errmsg *e)
 {
-	struct cd_vm *vm = find_vm(s, c->uuid, e);
+	struct cd_vm *vm = find_vm(s, c->uuid, e), old;
 
 	if (vm == NULL)
 		return vm_err(c->uuid);
@@ -227,7 +437,10 @@ static int vm_unregister(struct cd_state *s, const Keel__Cluster__VmUnregister *
 		kb_errmsg_setf(e, "VM %s is part of an FT pair", vm->uuid);
 		return KB_ESTATE;
 	}
+	old = *vm;
 	cd__state_vm_remove(s, c->uuid);
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, cd__state_last_event_ms(s), old.owner,
+		  old.uuid, "VM %s unregistered from host %s", old.name, host_name(s, old.owner));
 	return 0;
 }
 
@@ -295,6 +508,7 @@ static int vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeOwne
 			   struct kb_errmsg *e)
 {
 	struct cd_vm *vm = find_vm(s, c->uuid, e);
+	uint64_t old_owner;
 	int rv;
 
 	if (vm == NULL)
@@ -306,8 +520,13 @@ static int vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeOwne
 			       (unsigned long long)c->new_epoch, (unsigned long long)vm->epoch);
 		return KB_ESTATE;
 	}
+	old_owner = vm->owner;
 	vm->owner = c->new_owner;
 	vm->epoch = c->new_epoch;
+	/* Host names, not ids: two names and the VM's fit the message limit. */
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, cd__state_last_event_ms(s), vm->owner,
+		  vm->uuid, "VM %s: owner %s -> %s, epoch %llu", vm->name, host_name(s, old_owner),
+		  host_name(s, vm->owner), (unsigned long long)vm->epoch);
 	return 0;
 }
 
@@ -384,6 +603,11 @@ int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struc
 {
 	int rv;
 
+	/* The token array and event ring (any command may add an event). */
+	if (cd__state_reserve(s, 0, 0, 0)) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
 	switch (c->cmd_case) {
 	case KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG:
 		rv = set_config(s, c->set_config, e);
@@ -424,6 +648,15 @@ int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struc
 	case KEEL__CLUSTER__COMMAND__CMD_OP_END:
 		rv = op_end(s, c->op_end, e);
 		break;
+	case KEEL__CLUSTER__COMMAND__CMD_TOKEN_ADD:
+		rv = token_add(s, c->token_add, e);
+		break;
+	case KEEL__CLUSTER__COMMAND__CMD_HOST_JOIN:
+		rv = host_join(s, c->host_join, e);
+		break;
+	case KEEL__CLUSTER__COMMAND__CMD_EVENT_ADD:
+		rv = event_add(s, c->event_add, e);
+		break;
 	default:
 		kb_errmsg_setf(e, "empty or unknown command");
 		rv = -EINVAL;
@@ -437,7 +670,8 @@ int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struc
 void cd__command_inserts(const Keel__Cluster__Command *c, unsigned *hosts, unsigned *vms,
 			 unsigned *ops)
 {
-	*hosts += c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_HOST_ADD;
+	*hosts += c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_HOST_ADD ||
+		  c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_HOST_JOIN;
 	*vms += c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_VM_REGISTER;
 	*ops += c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_OP_BEGIN;
 }
@@ -477,9 +711,31 @@ int cd__state_check(const struct cd_state *s, struct kb_errmsg *e)
 {
 	int rv;
 
-	if (s->n_hosts > CD_HOSTS_MAX || s->n_vms > CD_VMS_MAX || s->n_ops > CD_OPS_MAX) {
-		kb_errmsg_setf(e, "state exceeds the host, VM or operation limits");
+	if (s->n_hosts > CD_HOSTS_MAX || s->n_vms > CD_VMS_MAX || s->n_ops > CD_OPS_MAX ||
+	    s->n_tokens > CD_TOKENS_MAX || s->n_events > CD_EVENTS_MAX) {
+		kb_errmsg_setf(e, "state exceeds the host, VM, operation, token or event limits");
 		return KB_EPROTO;
+	}
+	for (unsigned i = 1; i < s->n_tokens; i++) {
+		if (memcmp(s->tokens[i].rec.id, s->tokens[i - 1].rec.id, CD_TOKEN_ID_SIZE) <= 0) {
+			kb_errmsg_setf(e, "join token %u duplicated or out of order", i);
+			return KB_EPROTO;
+		}
+	}
+	if (s->next_event_seq == 0) {
+		kb_errmsg_setf(e, "next event seq 0");
+		return KB_EPROTO;
+	}
+	for (unsigned i = 0; i < s->n_events; i++) {
+		const struct cd_event *ev = cd_state_event_at(s, i);
+
+		if (ev->seq == 0 || ev->seq >= s->next_event_seq ||
+		    (i > 0 && ev->seq <= cd_state_event_at(s, i - 1)->seq)) {
+			kb_errmsg_setf(e, "event %llu out of order or not below the next seq %llu",
+				       (unsigned long long)ev->seq,
+				       (unsigned long long)s->next_event_seq);
+			return KB_EPROTO;
+		}
 	}
 	for (unsigned i = 0; i < s->n_hosts; i++) {
 		const struct cd_host *h = &s->hosts[i];

@@ -13,19 +13,25 @@
  * -EINVAL (a field is not valid), KB_EEXIST (duplicate id, uuid, name or address),
  * KB_ENOTFOUND (a named host, VM or operation does not exist), KB_ESTATE (not allowed in
  * the current state: an epoch that does not grow, a host that still owns VMs, ...),
- * KB_ETOOBIG (a count limit). -ENOMEM only when the caller did not reserve room with
- * cd__state_reserve() for the inserts (cd__command_inserts()). e says why. Deterministic:
- * reads no clock and no random source. */
+ * KB_ETOOBIG (a count limit); for HostJoin also KB_ENOTFOUND (unknown join token),
+ * -EKEYREJECTED (wrong secret), -EKEYREVOKED (token already used), -EKEYEXPIRED. An applied
+ * command may append events (docs/clusterd.md, "Events"). -ENOMEM only when the caller did
+ * not reserve room with cd__state_reserve() for the inserts (cd__command_inserts()) and
+ * the token and event arrays. e says why. Deterministic: reads no clock and no random
+ * source. */
 int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struct kb_errmsg *e);
 
-/* How many hosts, VMs and operations the command may insert (at most one in total). */
+/* How many hosts, VMs and operations the command may insert (at most one in total;
+ * HostJoin inserts a host). Token records and events need no reservation beyond
+ * cd__state_reserve()'s fixed arrays. */
 void cd__command_inserts(const Keel__Cluster__Command *c, unsigned *hosts, unsigned *vms,
 			 unsigned *ops);
 
 /* Checks the invariants every command keeps: unique host names and vmk0 addresses,
  * unique .vmx paths, VM owners and operation hosts that exist, FT peers that exist, one
- * operation per VM whose VM exists, counts within the limits. Used on restored snapshots.
- * 0, KB_EPROTO with e saying which, or -ENOMEM. */
+ * operation per VM whose VM exists, token records sorted by unique id, events in strictly
+ * increasing seq order below next_event_seq (>= 1), counts within the limits. Used on
+ * restored snapshots. 0, KB_EPROTO with e saying which, or -ENOMEM. */
 int cd__state_check(const struct cd_state *s, struct kb_errmsg *e);
 
 #endif

@@ -7,7 +7,7 @@ CLUSTER_LIBS := $(shell pkg-config --libs raft libuv) $(shell pkg-config --libs 
 $(LIBCLUSTER): $(patsubst %.c,$(BUILD)/obj/%.o,$(CLUSTER_SRCS))
 LIBS += $(LIBCLUSTER)
 
-$(BUILD)/bin/clusterd: $(BUILD)/obj/clusterd/main.o $(LIBCLUSTER) $(LIBVMK) $(LIBPROTO) $(LIBKB)
+$(BUILD)/bin/clusterd: $(BUILD)/obj/clusterd/main.o $(LIBCLUSTER) $(LIBVMK) $(LIBHA) $(LIBPROTO) $(LIBKB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CLUSTER_LIBS) $(VMK_LIBS) $(PROTO_LIBS) $(LDLIBS)

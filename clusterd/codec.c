@@ -257,6 +257,61 @@ static int check_enum(int v, int lo, int hi, const char *what, struct kb_errmsg 
 	return 0;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (shortest form, no surrogates, at most
+ * U+10FFFF) and its code point in *cp; 0 when malformed. */
+static size_t utf8_seq(const unsigned char *p, uint32_t *cp)
+{
+	size_t n;
+	uint32_t c, min;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 2, c = p[0] & 0x1f, min = 0x80;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, c = p[0] & 0x0f, min = 0x800;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 4, c = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		c = (c << 6) | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+int cd__check_event_message(const char *s, struct kb_errmsg *e)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > CD_EVENT_MSG_MAX) {
+		kb_errmsg_setf(e, "event message must have 1 to %d bytes", CD_EVENT_MSG_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k = utf8_seq((const unsigned char *)s + i, &cp);
+
+		if (k == 0) {
+			kb_errmsg_setf(e, "event message is not valid UTF-8");
+			return -EINVAL;
+		}
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+			kb_errmsg_setf(e, "event message may not hold control characters");
+			return -EINVAL;
+		}
+		i += k;
+	}
+	return 0;
+}
+
 int cd__host_state_check(int state, struct kb_errmsg *e)
 {
 	return check_enum(state, KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED,
@@ -459,5 +514,58 @@ int cd__op_from_pb(const Keel__Cluster__Operation *pb, struct cd_op *op, struct 
 	op->epoch = pb->epoch;
 	op->phase = pb->phase;
 	op->started_at_ms = pb->started_at_ms;
+	return 0;
+}
+
+int cd__token_from_pb(const Keel__Cluster__JoinTokenRecord *pb, struct cd_join_token *t,
+		      struct kb_errmsg *e)
+{
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "join token record is missing");
+		return -EINVAL;
+	}
+	if (pb->id.len != CD_TOKEN_ID_SIZE || pb->id.data == NULL) {
+		kb_errmsg_setf(e, "join token id must have %d bytes", CD_TOKEN_ID_SIZE);
+		return -EINVAL;
+	}
+	if (pb->secret_hash.len != CD_TOKEN_HASH_SIZE || pb->secret_hash.data == NULL) {
+		kb_errmsg_setf(e, "join token secret hash must have %d bytes", CD_TOKEN_HASH_SIZE);
+		return -EINVAL;
+	}
+	if (pb->used != (pb->used_by != 0)) {
+		kb_errmsg_setf(e, "join token: used_by is set exactly when the token is used");
+		return -EINVAL;
+	}
+	memset(t, 0, sizeof(*t));
+	memcpy(t->rec.id, pb->id.data, CD_TOKEN_ID_SIZE);
+	memcpy(t->rec.secret_hash, pb->secret_hash.data, CD_TOKEN_HASH_SIZE);
+	t->rec.expires_s = pb->expires_s;
+	t->rec.used = pb->used;
+	t->used_by = pb->used_by;
+	return 0;
+}
+
+int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "event is missing");
+		return -EINVAL;
+	}
+	if ((rv = check_enum(pb->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+			     KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE, "event kind", e)))
+		return rv;
+	if (pb->vm != NULL && pb->vm[0] != '\0' && (rv = cd__check_uuid(pb->vm, "event VM", e)))
+		return rv;
+	if ((rv = cd__check_event_message(pb->message, e)))
+		return rv;
+	memset(ev, 0, sizeof(*ev));
+	ev->seq = pb->seq;
+	ev->at_ms = pb->at_ms;
+	ev->kind = pb->kind;
+	ev->host = pb->host;
+	strcpy(ev->vm, pb->vm ? pb->vm : "");
+	strcpy(ev->message, pb->message);
 	return 0;
 }

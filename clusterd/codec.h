@@ -59,6 +59,16 @@ int cd__ha_from_pb(const Keel__Cluster__HaSettings *pb, const char *self, struct
 		   struct kb_errmsg *e);
 int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errmsg *e);
 int cd__op_from_pb(const Keel__Cluster__Operation *pb, struct cd_op *op, struct kb_errmsg *e);
+/* A join token record: id of CD_TOKEN_ID_SIZE bytes, secret hash of CD_TOKEN_HASH_SIZE,
+ * used_by non-zero exactly when used. */
+int cd__token_from_pb(const Keel__Cluster__JoinTokenRecord *pb, struct cd_join_token *t,
+		      struct kb_errmsg *e);
+/* An event as a snapshot holds it: kind set, vm empty or a uuid, message per
+ * cd__check_event_message(); seq, at_ms and host as they are. */
+int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struct kb_errmsg *e);
+/* An event message: 1..CD_EVENT_MSG_MAX bytes of well-formed UTF-8 without control
+ * characters (C0, DEL, C1). */
+int cd__check_event_message(const char *s, struct kb_errmsg *e);
 int cd__host_state_check(int state, struct kb_errmsg *e);
 int cd__power_check(int power, struct kb_errmsg *e);
 int cd__ft_role_check(int role, struct kb_errmsg *e);

@@ -108,8 +108,13 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		hs[i].vmk0 = (char *)h->vmk0;
 		hs[i].state = h->state;
 		hs[i].role = h->role;
+		hs[i].raft_role = cd_node_role_of(d, h->id);
+		cd_hbnet_ages(d, h->id, &hs[i].net_hb_age_ms, &hs[i].ds_hb_age_ms);
+		hs[i].n_vms = cd_state_n_vms_owned(s, h->id);
+		hs[i].last_change_ms = h->last_change_ms;
 		hp[i] = &hs[i];
 	}
+	st.isolated = cd_hbnet_isolated(d, &st.leader_contact_age_ms);
 	st.n_hosts = n;
 	st.hosts = hp;
 	rp.status = &st;
@@ -131,6 +136,122 @@ static void on_created(struct cd_daemon *d, void *arg, int code, const char *err
 	status_reply(d, c);
 }
 
+/* ---- join-token, join, leave, remove-host ---------------------------------------------- */
+
+/* After a join the reply waits (up to JOIN_WAIT_MS) until this node has applied its own
+ * record, so the status it carries shows the cluster. One join runs at a time. */
+#define JOIN_WAIT_MS 5000
+static struct {
+	bool on;
+	uv_timer_t timer;
+	struct cd_daemon *d;
+	struct kb_ctlclient *c;
+	uint64_t deadline;
+} join_wait;
+
+static void on_join_wait(uv_timer_t *t)
+{
+	struct cd_daemon *d = join_wait.d;
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+
+	if (join_wait.c && !cd_state_host(s, d->id) && uv_now(d->loop) < join_wait.deadline)
+		return;
+	uv_timer_stop(t);
+	join_wait.on = false;
+	if (join_wait.c)
+		status_reply(d, join_wait.c);
+	join_wait.c = NULL;
+}
+
+static void on_client_done(struct cd_daemon *d, void *arg, const struct cd_client_result *r)
+{
+	struct kb_ctlclient *c = arg;
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+
+	if (r->code == 0 && r->joined) {
+		if (!join_wait.d) {
+			uv_timer_init(d->loop, &join_wait.timer);
+			join_wait.d = d;
+		}
+		join_wait.on = true;
+		join_wait.c = c;
+		join_wait.deadline = uv_now(d->loop) + JOIN_WAIT_MS;
+		uv_timer_start(&join_wait.timer, on_join_wait, 50, 50);
+		return;
+	}
+	if (r->code) {
+		error_reply(c, r->code, r->error, false);
+		return;
+	}
+	if (r->token[0]) {
+		rp.token = (char *)r->token;
+		rp.token_expires_s = r->token_expires_s;
+		send_reply(c, &rp, false);
+		return;
+	}
+	status_reply(d, c);
+}
+
+static void on_bench_done(struct cd_daemon *d, void *arg, const struct cd_bench_result *r)
+{
+	struct kb_ctlclient *c = arg;
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+	Keel__Cluster__BenchResult br = KEEL__CLUSTER__BENCH_RESULT__INIT;
+
+	(void)d;
+	if (r->failed) {
+		error_reply(c, KB_ESTATE, "proposals failed (leadership lost?)", false);
+		return;
+	}
+	br.count = r->count;
+	br.p50_ms = r->p50_ms;
+	br.p99_ms = r->p99_ms;
+	br.max_ms = r->max_ms;
+	br.ops_s = r->ops_s;
+	rp.bench = &br;
+	send_reply(c, &rp, false);
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static void events_reply(struct cd_daemon *d, struct kb_ctlclient *c,
+			 const Keel__Cluster__ClusterEventsRequest *rq)
+{
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+	unsigned first = cd_state_events_since(s, rq->since), last = cd_state_n_events(s), n;
+	Keel__Cluster__Event *ev, **ep;
+
+	if (rq->max && last - first > rq->max)
+		first = last - rq->max;
+	n = last - first;
+	ev = kb_calloc(n ? n : 1, sizeof(*ev));
+	ep = kb_calloc(n ? n : 1, sizeof(*ep));
+	if (!ev || !ep) {
+		kb_free(ev);
+		kb_free(ep);
+		error_reply(c, -ENOMEM, "out of memory", false);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct cd_event *e = cd_state_event_at(s, first + i);
+
+		keel__cluster__event__init(&ev[i]);
+		ev[i].seq = e->seq;
+		ev[i].at_ms = e->at_ms;
+		ev[i].kind = e->kind;
+		ev[i].host = e->host;
+		ev[i].vm = (char *)e->vm;
+		ev[i].message = (char *)e->message;
+		ep[i] = &ev[i];
+	}
+	rp.n_events = n;
+	rp.events = ep;
+	send_reply(c, &rp, false);
+	kb_free(ev);
+	kb_free(ep);
+}
+
 static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 		  const Keel__Cluster__ClusterRequest *rq)
 {
@@ -147,10 +268,37 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 		if (rv)
 			error_reply(c, rv, e.msg, false);
 		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN_TOKEN:
+		rv = cd_node_member_request(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN,
+					    rq->join_token->ttl_s, NULL, on_client_done, c, &e);
+		break;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN:
+		kb_log(d->log, KB_LOG_INFO, "request: join through %s", rq->join->address);
+		rv = cd_node_join(d, rq->join->address, rq->join->token, on_client_done, c, &e);
+		break;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_LEAVE:
+		kb_log(d->log, KB_LOG_INFO, "request: leave the cluster");
+		rv = cd_node_member_request(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE, 0,
+					    NULL, on_client_done, c, &e);
+		break;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_REMOVE_HOST:
+		kb_log(d->log, KB_LOG_INFO, "request: remove host %s", rq->remove_host->host);
+		rv = cd_node_member_request(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_REMOVE_HOST,
+					    0, rq->remove_host->host, on_client_done, c, &e);
+		break;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_EVENTS:
+		events_reply(d, c, rq->events);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_BENCH_COMMIT:
+		rv = cd_bench_start(d, rq->bench_commit->count, rq->bench_commit->window,
+				    on_bench_done, c, &e);
+		break;
 	default:
 		error_reply(c, KB_ENOTSUP, "unknown ClusterRequest", false);
 		return;
 	}
+	if (rv)
+		error_reply(c, rv, e.msg, false);
 }
 
 static void on_request(void *arg, struct kb_ctlclient *c, const uint8_t *msg, size_t len)
@@ -170,6 +318,9 @@ static void on_request(void *arg, struct kb_ctlclient *c, const uint8_t *msg, si
 static void on_close(void *arg, struct kb_ctlclient *c)
 {
 	cd_node_create_forget(arg, c);
+	cd_bench_forget(arg, c);
+	if (join_wait.c == c)
+		join_wait.c = NULL;
 }
 
 int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)
@@ -185,5 +336,9 @@ int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)
 
 void cd_ctl_stop(struct cd_daemon *d)
 {
+	if (join_wait.d) {
+		uv_timer_stop(&join_wait.timer);
+		join_wait.c = NULL;
+	}
 	kb_ctlserver_stop(&server);
 }

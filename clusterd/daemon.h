@@ -28,6 +28,14 @@
 #include "lib/log.h"
 
 #define CD_DEFAULT_PORT 7000
+/* The join port (TLS) is the Raft port + 1 on the same address; heartbeat datagrams use
+ * the Raft port number over UDP. */
+#define CD_JOIN_PORT_OFFSET 1
+
+/* A member's files in the state directory besides the Raft data. */
+#define CD_HOST_CERT_FILE   "host.crt"
+#define CD_CLUSTER_KEY_FILE "cluster.key" /* 32 random bytes: heartbeat MACs */
+#define CD_CLUSTER_KEY_SIZE 32
 
 /* Raft timing (DEPENDENCIES.md: fast failover). */
 #define CD_ELECTION_TIMEOUT_MS	       300
@@ -44,8 +52,27 @@ enum cd_phase {
 };
 
 struct cd_daemon;
+struct cd_joinsrv;
+struct cd_hbnet;
+struct cd_ca;
+struct cd_bench;
+struct cd_bench_result {
+	unsigned count, failed;
+	double p50_ms, p99_ms, max_ms, ops_s;
+};
+typedef void (*cd_bench_cb)(struct cd_daemon *d, void *arg, const struct cd_bench_result *r);
 /* Called once when a create ends: code 0 (the batch was applied) or an error with e. */
 typedef void (*cd_create_cb)(struct cd_daemon *d, void *arg, int code, const char *error);
+
+/* What a client operation (join, join-token, leave, remove-host) brought back. */
+struct cd_client_result {
+	int code;
+	char error[KB_ERRMSG_SIZE];
+	char token[128];
+	uint64_t token_expires_s;
+	bool joined; /* a join succeeded: Raft runs and waits to be added */
+};
+typedef void (*cd_client_cb)(struct cd_daemon *d, void *arg, const struct cd_client_result *r);
 
 struct cd_daemon {
 	uv_loop_t *loop;
@@ -84,6 +111,32 @@ struct cd_daemon {
 
 	void (*closed_cb)(struct cd_daemon *d); /* after cd_node_close */
 	int fatal; /* Raft could not start: the loop was stopped, main exits with an error */
+
+	/* Membership (members.c): one Raft configuration change at a time. */
+	bool change_pending;
+	struct raft_change change;
+	uint64_t change_id;
+	int change_role; /* RAFT_VOTER/STANDBY/SPARE, or -1: a removal, -2: an add */
+	bool role_update_pending;
+	struct raft_apply role_req;
+
+	/* Cluster identity once a member (create or join): CA, key, join port, heartbeats. */
+	struct cd_ca *ca;
+	uint8_t cluster_key[CD_CLUSTER_KEY_SIZE];
+	bool have_cluster_key;
+	struct cd_joinsrv *jsrv;
+	struct cd_hbnet *hb;
+
+	/* The client operation in progress (joincli.c), if any. */
+	bool client_busy;
+	cd_client_cb client_cb;
+	void *client_arg;
+
+	struct cd_bench *bench; /* bench.c: a commit benchmark in progress */
+
+	/* After a leave: main wipes the membership files and restarts clusterd. */
+	bool wipe_on_exit, reexec;
+	uv_timer_t leave_timer;
 };
 
 /* ---- the node (node.c) ------------------------------------------------------------------ */
@@ -103,8 +156,73 @@ void cd_node_close(struct cd_daemon *d, void (*cb)(struct cd_daemon *d));
  * in progress), -EINVAL (bad name), or a libraft failure; e says why. */
 int cd_node_create(struct cd_daemon *d, const char *name, cd_create_cb cb, void *arg,
 		   struct kb_errmsg *e);
-/* Abandons the callback of a create in progress (its client went away). */
+/* Abandons the callback of a create or client operation in progress (its client went
+ * away). */
 void cd_node_create_forget(struct cd_daemon *d, void *arg);
+
+/* Proposes one batch of commands (encoded with cd_batch_encode, padded to 8 bytes: see
+ * "Entry padding" in docs/clusterd.md). req lives until cb. 0 or an error with e set. */
+int cd_node_propose(struct cd_daemon *d, struct raft_apply *req,
+		    Keel__Cluster__Command *const *cmds, unsigned n, raft_apply_cb cb,
+		    struct kb_errmsg *e);
+/* Whether this node is the leader and has applied its barrier (may act on the state). */
+bool cd_node_is_ready_leader(struct cd_daemon *d);
+/* The leader's join address "A.B.C.D:port" into out (size >= 32): 0, or KB_ESTATE when
+ * no leader is known. */
+int cd_node_leader_join_addr(struct cd_daemon *d, char *out, size_t size);
+/* Loads the CA, the cluster key and starts the join port and heartbeats of a member.
+ * Called when Raft starts on a node that has the files. */
+int cd_node_member_start(struct cd_daemon *d, struct kb_errmsg *e);
+/* Wall clock in ms for proposals. */
+uint64_t cd_now_ms(void);
+/* This host's CPU (count x MHz) and memory, for its Host record. */
+void cd_host_capacity(uint32_t *cpu_mhz, uint64_t *mem_mib);
+/* After a successful join wrote the membership files: marks the node bootstrapped,
+ * starts Raft without bootstrapping (the leader adds it) and the member services. */
+int cd_node_joined(struct cd_daemon *d, struct kb_errmsg *e);
+
+/* ---- membership (members.c) -------------------------------------------------------------- */
+
+/* One step of the leader's membership work: adds hosts of the state to the Raft
+ * configuration, removes servers that left the state, and keeps 3 voters (5 from 7 hosts
+ * on) among live hosts, the rest standbys. Called from the poll timer on a ready leader. */
+void cd_members_tick(struct cd_daemon *d);
+
+/* ---- the join port (joinsrv.c) ------------------------------------------------------------ */
+
+/* Starts the join port on vmk0's address, port + CD_JOIN_PORT_OFFSET. 0 or an error. */
+int cd_joinsrv_start(struct cd_daemon *d, struct kb_errmsg *e);
+/* Stops accepting and ends the thread; requests still inside Raft complete later. */
+void cd_joinsrv_stop(struct cd_daemon *d);
+
+/* ---- client operations (joincli.c) ------------------------------------------------------ */
+
+/* Joins the cluster of the member at address with token. The node must be unbootstrapped
+ * with vmk0 found. cb runs once from the loop. Errors returned directly (cb not called):
+ * KB_ESTATE (a member already, an operation in progress, no vmk0), KB_EPROTO (a bad
+ * token or address). */
+int cd_node_join(struct cd_daemon *d, const char *address, const char *token, cd_client_cb cb,
+		 void *arg, struct kb_errmsg *e);
+/* Member requests forwarded to the leader over the join port with this host's
+ * certificate: step is KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN (ttl_s),
+ * STEP_LEAVE or STEP_REMOVE_HOST (host). */
+int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
+			   cd_client_cb cb, void *arg, struct kb_errmsg *e);
+
+/* ---- commit benchmark (bench.c) --------------------------------------------------------- */
+
+int cd_bench_start(struct cd_daemon *d, unsigned count, unsigned window, cd_bench_cb cb,
+		   void *arg, struct kb_errmsg *e);
+void cd_bench_forget(struct cd_daemon *d, void *arg);
+
+/* ---- heartbeats and liveness (hbnet.c) ---------------------------------------------------- */
+
+int cd_hbnet_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_hbnet_stop(struct cd_daemon *d);
+/* Leader's view of host id: ages in ms (-1 unknown). */
+void cd_hbnet_ages(struct cd_daemon *d, uint64_t id, int64_t *net_ms, int64_t *ds_ms);
+/* Whether this host judges itself isolated, and since when it last heard a leader. */
+bool cd_hbnet_isolated(struct cd_daemon *d, int64_t *contact_age_ms);
 
 /* "follower", "leader", ... or the phase when Raft is not running. */
 const char *cd_node_state_name(const struct cd_daemon *d);

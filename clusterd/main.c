@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <dirent.h>
 
+#include "clusterd/ca.h"
 #include "clusterd/daemon.h"
 
 static void usage(FILE *f)
@@ -72,6 +74,35 @@ static void default_name(char *out, size_t size)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
 			*p = '-';
+}
+
+/* After leaving: the Raft data and the membership files go, so the next start waits
+ * for a create or join again. The node id stays. */
+static void wipe_membership(const char *state)
+{
+	static const char *const files[] = {"clusterd.bootstrapped", CD_HOST_CERT_FILE, "host.key",
+					    "ca.crt", "ca.key", CD_CLUSTER_KEY_FILE};
+	char path[PATH_MAX + 64];
+	struct dirent *de;
+	DIR *dir;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%.4000s/%s", state, files[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%.4000s/raft", state);
+	dir = opendir(path);
+	while (dir && (de = readdir(dir))) {
+		char f[PATH_MAX + 600];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%.4000s/raft/%s", state, de->d_name);
+		unlink(f);
+	}
+	if (dir)
+		closedir(dir);
+	kb_info("membership files and Raft data removed from %s", state);
 }
 
 int main(int argc, char **argv)
@@ -166,6 +197,16 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&loop) != 0)
 		kb_warn("event loop still busy at exit");
 	cd_fsm_close(&daemon_.fsm);
+	cd_ca_destroy(daemon_.ca);
+	if (daemon_.wipe_on_exit)
+		wipe_membership(state);
+	if (daemon_.reexec) {
+		kb_info("clusterd restarts");
+		close(fd); /* the lock: the new image takes it again */
+		execv("/proc/self/exe", argv);
+		kb_error("re-exec: %s", strerror(errno));
+		return 1;
+	}
 	kb_info("clusterd stopped");
 	return 0;
 }

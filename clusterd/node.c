@@ -27,11 +27,14 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "clusterd/ca.h"
 #include "clusterd/codec.h"
 #include "clusterd/daemon.h"
 #include "kernel/net/stack_socket.h"
 #include "lib/buf.h"
 #include "lib/file.h"
+#include "lib/heap.h"
+#include "lib/nodeid.h"
 #include "lib/time.h"
 
 #define FIND_INTERVAL_MS  250
@@ -93,45 +96,13 @@ int cd_node_role_of(struct cd_daemon *d, uint64_t id)
 /* Reads DIR/clusterd.id ("<decimal>\n"), or makes it once with a random non-zero id. */
 static int node_id(struct cd_daemon *d, struct kb_errmsg *e)
 {
-	char path[PATH_MAX + 16], text[32];
-	struct kb_buf b;
-	uint64_t id = 0;
-	int rv;
+	bool created;
+	int rv = kb_node_id_get(d->state_dir, &d->id, &created, e);
 
-	snprintf(path, sizeof(path), "%s/clusterd.id", d->state_dir);
-	kb_buf_init(&b, 64);
-	rv = kb_file_read_small(path, 32, &b, e);
-	if (rv == 0) {
-		char *end;
-
-		snprintf(text, sizeof(text), "%.*s", (int)b.len, (const char *)b.data);
-		kb_buf_close(&b);
-		errno = 0;
-		id = strtoull(text, &end, 10);
-		if (errno || end == text || (*end != '\0' && *end != '\n') || id == 0) {
-			kb_errmsg_setf(e, "%s: not a node id", path);
-			return KB_ECONFIG;
-		}
-		d->id = id;
-		return 0;
-	}
-	kb_buf_close(&b);
-	if (rv != -ENOENT)
-		return rv;
-	while (id == 0) {
-		if (getrandom(&id, sizeof(id), 0) != sizeof(id)) {
-			rv = -errno;
-			kb_errmsg_setf(e, "getrandom: %s", kb_strerror(rv));
-			return rv;
-		}
-	}
-	snprintf(text, sizeof(text), "%" PRIu64 "\n", id);
-	rv = kb_file_write_atomic(path, text, strlen(text), 0600, e);
-	if (rv)
-		return rv;
-	d->id = id;
-	kb_log(d->log, KB_LOG_INFO, "new node id %" PRIu64 " in %s", id, path);
-	return 0;
+	if (rv == 0 && created)
+		kb_log(d->log, KB_LOG_INFO, "new node id %" PRIu64 " in %s/%s", d->id,
+		       d->state_dir, KB_NODE_ID_FILE);
+	return rv;
 }
 
 static bool bootstrapped(const struct cd_daemon *d)
@@ -182,6 +153,9 @@ static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 	raft_set_snapshot_threshold(&d->raft, cd_fsm_snapshot_threshold(&d->fsm));
 	/* A lost snapshot is sent again after this; well above sending the largest one. */
 	raft_set_install_snapshot_timeout(&d->raft, CD_INSTALL_SNAPSHOT_TIMEOUT_MS);
+	/* A host cut off (isolated) must not raise terms and depose the leader when it
+	 * comes back: it asks for votes in a pre-vote round first. */
+	raft_set_pre_vote(&d->raft, true);
 	d->raft_inited = true;
 	return 0;
 
@@ -208,6 +182,126 @@ static int raft_go(struct cd_daemon *d, struct kb_errmsg *e)
 	return 0;
 }
 
+uint64_t cd_now_ms(void)
+{
+	return kb_wall_ns() / 1000000u;
+}
+
+bool cd_node_is_ready_leader(struct cd_daemon *d)
+{
+	return d->phase == CD_PHASE_RUNNING && raft_state(&d->raft) == RAFT_LEADER &&
+	       d->barrier_done;
+}
+
+int cd_node_leader_join_addr(struct cd_daemon *d, char *out, size_t size)
+{
+	const char *addr = NULL;
+	raft_id leader = 0;
+	char ip[32];
+	unsigned port;
+
+	if (d->phase != CD_PHASE_RUNNING)
+		return KB_ESTATE;
+	raft_leader(&d->raft, &leader, &addr);
+	if (!leader || !addr || sscanf(addr, "%31[0-9.]:%u", ip, &port) != 2)
+		return KB_ESTATE;
+	snprintf(out, size, "%s:%u", ip, port + CD_JOIN_PORT_OFFSET);
+	return 0;
+}
+
+/* ---- membership files ------------------------------------------------------------------ */
+
+static void member_path(const struct cd_daemon *d, const char *name, char *out, size_t size)
+{
+	snprintf(out, size, "%.4000s/%s", d->state_dir, name);
+}
+
+static int ok_or_unsynced(int rv)
+{
+	return rv == KB_ENOTSYNCED ? 0 : rv;
+}
+
+/* create: the cluster CA, this host's key and certificate, the cluster key. */
+static int member_files_create(struct cd_daemon *d, const char *name, struct kb_errmsg *e)
+{
+	char path[PATH_MAX + 16], ip[32] = "";
+	uint8_t key[CD_CLUSTER_KEY_SIZE];
+	char *csr = NULL, *cert = NULL;
+	int rv;
+
+	rv = ok_or_unsynced(cd_ca_create(d->state_dir, name, &d->ca, e));
+	if (rv == KB_EEXIST) /* a create that crashed after making the CA */
+		rv = cd_ca_load(d->state_dir, &d->ca, e);
+	if (rv)
+		return rv;
+	rv = ok_or_unsynced(cd_host_key_create(d->state_dir, d->hostname, &csr, e));
+	if (rv)
+		return rv;
+	sscanf(d->address, "%31[0-9.]", ip);
+	rv = cd_ca_issue_host(d->ca, d->hostname, d->id, ip, csr, 3650, &cert, e);
+	kb_free(csr);
+	if (rv)
+		return rv;
+	member_path(d, CD_HOST_CERT_FILE, path, sizeof(path));
+	rv = ok_or_unsynced(kb_file_write_atomic(path, cert, strlen(cert), 0644, e));
+	kb_free(cert);
+	if (rv)
+		return rv;
+	if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
+		rv = -errno;
+		kb_errmsg_setf(e, "getrandom: %s", kb_strerror(rv));
+		return rv;
+	}
+	member_path(d, CD_CLUSTER_KEY_FILE, path, sizeof(path));
+	rv = ok_or_unsynced(kb_file_write_atomic(path, key, sizeof(key), 0600, e));
+	if (rv)
+		return rv;
+	memcpy(d->cluster_key, key, sizeof(key));
+	d->have_cluster_key = true;
+	return 0;
+}
+
+static bool member_files_exist(const struct cd_daemon *d)
+{
+	char path[PATH_MAX + 16];
+
+	member_path(d, CD_HOST_CERT_FILE, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+int cd_node_member_start(struct cd_daemon *d, struct kb_errmsg *e)
+{
+	char path[PATH_MAX + 16];
+	struct kb_buf b;
+	int rv;
+
+	if (!d->ca) {
+		rv = cd_ca_load(d->state_dir, &d->ca, e);
+		if (rv)
+			return rv;
+	}
+	if (!d->have_cluster_key) {
+		member_path(d, CD_CLUSTER_KEY_FILE, path, sizeof(path));
+		kb_buf_init(&b, 0);
+		rv = kb_file_read_small(path, CD_CLUSTER_KEY_SIZE, &b, e);
+		if (rv == 0 && b.len != CD_CLUSTER_KEY_SIZE) {
+			kb_errmsg_setf(e, "%s: not a cluster key", path);
+			rv = KB_ECONFIG;
+		}
+		if (rv == 0) {
+			memcpy(d->cluster_key, b.data, CD_CLUSTER_KEY_SIZE);
+			d->have_cluster_key = true;
+		}
+		kb_buf_close(&b);
+		if (rv)
+			return rv;
+	}
+	rv = cd_joinsrv_start(d, e);
+	if (rv)
+		return rv;
+	return cd_hbnet_start(d, e);
+}
+
 /* ---- create --------------------------------------------------------------------------- */
 
 static void create_end(struct cd_daemon *d, int code, const char *error)
@@ -218,10 +312,15 @@ static void create_end(struct cd_daemon *d, int code, const char *error)
 	d->creating = false;
 	d->create_cb = NULL;
 	uv_timer_stop(&d->create_timer);
-	if (code)
+	if (code) {
 		kb_log(d->log, KB_LOG_WARN, "create %s failed: %s", d->create_name, error);
-	else
+	} else {
+		struct kb_errmsg e = {{0}};
+
 		kb_log(d->log, KB_LOG_INFO, "cluster %s created", d->create_name);
+		if (cd_node_member_start(d, &e))
+			kb_log(d->log, KB_LOG_ERROR, "cannot start the join port: %s", e.msg);
+	}
 	if (cb)
 		cb(d, arg, code, error);
 }
@@ -278,7 +377,7 @@ static void new_uuid(char out[CD_UUID_LEN + 1])
 }
 
 /* This host's CPU (count x MHz of the first CPU) and memory, for its Host record. */
-static void capacity(uint32_t *cpu_mhz, uint64_t *mem_mib)
+void cd_host_capacity(uint32_t *cpu_mhz, uint64_t *mem_mib)
 {
 	char line[256];
 	double mhz = 0;
@@ -316,9 +415,11 @@ static void capacity(uint32_t *cpu_mhz, uint64_t *mem_mib)
  */
 #define FILLER_TAG ((15u << 3) | 2u)
 
-static int propose(struct raft *r, struct raft_apply *req, Keel__Cluster__Command *const *cmds,
-		   unsigned n, raft_apply_cb cb, struct kb_errmsg *e)
+int cd_node_propose(struct cd_daemon *d, struct raft_apply *req,
+		    Keel__Cluster__Command *const *cmds, unsigned n, raft_apply_cb cb,
+		    struct kb_errmsg *e)
 {
+	struct raft *r = &d->raft;
 	struct raft_buffer buf;
 	size_t pad;
 	uint8_t *p;
@@ -342,6 +443,11 @@ static int propose(struct raft *r, struct raft_apply *req, Keel__Cluster__Comman
 		p[buf.len + 1] = (uint8_t)(pad - 2);
 		buf.base = p;
 		buf.len += pad;
+	}
+	if (d->phase != CD_PHASE_RUNNING) {
+		raft_free(buf.base);
+		kb_errmsg_setf(e, "propose: Raft is not running");
+		return KB_ESTATE;
 	}
 	rv = raft_apply(r, req, &buf, 1, cb);
 	if (rv) {
@@ -374,7 +480,7 @@ static void create_propose(struct cd_daemon *d)
 	sc.config = &cfg;
 	c0.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
 	c0.set_config = &sc;
-	capacity(&cap.cpu_mhz, &cap.mem_mib);
+	cd_host_capacity(&cap.cpu_mhz, &cap.mem_mib);
 	host.id = d->id;
 	host.name = d->hostname;
 	host.vmk0 = d->address;
@@ -383,13 +489,13 @@ static void create_propose(struct cd_daemon *d)
 	host.capacity = &cap;
 	host.state = KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED;
 	host.role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER;
-	host.last_change_ms = kb_wall_ns() / 1000000;
+	host.last_change_ms = cd_now_ms();
 	ha.host = &host;
 	c1.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_ADD;
 	c1.host_add = &ha;
 
 	d->create_req.data = d;
-	rv = propose(&d->raft, &d->create_req, cmds, 2, on_create_applied, &e);
+	rv = cd_node_propose(d, &d->create_req, cmds, 2, on_create_applied, &e);
 	if (rv) {
 		create_end(d, rv, e.msg);
 		return;
@@ -419,6 +525,9 @@ int cd_node_create(struct cd_daemon *d, const char *name, cd_create_cb cb, void 
 		return KB_ESTATE;
 	}
 	rv = cd__check_name(name, "cluster name", e);
+	if (rv)
+		return rv;
+	rv = member_files_create(d, name, e);
 	if (rv)
 		return rv;
 	if (!d->raft_inited) {
@@ -459,6 +568,25 @@ void cd_node_create_forget(struct cd_daemon *d, void *arg)
 {
 	if (d->creating && d->create_arg == arg)
 		d->create_cb = NULL;
+	if (d->client_busy && d->client_arg == arg)
+		d->client_cb = NULL;
+}
+
+int cd_node_joined(struct cd_daemon *d, struct kb_errmsg *e)
+{
+	int rv = mark_bootstrapped(d, e);
+
+	if (rv && rv != KB_ENOTSYNCED)
+		return rv;
+	if (!d->raft_inited) {
+		rv = raft_setup(d, e);
+		if (rv)
+			return rv;
+	}
+	rv = raft_go(d, e);
+	if (rv)
+		return rv;
+	return cd_node_member_start(d, e);
 }
 
 /* ---- leadership ----------------------------------------------------------------------- */
@@ -501,6 +629,8 @@ static void on_poll(uv_timer_t *t)
 		d->last_state = state;
 		d->last_leader = leader;
 	}
+	if (cd_node_is_ready_leader(d))
+		cd_members_tick(d);
 	if (state == RAFT_LEADER && !d->barrier_done && !d->barrier_pending) {
 		d->barrier.data = d;
 		if (raft_barrier(&d->raft, &d->barrier, on_barrier) == 0)
@@ -559,6 +689,8 @@ static void on_find(uv_timer_t *t)
 	rv = raft_setup(d, &e);
 	if (rv == 0)
 		rv = raft_go(d, &e);
+	if (rv == 0 && member_files_exist(d))
+		rv = cd_node_member_start(d, &e);
 	if (rv) {
 		/* Nothing else to do without Raft: main exits, a supervised restart retries. */
 		kb_log(d->log, KB_LOG_ERROR, "%s", e.msg);
@@ -625,6 +757,8 @@ void cd_node_close(struct cd_daemon *d, void (*cb)(struct cd_daemon *d))
 
 	d->phase = CD_PHASE_CLOSING;
 	d->closed_cb = cb;
+	cd_joinsrv_stop(d);
+	cd_hbnet_stop(d);
 	if (d->creating)
 		create_end(d, KB_ECANCELED, "clusterd is stopping");
 	uv_close((uv_handle_t *)&d->find_timer, on_timer_closed);

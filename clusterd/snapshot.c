@@ -53,6 +53,10 @@ struct pb_tree {
 	char **after; /* CD_RESTART_AFTER_MAX pointers per VM */
 	Keel__Cluster__Operation *ops;
 	Keel__Cluster__Operation **op_ptrs;
+	Keel__Cluster__JoinTokenRecord *tokens;
+	Keel__Cluster__JoinTokenRecord **token_ptrs;
+	Keel__Cluster__Event *events;
+	Keel__Cluster__Event **event_ptrs;
 };
 
 static void pb_tree_free(struct pb_tree *t)
@@ -66,6 +70,10 @@ static void pb_tree_free(struct pb_tree *t)
 	kb_free(t->after);
 	kb_free(t->ops);
 	kb_free(t->op_ptrs);
+	kb_free(t->tokens);
+	kb_free(t->token_ptrs);
+	kb_free(t->events);
+	kb_free(t->event_ptrs);
 }
 
 /* kb_calloc of at least one element, so an empty state needs no special case. */
@@ -87,8 +95,13 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 	t->after = alloc_n(s->n_vms, CD_RESTART_AFTER_MAX * sizeof(*t->after));
 	t->ops = alloc_n(s->n_ops, sizeof(*t->ops));
 	t->op_ptrs = alloc_n(s->n_ops, sizeof(*t->op_ptrs));
+	t->tokens = alloc_n(s->n_tokens, sizeof(*t->tokens));
+	t->token_ptrs = alloc_n(s->n_tokens, sizeof(*t->token_ptrs));
+	t->events = alloc_n(s->n_events, sizeof(*t->events));
+	t->event_ptrs = alloc_n(s->n_events, sizeof(*t->event_ptrs));
 	if (!t->hosts || !t->host_ptrs || !t->caps || !t->vms || !t->vm_ptrs || !t->has ||
-	    !t->after || !t->ops || !t->op_ptrs) {
+	    !t->after || !t->ops || !t->op_ptrs || !t->tokens || !t->token_ptrs || !t->events ||
+	    !t->event_ptrs) {
 		pb_tree_free(t);
 		return -ENOMEM;
 	}
@@ -161,6 +174,39 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		p->started_at_ms = o->started_at_ms;
 		t->op_ptrs[i] = p;
 	}
+	for (unsigned i = 0; i < s->n_tokens; i++) {
+		const struct cd_join_token *k = &s->tokens[i];
+		Keel__Cluster__JoinTokenRecord *p = &t->tokens[i];
+
+		keel__cluster__join_token_record__init(p);
+		p->id.data = (uint8_t *)k->rec.id;
+		p->id.len = CD_TOKEN_ID_SIZE;
+		p->expires_s = k->rec.expires_s;
+		p->secret_hash.data = (uint8_t *)k->rec.secret_hash;
+		p->secret_hash.len = CD_TOKEN_HASH_SIZE;
+		p->used = k->rec.used;
+		p->used_by = k->used_by;
+		t->token_ptrs[i] = p;
+	}
+	/* Oldest first, whatever the ring's position: equal states, equal bytes. */
+	for (unsigned i = 0; i < s->n_events; i++) {
+		const struct cd_event *ev = cd_state_event_at(s, i);
+		Keel__Cluster__Event *p = &t->events[i];
+
+		keel__cluster__event__init(p);
+		p->seq = ev->seq;
+		p->at_ms = ev->at_ms;
+		p->kind = ev->kind;
+		p->host = ev->host;
+		p->vm = (char *)ev->vm;
+		p->message = (char *)ev->message;
+		t->event_ptrs[i] = p;
+	}
+	t->st.n_tokens = s->n_tokens;
+	t->st.tokens = t->token_ptrs;
+	t->st.n_events = s->n_events;
+	t->st.events = t->event_ptrs;
+	t->st.next_event_seq = s->next_event_seq;
 	t->st.n_hosts = s->n_hosts;
 	t->st.hosts = t->host_ptrs;
 	t->st.n_vms = s->n_vms;
@@ -216,8 +262,9 @@ static int from_pb(const Keel__Cluster__State *st, struct cd_state *out, struct 
 			       st->format_version, CD_FORMAT_VERSION);
 		return KB_EVERSION;
 	}
-	if (st->n_hosts > CD_HOSTS_MAX || st->n_vms > CD_VMS_MAX || st->n_ops > CD_OPS_MAX) {
-		kb_errmsg_setf(e, "state exceeds the host, VM or operation limits");
+	if (st->n_hosts > CD_HOSTS_MAX || st->n_vms > CD_VMS_MAX || st->n_ops > CD_OPS_MAX ||
+	    st->n_tokens > CD_TOKENS_MAX || st->n_events > CD_EVENTS_MAX) {
+		kb_errmsg_setf(e, "state exceeds the host, VM, operation, token or event limits");
 		return KB_ETOOBIG;
 	}
 	if (st->config != NULL && (rv = cd__config_from_pb(st->config, &out->config, e)))
@@ -238,6 +285,16 @@ static int from_pb(const Keel__Cluster__State *st, struct cd_state *out, struct 
 	for (size_t i = 0; i < st->n_ops; i++)
 		if ((rv = cd__op_from_pb(st->ops[i], &out->ops[out->n_ops++], e)))
 			goto bad;
+	/* The reservation allocated the fixed token array and event ring. */
+	for (size_t i = 0; i < st->n_tokens; i++)
+		if ((rv = cd__token_from_pb(st->tokens[i], &out->tokens[out->n_tokens++], e)))
+			goto bad;
+	for (size_t i = 0; i < st->n_events; i++)
+		if ((rv = cd__event_from_pb(st->events[i], &out->events[out->n_events++], e)))
+			goto bad;
+	out->ev_head = 0;
+	/* A snapshot made before events existed has no next_event_seq (0): events start at 1. */
+	out->next_event_seq = st->next_event_seq == 0 && st->n_events == 0 ? 1 : st->next_event_seq;
 	out->applied = st->applied_commands;
 	rv = cd__state_check(out, e);
 	return rv == -ENOMEM ? rv : rv ? KB_EPROTO : 0;

@@ -10,8 +10,9 @@
  *   offset 16  u32      CRC-32C of the payload
  *   offset 20  u32      CRC-32C of bytes 0..19
  *
- * The payload lists hosts by id, VMs by uuid and operations by id, so equal states give
- * byte-identical snapshots (the deterministic tests compare them).
+ * The payload lists hosts by id, VMs by uuid, operations by id, join token records by id
+ * and events oldest first, so equal states give byte-identical snapshots (the
+ * deterministic tests compare them).
  */
 #ifndef CD_SNAPSHOT_H
 #define CD_SNAPSHOT_H

@@ -1,10 +1,12 @@
 /*
- * The in-memory replicated state: three sorted arrays and the cluster config.
+ * The in-memory replicated state: four sorted arrays, an event ring and the cluster config.
  *
  * Lookups are binary searches; inserts and removals move the tail of an array, which is
  * cheap at the sizes the limits allow and keeps iteration order (and so snapshots)
  * independent of the order in which things were added. Growth happens only in
- * cd__state_reserve(), so a command that has reserved its room cannot fail half-way.
+ * cd__state_reserve(), so a command that has reserved its room cannot fail half-way. The
+ * token array and the event ring have fixed sizes and are allocated once, by the first
+ * reservation: any command may add events and a batch may add many tokens.
  */
 #include <errno.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 void cd_state_init(struct cd_state *s)
 {
 	memset(s, 0, sizeof(*s));
+	s->next_event_seq = 1;
 }
 
 void cd_state_close(struct cd_state *s)
@@ -22,6 +25,8 @@ void cd_state_close(struct cd_state *s)
 	kb_free(s->hosts);
 	kb_free(s->vms);
 	kb_free(s->ops);
+	kb_free(s->tokens);
+	kb_free(s->events);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -71,6 +76,21 @@ static unsigned op_pos(const struct cd_state *s, uint64_t id)
 	return lo;
 }
 
+static unsigned token_pos(const struct cd_state *s, const uint8_t *id)
+{
+	unsigned lo = 0, hi = s->n_tokens;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (memcmp(s->tokens[mid].rec.id, id, CD_TOKEN_ID_SIZE) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 struct cd_host *cd__state_host_mut(struct cd_state *s, uint64_t id)
 {
 	unsigned i = host_pos(s, id);
@@ -90,6 +110,15 @@ struct cd_op *cd__state_op_mut(struct cd_state *s, uint64_t id)
 	unsigned i = op_pos(s, id);
 
 	return i < s->n_ops && s->ops[i].id == id ? &s->ops[i] : NULL;
+}
+
+struct cd_join_token *cd__state_token_mut(struct cd_state *s, const uint8_t *id)
+{
+	unsigned i = token_pos(s, id);
+
+	return i < s->n_tokens && memcmp(s->tokens[i].rec.id, id, CD_TOKEN_ID_SIZE) == 0
+		   ? &s->tokens[i]
+		   : NULL;
 }
 
 const struct cd_host *cd_state_host(const struct cd_state *s, uint64_t id)
@@ -162,6 +191,46 @@ unsigned cd_state_n_vms_owned(const struct cd_state *s, uint64_t host)
 	return n;
 }
 
+const struct cd_join_token *cd_state_token(const struct cd_state *s, const uint8_t *id)
+{
+	return cd__state_token_mut((struct cd_state *)s, id);
+}
+
+unsigned cd_state_n_tokens(const struct cd_state *s)
+{
+	return s->n_tokens;
+}
+
+const struct cd_join_token *cd_state_token_at(const struct cd_state *s, unsigned i)
+{
+	return i < s->n_tokens ? &s->tokens[i] : NULL;
+}
+
+unsigned cd_state_n_events(const struct cd_state *s)
+{
+	return s->n_events;
+}
+
+const struct cd_event *cd_state_event_at(const struct cd_state *s, unsigned i)
+{
+	return i < s->n_events ? &s->events[(s->ev_head + i) % CD_EVENTS_MAX] : NULL;
+}
+
+unsigned cd_state_events_since(const struct cd_state *s, uint64_t since)
+{
+	unsigned lo = 0, hi = s->n_events;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (cd_state_event_at(s, mid)->seq <= since)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Grows *arr (of elem-sized items, *cap allocated, n used) to hold n + more. */
 static int grow(void **arr, unsigned *cap, unsigned n, unsigned more, size_t elem)
 {
@@ -183,8 +252,12 @@ static int grow(void **arr, unsigned *cap, unsigned n, unsigned more, size_t ele
 
 int cd__state_reserve(struct cd_state *s, unsigned hosts, unsigned vms, unsigned ops)
 {
-	/* Each grow either succeeds or leaves its array as it was; a partial success only
+	/* Each step either succeeds or leaves its array as it was; a partial success only
 	 * leaves spare room behind, which changes nothing visible. */
+	if (s->tokens == NULL && (s->tokens = kb_calloc(CD_TOKENS_MAX, sizeof(*s->tokens))) == NULL)
+		return -ENOMEM;
+	if (s->events == NULL && (s->events = kb_calloc(CD_EVENTS_MAX, sizeof(*s->events))) == NULL)
+		return -ENOMEM;
 	if (grow((void **)&s->hosts, &s->cap_hosts, s->n_hosts, hosts, sizeof(*s->hosts)) ||
 	    grow((void **)&s->vms, &s->cap_vms, s->n_vms, vms, sizeof(*s->vms)) ||
 	    grow((void **)&s->ops, &s->cap_ops, s->n_ops, ops, sizeof(*s->ops)))
@@ -247,6 +320,53 @@ void cd__state_op_remove(struct cd_state *s, uint64_t id)
 		return;
 	memmove(&s->ops[i], &s->ops[i + 1], (s->n_ops - i - 1) * sizeof(*s->ops));
 	s->n_ops--;
+}
+
+void cd__state_token_insert(struct cd_state *s, const struct cd_join_token *t)
+{
+	unsigned i = token_pos(s, t->rec.id);
+
+	memmove(&s->tokens[i + 1], &s->tokens[i], (s->n_tokens - i) * sizeof(*s->tokens));
+	s->tokens[i] = *t;
+	s->n_tokens++;
+}
+
+void cd__state_tokens_prune(struct cd_state *s, uint64_t now_s)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n_tokens; i++)
+		if (s->tokens[i].rec.expires_s > now_s)
+			s->tokens[n++] = s->tokens[i];
+	s->n_tokens = n;
+}
+
+unsigned cd__state_tokens_live(const struct cd_state *s, uint64_t now_s)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n_tokens; i++)
+		n += s->tokens[i].rec.expires_s > now_s;
+	return n;
+}
+
+void cd__state_event_push(struct cd_state *s, const struct cd_event *ev)
+{
+	struct cd_event *slot;
+
+	if (s->n_events == CD_EVENTS_MAX) {
+		s->ev_head = (s->ev_head + 1) % CD_EVENTS_MAX;
+		s->n_events--;
+	}
+	slot = &s->events[(s->ev_head + s->n_events) % CD_EVENTS_MAX];
+	*slot = *ev;
+	slot->seq = s->next_event_seq++;
+	s->n_events++;
+}
+
+uint64_t cd__state_last_event_ms(const struct cd_state *s)
+{
+	return s->n_events ? cd_state_event_at(s, s->n_events - 1)->at_ms : 0;
 }
 
 void cd__state_swap(struct cd_state *a, struct cd_state *b)

@@ -1,10 +1,12 @@
 /*
- * clusterd's replicated state in memory: the cluster config, hosts, VMs and operations in
- * flight, as the Raft log has built them. Every host applies the same commands in the same
- * order and so holds the same state; the FSM (clusterd/fsm.h) is the only writer.
+ * clusterd's replicated state in memory: the cluster config, hosts, VMs, operations in
+ * flight, join token records and the most recent events, as the Raft log has built them.
+ * Every host applies the same commands in the same order and so holds the same state; the
+ * FSM (clusterd/fsm.h) is the only writer.
  *
- * Hosts are kept sorted by id, VMs by uuid and operations by id, so lookups are binary
- * searches and a snapshot of equal states is byte-for-byte equal. Pointers returned by the
+ * Hosts are kept sorted by id, VMs by uuid, operations and token records by id, so lookups
+ * are binary searches and a snapshot of equal states is byte-for-byte equal. Events sit in
+ * a ring of the most recent CD_EVENTS_MAX, read oldest first. Pointers returned by the
  * getters are borrowed: valid until the next change of the state (the next applied entry
  * or restored snapshot). Not thread-safe: the daemon reads the state on its loop thread,
  * the thread that applies entries.
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #include "cluster.pb-c.h"
+#include "clusterd/token.h"
 
 /* Format version of the state schema and of the command batches. */
 #define CD_FORMAT_VERSION 1
@@ -32,6 +35,9 @@
 #define CD_HOSTS_MAX	     1024
 #define CD_VMS_MAX	     65536
 #define CD_OPS_MAX	     4096
+#define CD_TOKENS_MAX	     1024
+#define CD_EVENTS_MAX	     1024 /* events kept; older ones are dropped */
+#define CD_EVENT_MSG_MAX     255  /* bytes of an event's message */
 
 struct cd_config {
 	bool set; /* false until the first SetConfig */
@@ -80,6 +86,22 @@ struct cd_op {
 	uint64_t started_at_ms;
 };
 
+/* A join token record as the cluster keeps it: rec is what cd_token_check() judges
+ * (clusterd/token.h); used_by is the host that joined with it. */
+struct cd_join_token {
+	struct cd_token_record rec;
+	uint64_t used_by; /* 0 while unused */
+};
+
+struct cd_event {
+	uint64_t seq;			    /* 1, 2, ...: never reused */
+	uint64_t at_ms;			    /* proposer's wall clock, from the command */
+	int kind;			    /* KEEL__CLUSTER__EVENT_KIND__* */
+	uint64_t host;			    /* the host it concerns, or 0 */
+	char vm[CD_UUID_LEN + 1];	    /* the VM it concerns, or "" */
+	char message[CD_EVENT_MSG_MAX + 1]; /* printable UTF-8, no control characters */
+};
+
 struct cd_state {
 	struct cd_config config;
 	struct cd_host *hosts;
@@ -89,9 +111,18 @@ struct cd_state {
 	struct cd_op *ops;
 	unsigned n_ops, cap_ops;
 	uint64_t applied; /* commands applied (not refused) since the cluster began */
+	/* Fixed arrays of CD_TOKENS_MAX and CD_EVENTS_MAX, allocated together by the first
+	 * cd__state_reserve() (NULL until then), so no command fails for memory half-way. */
+	struct cd_join_token *tokens; /* sorted by id */
+	unsigned n_tokens;
+	struct cd_event *events; /* ring: the oldest at ev_head */
+	unsigned n_events, ev_head;
+	uint64_t next_event_seq; /* seq of the next event; >= 1 */
 };
 
-/* Initialises an empty state (no config, no hosts, VMs or operations). Never fails. */
+/* Initialises an empty state (no config, hosts, VMs, operations, tokens or events; the next
+ * event seq is 1). Never fails: the token and event arrays come with the first
+ * cd__state_reserve(). */
 void cd_state_init(struct cd_state *s);
 /* Frees what the state holds; it may be initialised again. */
 void cd_state_close(struct cd_state *s);
@@ -114,10 +145,25 @@ const struct cd_op *cd_state_op_at(const struct cd_state *s, unsigned i);
 /* The number of VMs a host owns. */
 unsigned cd_state_n_vms_owned(const struct cd_state *s, uint64_t host);
 
+/* Join token records, sorted by id (memcmp order). id is CD_TOKEN_ID_SIZE bytes; NULL when
+ * absent. Expired records stay until a TokenAdd or HostJoin drops them. */
+const struct cd_join_token *cd_state_token(const struct cd_state *s, const uint8_t *id);
+unsigned cd_state_n_tokens(const struct cd_state *s);
+const struct cd_join_token *cd_state_token_at(const struct cd_state *s, unsigned i);
+
+/* Events, oldest first (increasing seq): i < cd_state_n_events() (at most CD_EVENTS_MAX).
+ * cd_state_events_since() is the index of the first event with seq > since, or
+ * cd_state_n_events() when there is none: events i.. are the ones a client holding since
+ * has not seen. The seq the next event will get is s->next_event_seq. */
+unsigned cd_state_n_events(const struct cd_state *s);
+const struct cd_event *cd_state_event_at(const struct cd_state *s, unsigned i);
+unsigned cd_state_events_since(const struct cd_state *s, uint64_t since);
+
 /* ---- internal to clusterd ------------------------------------------------------------ */
 
 /* Makes room for that many more hosts, VMs and operations, so the inserts that follow
- * cannot fail for memory. 0 or -ENOMEM (nothing changed). */
+ * cannot fail for memory, and allocates the token and event arrays if not done yet (any
+ * command may add an event). 0 or -ENOMEM (nothing visible changed). */
 int cd__state_reserve(struct cd_state *s, unsigned hosts, unsigned vms, unsigned ops);
 /* Inserts in sorted place. The caller has checked uniqueness and limits and reserved room
  * with cd__state_reserve(). */
@@ -132,6 +178,19 @@ struct cd_op *cd__state_op_mut(struct cd_state *s, uint64_t id);
 void cd__state_host_remove(struct cd_state *s, uint64_t id);
 void cd__state_vm_remove(struct cd_state *s, const char *uuid);
 void cd__state_op_remove(struct cd_state *s, uint64_t id);
+/* Inserts a token record in sorted place; the caller has checked that the id is unused,
+ * that n_tokens < CD_TOKENS_MAX, and reserved. */
+void cd__state_token_insert(struct cd_state *s, const struct cd_join_token *t);
+struct cd_join_token *cd__state_token_mut(struct cd_state *s, const uint8_t *id);
+/* Drops every token record with expires_s <= now_s; the rest keep their order. */
+void cd__state_tokens_prune(struct cd_state *s, uint64_t now_s);
+/* The number of records cd__state_tokens_prune(s, now_s) would keep. */
+unsigned cd__state_tokens_live(const struct cd_state *s, uint64_t now_s);
+/* Appends an event numbered s->next_event_seq (seq in ev is ignored), dropping the oldest
+ * when CD_EVENTS_MAX are kept. The caller has reserved. */
+void cd__state_event_push(struct cd_state *s, const struct cd_event *ev);
+/* at_ms of the newest event, or 0: the time of events whose command carries none. */
+uint64_t cd__state_last_event_ms(const struct cd_state *s);
 /* Exchanges the contents of two states. */
 void cd__state_swap(struct cd_state *a, struct cd_state *b);
 

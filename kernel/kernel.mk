@@ -5,11 +5,13 @@
 VMK_DIRS   := kernel/core kernel/vm kernel/ds kernel/res kernel/net
 VMK_SRCS   := $(filter-out kernel/core/main.c,$(foreach d,$(VMK_DIRS),$(wildcard $(d)/*.c)))
 LIBVMK     := $(BUILD)/lib/libvmk.a
-VMK_LIBS   := -luv
+# libvmk uses libha (datastore heartbeats), which uses libkb: whoever links libvmk lists
+# VMK_LIBS after it, so these come after it in the static link order too.
+VMK_LIBS   := -luv $(LIBHA) $(LIBKB)
 $(LIBVMK): $(patsubst %.c,$(BUILD)/obj/%.o,$(VMK_SRCS))
 LIBS += $(LIBVMK)
 
-$(BUILD)/bin/vmkernel: $(BUILD)/obj/kernel/core/main.o $(LIBVMK) $(LIBPROTO) $(LIBKB)
+$(BUILD)/bin/vmkernel: $(BUILD)/obj/kernel/core/main.o $(LIBVMK) $(LIBHA) $(LIBPROTO) $(LIBKB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(VMK_LIBS) $(PROTO_LIBS) $(LDLIBS)

@@ -1,14 +1,16 @@
 /*
  * vmkernel start-up: the state dir layout, one vmkernel per state dir (an flock on
  * <state>/vmkernel.lock), the log (<state>/vmkernel.log plus the in-memory ring), and the
- * subsystems in dependency order.
+ * subsystems in dependency order. The host id (<state>/clusterd.id, made at first start and
+ * shared with clusterd) names the host's heartbeat records on shared datastores.
  *
- * State dir layout: vmkernel.sock, vmkernel.lock, vmkernel.log, inventory.conf (registered
- * VMs), datastores.conf, network.conf, datastore1/ (the default local datastore), run/
- * (vmx control and console sockets and pid records of running VMs).
+ * State dir layout: vmkernel.sock, vmkernel.lock, vmkernel.log, clusterd.id (the host id),
+ * inventory.conf (registered VMs), datastores.conf, network.conf, datastore1/ (the default
+ * local datastore), run/ (vmx control and console sockets and pid records of running VMs).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -18,6 +20,7 @@
 #include "kernel/core/core.h"
 #include "kernel/core/subsys.h"
 #include "kernel/vm/vm.h"
+#include "lib/nodeid.h"
 #include "lib/time.h"
 
 static struct kb_logger logger;
@@ -45,6 +48,7 @@ int vmk_core_init(struct vmk_host *h, const char *state, int level, bool to_stde
 		  struct kb_errmsg *err)
 {
 	char path[PATH_MAX];
+	bool created;
 	int rv;
 
 	if (state[0] != '/') {
@@ -91,6 +95,13 @@ int vmk_core_init(struct vmk_host *h, const char *state, int level, bool to_stde
 	pthread_mutex_init(&h->lock, NULL);
 	kb_list_init(&h->vms);
 	kb_list_init(&h->watch_q);
+	rv = kb_node_id_get(h->state_dir, &h->host_id, &created, err);
+	if (rv < 0) {
+		kb_errmsg_wrapf(err, "host id");
+		return rv;
+	}
+	kb_log(h->log, KB_LOG_INFO, "host id %016" PRIx64 "%s", h->host_id,
+	       created ? " (new)" : "");
 	if (access(h->vmx_bin, X_OK) < 0)
 		kb_log(h->log, KB_LOG_WARN, "vmx binary %s is not executable: VMs cannot power on",
 		       h->vmx_bin);

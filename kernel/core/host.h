@@ -29,6 +29,7 @@ struct vmk_host {
 	char kguest[PATH_MAX];	    /* the default kguest image */
 	struct kb_logger *log;
 	uint64_t started_ns;
+	uint64_t host_id; /* from <state dir>/clusterd.id (lib/nodeid.h), shared with clusterd */
 
 	uv_loop_t *loop;
 	uv_async_t wake; /* the loop picks up queued supervision work */

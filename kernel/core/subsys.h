@@ -24,6 +24,10 @@ void vmk_subsys_ds_close(struct vmk_host *h);
 int vmk_subsys_ds_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
 			 Keel__Vmk__VmkReply *reply, struct kb_errmsg *err);
 void vmk_subsys_ds_reply_free(Keel__Vmk__VmkReply *reply);
+/* A copy of the heartbeat writers' status (kernel/ds/heartbeat.h); the caller frees *out
+ * with kb_free(). 0 or -ENOMEM. Any thread. */
+struct vmk_ds_hb_status;
+int vmk_subsys_ds_hb_status(struct vmk_host *h, struct vmk_ds_hb_status **out, size_t *n);
 
 /* The datastore holding dir, into out. KB_ENOTFOUND when none does. */
 int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size,

@@ -1,6 +1,10 @@
 /*
  * The seam to kernel/ds: the host's datastore registry, serialised by one lock (the
- * registry is used by one thread at a time), and the datastore requests.
+ * registry is used by one thread at a time), the datastore requests, and the heartbeat
+ * writers (kernel/ds/heartbeat.h), kept matching the registry: one per shared datastore,
+ * started at init and by an add, stopped by a remove and at close. A failure to start a
+ * writer's thread is logged and does not fail the request: the datastore is registered,
+ * and the next change of the registry tries again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,30 +12,65 @@
 
 #include "kernel/core/subsys.h"
 #include "kernel/ds/datastore.h"
+#include "kernel/ds/heartbeat.h"
 #include "kernel/vm/vm.h"
 #include "lib/heap.h"
 
 static struct vmk_ds_registry reg;
 static bool reg_open;
-static pthread_mutex_t ds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vmk_ds_hb_set hbs;
+static bool hbs_open;
+static pthread_mutex_t ds_lock = PTHREAD_MUTEX_INITIALIZER; /* guards reg and hbs */
+
+/* Brings the heartbeat writers in line with the registry. Called with ds_lock held. */
+static void hb_sync(struct vmk_host *h)
+{
+	struct kb_errmsg err = {{0}};
+
+	if (vmk_ds_hb_sync(&hbs, &reg, &err) < 0)
+		kb_log(h->log, KB_LOG_ERROR, "%s", err.msg);
+}
 
 int vmk_subsys_ds_init(struct vmk_host *h, struct kb_errmsg *err)
 {
+	struct vmk_ds_hb_config cfg;
 	int rv = vmk_ds_registry_init(&reg, h->state_dir, err);
 
-	if (rv == 0) {
-		reg_open = true;
-		h->ds = &reg;
+	if (rv < 0)
+		return rv;
+	reg_open = true;
+	h->ds = &reg;
+	vmk_ds_hb_config_init(&cfg);
+	cfg.host_id = h->host_id;
+	cfg.log = h->log;
+	rv = vmk_ds_hb_set_init(&hbs, &cfg);
+	if (rv < 0) {
+		kb_errmsg_setf(err, "heartbeats: %s", kb_strerror(rv));
+		return rv;
 	}
-	return rv;
+	hbs_open = true;
+	pthread_mutex_lock(&ds_lock);
+	hb_sync(h);
+	pthread_mutex_unlock(&ds_lock);
+	return 0;
 }
 
 void vmk_subsys_ds_close(struct vmk_host *h)
 {
+	if (hbs_open)
+		vmk_ds_hb_set_close(&hbs);
+	hbs_open = false;
 	if (reg_open)
 		vmk_ds_registry_close(&reg);
 	reg_open = false;
 	h->ds = NULL;
+}
+
+int vmk_subsys_ds_hb_status(struct vmk_host *h, struct vmk_ds_hb_status **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return hbs_open ? vmk_ds_hb_status(&hbs, out, n) : 0;
 }
 
 int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size,
@@ -101,6 +140,8 @@ int vmk_subsys_ds_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
 		pthread_mutex_lock(&ds_lock);
 		rv = vmk_ds_add(&reg, rq->datastore_add->name, rq->datastore_add->path,
 				rq->datastore_add->shared, err);
+		if (rv == 0 && rq->datastore_add->shared)
+			hb_sync(h);
 		pthread_mutex_unlock(&ds_lock);
 		if (rv == 0)
 			kb_log(h->log, KB_LOG_INFO, "datastore %s added at %s%s",
@@ -112,6 +153,8 @@ int vmk_subsys_ds_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
 		uint32_t n = vms_on(h, name);
 		pthread_mutex_lock(&ds_lock);
 		rv = vmk_ds_remove(&reg, name, n, err);
+		if (rv == 0)
+			hb_sync(h); /* waits for a removed datastore's writer to stop */
 		pthread_mutex_unlock(&ds_lock);
 		if (rv == 0)
 			kb_log(h->log, KB_LOG_INFO, "datastore %s removed", name);

@@ -22,14 +22,43 @@
 #include "cluster.pb-c.h"
 #include "lib/buf.h"
 #include "lib/frame.h"
+#include "lib/time.h"
 #include "mgmt-api/keel/keel.h"
 
 #define KC_DEFAULT_CLUSTER_SOCKET "/var/lib/keel/clusterd.sock"
 #define REPLY_MAX		  (16u << 20)
 
-enum { O_CSOCK = 1 };
+enum { O_CSOCK = 1, O_TOKEN, O_TTL, O_SINCE, O_LIMIT, O_COUNT, O_WINDOW };
 
 static const struct kc_opt cluster_opts[] = {
+    {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    {NULL, NULL, NULL, 0, false},
+};
+
+static const struct kc_opt join_opts[] = {
+    {"token", "TOKEN", "the join token (from `keel cluster join-token` on a member)", O_TOKEN,
+     false},
+    {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    {NULL, NULL, NULL, 0, false},
+};
+
+static const struct kc_opt token_opts[] = {
+    {"ttl", "SECONDS", "how long the token is valid (default 3600, at most 30 days)", O_TTL,
+     false},
+    {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    {NULL, NULL, NULL, 0, false},
+};
+
+static const struct kc_opt bench_opts[] = {
+    {"count", "N", "commands to commit (default 10000)", O_COUNT, false},
+    {"window", "W", "proposals in flight (default 64)", O_WINDOW, false},
+    {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    {NULL, NULL, NULL, 0, false},
+};
+
+static const struct kc_opt events_opts[] = {
+    {"since", "SEQ", "only events after this sequence number", O_SINCE, false},
+    {"limit", "N", "at most the N most recent events", O_LIMIT, false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
     {NULL, NULL, NULL, 0, false},
 };
@@ -130,6 +159,16 @@ static const char *raft_role(int r)
 	return r >= 0 && r < 4 ? names[r] : "?";
 }
 
+static void age_text(int64_t ms, char *out, size_t size)
+{
+	if (ms < 0)
+		snprintf(out, size, "-");
+	else if (ms < 10000)
+		snprintf(out, size, "%" PRId64 "ms", ms);
+	else
+		snprintf(out, size, "%" PRId64 "s", ms / 1000);
+}
+
 static void status_json(const Keel__Cluster__ClusterStatus *s)
 {
 	struct kc_json j;
@@ -148,6 +187,8 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 	kc_json_str(&j, "node_role", raft_role(s->node_role));
 	kc_json_u64(&j, "commit_index", s->commit_index);
 	kc_json_u64(&j, "applied_index", s->applied_index);
+	kc_json_bool(&j, "isolated", s->isolated);
+	kc_json_i64(&j, "leader_contact_age_ms", s->leader_contact_age_ms);
 	kc_json_arr_begin(&j, "hosts");
 	for (size_t i = 0; i < s->n_hosts; i++) {
 		const Keel__Cluster__ClusterHostStatus *h = s->hosts[i];
@@ -158,6 +199,11 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		kc_json_str(&j, "vmk0", h->vmk0);
 		kc_json_str(&j, "state", host_state(h->state));
 		kc_json_str(&j, "role", raft_role(h->role));
+		kc_json_str(&j, "raft_role", raft_role(h->raft_role));
+		kc_json_i64(&j, "net_hb_age_ms", h->net_hb_age_ms);
+		kc_json_i64(&j, "ds_hb_age_ms", h->ds_hb_age_ms);
+		kc_json_u64(&j, "vms", h->n_vms);
+		kc_json_u64(&j, "last_change_ms", h->last_change_ms);
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);
@@ -167,7 +213,8 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 
 static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *s)
 {
-	static const char *const heads[] = {"NAME", "ID", "VMK0", "STATE", "ROLE"};
+	static const char *const heads[] = {"NAME", "ID",     "VMK0",  "STATE",
+					    "ROLE", "NET-HB", "DS-HB", "VMS"};
 	struct kc_table t;
 
 	if (ctx->json) {
@@ -184,21 +231,30 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 	      s->node_address[0] ? s->node_address : "-", s->node_state, raft_role(s->node_role));
 	kc_kv(stdout, "Commit index", "%" PRIu64, s->commit_index);
 	kc_kv(stdout, "Applied index", "%" PRIu64, s->applied_index);
+	if (s->isolated)
+		kc_kv(stdout, "Isolation", "ISOLATED: no leader heard for %" PRId64 " ms",
+		      s->leader_contact_age_ms);
 	if (s->n_hosts == 0)
 		return KC_EXIT_OK;
 	printf("\n");
-	kc_table_init(&t, 5, heads, "lrlll");
+	kc_table_init(&t, 8, heads, "lrllllrr");
 	for (size_t i = 0; i < s->n_hosts; i++) {
 		const Keel__Cluster__ClusterHostStatus *h = s->hosts[i];
-		char id[24];
-		const char *row[5];
+		char id[24], net[24], ds[24], vms[16];
+		const char *row[8];
 
 		snprintf(id, sizeof(id), "%" PRIu64, h->id);
+		age_text(h->net_hb_age_ms, net, sizeof(net));
+		age_text(h->ds_hb_age_ms, ds, sizeof(ds));
+		snprintf(vms, sizeof(vms), "%u", h->n_vms);
 		row[0] = h->name;
 		row[1] = id;
 		row[2] = h->vmk0;
 		row[3] = host_state(h->state);
-		row[4] = raft_role(h->role);
+		row[4] = raft_role(h->raft_role ? h->raft_role : h->role);
+		row[5] = net;
+		row[6] = ds;
+		row[7] = vms;
 		kc_table_add(&t, row);
 	}
 	int rv = kc_table_print(&t, ctx, stdout);
@@ -243,6 +299,287 @@ static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 	return run_request(ctx, call, &rq);
 }
 
+static int parse_u64_opt(struct kc_ctx *ctx, const char *v, const char *what, uint64_t max,
+			 uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = v ? strtoull(v, &end, 10) : 0;
+	if (v && (errno || *end || *out > max))
+		return kc_fail(ctx, KC_EXIT_USAGE, -EINVAL, "bad %s '%s'", what, v);
+	return KC_EXIT_OK;
+}
+
+static int token_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterJoinTokenRequest jt = KEEL__CLUSTER__CLUSTER_JOIN_TOKEN_REQUEST__INIT;
+	Keel__Cluster__ClusterReply *rp;
+	uint64_t ttl;
+	int rc = parse_u64_opt(ctx, kc_opt(call, O_TTL), "--ttl", 30 * 24 * 3600, &ttl);
+
+	if (rc)
+		return rc;
+	jt.ttl_s = (uint32_t)ttl;
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN_TOKEN;
+	rq.join_token = &jt;
+	rc = call_clusterd(ctx, call, &rq, &rp);
+	if (rc)
+		return rc;
+	if (ctx->json) {
+		struct kc_json j;
+
+		kc_json_init(&j, stdout);
+		kc_json_obj_begin(&j, NULL);
+		kc_json_bool(&j, "ok", true);
+		kc_json_i64(&j, "code", 0);
+		kc_json_str(&j, "token", rp->token);
+		kc_json_u64(&j, "expires_s", rp->token_expires_s);
+		kc_json_obj_end(&j);
+		kc_json_finish(&j);
+	} else {
+		printf("%s\n", rp->token);
+	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	return KC_EXIT_OK;
+}
+
+static int join_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterJoin j = KEEL__CLUSTER__CLUSTER_JOIN__INIT;
+
+	j.address = (char *)call->pos[0];
+	j.token = (char *)kc_opt(call, O_TOKEN);
+	if (!j.token)
+		return kc_usage(ctx, call, "--token is required");
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN;
+	rq.join = &j;
+	return run_request(ctx, call, &rq);
+}
+
+static int simple_run(struct kc_ctx *ctx, const struct kc_call *call,
+		      Keel__Cluster__ClusterRequest *rq, const char *done)
+{
+	Keel__Cluster__ClusterReply *rp;
+	int rc = call_clusterd(ctx, call, rq, &rp);
+
+	if (rc)
+		return rc;
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	if (ctx->json) {
+		struct kc_json j;
+
+		kc_json_init(&j, stdout);
+		kc_json_obj_begin(&j, NULL);
+		kc_json_bool(&j, "ok", true);
+		kc_json_i64(&j, "code", 0);
+		kc_json_str(&j, "message", done);
+		kc_json_obj_end(&j);
+		kc_json_finish(&j);
+	} else {
+		printf("%s.\n", done);
+	}
+	return KC_EXIT_OK;
+}
+
+static int leave_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterLeave l = KEEL__CLUSTER__CLUSTER_LEAVE__INIT;
+
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_LEAVE;
+	rq.leave = &l;
+	return simple_run(ctx, call, &rq, "this host left the cluster");
+}
+
+static int remove_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterRemoveHost r = KEEL__CLUSTER__CLUSTER_REMOVE_HOST__INIT;
+	char done[128];
+
+	r.host = (char *)call->pos[0];
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_REMOVE_HOST;
+	rq.remove_host = &r;
+	snprintf(done, sizeof(done), "host %s removed from the cluster", call->pos[0]);
+	return simple_run(ctx, call, &rq, done);
+}
+
+static const char *event_kind(int k)
+{
+	static const char *const names[] = {"-",	 "config", "host-added", "host-state",
+					    "host-role", "host-removed", "vm",	"note"};
+
+	return k >= 0 && k < 8 ? names[k] : "?";
+}
+
+static int events_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterEventsRequest er = KEEL__CLUSTER__CLUSTER_EVENTS_REQUEST__INIT;
+	Keel__Cluster__ClusterReply *rp;
+	uint64_t since, limit;
+	int rc;
+
+	rc = parse_u64_opt(ctx, kc_opt(call, O_SINCE), "--since", UINT64_MAX, &since);
+	if (rc == 0)
+		rc = parse_u64_opt(ctx, kc_opt(call, O_LIMIT), "--limit", 1u << 20, &limit);
+	if (rc)
+		return rc;
+	er.since = since;
+	er.max = (uint32_t)limit;
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_EVENTS;
+	rq.events = &er;
+	rc = call_clusterd(ctx, call, &rq, &rp);
+	if (rc)
+		return rc;
+	if (ctx->json) {
+		struct kc_json j;
+
+		kc_json_init(&j, stdout);
+		kc_json_obj_begin(&j, NULL);
+		kc_json_bool(&j, "ok", true);
+		kc_json_i64(&j, "code", 0);
+		kc_json_arr_begin(&j, "events");
+		for (size_t i = 0; i < rp->n_events; i++) {
+			const Keel__Cluster__Event *e = rp->events[i];
+
+			kc_json_obj_begin(&j, NULL);
+			kc_json_u64(&j, "seq", e->seq);
+			kc_json_u64(&j, "at_ms", e->at_ms);
+			kc_json_str(&j, "kind", event_kind(e->kind));
+			kc_json_u64(&j, "host", e->host);
+			kc_json_str(&j, "vm", e->vm);
+			kc_json_str(&j, "message", e->message);
+			kc_json_obj_end(&j);
+		}
+		kc_json_arr_end(&j);
+		kc_json_obj_end(&j);
+		kc_json_finish(&j);
+	} else {
+		for (size_t i = 0; i < rp->n_events; i++) {
+			const Keel__Cluster__Event *e = rp->events[i];
+			char when[64];
+
+			kb_time_fmt(e->at_ms * 1000000ull, when, sizeof(when));
+			printf("%6" PRIu64 "  %s  %-12s  %s\n", e->seq, when, event_kind(e->kind),
+			       e->message);
+		}
+	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	return KC_EXIT_OK;
+}
+
+static int bench_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterBenchCommit bc = KEEL__CLUSTER__CLUSTER_BENCH_COMMIT__INIT;
+	Keel__Cluster__ClusterReply *rp;
+	uint64_t count, window;
+	int rc;
+
+	rc = parse_u64_opt(ctx, kc_opt(call, O_COUNT), "--count", 1000000, &count);
+	if (rc == 0)
+		rc = parse_u64_opt(ctx, kc_opt(call, O_WINDOW), "--window", 1024, &window);
+	if (rc)
+		return rc;
+	bc.count = count ? (uint32_t)count : 10000;
+	bc.window = window ? (uint32_t)window : 64;
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_BENCH_COMMIT;
+	rq.bench_commit = &bc;
+	rc = call_clusterd(ctx, call, &rq, &rp);
+	if (rc)
+		return rc;
+	if (!rp->bench) {
+		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+		return kc_fail(ctx, KC_EXIT_PROTO, KB_EPROTO, "the reply carries no result");
+	}
+	if (ctx->json) {
+		struct kc_json j;
+
+		kc_json_init(&j, stdout);
+		kc_json_obj_begin(&j, NULL);
+		kc_json_bool(&j, "ok", true);
+		kc_json_i64(&j, "code", 0);
+		kc_json_u64(&j, "count", rp->bench->count);
+		kc_json_double(&j, "p50_ms", rp->bench->p50_ms);
+		kc_json_double(&j, "p99_ms", rp->bench->p99_ms);
+		kc_json_double(&j, "max_ms", rp->bench->max_ms);
+		kc_json_double(&j, "ops_s", rp->bench->ops_s);
+		kc_json_obj_end(&j);
+		kc_json_finish(&j);
+	} else {
+		printf("%u commands: p50 %.3f ms, p99 %.3f ms, max %.3f ms, %.0f commands/s\n",
+		       rp->bench->count, rp->bench->p50_ms, rp->bench->p99_ms, rp->bench->max_ms,
+		       rp->bench->ops_s);
+	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	return KC_EXIT_OK;
+}
+
+static const struct kc_cmd bench_cmd = {
+    .name = "bench-commit",
+    .summary = "Measure commit latency and throughput on the leader (adds note events).",
+    .detail = "Run against the leader's clusterd. Each command is one Raft entry holding one\n"
+	      "EventAdd, timed from proposal to apply on the leader.\n",
+    .opts = bench_opts,
+    .run = bench_run,
+};
+
+static const struct kc_cmd token_cmd = {
+    .name = "join-token",
+    .summary = "Print a single-use, expiring token another host joins with.",
+    .detail = "The token carries the cluster CA's fingerprint, which the joining host pins.\n"
+	      "Any member can ask; the leader issues it. Keep it secret until used.\n",
+    .opts = token_opts,
+    .run = token_run,
+};
+
+static const struct kc_cmd join_cmd = {
+    .name = "join",
+    .args = "ADDR --token TOKEN",
+    .summary = "Join this host to the cluster of the member at ADDR.",
+    .detail = "ADDR: a member's vmk0 address (A.B.C.D, or A.B.C.D:PORT of its join port,\n"
+	      "default 7001). The host proves the token over TLS, gets a certificate from the\n"
+	      "cluster CA and is added to Raft by the leader (spare, then standby or voter).\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    .opts = join_opts,
+    .run = join_run,
+};
+
+static const struct kc_cmd leave_cmd = {
+    .name = "leave",
+    .summary = "Take this host out of its cluster (it must own no VMs).",
+    .detail = "The leader removes the host from the state and from Raft; clusterd then\n"
+	      "forgets the cluster (Raft data, certificates) and waits for a create or join.\n",
+    .opts = cluster_opts,
+    .run = leave_run,
+};
+
+static const struct kc_cmd remove_cmd = {
+    .name = "remove-host",
+    .args = "HOST",
+    .summary = "Remove a dead host (name or id) from the cluster.",
+    .detail = "For a host that cannot leave by itself: it must not be connected and must own\n"
+	      "no VMs.\n",
+    .min_pos = 1,
+    .max_pos = 1,
+    .opts = cluster_opts,
+    .run = remove_run,
+};
+
+static const struct kc_cmd events_cmd = {
+    .name = "events",
+    .summary = "The cluster's event log: hosts added, state and role changes, VMs, notes.",
+    .detail = "The same on every host (it is part of the replicated state); the most recent\n"
+	      "1024 are kept.\n",
+    .opts = events_opts,
+    .run = events_run,
+};
+
 static const struct kc_cmd create_cmd = {
     .name = "create",
     .args = "NAME",
@@ -263,7 +600,8 @@ static const struct kc_cmd status_cmd = {
     .run = status_run,
 };
 
-static const struct kc_cmd *const cluster_subs[] = {&create_cmd, &status_cmd, NULL};
+static const struct kc_cmd *const cluster_subs[] = {
+    &create_cmd, &status_cmd, &token_cmd, &join_cmd, &leave_cmd, &remove_cmd, &events_cmd, &bench_cmd, NULL};
 
 const struct kc_cmd kc_cluster_cmd = {
     .name = "cluster",

@@ -36,6 +36,9 @@ struct cmdbuf {
 		Keel__Cluster__OpBegin op_begin;
 		Keel__Cluster__OpAdvance op_advance;
 		Keel__Cluster__OpEnd op_end;
+		Keel__Cluster__TokenAdd token_add;
+		Keel__Cluster__HostJoin host_join;
+		Keel__Cluster__EventAdd event_add;
 	} u;
 	Keel__Cluster__ClusterConfig cfg;
 	Keel__Cluster__Host host;
@@ -43,6 +46,10 @@ struct cmdbuf {
 	Keel__Cluster__Vm vm;
 	Keel__Cluster__HaSettings ha;
 	Keel__Cluster__Operation op;
+	Keel__Cluster__JoinTokenRecord token;
+	Keel__Cluster__Event event;
+	uint8_t token_id[CD_TOKEN_ID_SIZE];
+	uint8_t hash[CD_TOKEN_HASH_SIZE];
 };
 
 static struct cmdbuf cbs[8];
@@ -74,11 +81,9 @@ Keel__Cluster__Command *cf_config(const char *name, const char *id, uint32_t tim
 	return &b->cmd;
 }
 
-Keel__Cluster__Command *cf_host_add(uint64_t id, const char *name, const char *vmk0)
+/* A connected voter with a vmk1 address and some capacity, in b->host. */
+static void fill_host(struct cmdbuf *b, uint64_t id, const char *name, const char *vmk0)
 {
-	struct cmdbuf *b = cb_new();
-
-	keel__cluster__host_add__init(&b->u.host_add);
 	keel__cluster__host__init(&b->host);
 	keel__cluster__capacity__init(&b->cap);
 	b->host.id = id;
@@ -90,6 +95,14 @@ Keel__Cluster__Command *cf_host_add(uint64_t id, const char *name, const char *v
 	b->host.capacity = &b->cap;
 	b->host.state = KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED;
 	b->host.role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER;
+}
+
+Keel__Cluster__Command *cf_host_add(uint64_t id, const char *name, const char *vmk0)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__host_add__init(&b->u.host_add);
+	fill_host(b, id, name, vmk0);
 	b->u.host_add.host = &b->host;
 	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_ADD;
 	b->cmd.host_add = &b->u.host_add;
@@ -247,6 +260,63 @@ Keel__Cluster__Command *cf_op_end(uint64_t id)
 	b->u.op_end.id = id;
 	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_END;
 	b->cmd.op_end = &b->u.op_end;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_token_add(uint8_t id, uint8_t hash, uint64_t expires_s, uint64_t at_s)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__token_add__init(&b->u.token_add);
+	keel__cluster__join_token_record__init(&b->token);
+	memset(b->token_id, id, sizeof(b->token_id));
+	memset(b->hash, hash, sizeof(b->hash));
+	b->token.id.data = b->token_id;
+	b->token.id.len = sizeof(b->token_id);
+	b->token.secret_hash.data = b->hash;
+	b->token.secret_hash.len = sizeof(b->hash);
+	b->token.expires_s = expires_s;
+	b->u.token_add.token = &b->token;
+	b->u.token_add.at_s = at_s;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_TOKEN_ADD;
+	b->cmd.token_add = &b->u.token_add;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_host_join(uint64_t id, const char *name, const char *vmk0, uint8_t token,
+				     uint8_t hash, uint64_t at_s)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__host_join__init(&b->u.host_join);
+	fill_host(b, id, name, vmk0);
+	memset(b->token_id, token, sizeof(b->token_id));
+	memset(b->hash, hash, sizeof(b->hash));
+	b->u.host_join.host = &b->host;
+	b->u.host_join.token_id.data = b->token_id;
+	b->u.host_join.token_id.len = sizeof(b->token_id);
+	b->u.host_join.secret_hash.data = b->hash;
+	b->u.host_join.secret_hash.len = sizeof(b->hash);
+	b->u.host_join.at_s = at_s;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_JOIN;
+	b->cmd.host_join = &b->u.host_join;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_event_add(uint64_t host, const char *vm, const char *message,
+				     uint64_t at_ms)
+{
+	struct cmdbuf *b = cb_new();
+
+	keel__cluster__event_add__init(&b->u.event_add);
+	keel__cluster__event__init(&b->event);
+	b->event.host = host;
+	b->event.vm = (char *)vm;
+	b->event.message = (char *)message;
+	b->event.at_ms = at_ms;
+	b->u.event_add.event = &b->event;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_EVENT_ADD;
+	b->cmd.event_add = &b->u.event_add;
 	return &b->cmd;
 }
 

@@ -36,6 +36,14 @@ Keel__Cluster__Command *cf_op_begin(uint64_t id, const char *vm, uint64_t src, u
 				    uint64_t epoch);
 Keel__Cluster__Command *cf_op_advance(uint64_t id, uint32_t phase);
 Keel__Cluster__Command *cf_op_end(uint64_t id);
+/* A join token record whose id and secret hash are the bytes id and hash repeated. */
+Keel__Cluster__Command *cf_token_add(uint8_t id, uint8_t hash, uint64_t expires_s, uint64_t at_s);
+/* HostJoin of host (id, name, vmk0; as cf_host_add) with token id and secret hash bytes
+ * repeated as in cf_token_add. */
+Keel__Cluster__Command *cf_host_join(uint64_t id, const char *name, const char *vmk0, uint8_t token,
+				     uint8_t hash, uint64_t at_s);
+Keel__Cluster__Command *cf_event_add(uint64_t host, const char *vm, const char *message,
+				     uint64_t at_ms);
 
 /* Applies raw bytes to cf_fsm as one entry; returns the FSM's result. */
 const struct cd_result *cf_apply_bytes(const void *data, size_t len);

@@ -1,7 +1,8 @@
 /*
  * Tests for clusterd's state machine without Raft: every command's validation (the owner
- * rule above all: epochs only grow, owners must exist) and batch semantics (each command
- * applied or refused on its own, in order). Undecodable batches, snapshots and
+ * rule above all: epochs only grow, owners must exist; join tokens spent once), the events
+ * applied commands make, and batch semantics (each command applied or refused on its own,
+ * in order). Undecodable batches, snapshots and
  * out-of-memory are in test_cluster_snapshot.c.
  */
 #include <errno.h>
@@ -15,7 +16,36 @@
 #include <cmocka.h>
 
 #include "clusterd/fsm.h"
+#include "lib/heap.h"
 #include "tests/unit/cluster_fsm_helpers.h"
+
+#define TTL_MAX (30 * 24 * 3600)
+
+/* Applies c, expects refusal with code, and that nothing changed. */
+static void refused(Keel__Cluster__Command *c, int code)
+{
+	struct raft_buffer before = cf_snap(&cf_fsm);
+
+	assert_int_equal(cf_apply1(c), code);
+	assert_true(cf_same_as(&before));
+	raft_free(before.base);
+}
+
+static const struct cd_event *last_event(void)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+
+	assert_true(cd_state_n_events(s) > 0);
+	return cd_state_event_at(s, cd_state_n_events(s) - 1);
+}
+
+static const struct cd_join_token *token(uint8_t id)
+{
+	uint8_t key[CD_TOKEN_ID_SIZE];
+
+	memset(key, id, sizeof(key));
+	return cd_state_token(cd_fsm_state(&cf_fsm), key);
+}
 
 /* ---- commands ---------------------------------------------------------------------- */
 
@@ -270,6 +300,336 @@ static void test_empty_command(void **state)
 	assert_int_equal(cd_fsm_state(&cf_fsm)->applied, 0);
 }
 
+/* ---- join tokens ------------------------------------------------------------------ */
+
+static void test_token_add(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	Keel__Cluster__Command *c;
+	uint8_t short_id[15] = {0};
+
+	cf_populate();
+	assert_int_equal(cf_apply1(cf_token_add(0x20, 0xaa, 1000 + 3600, 1000)), 0);
+	assert_int_equal(cf_apply1(cf_token_add(0x10, 0xbb, 1000 + TTL_MAX, 1000)), 0);
+	assert_int_equal(cd_state_n_tokens(s), 2);
+	/* Sorted by id. */
+	assert_int_equal(cd_state_token_at(s, 0)->rec.id[0], 0x10);
+	assert_int_equal(cd_state_token_at(s, 1)->rec.id[0], 0x20);
+	assert_null(cd_state_token_at(s, 2));
+	assert_non_null(token(0x20));
+	assert_int_equal(token(0x20)->rec.expires_s, 4600);
+	assert_int_equal(token(0x20)->rec.secret_hash[31], 0xaa);
+	assert_false(token(0x20)->rec.used);
+	assert_int_equal(token(0x20)->used_by, 0);
+	assert_null(token(0x30));
+
+	/* Field rules; refusals change nothing. */
+	refused(cf_token_add(0x20, 0xcc, 5000, 1000), KB_EEXIST);
+	refused(cf_token_add(0x30, 0xcc, 1000, 1000), -EINVAL);		  /* expires at at_s */
+	refused(cf_token_add(0x30, 0xcc, 999, 1000), -EINVAL);		  /* before */
+	refused(cf_token_add(0x30, 0xcc, 1001 + TTL_MAX, 1000), -EINVAL); /* over 30 days */
+	c = cf_token_add(0x30, 0xcc, 5000, 1000);
+	c->token_add->token->used = true;
+	c->token_add->token->used_by = 1;
+	refused(c, -EINVAL);
+	c = cf_token_add(0x30, 0xcc, 5000, 1000);
+	c->token_add->token->used_by = 1;
+	refused(c, -EINVAL);
+	c = cf_token_add(0x30, 0xcc, 5000, 1000);
+	c->token_add->token->id.data = short_id;
+	c->token_add->token->id.len = sizeof(short_id);
+	refused(c, -EINVAL);
+	c = cf_token_add(0x30, 0xcc, 5000, 1000);
+	c->token_add->token->secret_hash.len = 31;
+	refused(c, -EINVAL);
+	c = cf_token_add(0x30, 0xcc, 5000, 1000);
+	c->token_add->token = NULL;
+	refused(c, -EINVAL);
+	/* A refused TokenAdd late enough to expire 0x20 prunes nothing. */
+	refused(cf_token_add(0x20, 0xcc, 5000, 4600 + TTL_MAX), -EINVAL);
+	assert_non_null(token(0x20));
+	assert_int_equal(cd_state_n_tokens(s), 2);
+	/* TokenAdd adds no event. */
+	assert_int_equal(last_event()->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_VM);
+}
+
+static void test_token_prune_and_limit(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+
+	assert_int_equal(cf_apply1(cf_token_add(1, 1, 100, 0)), 0);
+	assert_int_equal(cf_apply1(cf_token_add(2, 2, 200, 0)), 0);
+	assert_int_equal(cf_apply1(cf_token_add(3, 3, 300, 0)), 0);
+	/* At 200, tokens 1 and 2 are expired (expired from their second on) and dropped;
+	 * token 2's id is free again. */
+	assert_int_equal(cf_apply1(cf_token_add(2, 9, 400, 200)), 0);
+	assert_int_equal(cd_state_n_tokens(s), 2);
+	assert_null(token(1));
+	assert_int_equal(token(2)->rec.secret_hash[0], 9);
+	assert_int_equal(token(2)->rec.expires_s, 400);
+	assert_non_null(token(3));
+
+	/* The limit counts the records left after pruning. */
+	cd_fsm_close(&cf_fsm);
+	cd_fsm_init(&cf_fsm);
+	for (unsigned i = 0; i < CD_TOKENS_MAX; i++) {
+		Keel__Cluster__Command *c = cf_token_add(0, 0, i < 10 ? 50 : 5000, 0);
+
+		c->token_add->token->id.data[0] = (uint8_t)(i >> 8);
+		c->token_add->token->id.data[1] = (uint8_t)i;
+		assert_int_equal(cf_apply1(c), 0);
+	}
+	assert_int_equal(cd_state_n_tokens(s), CD_TOKENS_MAX);
+	refused(cf_token_add(0xff, 1, 1000, 10), KB_ETOOBIG);
+	assert_int_equal(cd_state_n_tokens(s), CD_TOKENS_MAX);
+	/* At 50, ten records have expired: room again. */
+	assert_int_equal(cf_apply1(cf_token_add(0xff, 1, 1000, 50)), 0);
+	assert_int_equal(cd_state_n_tokens(s), CD_TOKENS_MAX - 9);
+	for (unsigned i = 1; i < cd_state_n_tokens(s); i++)
+		assert_true(memcmp(cd_state_token_at(s, i - 1)->rec.id,
+				   cd_state_token_at(s, i)->rec.id, CD_TOKEN_ID_SIZE) < 0);
+}
+
+static void test_host_join(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	Keel__Cluster__Command *c;
+	const struct cd_event *ev;
+	uint64_t seq;
+
+	cf_populate();
+	assert_int_equal(cf_apply1(cf_token_add(0x41, 0xa1, 2000, 1000)), 0);
+	assert_int_equal(cf_apply1(cf_token_add(0x42, 0xa2, 1500, 1000)), 0);
+	assert_int_equal(cf_apply1(cf_token_add(0x43, 0xa3, 1200, 1000)), 0);
+	seq = s->next_event_seq;
+
+	/* Token checks, in cd_token_check()'s order. */
+	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x99, 0xa1, 1100), KB_ENOTFOUND);
+	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa2, 1100), -EKEYREJECTED);
+	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x43, 0xa3, 1200), -EKEYEXPIRED);
+	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x43, 0xa3, 5000), -EKEYEXPIRED);
+	c = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
+	c->host_join->token_id.len = 15;
+	refused(c, -EINVAL);
+	c = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
+	c->host_join->secret_hash.len = 0;
+	refused(c, -EINVAL);
+	/* HostAdd's rules: a refused host leaves the token unused. */
+	refused(cf_host_join(1, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100), KB_EEXIST);
+	refused(cf_host_join(4, "esx1", "198.18.0.4:7000", 0x41, 0xa1, 1100), KB_EEXIST);
+	refused(cf_host_join(4, "esx4", "198.18.0.1:7000", 0x41, 0xa1, 1100), KB_EEXIST);
+	refused(cf_host_join(4, "bad name", "198.18.0.4:7000", 0x41, 0xa1, 1100), -EINVAL);
+	c = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
+	c->host_join->host = NULL;
+	refused(c, -EINVAL);
+	assert_false(token(0x41)->rec.used);
+	assert_int_equal(s->next_event_seq, seq);
+
+	/* Joined at 1300: the host is added, the token spent, token 0x43 (expired at 1200)
+	 * dropped, in one step. */
+	assert_int_equal(cf_apply1(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1300)),
+			 0);
+	assert_non_null(cd_state_host(s, 4));
+	assert_true(token(0x41)->rec.used);
+	assert_int_equal(token(0x41)->used_by, 4);
+	assert_null(token(0x43));
+	assert_non_null(token(0x42));
+	ev = last_event();
+	assert_int_equal(ev->seq, seq);
+	assert_int_equal(ev->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED);
+	assert_int_equal(ev->at_ms, 1300000);
+	assert_int_equal(ev->host, 4);
+	assert_string_equal(ev->vm, "");
+	assert_string_equal(ev->message, "host esx4 (4) joined at vmk0 198.18.0.4:7000");
+
+	/* Single use, whatever the host; the secret is checked before the used flag. */
+	refused(cf_host_join(5, "esx5", "198.18.0.5:7000", 0x41, 0xa1, 1400), -EKEYREVOKED);
+	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1400), -EKEYREVOKED);
+	refused(cf_host_join(5, "esx5", "198.18.0.5:7000", 0x41, 0xa2, 1400), -EKEYREJECTED);
+	/* The spent record stays until it expires; the host may leave and the record keeps
+	 * who used it. */
+	assert_int_equal(cf_apply1(cf_host_remove(4)), 0);
+	assert_int_equal(token(0x41)->used_by, 4);
+	assert_int_equal(cf_apply1(cf_token_add(0x44, 0xa4, 3000, 2000)), 0);
+	assert_null(token(0x41));
+	assert_null(token(0x42));
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+static void test_event_add(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	Keel__Cluster__Command *c;
+	const struct cd_event *ev;
+	char long_msg[CD_EVENT_MSG_MAX + 2];
+
+	assert_int_equal(s->next_event_seq, 1);
+	assert_int_equal(cd_state_n_events(s), 0);
+	assert_null(cd_state_event_at(s, 0));
+	c = cf_event_add(77, UUID_A, "voter esx3 replaced by esx4", 5000);
+	c->event_add->event->kind = KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED;
+	c->event_add->event->seq = 999;
+	assert_int_equal(cf_apply1(c), 0);
+	ev = last_event();
+	assert_int_equal(ev->seq, 1);
+	assert_int_equal(ev->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
+	assert_int_equal(ev->at_ms, 5000);
+	assert_int_equal(ev->host, 77); /* any host id */
+	assert_string_equal(ev->vm, UUID_A);
+	assert_string_equal(ev->message, "voter esx3 replaced by esx4");
+	assert_int_equal(s->next_event_seq, 2);
+	assert_int_equal(
+	    cf_apply1(cf_event_add(0, "", "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80", 6000)), 0);
+	assert_int_equal(cf_apply1(cf_event_add(0, NULL, "no vm", 7000)), 0);
+	assert_string_equal(last_event()->vm, "");
+
+	memset(long_msg, 'x', sizeof(long_msg));
+	long_msg[CD_EVENT_MSG_MAX] = '\0';
+	assert_int_equal(cf_apply1(cf_event_add(0, "", long_msg, 8000)), 0);
+	assert_int_equal(strlen(last_event()->message), CD_EVENT_MSG_MAX);
+	long_msg[CD_EVENT_MSG_MAX] = 'x';
+	long_msg[CD_EVENT_MSG_MAX + 1] = '\0';
+	refused(cf_event_add(0, "", long_msg, 8000), -EINVAL);
+	const char *bad[] = {"",
+			     "line\nbreak",
+			     "tab\there",
+			     "del\x7f",
+			     "c1 \xc2\x85",
+			     "bare \xff",
+			     "cut \xc3",
+			     "overlong \xc0\xaf",
+			     "surrogate \xed\xa0\x80",
+			     "too high \xf4\x90\x80\x80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(cf_event_add(0, "", bad[i], 8000), -EINVAL);
+	refused(cf_event_add(0, "not-a-uuid", "hello", 8000), -EINVAL);
+	c = cf_event_add(0, "", "hello", 8000);
+	c->event_add->event = NULL;
+	refused(c, -EINVAL);
+	c = cf_event_add(0, "", "hello", 8000);
+	c->event_add->event->message = NULL;
+	refused(c, -EINVAL);
+	assert_int_equal(cd_state_n_events(s), 4);
+	assert_int_equal(s->applied, 4);
+}
+
+/* Expects the event at index i to be (kind, at_ms, host, vm, message). */
+static void expect_event(unsigned i, int kind, uint64_t at_ms, uint64_t host, const char *vm,
+			 const char *message)
+{
+	const struct cd_event *ev = cd_state_event_at(cd_fsm_state(&cf_fsm), i);
+
+	assert_non_null(ev);
+	assert_int_equal(ev->seq, i + 1);
+	assert_int_equal(ev->kind, kind);
+	assert_int_equal(ev->at_ms, at_ms);
+	assert_int_equal(ev->host, host);
+	assert_string_equal(ev->vm, vm);
+	assert_string_equal(ev->message, message);
+}
+
+static void test_events_from_commands(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	Keel__Cluster__Command *c;
+
+	assert_int_equal(cf_apply1(cf_config("prod", CLUSTER1, 1000)), 0);
+	c = cf_host_add(1, "esx1", "198.18.0.1:7000");
+	c->host_add->host->last_change_ms = 1500;
+	assert_int_equal(cf_apply1(c), 0);
+	assert_int_equal(cf_apply1(cf_host_add(2, "esx2", "198.18.0.2:7000")), 0);
+	c = cf_config("prod", CLUSTER1, 2000);
+	c->set_config->config->isolation_response =
+	    KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_LEAVE_POWERED_ON;
+	assert_int_equal(cf_apply1(c), 0);
+	/* State and role changed by one command: two events. */
+	c = cf_host_update(2, KEEL__CLUSTER__HOST_STATE__HOST_FAILED, 3000);
+	c->host_update->role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_SPARE;
+	assert_int_equal(cf_apply1(c), 0);
+	/* Role alone; then nothing changes: no event. */
+	c = cf_host_update(2, KEEL__CLUSTER__HOST_STATE__HOST_FAILED, 3100);
+	c->host_update->role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER;
+	assert_int_equal(cf_apply1(c), 0);
+	assert_int_equal(cf_apply1(cf_host_update(2, KEEL__CLUSTER__HOST_STATE__HOST_FAILED, 3200)),
+			 0);
+	assert_int_equal(cf_apply1(cf_vm_reg(UUID_A, "/vmfs/volumes/ds1/a/a.vmx", 1, 1)), 0);
+	assert_int_equal(cf_apply1(cf_owner(UUID_A, 2, 2)), 0);
+	assert_int_equal(cf_apply1(cf_power(UUID_A, KEEL__CLUSTER__POWER_STATE__POWER_OFF)), 0);
+	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_A)), 0);
+	c = cf_host_remove(1);
+	c->host_remove->at_ms = 4000;
+	assert_int_equal(cf_apply1(c), 0);
+	/* Refused commands add nothing. */
+	assert_int_equal(cf_apply1(cf_host_remove(1)), KB_ENOTFOUND);
+	assert_int_equal(cf_apply1(cf_owner(UUID_A, 2, 3)), KB_ENOTFOUND);
+
+	assert_int_equal(cd_state_n_events(s), 11);
+	assert_int_equal(s->next_event_seq, 12);
+	expect_event(0, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 0, 0, "",
+		     "cluster prod configured: failure timeout 1000 ms, isolation response power "
+		     "off");
+	expect_event(1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 1, "",
+		     "host esx1 (1) added at vmk0 198.18.0.1:7000");
+	/* No time in the command or the record: the latest event's. */
+	expect_event(2, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 2, "",
+		     "host esx2 (2) added at vmk0 198.18.0.2:7000");
+	expect_event(3, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 1500, 0, "",
+		     "cluster prod configured: failure timeout 2000 ms, isolation response leave "
+		     "powered on");
+	expect_event(4, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 3000, 2, "",
+		     "host esx2: connected -> failed");
+	expect_event(5, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3000, 2, "",
+		     "host esx2: raft role voter -> spare");
+	expect_event(6, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3100, 2, "",
+		     "host esx2: raft role spare -> voter");
+	expect_event(7, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 1, UUID_A,
+		     "VM web 1 registered on host esx1, epoch 1");
+	expect_event(8, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 2, UUID_A,
+		     "VM web 1: owner esx1 -> esx2, epoch 2");
+	expect_event(9, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 2, UUID_A,
+		     "VM web 1 unregistered from host esx2");
+	expect_event(10, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED, 4000, 1, "",
+		     "host esx1 (1) removed");
+	/* Events after a seq. */
+	assert_int_equal(cd_state_events_since(s, 0), 0);
+	assert_int_equal(cd_state_events_since(s, 4), 4);
+	assert_int_equal(cd_state_event_at(s, cd_state_events_since(s, 4))->seq, 5);
+	assert_int_equal(cd_state_events_since(s, 11), 11);
+	assert_int_equal(cd_state_events_since(s, 1000), 11);
+}
+
+static void test_event_ring_wraps(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	Keel__Cluster__Command *cmds[100];
+	const struct cd_result *r;
+	unsigned total = CD_EVENTS_MAX + 250;
+
+	/* In batches of 100 notes: the first 250 events are dropped, oldest first. */
+	for (unsigned done = 0; done < total;) {
+		unsigned n = total - done < 100 ? total - done : 100;
+
+		/* The builders reuse eight messages, so times repeat; only seqs matter here. */
+		for (unsigned i = 0; i < n; i++)
+			cmds[i] = cf_event_add(0, "", "note", done + i + 1);
+		r = cf_apply_n(cmds, n);
+		assert_int_equal(r->n_applied, n);
+		done += n;
+	}
+	assert_int_equal(cd_state_n_events(s), CD_EVENTS_MAX);
+	assert_int_equal(s->next_event_seq, total + 1);
+	for (unsigned i = 0; i < CD_EVENTS_MAX; i++)
+		assert_int_equal(cd_state_event_at(s, i)->seq, 251 + i);
+	assert_null(cd_state_event_at(s, CD_EVENTS_MAX));
+	assert_int_equal(cd_state_events_since(s, 0), 0);
+	assert_int_equal(cd_state_events_since(s, 250), 0);
+	assert_int_equal(cd_state_events_since(s, 251), 1);
+	assert_int_equal(cd_state_events_since(s, 1000), 1000 - 250);
+	assert_int_equal(cd_state_events_since(s, total), CD_EVENTS_MAX);
+	assert_int_equal(last_event()->seq, total);
+}
+
 /* ---- batches ----------------------------------------------------------------------- */
 
 static void test_batch_each_command_on_its_own(void **state)
@@ -316,6 +676,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_empty_command, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_each_command_on_its_own, cf_setup,
 					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_token_add, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_token_prune_and_limit, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_host_join, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_event_add, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_events_from_commands, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_event_ring_wraps, cf_setup, cf_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /*
  * Tests for clusterd's state machine without Raft: snapshot round trips, and corrupted,
  * truncated and oversized command batches and snapshots refused without changing the
- * state; inconsistent snapshots refused. Out-of-memory during apply and restore changes
+ * state; inconsistent snapshots (join token records and events included) refused. Out-of-memory during apply and restore changes
  * nothing. Command validation is in test_cluster_fsm.c.
  */
 #include <errno.h>
@@ -147,6 +147,84 @@ static void test_snapshot_round_trip(void **state)
 	cd_fsm_close(&g);
 	raft_free(bufs[0].base);
 	raft_free(bufs);
+}
+
+/* Join token records and a wrapped event ring survive a round trip, and a state restored
+ * with its ring at another position still gives the same bytes, now and after the same
+ * commands. */
+static void test_snapshot_round_trip_tokens_events(void **state)
+{
+	Keel__Cluster__Command *cmds[64];
+	struct raft_buffer snap, copy, again;
+	const struct cd_state *s = cd_fsm_state(&cf_fsm), *gs;
+	struct cd_fsm g;
+
+	cf_populate();
+	assert_int_equal(cf_apply1(cf_token_add(0x41, 0xa1, 2000, 1000)), 0);
+	assert_int_equal(cf_apply1(cf_token_add(0x42, 0xa2, 3000, 1000)), 0);
+	assert_int_equal(cf_apply1(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100)),
+			 0);
+	for (unsigned round = 0; round < 20; round++) {
+		for (unsigned i = 0; i < 64; i++)
+			cmds[i] = cf_event_add(round, UUID_C, "voter replaced", 2000 + round);
+		assert_int_equal(cf_apply_n(cmds, 64)->n_applied, 64);
+	}
+	assert_int_equal(cd_state_n_events(s), CD_EVENTS_MAX);
+	assert_true(s->ev_head != 0);
+	snap = cf_snap(&cf_fsm);
+	copy.len = snap.len;
+	copy.base = raft_malloc(copy.len);
+	memcpy(copy.base, snap.base, copy.len);
+
+	cd_fsm_init(&g);
+	assert_int_equal(cd_fsm_restore(&g.raft, &copy), 0); /* takes copy.base */
+	gs = cd_fsm_state(&g);
+	again = cf_snap(&g);
+	assert_int_equal(again.len, snap.len);
+	assert_memory_equal(again.base, snap.base, again.len);
+	raft_free(again.base);
+	assert_int_equal(gs->ev_head, 0);
+	assert_int_equal(gs->next_event_seq, s->next_event_seq);
+	assert_int_equal(cd_state_n_tokens(gs), 2);
+	assert_true(cd_state_token_at(gs, 0)->rec.used);
+	assert_int_equal(cd_state_token_at(gs, 0)->used_by, 4);
+	assert_false(cd_state_token_at(gs, 1)->rec.used);
+	assert_int_equal(cd_state_token_at(gs, 1)->rec.expires_s, 3000);
+	for (unsigned i = 0; i < CD_EVENTS_MAX; i++) {
+		const struct cd_event *a = cd_state_event_at(s, i), *b = cd_state_event_at(gs, i);
+
+		assert_int_equal(a->seq, b->seq);
+		assert_int_equal(a->at_ms, b->at_ms);
+		assert_int_equal(a->kind, b->kind);
+		assert_int_equal(a->host, b->host);
+		assert_string_equal(a->vm, b->vm);
+		assert_string_equal(a->message, b->message);
+	}
+	/* The same commands on both: the same bytes. */
+	{
+		Keel__Cluster__Command *more[3];
+		struct raft_buffer b1, b2;
+		struct kb_errmsg e = {{0}};
+		void *result;
+
+		more[0] = cf_host_join(5, "esx5", "198.18.0.5:7000", 0x42, 0xa2, 1200);
+		more[1] = cf_event_add(0, "", "after the restore", 9000);
+		more[2] = cf_host_update(5, KEEL__CLUSTER__HOST_STATE__HOST_FAILED, 9100);
+		assert_int_equal(cd_batch_encode(more, 3, &b1, &e), 0);
+		assert_int_equal(cd_fsm_apply(&cf_fsm.raft, &b1, &result), 0);
+		assert_int_equal(((struct cd_result *)result)->n_applied, 3);
+		assert_int_equal(cd_fsm_apply(&g.raft, &b1, &result), 0);
+		assert_int_equal(((struct cd_result *)result)->n_applied, 3);
+		raft_free(b1.base);
+		b1 = cf_snap(&cf_fsm);
+		b2 = cf_snap(&g);
+		assert_int_equal(b1.len, b2.len);
+		assert_memory_equal(b1.base, b2.base, b1.len);
+		raft_free(b1.base);
+		raft_free(b2.base);
+	}
+	cd_fsm_close(&g);
+	raft_free(snap.base);
 }
 
 /* A snapshot around an arbitrary State message, with valid header and checksums. */
@@ -349,6 +427,135 @@ static void test_snapshot_inconsistent(void **state)
 	raft_free(before.base);
 }
 
+/* Well-formed snapshots whose join token records or events are not valid. */
+static void test_snapshot_inconsistent_tokens_events(void **state)
+{
+	Keel__Cluster__State st = KEEL__CLUSTER__STATE__INIT;
+	Keel__Cluster__JoinTokenRecord t[2], *tp[2] = {&t[0], &t[1]};
+	Keel__Cluster__Event ev[2], *ep[2] = {&ev[0], &ev[1]};
+	uint8_t ids[2][CD_TOKEN_ID_SIZE], hashes[2][CD_TOKEN_HASH_SIZE];
+	struct raft_buffer b, before;
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+
+	assert_int_equal(cf_apply1(cf_host_add(7, "other", "198.18.0.7:7000")), 0);
+	before = cf_snap(&cf_fsm);
+	for (int i = 0; i < 2; i++) {
+		keel__cluster__join_token_record__init(&t[i]);
+		memset(ids[i], 0x10 * (i + 1), CD_TOKEN_ID_SIZE);
+		memset(hashes[i], 0xa0 + i, CD_TOKEN_HASH_SIZE);
+		t[i].id.data = ids[i];
+		t[i].id.len = CD_TOKEN_ID_SIZE;
+		t[i].secret_hash.data = hashes[i];
+		t[i].secret_hash.len = CD_TOKEN_HASH_SIZE;
+		t[i].expires_s = 5000;
+		keel__cluster__event__init(&ev[i]);
+		ev[i].seq = (uint64_t)i + 3;
+		ev[i].at_ms = 100;
+		ev[i].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE;
+		ev[i].message = "note";
+	}
+	t[1].used = true;
+	t[1].used_by = 42; /* a host that has left since */
+	ev[1].vm = UUID_A;
+	st.format_version = 1;
+	st.tokens = tp;
+	st.n_tokens = 2;
+	st.events = ep;
+	st.n_events = 2;
+	st.next_event_seq = 9;
+
+	/* The consistent one restores. */
+	b = wrap_state(&st);
+	assert_int_equal(restore_copy(b.base, b.len), 0);
+	raft_free(b.base);
+	assert_int_equal(cd_state_n_tokens(s), 2);
+	assert_int_equal(cd_state_n_events(s), 2);
+	assert_int_equal(cd_state_event_at(s, 1)->seq, 4);
+	assert_string_equal(cd_state_event_at(s, 1)->vm, UUID_A);
+	assert_int_equal(s->next_event_seq, 9);
+	cd_fsm_close(&cf_fsm);
+	cd_fsm_init(&cf_fsm);
+	assert_int_equal(cf_apply1(cf_host_add(7, "other", "198.18.0.7:7000")), 0);
+
+#define REFUSED(mutate, undo)                                                  \
+	do {                                                                   \
+		mutate;                                                        \
+		b = wrap_state(&st);                                           \
+		assert_int_equal(restore_copy(b.base, b.len), RAFT_MALFORMED); \
+		raft_free(b.base);                                             \
+		assert_true(cf_same_as(&before));                              \
+		undo;                                                          \
+	} while (0)
+
+	REFUSED((tp[0] = &t[1], tp[1] = &t[0]), (tp[0] = &t[0], tp[1] = &t[1])); /* order */
+	REFUSED(tp[1] = &t[0], tp[1] = &t[1]);					 /* duplicate id */
+	REFUSED(t[0].id.len = 15, t[0].id.len = CD_TOKEN_ID_SIZE);
+	REFUSED(t[0].secret_hash.len = 33, t[0].secret_hash.len = CD_TOKEN_HASH_SIZE);
+	REFUSED(t[0].used_by = 3, t[0].used_by = 0);  /* used_by without used */
+	REFUSED(t[1].used_by = 0, t[1].used_by = 42); /* used without used_by */
+	REFUSED(ev[1].seq = 3, ev[1].seq = 4);	      /* duplicate seq */
+	REFUSED((ep[0] = &ev[1], ep[1] = &ev[0]), (ep[0] = &ev[0], ep[1] = &ev[1]));
+	REFUSED(ev[0].seq = 0, ev[0].seq = 3);
+	REFUSED(st.next_event_seq = 4, st.next_event_seq = 9); /* not above the last seq */
+	REFUSED(st.next_event_seq = 0, st.next_event_seq = 9);
+	REFUSED(ev[0].kind = 0, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
+	REFUSED(ev[0].kind = 8, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
+	REFUSED(ev[0].message = "", ev[0].message = "note");
+	REFUSED(ev[0].message = "two\nlines", ev[0].message = "note");
+	REFUSED(ev[0].message = "bad \xc3(", ev[0].message = "note");
+	REFUSED(ev[0].vm = "nope", ev[0].vm = "");
+#undef REFUSED
+	raft_free(before.base);
+
+	/* A snapshot from before events (next_event_seq absent, no events): events start at
+	 * 1. */
+	st.n_events = 0;
+	st.next_event_seq = 0;
+	b = wrap_state(&st);
+	assert_int_equal(restore_copy(b.base, b.len), 0);
+	raft_free(b.base);
+	assert_int_equal(s->next_event_seq, 1);
+	assert_int_equal(cf_apply1(cf_event_add(0, "", "first", 1)), 0);
+	assert_int_equal(cd_state_event_at(s, 0)->seq, 1);
+}
+
+/* More records than the limits: refused before anything is converted. */
+static void test_snapshot_token_event_limits(void **state)
+{
+	Keel__Cluster__State st = KEEL__CLUSTER__STATE__INIT;
+	Keel__Cluster__Event ev = KEEL__CLUSTER__EVENT__INIT;
+	Keel__Cluster__JoinTokenRecord tr = KEEL__CLUSTER__JOIN_TOKEN_RECORD__INIT;
+	Keel__Cluster__Event **ep = calloc(CD_EVENTS_MAX + 1, sizeof(*ep));
+	Keel__Cluster__JoinTokenRecord **tp = calloc(CD_TOKENS_MAX + 1, sizeof(*tp));
+	struct kb_errmsg e = {{0}};
+	struct raft_buffer b;
+	struct cd_state s;
+
+	ev.kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE;
+	ev.message = "x";
+	for (unsigned i = 0; i <= CD_EVENTS_MAX; i++)
+		ep[i] = &ev;
+	for (unsigned i = 0; i <= CD_TOKENS_MAX; i++)
+		tp[i] = &tr;
+	st.format_version = 1;
+	st.next_event_seq = 1;
+	st.events = ep;
+	st.n_events = CD_EVENTS_MAX + 1;
+	b = wrap_state(&st);
+	cd_state_init(&s);
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &s, &e), KB_ETOOBIG);
+	raft_free(b.base);
+	st.n_events = 0;
+	st.tokens = tp;
+	st.n_tokens = CD_TOKENS_MAX + 1;
+	b = wrap_state(&st);
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &s, &e), KB_ETOOBIG);
+	raft_free(b.base);
+	cd_state_close(&s);
+	free(ep);
+	free(tp);
+}
+
 /* ---- out of memory ----------------------------------------------------------------- */
 
 static void test_apply_oom_changes_nothing(void **state)
@@ -377,6 +584,41 @@ static void test_apply_oom_changes_nothing(void **state)
 		assert_true(n < 100);
 	}
 	assert_int_equal(((struct cd_result *)result)->n_applied, 3);
+	raft_free(buf.base);
+	raft_free(before.base);
+}
+
+/* The first entry on a fresh state allocates the token array and the event ring: failing
+ * any allocation leaves the state empty, and the retry applies everything once. */
+static void test_first_apply_oom_changes_nothing(void **state)
+{
+	Keel__Cluster__Command *cmds[4];
+	struct kb_errmsg e = {{0}};
+	struct raft_buffer buf, before;
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	void *result;
+	int rv;
+
+	cmds[0] = cf_config("prod", CLUSTER1, 1000);
+	cmds[1] = cf_token_add(0x41, 0xa1, 2000, 1000);
+	cmds[2] = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
+	cmds[3] = cf_event_add(4, "", "joined", 1100);
+	assert_int_equal(cd_batch_encode(cmds, 4, &buf, &e), 0);
+	before = cf_snap(&cf_fsm);
+	for (int n = 0;; n++) {
+		kb_heap_fail_after(n, 1);
+		rv = cd_fsm_apply(&cf_fsm.raft, &buf, &result);
+		kb_heap_fail_reset();
+		if (rv == 0)
+			break;
+		assert_int_equal(rv, RAFT_NOMEM);
+		assert_true(cf_same_as(&before));
+		assert_true(n < 100);
+	}
+	assert_int_equal(((struct cd_result *)result)->n_applied, 4);
+	assert_int_equal(cd_state_n_events(s), 3);
+	assert_int_equal(s->next_event_seq, 4);
+	assert_int_equal(cd_state_token_at(s, 0)->used_by, 4);
 	raft_free(buf.base);
 	raft_free(before.base);
 }
@@ -432,6 +674,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_restore_oom_changes_nothing, cf_setup,
 					    cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_threshold, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_round_trip_tokens_events, cf_setup,
+					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_inconsistent_tokens_events, cf_setup,
+					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_token_event_limits, cf_setup,
+					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_first_apply_oom_changes_nothing, cf_setup,
+					    cf_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

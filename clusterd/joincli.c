@@ -1,0 +1,479 @@
+/*
+ * The client side of the join port (docs/clusterd.md, "Joining"): joining a cluster, and
+ * member requests (join-token, leave, remove-host) forwarded to the leader. Each runs on a
+ * libuv worker thread with blocking TLS (clusterd/tls.h); the result comes back to the
+ * loop, which starts Raft after a join and reports to the control client.
+ *
+ * Join, step by step: parse the token (it must carry the CA fingerprint); make this host's
+ * key and CSR; connect to the member without trusting it yet; HELLO gives the CA
+ * certificate, which must match the token's fingerprint, and the member's own certificate
+ * must chain to that CA; only then is the token sent (JOIN). A follower redirects to the
+ * leader, which is checked the same way. The reply's host certificate must name this
+ * host's id and name; the CA, the CA key, the certificate and the cluster key are written
+ * before Raft starts, so a crash leaves either no membership or a whole one.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+
+#include "clusterd/ca.h"
+#include "clusterd/daemon.h"
+#include "clusterd/tls.h"
+#include "clusterd/token.h"
+#include "lib/file.h"
+#include "lib/heap.h"
+#include "lib/time.h"
+
+#define CONNECT_TIMEOUT_MS 3000
+#define HOPS_MAX	   5
+#define RETRY_FOR_MS	   8000
+#define REPLY_MAX	   (256u << 10)
+
+struct cli_op {
+	uv_work_t work;
+	struct cd_daemon *d;
+	int step;
+	char address[64];
+	char token[CD_TOKEN_TEXT_SIZE];
+	uint32_t ttl_s;
+	char host[CD_NAME_MAX + 24];
+	/* this host, copied for the worker */
+	char state_dir[PATH_MAX];
+	char hostname[CD_NAME_MAX + 1];
+	char vmk0[32];
+	uint64_t id;
+	struct cd_client_result res;
+};
+
+static void fail(struct cli_op *op, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct cli_op *op, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	op->res.code = code;
+	va_start(ap, fmt);
+	vsnprintf(op->res.error, sizeof(op->res.error), fmt, ap);
+	va_end(ap);
+}
+
+/* One request and its reply on ssl. NULL with op's result set on failure. */
+static Keel__Cluster__JoinReply *exchange(struct cli_op *op, SSL *ssl,
+					  const Keel__Cluster__JoinRequest *rq, const char *addr)
+{
+	size_t n = keel__cluster__join_request__get_packed_size(rq);
+	uint8_t *p = kb_malloc(n ? n : 1);
+	struct kb_errmsg e = {{0}};
+	Keel__Cluster__JoinReply *rp;
+	struct kb_buf in;
+	int rv;
+
+	if (!p) {
+		fail(op, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	keel__cluster__join_request__pack(rq, p);
+	rv = cd_tls_send(ssl, p, n, &e);
+	OPENSSL_cleanse(p, n);
+	kb_free(p);
+	if (rv) {
+		fail(op, -EIO, "%s: %s", addr, e.msg);
+		return NULL;
+	}
+	kb_buf_init(&in, 0);
+	rv = cd_tls_recv(ssl, &in, REPLY_MAX, &e);
+	if (rv) {
+		kb_buf_close(&in);
+		fail(op, -EIO, "%s: %s", addr, rv == -EPIPE ? "connection closed" : e.msg);
+		return NULL;
+	}
+	rp = keel__cluster__join_reply__unpack(NULL, in.len, in.data);
+	kb_buf_close(&in);
+	if (!rp)
+		fail(op, KB_EPROTO, "%s: the reply is not a JoinReply", addr);
+	return rp;
+}
+
+/* ---- join ------------------------------------------------------------------------------ */
+
+static int write_file(struct cli_op *op, const char *name, const void *p, size_t n, mode_t mode)
+{
+	char path[PATH_MAX + 16];
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	snprintf(path, sizeof(path), "%.4000s/%s", op->state_dir, name);
+	rv = kb_file_write_atomic(path, p, n, mode, &e);
+	if (rv && rv != KB_ENOTSYNCED) {
+		fail(op, rv, "%s", e.msg);
+		return rv;
+	}
+	return 0;
+}
+
+/* Checks and keeps what a successful JOIN brought. */
+static void join_accept(struct cli_op *op, const Keel__Cluster__JoinReply *rp)
+{
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (!rp->host_cert || !rp->ca_cert || rp->ca_key.len == 0 ||
+	    rp->cluster_key.len != CD_CLUSTER_KEY_SIZE) {
+		fail(op, KB_EPROTO, "the leader's answer lacks the certificate or keys");
+		return;
+	}
+	rv = cd_ca_verify_host_cert(rp->ca_cert, rp->host_cert, op->id, op->hostname, 0, NULL,
+				    &e);
+	if (rv) {
+		fail(op, rv, "the certificate issued to this host: %s", e.msg);
+		return;
+	}
+	if (write_file(op, CD_CA_CERT_FILE, rp->ca_cert, strlen(rp->ca_cert), 0644) ||
+	    write_file(op, CD_CA_KEY_FILE, rp->ca_key.data, rp->ca_key.len, 0600) ||
+	    write_file(op, CD_CLUSTER_KEY_FILE, rp->cluster_key.data, rp->cluster_key.len,
+		       0600) ||
+	    write_file(op, CD_HOST_CERT_FILE, rp->host_cert, strlen(rp->host_cert), 0644))
+		return;
+	snprintf(op->res.error, sizeof(op->res.error), "%s", rp->cluster_name);
+}
+
+static void join_work(uv_work_t *w)
+{
+	struct cli_op *op = w->data;
+	Keel__Cluster__JoinRequest rq = KEEL__CLUSTER__JOIN_REQUEST__INIT;
+	Keel__Cluster__Host host = KEEL__CLUSTER__HOST__INIT;
+	Keel__Cluster__Capacity cap = KEEL__CLUSTER__CAPACITY__INIT;
+	char addr[64], cluster_id[64] = "";
+	struct kb_errmsg e = {{0}};
+	struct cd_token t;
+	char *csr = NULL;
+	int rv;
+
+	rv = cd_token_parse(op->token, strlen(op->token), &t, &e);
+	if (rv) {
+		fail(op, rv, "join token: %s", e.msg);
+		return;
+	}
+	if (!t.has_ca_fingerprint) {
+		cd_token_clear(&t);
+		fail(op, KB_EPROTO, "join token carries no CA fingerprint: nothing to pin");
+		return;
+	}
+	rv = cd_host_key_create(op->state_dir, op->hostname, &csr, &e);
+	if (rv && rv != KB_ENOTSYNCED) {
+		cd_token_clear(&t);
+		fail(op, rv, "host key: %s", e.msg);
+		return;
+	}
+	cd_host_capacity(&cap.cpu_mhz, &cap.mem_mib);
+	host.id = op->id;
+	host.name = op->hostname;
+	host.vmk0 = op->vmk0;
+	host.vmk1 = "";
+	host.vmk2 = "";
+	host.capacity = &cap;
+	snprintf(addr, sizeof(addr), "%s", op->address);
+	for (int hop = 0; hop < HOPS_MAX; hop++) {
+		SSL_CTX *ctx = cd_tls_client_ctx(NULL, NULL, &e);
+		Keel__Cluster__JoinReply *rp;
+		SSL *ssl;
+		char *peer;
+
+		if (!ctx) {
+			fail(op, KB_ESTATE, "%s", e.msg);
+			break;
+		}
+		ssl = cd_tls_connect(ctx, addr, CONNECT_TIMEOUT_MS, &e);
+		SSL_CTX_free(ctx);
+		if (!ssl) {
+			fail(op, -ECONNREFUSED, "%s", e.msg);
+			break;
+		}
+		/* HELLO: pin the CA, then check that this member's certificate chains to it. */
+		rq.step = KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_HELLO;
+		rp = exchange(op, ssl, &rq, addr);
+		if (!rp) {
+			cd_tls_close(ssl);
+			break;
+		}
+		if (rp->code || !rp->ca_cert) {
+			fail(op, rp->code ? rp->code : KB_EPROTO, "%s: %s", addr,
+			     rp->error && *rp->error ? rp->error : "no CA certificate");
+			keel__cluster__join_reply__free_unpacked(rp, NULL);
+			cd_tls_close(ssl);
+			break;
+		}
+		rv = cd_token_fingerprint_check(&t, rp->ca_cert, &e);
+		peer = rv ? NULL : cd_tls_peer_cert_pem(ssl);
+		if (rv == 0 && (!peer || cd_ca_verify_host_cert(rp->ca_cert, peer, 0, NULL, 0, NULL,
+							       &e) != 0))
+			rv = -EKEYREJECTED;
+		kb_free(peer);
+		if (rv == 0 && cluster_id[0] && strcmp(cluster_id, rp->cluster_id) != 0) {
+			kb_errmsg_setf(&e, "redirected to another cluster");
+			rv = -EKEYREJECTED;
+		}
+		if (rv) {
+			fail(op, rv, "%s is not a member of the token's cluster: %s", addr, e.msg);
+			keel__cluster__join_reply__free_unpacked(rp, NULL);
+			cd_tls_close(ssl);
+			break;
+		}
+		snprintf(cluster_id, sizeof(cluster_id), "%s", rp->cluster_id);
+		keel__cluster__join_reply__free_unpacked(rp, NULL);
+
+		rq.step = KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_JOIN;
+		rq.token = op->token;
+		rq.csr = csr;
+		rq.host = &host;
+		rp = exchange(op, ssl, &rq, addr);
+		rq.token = NULL;
+		cd_tls_close(ssl);
+		if (!rp)
+			break;
+		if (rp->redirect && *rp->redirect) {
+			snprintf(addr, sizeof(addr), "%s", rp->redirect);
+			keel__cluster__join_reply__free_unpacked(rp, NULL);
+			fail(op, KB_ESTATE, "too many redirects");
+			continue;
+		}
+		if (rp->code) {
+			fail(op, rp->code, "%s", rp->error ? rp->error : "refused");
+		} else {
+			op->res.code = 0;
+			join_accept(op, rp);
+		}
+		keel__cluster__join_reply__free_unpacked(rp, NULL);
+		break;
+	}
+	cd_token_clear(&t);
+	kb_free(csr);
+}
+
+static void join_done(uv_work_t *w, int status)
+{
+	struct cli_op *op = w->data;
+	struct cd_daemon *d = op->d;
+	struct kb_errmsg e = {{0}};
+	char name[KB_ERRMSG_SIZE];
+
+	d->client_busy = false;
+	if (op->res.code == 0 && d->phase == CD_PHASE_UNBOOTSTRAPPED) {
+		snprintf(name, sizeof(name), "%s", op->res.error);
+		op->res.error[0] = '\0';
+		if (cd_node_joined(d, &e)) {
+			op->res.code = KB_ESTATE;
+			snprintf(op->res.error, sizeof(op->res.error), "joined, but %s", e.msg);
+		} else {
+			kb_log(d->log, KB_LOG_INFO, "joined cluster %s through %s", name,
+			       op->address);
+			op->res.joined = true;
+		}
+	} else if (op->res.code) {
+		kb_log(d->log, KB_LOG_WARN, "join through %s failed: %s", op->address,
+		       op->res.error);
+	}
+	if (d->client_cb)
+		d->client_cb(d, d->client_arg, &op->res);
+	d->client_cb = NULL;
+	OPENSSL_cleanse(op->token, sizeof(op->token));
+	kb_free(op);
+	(void)status;
+}
+
+static struct cli_op *op_new(struct cd_daemon *d, cd_client_cb cb, void *arg,
+			     struct kb_errmsg *e)
+{
+	struct cli_op *op;
+
+	if (d->client_busy) {
+		kb_errmsg_setf(e, "another cluster operation is in progress");
+		return NULL;
+	}
+	op = kb_calloc(1, sizeof(*op));
+	if (!op) {
+		kb_errmsg_setf(e, "out of memory");
+		return NULL;
+	}
+	op->d = d;
+	op->work.data = op;
+	op->id = d->id;
+	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);
+	snprintf(op->hostname, sizeof(op->hostname), "%s", d->hostname);
+	snprintf(op->vmk0, sizeof(op->vmk0), "%s", d->address);
+	d->client_cb = cb;
+	d->client_arg = arg;
+	return op;
+}
+
+int cd_node_join(struct cd_daemon *d, const char *address, const char *token, cd_client_cb cb,
+		 void *arg, struct kb_errmsg *e)
+{
+	struct cli_op *op;
+	char ip[32];
+	unsigned port = d->port + CD_JOIN_PORT_OFFSET;
+
+	if (d->phase == CD_PHASE_FIND_VMK0) {
+		kb_errmsg_setf(e, "vmk0 (the Management adapter) is not up yet");
+		return KB_ESTATE;
+	}
+	if (d->phase != CD_PHASE_UNBOOTSTRAPPED) {
+		const struct cd_state *s = cd_fsm_state(&d->fsm);
+
+		kb_errmsg_setf(e, "this host is already in cluster %s",
+			       s->config.set ? s->config.name : "(being formed)");
+		return KB_ESTATE;
+	}
+	if (strlen(token) > CD_TOKEN_TEXT_MAX) {
+		kb_errmsg_setf(e, "join token: too long");
+		return KB_EPROTO;
+	}
+	if (sscanf(address, "%31[0-9.]:%u", ip, &port) < 1 || port == 0 || port > 65535) {
+		kb_errmsg_setf(e, "'%s' is not A.B.C.D[:port]", address);
+		return KB_EPROTO;
+	}
+	op = op_new(d, cb, arg, e);
+	if (!op)
+		return KB_ESTATE;
+	snprintf(op->address, sizeof(op->address), "%s:%u", ip, port);
+	snprintf(op->token, sizeof(op->token), "%s", token);
+	d->client_busy = true;
+	uv_queue_work(d->loop, &op->work, join_work, join_done);
+	return 0;
+}
+
+/* ---- member requests -------------------------------------------------------------------- */
+
+static void member_work(uv_work_t *w)
+{
+	struct cli_op *op = w->data;
+	Keel__Cluster__JoinRequest rq = KEEL__CLUSTER__JOIN_REQUEST__INIT;
+	struct kb_errmsg e = {{0}};
+	char path[PATH_MAX + 16], addr[64], *ca;
+	uint64_t deadline = kb_now_ns() + RETRY_FOR_MS * 1000000ull;
+	SSL_CTX *ctx;
+	int hops = 0;
+
+	snprintf(path, sizeof(path), "%.4000s/%s", op->state_dir, CD_CA_CERT_FILE);
+	ca = cd_read_text(path, CD_PEM_MAX, &e);
+	ctx = ca ? cd_tls_client_ctx(ca, op->state_dir, &e) : NULL;
+	kb_free(ca);
+	if (!ctx) {
+		fail(op, KB_ECONFIG, "%s", e.msg);
+		return;
+	}
+	rq.step = op->step;
+	rq.ttl_s = op->ttl_s;
+	rq.remove_host = op->host;
+	snprintf(addr, sizeof(addr), "%s", op->address);
+	for (;;) {
+		Keel__Cluster__JoinReply *rp;
+		SSL *ssl = cd_tls_connect(ctx, addr, CONNECT_TIMEOUT_MS, &e);
+		bool retry = false;
+
+		if (!ssl) {
+			fail(op, -ECONNREFUSED, "%s", e.msg);
+			retry = true;
+			snprintf(addr, sizeof(addr), "%s", op->address);
+		} else {
+			rp = exchange(op, ssl, &rq, addr);
+			cd_tls_close(ssl);
+			if (!rp)
+				break;
+			if (rp->redirect && *rp->redirect && hops++ < HOPS_MAX) {
+				snprintf(addr, sizeof(addr), "%s", rp->redirect);
+				keel__cluster__join_reply__free_unpacked(rp, NULL);
+				continue;
+			}
+			if (rp->code) {
+				fail(op, rp->code, "%s", rp->error ? rp->error : "refused");
+				/* No leader yet, or leadership moving: wait and ask again. */
+				retry = rp->code == -EAGAIN ||
+					(rp->code == KB_ESTATE && !(rp->redirect && *rp->redirect));
+			} else {
+				op->res.code = 0;
+				op->res.error[0] = '\0';
+				if (rp->token)
+					snprintf(op->res.token, sizeof(op->res.token), "%s",
+						 rp->token);
+				op->res.token_expires_s = rp->token_expires_s;
+			}
+			keel__cluster__join_reply__free_unpacked(rp, NULL);
+		}
+		if (!retry || kb_now_ns() > deadline)
+			break;
+		hops = 0;
+		kb_sleep_ns(300 * 1000000ull);
+	}
+	SSL_CTX_free(ctx);
+}
+
+static void on_leave_timer(uv_timer_t *t)
+{
+	struct cd_daemon *d = t->data;
+
+	uv_close((uv_handle_t *)t, NULL);
+	kb_log(d->log, KB_LOG_INFO, "left the cluster: clusterd restarts without it");
+	uv_kill(getpid(), SIGTERM);
+}
+
+static void member_done(uv_work_t *w, int status)
+{
+	struct cli_op *op = w->data;
+	struct cd_daemon *d = op->d;
+
+	d->client_busy = false;
+	if (op->res.code)
+		kb_log(d->log, KB_LOG_WARN, "cluster request failed: %s", op->res.error);
+	if (op->res.code == 0 && op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE) {
+		/* Out of the cluster: stop, wipe the membership, start again unbootstrapped. */
+		d->wipe_on_exit = true;
+		d->reexec = true;
+		uv_timer_init(d->loop, &d->leave_timer);
+		d->leave_timer.data = d;
+		uv_timer_start(&d->leave_timer, on_leave_timer, 300, 0);
+	}
+	if (d->client_cb)
+		d->client_cb(d, d->client_arg, &op->res);
+	d->client_cb = NULL;
+	kb_free(op);
+	(void)status;
+}
+
+int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
+			   cd_client_cb cb, void *arg, struct kb_errmsg *e)
+{
+	struct cli_op *op;
+	char ip[32];
+	unsigned port;
+
+	if (d->phase != CD_PHASE_RUNNING || !d->ca) {
+		kb_errmsg_setf(e, "this host is not in a cluster");
+		return KB_ESTATE;
+	}
+	if (ttl_s > CD_TOKEN_TTL_MAX) {
+		kb_errmsg_setf(e, "a token lives at most %u s", CD_TOKEN_TTL_MAX);
+		return -EINVAL;
+	}
+	op = op_new(d, cb, arg, e);
+	if (!op)
+		return KB_ESTATE;
+	op->step = step;
+	op->ttl_s = ttl_s;
+	snprintf(op->host, sizeof(op->host), "%s", host ? host : "");
+	/* Ask the leader when known, else this host's own port, which redirects. */
+	if (cd_node_leader_join_addr(d, op->address, sizeof(op->address))) {
+		sscanf(d->address, "%31[0-9.]:%u", ip, &port);
+		snprintf(op->address, sizeof(op->address), "%s:%u", ip,
+			 port + CD_JOIN_PORT_OFFSET);
+	}
+	d->client_busy = true;
+	uv_queue_work(d->loop, &op->work, member_work, member_done);
+	return 0;
+}
