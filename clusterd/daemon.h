@@ -90,6 +90,7 @@ struct cd_daemon {
 	struct raft raft;
 	struct raft_io io;
 	struct cd_raft_io io_wrap; /* libraft 0.15's stale-tail fix (docs/clusterd.md) */
+	struct raft_tracer tracer; /* libraft's and raft_uv's messages into the log (trace) */
 	struct raft_uv_transport transport;
 	struct cd_fsm fsm;
 

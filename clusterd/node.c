@@ -125,6 +125,15 @@ static int mark_bootstrapped(struct cd_daemon *d, struct kb_errmsg *e)
 
 static void on_poll(uv_timer_t *t);
 
+/* libraft's own messages (message handling, I/O errors, refused RPCs) go into the log at
+ * trace level: they are many, one per RPC. */
+static void on_trace(struct raft_tracer *t, const char *file, int line, const char *message)
+{
+	struct cd_daemon *d = t->impl;
+
+	kb_log(d->log, KB_LOG_TRACE, "libraft %s:%d: %s", file, line, message);
+}
+
 /* transport → io → raft_init, with the daemon's timing. */
 static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 {
@@ -141,6 +150,10 @@ static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 		goto close_transport;
 	}
 	raft_uv_set_connect_retry_delay(&d->io, CD_CONNECT_RETRY_MS);
+	d->tracer.impl = d;
+	d->tracer.enabled = d->log->level >= KB_LOG_TRACE;
+	d->tracer.emit = on_trace;
+	raft_uv_set_tracer(&d->io, &d->tracer);
 	cd_raft_io_wrap(&d->io_wrap, &d->io);
 	rv = raft_init(&d->raft, &d->io_wrap.io, &d->fsm.raft, d->id, d->address);
 	if (rv) {
@@ -148,6 +161,7 @@ static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 		goto close_io;
 	}
 	d->raft.data = d;
+	d->raft.tracer = &d->tracer;
 	raft_set_election_timeout(&d->raft, CD_ELECTION_TIMEOUT_MS);
 	raft_set_heartbeat_timeout(&d->raft, CD_HEARTBEAT_TIMEOUT_MS);
 	raft_set_snapshot_threshold(&d->raft, cd_fsm_snapshot_threshold(&d->fsm));

@@ -1,6 +1,6 @@
 # Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
-# .vmx files, datastores.conf files, join tokens) for a bounded number of seeded
-# mutations; any crash or sanitizer report fails.
+# .vmx files, datastores.conf files, join tokens, heartbeat datagrams) for a bounded number
+# of seeded mutations; any crash or sanitizer report fails.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
 need_kvm
@@ -99,4 +99,33 @@ run fuzz_cluster "$T/c0" "$T/c1" "$T/c3"
 printf 'K1.AAECAwQFBgcICQoLDA0ODw.ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8' >"$T/t1"
 printf 'K1.AAECAwQFBgcICQoLDA0ODw.ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8.QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8' >"$T/t2"
 run fuzz_token "$T/t1" "$T/t2"
+# heartbeat datagrams: packed BEAT and ACK messages (the target signs each input itself),
+# and a BEAT with its MAC; key 00 01 .. 1f and the cluster id of fuzz_hbwire.c
+python3 - "$T" <<'PY'
+import hashlib, hmac, sys
+t = sys.argv[1]
+def varint(v):
+    v &= (1 << 64) - 1
+    out = b""
+    while True:
+        b = v & 0x7f
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+def f(num, v): return varint(num << 3) + varint(v)
+def ld(num, b): return varint(num << 3 | 2) + varint(len(b)) + b
+cid = b"7c9e6679-7425-40de-944b-e07fc1f90ae7"
+beat = f(1, 1) + ld(2, cid) + f(3, 0x9abcdef012345678) + f(4, 1700000000123456789) + f(7, 1) + f(8, 17)
+peers = [(7, 12, 250, 1), (8, -1, -1, 2), (9, 4000, 30, 4), (0xffffffffffffffff, 0, -1, 7)]
+ack = f(1, 2) + ld(2, cid) + f(3, 42) + f(4, 1700000000987654321) + f(5, 1700000000123456789) + f(6, 7) + f(8, 3)
+for h, na, da, st in peers:
+    ack += ld(9, f(1, h) + f(2, na) + f(3, da) + f(4, st))
+key = bytes(range(32))
+open(f"{t}/hb1", "wb").write(beat)
+open(f"{t}/hb2", "wb").write(ack)
+open(f"{t}/hb3", "wb").write(beat + hmac.new(key, beat, hashlib.sha256).digest())
+PY
+run fuzz_hbwire "$T/hb1" "$T/hb2" "$T/hb3"
 echo "ok: $ITER mutations per target, seed $SEED"
