@@ -169,7 +169,8 @@ static int set_config(struct cd_state *s, const Keel__Cluster__SetConfig *c, str
 		return KB_ESTATE;
 	}
 	s->config = cfg;
-	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, cd__state_last_event_ms(s), 0,
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), 0,
 		  "", "cluster %s configured: failure timeout %u ms, isolation response %s",
 		  cfg.name, cfg.failure_timeout_ms, isolation_name(cfg.isolation_response));
 	return 0;

@@ -492,6 +492,7 @@ static void create_propose(struct cd_daemon *d)
 	cfg.failure_timeout_ms = 1000;
 	cfg.isolation_response = KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_POWER_OFF;
 	sc.config = &cfg;
+	sc.at_ms = cd_now_ms();
 	c0.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
 	c0.set_config = &sc;
 	cd_host_capacity(&cap.cpu_mhz, &cap.mem_mib);
