@@ -192,27 +192,47 @@ static void test_follows_registry(void **unused)
 	vmk_ds_hb_set_close(&set);
 }
 
+/* Deadlines skipped so far by the set's one writer (a write slower than an interval). */
+static uint64_t late_of(struct vmk_ds_hb_set *set)
+{
+	struct vmk_ds_hb_status *st = NULL;
+	size_t n = 0;
+	uint64_t late;
+
+	assert_int_equal(vmk_ds_hb_status(set, &st, &n), 0);
+	assert_int_equal(n, 1);
+	late = st[0].late;
+	kb_free(st);
+	return late;
+}
+
 static void test_rate_does_not_drift(void **unused)
 {
 	struct kb_errmsg e = {{0}};
 	struct vmk_ds_hb_set set;
-	uint64_t c0, c1, t0, t1;
+	uint64_t c0, c1, t0, t1, l0, l1;
 	double beats, want;
 
 	assert_int_equal(vmk_ds_add(&reg, "s1", shared, true, &e), 0);
 	set_open(&set);
 	sync_ok(&set);
 	c0 = wait_counter(shared, 2);
+	l0 = late_of(&set);
 	t0 = kb_now_ns();
 	kb_sleep_ns(1000 * KB_NSEC_PER_MSEC);
 	c1 = counter_on(shared);
+	l1 = late_of(&set);
 	t1 = kb_now_ns();
 	vmk_ds_hb_set_close(&set);
-	beats = (double)(c1 - c0);
+	/* Absolute deadlines: every interval either beats or, when a synchronous write ran
+	 * over (a loaded machine), is counted as skipped; neither drifts nor bursts. 50
+	 * intervals a second, give or take the reads' own timing. */
+	beats = (double)(c1 - c0) + (double)(l1 - l0);
 	want = (double)(t1 - t0) / (INTERVAL * KB_NSEC_PER_MSEC);
-	/* absolute deadlines: 50 beats a second, give or take the reads' own timing */
 	if (beats < want - 3 || beats > want + 2)
-		fail_msg("%.0f beats in %.0f intervals", beats, want);
+		fail_msg("%.0f beats and skipped deadlines in %.0f intervals", beats, want);
+	if ((double)(c1 - c0) < want / 2)
+		fail_msg("only %llu beats in %.0f intervals", (unsigned long long)(c1 - c0), want);
 }
 
 static void test_record_removed(void **unused)
