@@ -71,6 +71,8 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	Keel__Cluster__ClusterStatus st = KEEL__CLUSTER__CLUSTER_STATUS__INIT;
 	unsigned n = cd_state_n_hosts(s);
 	Keel__Cluster__ClusterHostStatus *hs = NULL, **hp = NULL;
+	Keel__Cluster__ClusterVmStatus *vs = NULL, **vp = NULL;
+	unsigned nv;
 	const char *laddr = NULL;
 	raft_id leader = 0;
 
@@ -117,10 +119,35 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	st.isolated = cd_hbnet_isolated(d, &st.leader_contact_age_ms);
 	st.n_hosts = n;
 	st.hosts = hp;
+	nv = cd_state_n_vms(s);
+	if (nv) {
+		vs = kb_calloc(nv, sizeof(*vs));
+		vp = kb_calloc(nv, sizeof(*vp));
+		if (!vs || !vp)
+			nv = 0;
+	}
+	for (unsigned i = 0; i < nv; i++) {
+		const struct cd_vm *vm = cd_state_vm_at(s, i);
+		const struct cd_host *o = cd_state_host(s, vm->owner);
+
+		keel__cluster__cluster_vm_status__init(&vs[i]);
+		vs[i].uuid = (char *)vm->uuid;
+		vs[i].name = (char *)vm->name;
+		vs[i].owner = vm->owner;
+		vs[i].owner_name = (char *)(o ? o->name : "");
+		vs[i].epoch = vm->epoch;
+		vs[i].desired_power = vm->desired_power;
+		vs[i].vmx_path = (char *)vm->vmx_path;
+		vp[i] = &vs[i];
+	}
+	st.n_vms = nv;
+	st.vms = vp;
 	rp.status = &st;
 	send_reply(c, &rp, false);
 	kb_free(hs);
 	kb_free(hp);
+	kb_free(vs);
+	kb_free(vp);
 }
 
 /* ---- create --------------------------------------------------------------------------- */
@@ -212,6 +239,84 @@ static void on_bench_done(struct cd_daemon *d, void *arg, const struct cd_bench_
 	send_reply(c, &rp, false);
 }
 
+/* ---- VM operations (from vmkernel) ------------------------------------------------------ */
+
+/* A request waiting for the cluster; its client may go away meanwhile. */
+struct waiter {
+	struct kb_ctlclient *c; /* NULL once the client is gone */
+	struct waiter *next;
+};
+static struct waiter *waiters;
+
+static struct waiter *waiter_new(struct kb_ctlclient *c)
+{
+	struct waiter *w = kb_calloc(1, sizeof(*w));
+
+	if (w) {
+		w->c = c;
+		w->next = waiters;
+		waiters = w;
+	}
+	return w;
+}
+
+static void waiter_free(struct waiter *w)
+{
+	for (struct waiter **p = &waiters; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	kb_free(w);
+}
+
+static void on_vm_done(struct cd_daemon *d, void *arg, int code, const char *error,
+		       const Keel__Cluster__ClusterVmReply *vr)
+{
+	struct waiter *w = arg;
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+
+	(void)d;
+	if (w->c) {
+		rp.code = code;
+		rp.error = (char *)(error ? error : "");
+		rp.vm = (Keel__Cluster__ClusterVmReply *)vr;
+		send_reply(w->c, &rp, false);
+	}
+	waiter_free(w);
+}
+
+static void vm_request(struct cd_daemon *d, struct kb_ctlclient *c,
+		       const Keel__Cluster__ClusterVmRequest *rq)
+{
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+	Keel__Cluster__ClusterVmReply vr = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
+	struct kb_errmsg e = {{0}};
+	struct waiter *w;
+	int rv;
+
+	if (d->phase != CD_PHASE_RUNNING || !d->ca) {
+		/* In no cluster: vmkernel goes on by itself. */
+		vr.member = false;
+		vr.host_id = d->id;
+		vr.owner_name = "";
+		rp.vm = &vr;
+		send_reply(c, &rp, false);
+		return;
+	}
+	w = waiter_new(c);
+	if (!w) {
+		error_reply(c, -ENOMEM, "out of memory", false);
+		return;
+	}
+	rv = cd_node_vm_request(d, rq, on_vm_done, w, &e);
+	if (rv) {
+		waiter_free(w);
+		error_reply(c, rv, e.msg, false);
+	}
+}
+
 /* ---- events ------------------------------------------------------------------------------ */
 
 static void events_reply(struct cd_daemon *d, struct kb_ctlclient *c,
@@ -289,6 +394,9 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_EVENTS:
 		events_reply(d, c, rq->events);
 		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM:
+		vm_request(d, c, rq->vm);
+		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_BENCH_COMMIT:
 		rv = cd_bench_start(d, rq->bench_commit->count, rq->bench_commit->window,
 				    on_bench_done, c, &e);
@@ -321,6 +429,9 @@ static void on_close(void *arg, struct kb_ctlclient *c)
 	cd_bench_forget(arg, c);
 	if (join_wait.c == c)
 		join_wait.c = NULL;
+	for (struct waiter *w = waiters; w; w = w->next)
+		if (w->c == c)
+			w->c = NULL;
 }
 
 int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)

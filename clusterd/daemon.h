@@ -56,11 +56,16 @@ struct cd_joinsrv;
 struct cd_hbnet;
 struct cd_ca;
 struct cd_bench;
+struct cd_reconciler;
 struct cd_bench_result {
 	unsigned count, failed;
 	double p50_ms, p99_ms, max_ms, ops_s;
 };
 typedef void (*cd_bench_cb)(struct cd_daemon *d, void *arg, const struct cd_bench_result *r);
+/* The end of a VM operation: code 0 and rp, or an error with its message (rp still says
+ * who owns the VM when known). rp is borrowed for the call. */
+typedef void (*cd_vmop_cb)(struct cd_daemon *d, void *arg, int code, const char *error,
+			   const Keel__Cluster__ClusterVmReply *rp);
 /* Called once when a create ends: code 0 (the batch was applied) or an error with e. */
 typedef void (*cd_create_cb)(struct cd_daemon *d, void *arg, int code, const char *error);
 
@@ -134,6 +139,7 @@ struct cd_daemon {
 	void *client_arg;
 
 	struct cd_bench *bench; /* bench.c: a commit benchmark in progress */
+	struct cd_reconciler *rec; /* reconcile.c */
 
 	/* After a leave: main wipes the membership files and restarts clusterd. */
 	bool wipe_on_exit, reexec;
@@ -209,6 +215,22 @@ int cd_node_join(struct cd_daemon *d, const char *address, const char *token, cd
  * STEP_LEAVE or STEP_REMOVE_HOST (host). */
 int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
 			   cd_client_cb cb, void *arg, struct kb_errmsg *e);
+
+/* ---- VMs through the cluster (vmops.c, reconcile.c) -------------------------------------- */
+
+/* The leader's handling of host's VM operation. Returns 0 and calls cb once (possibly
+ * before returning), or an error with e set (cb not called). */
+int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
+		   cd_vmop_cb cb, void *arg, struct kb_errmsg *e);
+/* This host's VM operation: on the leader directly, else forwarded over the join port.
+ * cb runs once from the loop; an answer that never comes ends with KB_ETIMEOUT. */
+int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmRequest *rq,
+		       cd_vmop_cb cb, void *arg, struct kb_errmsg *e);
+/* The reconciler: every second, runs what the state says this host owns through the local
+ * vmkernel (register, power on) and registers in the cluster what vmkernel runs unknown to
+ * it; see docs/clusterd.md. */
+int cd_reconcile_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_reconcile_stop(struct cd_daemon *d);
 
 /* ---- commit benchmark (bench.c) --------------------------------------------------------- */
 

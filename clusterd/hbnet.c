@@ -441,6 +441,7 @@ static void response_work(uv_work_t *w)
 		if (strcmp(rp->vms[i]->power_state, "poweredOn") != 0)
 			continue;
 		po.vm = rp->vms[i]->uuid;
+		po.fence = true; /* the cluster still wants it on: only the lock is released */
 		off.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
 		off.vm_power_off = &po;
 		r2 = vmk_call(fd, &off);

@@ -49,6 +49,16 @@ struct cli_op {
 	char vmk0[32];
 	uint64_t id;
 	struct cd_client_result res;
+	/* STEP_VM: the request and what came back; not the daemon's single client op */
+	int vm_op;
+	char vm_uuid[CD_UUID_LEN + 1];
+	char vm_name[CD_NAME_MAX + 1];
+	char vm_path[CD_PATH_MAX + 1];
+	bool vm_answered;
+	uint64_t vm_owner, vm_epoch, vm_host;
+	char vm_owner_name[CD_NAME_MAX + 1];
+	cd_vmop_cb vm_cb;
+	void *vm_arg;
 };
 
 static void fail(struct cli_op *op, int code, const char *fmt, ...)
@@ -354,9 +364,14 @@ static void member_work(uv_work_t *w)
 {
 	struct cli_op *op = w->data;
 	Keel__Cluster__JoinRequest rq = KEEL__CLUSTER__JOIN_REQUEST__INIT;
+	Keel__Cluster__ClusterVmRequest vmrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
 	struct kb_errmsg e = {{0}};
 	char path[PATH_MAX + 16], addr[64], *ca;
-	uint64_t deadline = kb_now_ns() + RETRY_FOR_MS * 1000000ull;
+	/* a VM operation's vmkernel gives up after 5 s: stop retrying before that */
+	uint64_t deadline = kb_now_ns() + (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM
+						   ? 4000
+						   : RETRY_FOR_MS) *
+						  1000000ull;
 	SSL_CTX *ctx;
 	int hops = 0;
 
@@ -371,6 +386,13 @@ static void member_work(uv_work_t *w)
 	rq.step = op->step;
 	rq.ttl_s = op->ttl_s;
 	rq.remove_host = op->host;
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
+		vmrq.op = op->vm_op;
+		vmrq.uuid = op->vm_uuid;
+		vmrq.name = op->vm_name;
+		vmrq.vmx_path = op->vm_path;
+		rq.vm = &vmrq;
+	}
 	snprintf(addr, sizeof(addr), "%s", op->address);
 	for (;;) {
 		Keel__Cluster__JoinReply *rp;
@@ -390,6 +412,14 @@ static void member_work(uv_work_t *w)
 				snprintf(addr, sizeof(addr), "%s", rp->redirect);
 				keel__cluster__join_reply__free_unpacked(rp, NULL);
 				continue;
+			}
+			if (rp->vm) {
+				op->vm_answered = true;
+				op->vm_owner = rp->vm->owner;
+				op->vm_epoch = rp->vm->epoch;
+				op->vm_host = rp->vm->host_id;
+				snprintf(op->vm_owner_name, sizeof(op->vm_owner_name), "%s",
+					 rp->vm->owner_name ? rp->vm->owner_name : "");
 			}
 			if (rp->code) {
 				fail(op, rp->code, "%s", rp->error ? rp->error : "refused");
@@ -423,10 +453,30 @@ static void on_leave_timer(uv_timer_t *t)
 	uv_kill(getpid(), SIGTERM);
 }
 
+static void vm_done(struct cli_op *op)
+{
+	Keel__Cluster__ClusterVmReply rp = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
+
+	rp.member = true;
+	rp.owner = op->vm_owner;
+	rp.epoch = op->vm_epoch;
+	rp.host_id = op->vm_answered ? op->vm_host : op->id;
+	rp.owner_name = op->vm_owner_name;
+	if (op->vm_cb)
+		op->vm_cb(op->d, op->vm_arg, op->res.code, op->res.code ? op->res.error : NULL,
+			  &rp);
+	kb_free(op);
+}
+
 static void member_done(uv_work_t *w, int status)
 {
 	struct cli_op *op = w->data;
 	struct cd_daemon *d = op->d;
+
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
+		vm_done(op);
+		return;
+	}
 
 	d->client_busy = false;
 	if (op->res.code)
@@ -474,6 +524,46 @@ int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const 
 			 port + CD_JOIN_PORT_OFFSET);
 	}
 	d->client_busy = true;
+	uv_queue_work(d->loop, &op->work, member_work, member_done);
+	return 0;
+}
+
+/* ---- VM operations ---------------------------------------------------------------------- */
+
+int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmRequest *rq,
+		       cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
+{
+	struct cli_op *op;
+	char ip[32];
+	unsigned port;
+
+	if (d->phase != CD_PHASE_RUNNING || !d->ca) {
+		kb_errmsg_setf(e, "this host is not in a cluster");
+		return KB_ESTATE;
+	}
+	if (cd_node_is_ready_leader(d))
+		return cd_vmop_leader(d, d->id, rq, cb, arg, e);
+	op = kb_calloc(1, sizeof(*op));
+	if (!op) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	op->d = d;
+	op->work.data = op;
+	op->id = d->id;
+	op->step = KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM;
+	op->vm_op = rq->op;
+	snprintf(op->vm_uuid, sizeof(op->vm_uuid), "%s", rq->uuid ? rq->uuid : "");
+	snprintf(op->vm_name, sizeof(op->vm_name), "%s", rq->name ? rq->name : "");
+	snprintf(op->vm_path, sizeof(op->vm_path), "%s", rq->vmx_path ? rq->vmx_path : "");
+	op->vm_cb = cb;
+	op->vm_arg = arg;
+	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);
+	if (cd_node_leader_join_addr(d, op->address, sizeof(op->address))) {
+		sscanf(d->address, "%31[0-9.]:%u", ip, &port);
+		snprintf(op->address, sizeof(op->address), "%s:%u", ip,
+			 port + CD_JOIN_PORT_OFFSET);
+	}
 	uv_queue_work(d->loop, &op->work, member_work, member_done);
 	return 0;
 }

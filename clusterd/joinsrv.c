@@ -118,8 +118,8 @@ static void job_finish(struct cd_job *j, Keel__Cluster__JoinReply *rp)
 
 static const char *step_name(const struct cd_job *j)
 {
-	static const char *const names[] = {"request", "hello", "join", "token", "leave",
-					    "remove-host"};
+	static const char *const names[] = {"request", "hello", "join",	    "token",
+					    "leave",   "remove-host", "vm"};
 
 	if (!j->rq || j->rq->step >= sizeof(names) / sizeof(names[0]))
 		return "request";
@@ -496,6 +496,37 @@ static void do_remove(struct cd_job *j, bool leave)
 		job_error(j, KB_ESTATE, "%s", e.msg);
 }
 
+/* ---- VM ------------------------------------------------------------------------------------ */
+
+static void on_vm_done(struct cd_daemon *d, void *arg, int code, const char *error,
+		       const Keel__Cluster__ClusterVmReply *vr)
+{
+	struct cd_job *j = arg;
+	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
+
+	(void)d;
+	rp.code = code;
+	rp.error = (char *)(error ? error : "");
+	rp.vm = (Keel__Cluster__ClusterVmReply *)vr;
+	job_finish(j, &rp);
+}
+
+static void do_vm(struct cd_job *j)
+{
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (redirect(j))
+		return;
+	if (!j->rq->vm) {
+		job_error(j, -EINVAL, "a VM request needs its operation");
+		return;
+	}
+	rv = cd_vmop_leader(j->d, j->peer_id, j->rq->vm, on_vm_done, j, &e);
+	if (rv)
+		job_error(j, rv, "%s", e.msg);
+}
+
 /* ---- the loop side ------------------------------------------------------------------------ */
 
 static void process(struct cd_job *j)
@@ -513,7 +544,7 @@ static void process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_REMOVE_HOST) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
 		job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -523,6 +554,8 @@ static void process(struct cd_job *j)
 	}
 	if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN)
 		do_token(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM)
+		do_vm(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }

@@ -174,6 +174,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Blocking work (join exchanges, forwarded VM operations, datastore reads, the
+	 * reconciler's vmkernel calls) runs on libuv's pool: more than its default 4. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	uv_loop_init(&loop);
 	rv = cd_node_init(&daemon_, &loop, &kb_log_default, state, (uint16_t)port, &err);
 	if (rv == 0)

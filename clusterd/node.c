@@ -313,7 +313,10 @@ int cd_node_member_start(struct cd_daemon *d, struct kb_errmsg *e)
 	rv = cd_joinsrv_start(d, e);
 	if (rv)
 		return rv;
-	return cd_hbnet_start(d, e);
+	rv = cd_hbnet_start(d, e);
+	if (rv)
+		return rv;
+	return cd_reconcile_start(d, e);
 }
 
 /* ---- create --------------------------------------------------------------------------- */
@@ -774,6 +777,7 @@ void cd_node_close(struct cd_daemon *d, void (*cb)(struct cd_daemon *d))
 	d->closed_cb = cb;
 	cd_joinsrv_stop(d);
 	cd_hbnet_stop(d);
+	cd_reconcile_stop(d);
 	if (d->creating)
 		create_end(d, KB_ECANCELED, "clusterd is stopping");
 	uv_close((uv_handle_t *)&d->find_timer, on_timer_closed);

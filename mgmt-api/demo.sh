@@ -5,8 +5,8 @@
 # a cluster on host1, join host2 and host3 with single-use tokens, two kguest VMs on the
 # shared datastore, `keel cluster status`, then host2 cut off from the management network:
 # it declares itself isolated and powers its VM off (the isolation response), the others
-# see it partitioned (its datastore heartbeat goes on); healed, it rejoins. The events tell
-# the story. The lab is torn down at the end; KEEL_DEMO_KEEP=1 leaves it up.
+# see it partitioned (its datastore heartbeat goes on); healed, it rejoins and starts its VM
+# again (the cluster still wants it on). The events tell the story. The lab is torn down at the end; KEEL_DEMO_KEEP=1 leaves it up.
 # (make demo-host shows one host in detail: console, network, suspend and resume.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,7 +108,13 @@ for _ in $(seq 60); do
 	sleep 0.1
 done
 on 1 cluster status
-on 3 vm list
+printf 'The cluster still wants web1 on and names host2 its owner, so host2 starts it again:\n'
+for _ in $(seq 100); do
+	st=$(q 2 vm list --json | jget '[v["power_state"] for v in d["vms"] if v["name"] == "web1"][0]')
+	[ "$st" = poweredOn ] && break
+	sleep 0.1
+done
+on 2 vm list
 
 bold "What happened, from the cluster's event log (the same on every host)"
 on 3 cluster events

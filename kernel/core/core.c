@@ -61,6 +61,7 @@ int vmk_core_init(struct vmk_host *h, const char *state, int level, bool to_stde
 	}
 	snprintf(h->run_dir, sizeof(h->run_dir), "%s/run", h->state_dir);
 	snprintf(h->socket_path, sizeof(h->socket_path), "%s/vmkernel.sock", h->state_dir);
+	snprintf(h->cluster_sock, sizeof(h->cluster_sock), "%s/clusterd.sock", h->state_dir);
 	if (strlen(h->socket_path) >= 100) {
 		kb_errmsg_setf(err, "state dir path too long for a Unix socket: %s", h->state_dir);
 		return KB_ECONFIG;

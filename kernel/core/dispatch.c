@@ -143,10 +143,11 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		rv = vmk_vm_create(h, rq->vm_create->spec, &vm, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_REGISTER:
-		rv = vmk_vm_register(h, rq->vm_register->vmx_path, &vm, &err);
+		rv = vmk_vm_register(h, rq->vm_register->vmx_path, rq->vm_register->from_cluster,
+				     &vm, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_UNREGISTER:
-		rv = vmk_vm_unregister(h, vm, &err);
+		rv = vmk_vm_unregister(h, vm, rq->vm_unregister->from_cluster, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_DESTROY:
 		rv = vmk_vm_destroy(h, vm, &err);
@@ -159,7 +160,7 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		rv = vmk_vm_power_on(vm, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF:
-		rv = vmk_vm_power_off(vm, &err);
+		rv = vmk_vm_power_off(vm, rq->vm_power_off->fence, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_RESET:
 		rv = vmk_vm_reset(vm, &err);

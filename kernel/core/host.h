@@ -30,6 +30,8 @@ struct vmk_host {
 	struct kb_logger *log;
 	uint64_t started_ns;
 	uint64_t host_id; /* from <state dir>/clusterd.id (lib/nodeid.h), shared with clusterd */
+	char cluster_sock[PATH_MAX]; /* <state dir>/clusterd.sock (kernel/core/cluster.h) */
+	int cluster_timeout_ms;	     /* how long clusterd may take to answer (0: 5 s) */
 
 	uv_loop_t *loop;
 	uv_async_t wake; /* the loop picks up queued supervision work */

@@ -6,6 +6,7 @@
 #ifndef VMK_SUBSYS_H
 #define VMK_SUBSYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -32,6 +33,10 @@ int vmk_subsys_ds_hb_status(struct vmk_host *h, struct vmk_ds_hb_status **out, s
 /* The datastore holding dir, into out. KB_ENOTFOUND when none does. */
 int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size,
 		     struct kb_errmsg *err);
+/* Whether datastore name is shared (marked `shared` in datastores.conf) and, if path is
+ * not NULL, its directory. KB_ENOTFOUND when no datastore has that name. Any thread. */
+int vmk_subsys_ds_shared(struct vmk_host *h, const char *name, bool *shared, char *path,
+			 size_t size);
 /* Where a new VM's directory goes on datastore ds_name ("" or NULL: the default). */
 int vmk_subsys_vm_dir(struct vmk_host *h, const char *ds_name, const char *vm_name, char *dir,
 		      size_t dir_size, char *ds_out, size_t ds_size, struct kb_errmsg *err);

@@ -91,6 +91,25 @@ int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size
 	return rv;
 }
 
+int vmk_subsys_ds_shared(struct vmk_host *h, const char *name, bool *shared, char *path,
+			 size_t size)
+{
+	const struct vmk_ds *ds;
+	int rv = KB_ENOTFOUND;
+
+	(void)h;
+	pthread_mutex_lock(&ds_lock);
+	ds = reg_open ? vmk_ds_lookup(&reg, name) : NULL;
+	if (ds != NULL) {
+		*shared = ds->shared;
+		if (path != NULL)
+			snprintf(path, size, "%s", ds->path);
+		rv = 0;
+	}
+	pthread_mutex_unlock(&ds_lock);
+	return rv;
+}
+
 int vmk_subsys_vm_dir(struct vmk_host *h, const char *ds_name, const char *vm_name, char *dir,
 		      size_t dir_size, char *ds_out, size_t ds_size, struct kb_errmsg *err)
 {

@@ -2,6 +2,12 @@
  * Inventory operations on VMs: create, register, unregister, destroy, reconfigure, and
  * the VmInfo every reply carries. A .vmx or a spec that fails its checks changes nothing:
  * create removes what it made, reconfigure leaves file and memory as they were.
+ *
+ * In a cluster (kernel/core/cluster.h): a VM created or registered here is registered with
+ * clusterd (OP_REGISTER) before the request returns; a refusal (or no answer) undoes the
+ * local create or register and fails with clusterd's message. Unregister and destroy tell
+ * clusterd afterwards (OP_UNREGISTER); a failure to tell it is logged, as the VM is gone
+ * here already. Requests from clusterd's own reconciler (from_cluster) are not echoed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernel/core/cluster.h"
 #include "kernel/core/subsys.h"
 #include "kernel/vm/vm.h"
 #include "lib/heap.h"
@@ -50,6 +57,51 @@ static void remove_dir(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+/* Takes a VM just added (vm->busy set, so nothing else started on it) off the list. */
+static void unlist(struct vmk_host *h, struct vmk_vm *vm)
+{
+	pthread_mutex_lock(&h->lock);
+	kb_list_del(&vm->link);
+	int rv = vmk__inventory_save(h);
+	pthread_mutex_unlock(&h->lock);
+	if (rv < 0)
+		kb_log(h->log, KB_LOG_WARN, "saving the inventory: %s", kb_strerror(rv));
+}
+
+/* OP_REGISTER for a VM just added with vm->busy = "register". 0 (busy cleared), or the
+ * refusal: the VM is off the list again and stays busy (final), err says why. */
+static int cluster_register(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err)
+{
+	struct vmk_cluster_vm cv;
+	int rv = vmk_cluster_vm(h, VMK_CLUSTER_REGISTER, vm->cfg.uuid, vm->cfg.name, vm->vmx_path,
+				&cv, err);
+
+	if (rv < 0) {
+		unlist(h, vm);
+		kb_errmsg_wrapf(err, "the cluster refused VM %s", vm->cfg.name);
+		kb_log(h->log, KB_LOG_WARN, "%s; not registered here either", err->msg);
+		return rv;
+	}
+	if (cv.member)
+		kb_log(h->log, KB_LOG_INFO, "VM %s registered with the cluster (owner %016llx)",
+		       vm->cfg.name, (unsigned long long)cv.owner);
+	pthread_mutex_lock(&vm->lock);
+	vm->busy = NULL;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+static void cluster_unregister(struct vmk_host *h, struct vmk_vm *vm)
+{
+	struct vmk_cluster_vm cv;
+	struct kb_errmsg e = {{0}};
+
+	if (vmk_cluster_vm(h, VMK_CLUSTER_UNREGISTER, vm->cfg.uuid, vm->cfg.name, NULL, &cv, &e) <
+	    0)
+		kb_log(h->log, KB_LOG_WARN, "VM %s: telling the cluster of its removal: %s",
+		       vm->cfg.name, e.msg);
 }
 
 int vmk_vm_create(struct vmk_host *h, const Keel__Vmk__VmSpec *spec, struct vmk_vm **out,
@@ -131,11 +183,18 @@ int vmk_vm_create(struct vmk_host *h, const Keel__Vmk__VmSpec *spec, struct vmk_
 		goto fail_dir;
 	vm->power = VMK_POWERED_OFF;
 	snprintf(vm->last_event, sizeof(vm->last_event), "created");
+	vm->busy = "register";
 	rv = vmk__vm_add(h, vm, err);
 	if (rv < 0)
 		goto fail_dir;
 	kb_log(h->log, KB_LOG_INFO, "VM %s created on %s (uuid %s)", vm->cfg.name, vm->datastore,
 	       vm->cfg.uuid);
+	rv = cluster_register(h, vm, err);
+	if (rv < 0) {
+		/* off the list but never freed: a request may hold a pointer to it */
+		remove_dir(vm->dir);
+		return rv;
+	}
 	*out = vm;
 	return 0;
 
@@ -146,8 +205,8 @@ fail_free:
 	return rv;
 }
 
-int vmk_vm_register(struct vmk_host *h, const char *vmx_path, struct vmk_vm **out,
-		    struct kb_errmsg *err)
+int vmk_vm_register(struct vmk_host *h, const char *vmx_path, bool from_cluster,
+		    struct vmk_vm **out, struct kb_errmsg *err)
 {
 	struct vmk_vm *vm;
 	char real[PATH_MAX];
@@ -168,12 +227,19 @@ int vmk_vm_register(struct vmk_host *h, const char *vmx_path, struct vmk_vm **ou
 		if (rv == 0 && changed)
 			rv = vmk_vmx_save(&vm->cfg, vm->vmx_path, err);
 	}
+	vm->busy = from_cluster ? NULL : "register";
 	rv = rv ?: vmk__vm_add(h, vm, err);
 	if (rv < 0) {
 		vmk__vm_free(vm);
 		return rv;
 	}
-	kb_log(h->log, KB_LOG_INFO, "VM %s registered from %s", vm->cfg.name, real);
+	kb_log(h->log, KB_LOG_INFO, "VM %s registered from %s%s", vm->cfg.name, real,
+	       from_cluster ? " (asked by the cluster)" : "");
+	if (!from_cluster) {
+		rv = cluster_register(h, vm, err);
+		if (rv < 0)
+			return rv; /* off the list, files untouched */
+	}
 	*out = vm;
 	return 0;
 }
@@ -202,13 +268,17 @@ static int remove_from_registry(struct vmk_host *h, struct vmk_vm *vm, const cha
 	return 0;
 }
 
-int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err)
+int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, bool from_cluster,
+		      struct kb_errmsg *err)
 {
 	int rv = remove_from_registry(h, vm, "unregister", err);
 
 	if (rv < 0)
 		return rv;
-	kb_log(h->log, KB_LOG_INFO, "VM %s unregistered (files kept in %s)", vm->cfg.name, vm->dir);
+	kb_log(h->log, KB_LOG_INFO, "VM %s unregistered (files kept in %s)%s", vm->cfg.name,
+	       vm->dir, from_cluster ? " (asked by the cluster)" : "");
+	if (!from_cluster)
+		cluster_unregister(h, vm);
 	/* VMs are never freed while the daemon runs: a request may still hold a pointer. */
 	return 0;
 }
@@ -221,6 +291,7 @@ int vmk_vm_destroy(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err)
 		return rv;
 	remove_dir(vm->dir);
 	kb_log(h->log, KB_LOG_INFO, "VM %s destroyed (%s removed)", vm->cfg.name, vm->dir);
+	cluster_unregister(h, vm);
 	return 0;
 }
 

@@ -6,6 +6,9 @@
  * Power on: admission control, the VM's cgroup, a tap per NIC on its portgroup, then one
  * vmx in its own session, placed in the cgroup before it runs; powered on once its
  * control socket answers. Any failure undoes what was done and leaves the VM as it was.
+ * In a cluster (owner.c): power-on asks clusterd first and, on a shared datastore, takes
+ * the VM's lock and starts the vmx fenced; power-off and suspend release the lock once the
+ * vmx is gone and tell clusterd (an isolation power-off, `fence`, does not tell it).
  * Suspend: pause, save the whole VM state to <name>.vmss in the VM directory, end the
  * vmx; a failed save resumes the VM, which keeps running.
  */
@@ -17,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernel/core/cluster.h"
 #include "kernel/core/subsys.h"
 #include "kernel/vm/vm.h"
 #include "kernel/vm/world.h"
@@ -114,7 +118,7 @@ static int build_argv(struct vmk_vm *vm, const char *restore, char **argv, int m
 	ARGF("%uM", c->memsize_mib);
 	ARG("--vcpus");
 	ARGF("%u", c->numvcpus);
-	for (int i = 0; i < VMK_VMX_DISKS && n < max - 12; i++) {
+	for (int i = 0; i < VMK_VMX_DISKS && n < max - 24; i++) {
 		const struct vmk_vmx_disk *d = &c->disks[i];
 		if (!d->present)
 			continue;
@@ -124,7 +128,7 @@ static int build_argv(struct vmk_vm *vm, const char *restore, char **argv, int m
 		else
 			ARGF("%s/%s%s", vm->dir, d->file, d->read_only ? ",ro" : "");
 	}
-	for (int i = 0, t = 0; i < VMK_VMX_NICS && n < max - 12; i++) {
+	for (int i = 0, t = 0; i < VMK_VMX_NICS && n < max - 24; i++) {
 		const struct vmk_vmx_nic *e = &c->nics[i];
 		if (!e->present)
 			continue;
@@ -141,6 +145,18 @@ static int build_argv(struct vmk_vm *vm, const char *restore, char **argv, int m
 		ARG("--restore");
 		ARG(restore);
 	}
+	if (vm->own.fenced) { /* DESIGN.md section 4: the guest runs only while it may */
+		ARG("--fence-hb");
+		ARG(vm->own.hb);
+		ARG("--fence-host");
+		ARGF("%llu", (unsigned long long)vm->own.host);
+		ARG("--fence-lock");
+		ARG(vm->own.lock);
+		ARG("--fence-vm");
+		ARG(c->uuid);
+		ARG("--fence-epoch");
+		ARGF("%llu", (unsigned long long)vm->own.epoch);
+	}
 	argv[n] = NULL;
 	return n;
 #undef ARG
@@ -156,7 +172,7 @@ static int attach_cb(void *arg, pid_t pid, struct kb_errmsg *err)
 /* Starts the vmx; on failure everything is undone. vm->busy is held. */
 static int start(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err)
 {
-	char *argv[64];
+	char *argv[96];
 	static __thread char store[40][PATH_MAX + 64];
 	struct vmk_world_hooks hooks = {.attach = attach_cb, .arg = vm};
 	int rv;
@@ -170,7 +186,7 @@ static int start(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err)
 	rv = vmk_subsys_ports_create(vm, err);
 	if (rv < 0)
 		goto undo_res;
-	build_argv(vm, restore, argv, 64, store);
+	build_argv(vm, restore, argv, 96, store);
 	vm->exited = false;
 	vm->expect_exit = false;
 	rv = vmk__world_spawn(vm, argv, &hooks, err);
@@ -219,15 +235,35 @@ int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 
 	snprintf(vmss, sizeof(vmss), "%s/%s.vmss", vm->dir, vm->cfg.name);
 	uint64_t t0 = kb_now_ns();
-	rv = start(vm, resume ? vmss : NULL, err);
+	/* In a cluster: ownership (and, on a shared datastore, the lock) before anything. */
+	struct vmk_vm_owner own;
+	rv = vmk__owner_power_on(vm, &own, err);
+	if (rv == 0) {
+		pthread_mutex_lock(&vm->lock);
+		vm->own = own;
+		pthread_mutex_unlock(&vm->lock);
+		rv = start(vm, resume ? vmss : NULL, err);
+		if (rv < 0) {
+			vmk__owner_release(vm, &own);
+			pthread_mutex_lock(&vm->lock);
+			memset(&vm->own, 0, sizeof(vm->own));
+			pthread_mutex_unlock(&vm->lock);
+		}
+	}
 	pthread_mutex_lock(&vm->lock);
 	vm->busy = NULL;
 	if (rv == 0) {
+		char how[96] = "";
 		if (resume)
 			unlink(vmss);
-		snprintf(vm->last_event, sizeof(vm->last_event), "%s in %.0f ms (vmx pid %d)",
+		if (own.host != 0)
+			snprintf(how, sizeof(how), "; owner at epoch %llu%s",
+				 (unsigned long long)own.epoch,
+				 own.fenced ? ", lock held, fenced"
+					    : ", local datastore: not fenced");
+		snprintf(vm->last_event, sizeof(vm->last_event), "%s in %.0f ms (vmx pid %d%s)",
 			 resume ? "resumed" : "powered on", (double)(kb_now_ns() - t0) / 1e6,
-			 (int)vm->pid);
+			 (int)vm->pid, how);
 		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, vm->last_event);
 	} else {
 		if (strncmp(err->msg, "cannot ", 7) != 0) /* admission already says it */
@@ -256,8 +292,9 @@ static void end_vmx(struct vmk_vm *vm)
 	}
 }
 
-int vmk_vm_power_off(struct vmk_vm *vm, struct kb_errmsg *err)
+int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err)
 {
+	struct vmk_vm_owner own;
 	int rv;
 
 	pthread_mutex_lock(&vm->lock);
@@ -265,12 +302,25 @@ int vmk_vm_power_off(struct vmk_vm *vm, struct kb_errmsg *err)
 	if (rv == 0) {
 		vm->expect_exit = true;
 		end_vmx(vm);
-		vmk__vm_release(vm, VMK_POWERED_OFF, "powered off by request");
-		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: powered off", vm->cfg.name);
-		vm->busy = NULL;
+		own = vm->own;
+		memset(&vm->own, 0, sizeof(vm->own));
+		vmk__vm_release(vm, VMK_POWERED_OFF,
+				fence ? "powered off for the isolation response"
+				      : "powered off by request");
+		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, vm->last_event);
 	}
 	pthread_mutex_unlock(&vm->lock);
-	return rv;
+	if (rv < 0)
+		return rv;
+	/* The vmx is gone: the lock may be released, then the cluster told (busy still
+	 * held, vm->lock not: both may block). */
+	vmk__owner_release(vm, &own);
+	if (!fence)
+		vmk__owner_tell(vm, VMK_CLUSTER_POWER_OFF);
+	pthread_mutex_lock(&vm->lock);
+	vm->busy = NULL;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }
 
 int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err)
@@ -325,8 +375,14 @@ int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err)
 	char event[200];
 	snprintf(event, sizeof(event), "suspended to %s.vmss in %.0f ms", vm->cfg.name,
 		 (double)(kb_now_ns() - t0) / 1e6);
+	struct vmk_vm_owner own = vm->own;
+	memset(&vm->own, 0, sizeof(vm->own));
 	vmk__vm_release(vm, VMK_SUSPENDED, event);
 	kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, event);
+	pthread_mutex_unlock(&vm->lock);
+	vmk__owner_release(vm, &own);
+	vmk__owner_tell(vm, VMK_CLUSTER_SUSPEND);
+	pthread_mutex_lock(&vm->lock);
 	vm->busy = NULL;
 	pthread_mutex_unlock(&vm->lock);
 	return 0;

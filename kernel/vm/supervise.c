@@ -10,6 +10,9 @@
  * time, a vmx for this VM) and the vmx's control socket, and adopts the VM as powered on;
  * a stale record is cleaned up and the VM is powered off with an event saying so.
  *
+ * A re-adopted vmx's cluster ownership (host, epoch, lock) is read back from its command
+ * line (--fence-*), which is exactly what it fences on.
+ *
  * Pid record format (text, one "key value" per line): pid N / start T (field 22 of
  * /proc/PID/stat) / tap NAME (one line per NIC). Replaced atomically (lib/file.h).
  */
@@ -83,7 +86,10 @@ static void describe_exit(struct vmk_vm *vm, char *out, size_t size)
 	char tail[160];
 
 	vmk__vmx_log_tail(vm, tail, sizeof(tail));
-	if (vm->exit_code == 0)
+	if (vm->own.fenced &&
+	    (vm->exit_code == 3 || (vm->exit_code == INT_MIN && strstr(tail, "fenced") != NULL)))
+		snprintf(out, size, "fenced: lost its lease or its lock moved (%s)", tail);
+	else if (vm->exit_code == 0)
 		snprintf(out, size, "guest powered off");
 	else if (vm->exit_code > 0)
 		snprintf(out, size, "vmx stopped with status %d: %s", vm->exit_code, tail);
@@ -133,6 +139,7 @@ static void on_exit_event(uv_poll_t *p, int status, int events)
 		describe_exit(vm, event, sizeof(event));
 		kb_log(vm->host->log, code == 0 ? KB_LOG_INFO : KB_LOG_WARN, "VM %s: %s",
 		       vm->cfg.name, event);
+		vmk__owner_after_exit(vm);
 		vmk__vm_release(vm, VMK_POWERED_OFF, event);
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -252,6 +259,9 @@ static void adopt(struct vmk_host *h, struct vmk_vm *vm)
 			if (strcmp(cmd + i, ctl) == 0)
 				same = true;
 		}
+		/* the cluster ownership it runs at: --fence-host H --fence-epoch E ... */
+		if (same)
+			vmk__owner_from_cmdline(vm, cmd, (size_t)n);
 	}
 	if (same) {
 		vm->pid = pid;

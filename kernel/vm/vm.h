@@ -35,6 +35,17 @@ enum vmk_power {
 
 #define VMK_MAX_NICS VMK_VMX_NICS
 
+/* A running VM's standing in the cluster (kernel/vm/owner.c): the (host, epoch) clusterd
+ * gave its power-on and, when its datastore is shared, the lock it holds and the heartbeat
+ * record its vmx fences on. All zero when standalone or powered off. */
+struct vmk_vm_owner {
+	uint64_t host; /* 0: not powered on through a cluster */
+	uint64_t epoch;
+	bool fenced;	     /* the vmx runs with --fence-*: lock and hb below are set */
+	char lock[PATH_MAX]; /* <vm dir>/.lock */
+	char hb[PATH_MAX];   /* <datastore>/.keel-hb/<this host's id> */
+};
+
 struct vmk_vm {
 	struct kb_list link;	   /* host->vms */
 	struct kb_list watch_link; /* host->watch_q */
@@ -58,7 +69,8 @@ struct vmk_vm {
 	uint64_t powered_on_ns;
 	char taps[VMK_MAX_NICS][16];
 	int nr_taps;
-	uv_poll_t *poll; /* loop thread only */
+	uv_poll_t *poll;	 /* loop thread only */
+	struct vmk_vm_owner own; /* the running vmx's cluster ownership */
 };
 
 /* Paths of a VM's vmx sockets, records and files. */
@@ -103,19 +115,41 @@ void vmk__supervise_run_queue(struct vmk_host *h);
 void vmk__supervise_stop_all(struct vmk_host *h);
 /* Queue vm for watching (any thread). */
 void vmk__supervise_watch(struct vmk_vm *vm);
+/* owner.c: the cluster's side of power operations. Before a power-on (vm->busy held,
+ * vm->lock not): asks clusterd OP_POWER_ON and, when the host is a member and the VM's
+ * datastore is shared, takes <vm dir>/.lock at (host, epoch); fills *own (all zero when
+ * standalone). 0, or the refusal with err saying why. */
+int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_errmsg *err);
+/* Releases own's lock, if any (logged on failure). vm->lock not held: blocks on I/O. */
+void vmk__owner_release(struct vmk_vm *vm, const struct vmk_vm_owner *own);
+/* Tells clusterd op (OP_POWER_OFF, OP_SUSPEND) after the fact; failures are logged. */
+void vmk__owner_tell(struct vmk_vm *vm, int op);
+/* Recovers own from a re-adopted vmx's command line (n bytes of NUL-separated args). */
+void vmk__owner_from_cmdline(struct vmk_vm *vm, const char *cmd, size_t n);
+/* Loop thread, after a vmx ended on its own: releases its lock on a thread-pool thread
+ * unless it was fenced (then the lock is no longer ours to write). */
+void vmk__owner_after_exit(struct vmk_vm *vm);
+
 /* At start: re-adopt VMs whose vmx still runs. */
 void vmk_vm_adopt_all(struct vmk_host *h);
 
 /* ops.c: the control operations, each filling reply (any thread). */
+/* In a cluster (docs/vmkernel.md "In a cluster"): create and register then ask clusterd
+ * for OP_REGISTER, undone when it refuses (unless from_cluster: clusterd's reconciler
+ * asked); unregister and destroy tell it OP_UNREGISTER (same exception); power-on asks
+ * OP_POWER_ON first and, on a shared datastore, takes the VM's lock and fences the vmx;
+ * power-off (fence: for the isolation response, the cluster is not told) and suspend
+ * release the lock and tell it OP_POWER_OFF / OP_SUSPEND. */
 int vmk_vm_create(struct vmk_host *h, const Keel__Vmk__VmSpec *spec, struct vmk_vm **out,
 		  struct kb_errmsg *err);
-int vmk_vm_register(struct vmk_host *h, const char *vmx_path, struct vmk_vm **out,
-		    struct kb_errmsg *err);
-int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_register(struct vmk_host *h, const char *vmx_path, bool from_cluster,
+		    struct vmk_vm **out, struct kb_errmsg *err);
+int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, bool from_cluster,
+		      struct kb_errmsg *err);
 int vmk_vm_destroy(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_reconfigure(struct vmk_vm *vm, const Keel__Vmk__VmSpec *spec, struct kb_errmsg *err);
 int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err);
-int vmk_vm_power_off(struct vmk_vm *vm, struct kb_errmsg *err);
+int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err);
 int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_resume(struct vmk_vm *vm, struct kb_errmsg *err);

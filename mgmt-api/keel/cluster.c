@@ -159,6 +159,13 @@ static const char *raft_role(int r)
 	return r >= 0 && r < 4 ? names[r] : "?";
 }
 
+static const char *power_name(int p)
+{
+	static const char *const names[] = {"-", "off", "on", "suspended"};
+
+	return p >= 0 && p < 4 ? names[p] : "?";
+}
+
 static void age_text(int64_t ms, char *out, size_t size)
 {
 	if (ms < 0)
@@ -204,6 +211,21 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		kc_json_i64(&j, "ds_hb_age_ms", h->ds_hb_age_ms);
 		kc_json_u64(&j, "vms", h->n_vms);
 		kc_json_u64(&j, "last_change_ms", h->last_change_ms);
+		kc_json_obj_end(&j);
+	}
+	kc_json_arr_end(&j);
+	kc_json_arr_begin(&j, "vms");
+	for (size_t i = 0; i < s->n_vms; i++) {
+		const Keel__Cluster__ClusterVmStatus *v = s->vms[i];
+
+		kc_json_obj_begin(&j, NULL);
+		kc_json_str(&j, "uuid", v->uuid);
+		kc_json_str(&j, "name", v->name);
+		kc_json_u64(&j, "owner", v->owner);
+		kc_json_str(&j, "owner_name", v->owner_name);
+		kc_json_u64(&j, "epoch", v->epoch);
+		kc_json_str(&j, "desired_power", power_name(v->desired_power));
+		kc_json_str(&j, "vmx_path", v->vmx_path);
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);
@@ -259,6 +281,30 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 	}
 	int rv = kc_table_print(&t, ctx, stdout);
 	kc_table_close(&t);
+	if (rv || s->n_vms == 0)
+		return rv;
+	printf("\n");
+	{
+		static const char *const vheads[] = {"VM", "UUID", "OWNER", "EPOCH", "DESIRED"};
+		struct kc_table vt;
+
+		kc_table_init(&vt, 5, vheads, "lllrl");
+		for (size_t i = 0; i < s->n_vms; i++) {
+			const Keel__Cluster__ClusterVmStatus *v = s->vms[i];
+			char epoch[24];
+			const char *row[5];
+
+			snprintf(epoch, sizeof(epoch), "%" PRIu64, v->epoch);
+			row[0] = v->name;
+			row[1] = v->uuid;
+			row[2] = v->owner_name;
+			row[3] = epoch;
+			row[4] = power_name(v->desired_power);
+			kc_table_add(&vt, row);
+		}
+		rv = kc_table_print(&vt, ctx, stdout);
+		kc_table_close(&vt);
+	}
 	return rv;
 }
 

@@ -189,6 +189,13 @@ kv $V vm create iso1 --memory 64 --vcpus 1 --datastore shared1 --cmdline "counte
 kv $V vm power-on iso1 >/dev/null || fail "vm power-on on host$V"
 power() { py 'd["vms"][0]["power_state"]' "$(kv $V --json vm info iso1)"; }
 [ "$(power)" = poweredOn ] || fail "iso1 not on: $(kv $V --json vm info iso1)"
+# The cluster's registry has it (owned by host V, epoch 1, desired on), the vmx is fenced
+# with that epoch and the lock file on the shared datastore holds it.
+reg() { py "[(v['owner_name'], v['epoch'], v['desired_power']) for v in d['vms'] if v['name'] == 'iso1']" "$(st "$L")"; }
+[ "$(reg)" = "[('host$V', 1, 'on')]" ] || fail "registry after power-on: $(reg)"
+vpid=$(py 'd["vms"][0]["pid"]' "$(kv $V --json vm info iso1)")
+tr '\0' ' ' <"/proc/$vpid/cmdline" | grep -q -- "--fence-epoch 1" || fail "vmx not fenced: $(tr '\0' ' ' <"/proc/$vpid/cmdline")"
+[ -s "$LAB/shared/iso1/.lock" ] || fail "no lock file for iso1"
 isolated_v() { [ "$(py 'd["isolated"]' "$(st $V)")" = True ]; }
 off_v() { [ "$(power)" = poweredOff ]; }
 seen=
@@ -214,7 +221,15 @@ until_ok 5 not_isolated_v || fail "host$V still isolated after host-heal: $(st $
 echo "host$V healed and connected after $(($(now_ms) - t0)) ms"
 iso_event() { py "any('reports it was isolated' in e['message'] for e in d['events'])" "$(kc "$L" events --json --limit 1000)" | grep -q True; }
 until_ok 5 iso_event || fail "no 'reports it was isolated' event: $(kc "$L" events)"
+# The isolation response left the cluster's desired state on: healed, host V's reconciler
+# starts iso1 again (same owner, same epoch).
+on_v() { [ "$(power)" = poweredOn ]; }
+until_ok 10 on_v || fail "iso1 not started again after heal: $(kv $V vm info iso1)"
+[ "$(reg)" = "[('host$V', 1, 'on')]" ] || fail "registry after heal: $(reg)"
+kv $V vm power-off iso1 >/dev/null || fail "vm power-off"
+[ "$(reg)" = "[('host$V', 1, 'off')]" ] || fail "registry after power-off: $(reg)"
 kv $V vm destroy iso1 >/dev/null || fail "vm destroy"
+[ "$(reg)" = "[]" ] || fail "registry after destroy: $(reg)"
 
 # ---- malformed input to the join, Raft and heartbeat ports --------------------------------------
 s=$(st 1)

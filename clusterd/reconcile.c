@@ -1,0 +1,359 @@
+/*
+ * The reconciler (docs/clusterd.md, "VMs through the cluster"): every second, on every
+ * member, the replicated state's VMs owned by this host are made real through the local
+ * vmkernel, and what vmkernel has that the cluster does not know is reported.
+ *
+ *   owned here, not registered in vmkernel        register its .vmx (from_cluster)
+ *   owned here, desired on, powered off here      power on (vmkernel asks the cluster
+ *                                                 for the epoch, takes the lock, fences)
+ *   registered here, owned by another host,
+ *     powered off here                            unregister here (from_cluster)
+ *   registered here, unknown to the cluster       register it in the cluster (adoption:
+ *                                                 VMs made before the host joined)
+ *
+ * Nothing runs while this host is isolated: the isolation response has powered its VMs
+ * off and they must stay off until the cluster is heard again. A VM whose action failed
+ * is left alone for RETRY_MS, so a broken VM does not flood the log. The snapshot of the
+ * state is taken on the loop thread; vmkernel is called on a worker (blocking socket).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clusterd/daemon.h"
+#include "lib/frame.h"
+#include "lib/heap.h"
+#include "lib/time.h"
+#include "vmk.pb-c.h"
+
+#define PERIOD_MS 1000
+#define RETRY_MS  10000
+#define BACKOFF_MAX 64
+
+struct rvm { /* a VM of the state, as the worker sees it */
+	char uuid[CD_UUID_LEN + 1];
+	char name[CD_NAME_MAX + 1];
+	char path[CD_PATH_MAX + 1];
+	uint64_t owner;
+	int desired;
+};
+
+struct adopt {
+	char uuid[CD_UUID_LEN + 1];
+	char name[CD_NAME_MAX + 1];
+	char path[CD_PATH_MAX + 1];
+};
+
+struct backoff {
+	char uuid[CD_UUID_LEN + 1];
+	uint64_t until_ms;
+};
+
+struct cd_reconciler {
+	struct cd_daemon *d;
+	uv_timer_t timer;
+	uv_work_t work;
+	bool busy, stopping;
+	uint64_t self;
+	char sock[PATH_MAX + 32];
+	struct rvm *vms;
+	unsigned n_vms;
+	struct adopt *adopt;
+	unsigned n_adopt, cap_adopt;
+	struct backoff backoff[BACKOFF_MAX];
+	unsigned n_backoff;
+	bool vmk_down_logged;
+};
+
+static uint64_t mono_ms(void)
+{
+	return kb_now_ns() / 1000000u;
+}
+
+static bool backed_off(struct cd_reconciler *r, const char *uuid)
+{
+	uint64_t now = mono_ms();
+
+	for (unsigned i = 0; i < r->n_backoff; i++)
+		if (strcmp(r->backoff[i].uuid, uuid) == 0 && r->backoff[i].until_ms > now)
+			return true;
+	return false;
+}
+
+static void back_off(struct cd_reconciler *r, const char *uuid)
+{
+	unsigned i;
+
+	for (i = 0; i < r->n_backoff && strcmp(r->backoff[i].uuid, uuid) != 0; i++)
+		;
+	if (i == r->n_backoff) {
+		if (r->n_backoff == BACKOFF_MAX)
+			i = 0; /* full: reuse the oldest slot */
+		else
+			r->n_backoff++;
+	}
+	snprintf(r->backoff[i].uuid, sizeof(r->backoff[i].uuid), "%s", uuid);
+	r->backoff[i].until_ms = mono_ms() + RETRY_MS;
+}
+
+/* ---- the worker ------------------------------------------------------------------------ */
+
+static Keel__Vmk__VmkReply *call(int fd, const Keel__Vmk__VmkRequest *rq)
+{
+	struct kb_buf in;
+	Keel__Vmk__VmkReply *rp = NULL;
+
+	if (kb_frame_send_pb(fd, &rq->base))
+		return NULL;
+	kb_buf_init(&in, 0);
+	if (kb_frame_recv(fd, &in, 16u << 20) == 0)
+		rp = keel__vmk__vmk_reply__unpack(NULL, in.len, in.data);
+	kb_buf_close(&in);
+	return rp;
+}
+
+/* One action; logs its outcome; false when it failed. */
+static bool act(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, const char *what,
+		const char *name)
+{
+	Keel__Vmk__VmkReply *rp = call(fd, rq);
+	bool ok = rp && rp->code == 0;
+
+	kb_log(r->d->log, ok ? KB_LOG_INFO : KB_LOG_WARN, "reconcile: %s VM %s%s%s", what, name,
+	       ok ? "" : ": ", ok ? "" : rp && rp->error ? rp->error : "vmkernel did not answer");
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	return ok;
+}
+
+static const struct rvm *state_vm(const struct cd_reconciler *r, const char *uuid)
+{
+	for (unsigned i = 0; i < r->n_vms; i++)
+		if (strcmp(r->vms[i].uuid, uuid) == 0)
+			return &r->vms[i];
+	return NULL;
+}
+
+static void work(uv_work_t *w)
+{
+	struct cd_reconciler *r = w->data;
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmList list = KEEL__VMK__VMK_VM_LIST__INIT;
+	Keel__Vmk__VmkReply *rp;
+	int fd = kb_unix_connect(r->sock);
+
+	r->n_adopt = 0;
+	if (fd < 0)
+		return;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
+	rq.vm_list = &list;
+	rp = call(fd, &rq);
+	if (!rp || rp->code) {
+		if (rp)
+			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+		close(fd);
+		return;
+	}
+	/* Owned here: registered and, when wanted, running. */
+	for (unsigned i = 0; i < r->n_vms; i++) {
+		const struct rvm *v = &r->vms[i];
+		const Keel__Vmk__VmInfo *local = NULL;
+
+		if (v->owner != r->self || backed_off(r, v->uuid))
+			continue;
+		for (size_t k = 0; k < rp->n_vms; k++)
+			if (strcmp(rp->vms[k]->uuid, v->uuid) == 0)
+				local = rp->vms[k];
+		if (!local) {
+			Keel__Vmk__VmkRequest reg = KEEL__VMK__VMK_REQUEST__INIT;
+			Keel__Vmk__VmkVmRegister rr = KEEL__VMK__VMK_VM_REGISTER__INIT;
+
+			rr.vmx_path = (char *)v->path;
+			rr.from_cluster = true;
+			reg.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_REGISTER;
+			reg.vm_register = &rr;
+			if (!act(r, fd, &reg, "registered (the cluster names this host its owner)",
+				 v->name)) {
+				back_off(r, v->uuid);
+				continue;
+			}
+		}
+		if (v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
+		    (!local || strcmp(local->power_state, "poweredOff") == 0)) {
+			Keel__Vmk__VmkRequest on = KEEL__VMK__VMK_REQUEST__INIT;
+			Keel__Vmk__VmkVmPowerOn po = KEEL__VMK__VMK_VM_POWER_ON__INIT;
+
+			po.vm = (char *)v->uuid;
+			on.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON;
+			on.vm_power_on = &po;
+			if (!act(r, fd, &on, "powered on (desired on)", v->name))
+				back_off(r, v->uuid);
+		}
+	}
+	/* Here but not ours: let go of what is stopped; report what the cluster lacks. */
+	for (size_t k = 0; k < rp->n_vms; k++) {
+		const Keel__Vmk__VmInfo *local = rp->vms[k];
+		const struct rvm *v = state_vm(r, local->uuid);
+
+		if (backed_off(r, local->uuid))
+			continue;
+		if (v && v->owner != r->self && strcmp(local->power_state, "poweredOff") == 0) {
+			Keel__Vmk__VmkRequest un = KEEL__VMK__VMK_REQUEST__INIT;
+			Keel__Vmk__VmkVmUnregister ur = KEEL__VMK__VMK_VM_UNREGISTER__INIT;
+
+			ur.vm = local->uuid;
+			ur.from_cluster = true;
+			un.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_UNREGISTER;
+			un.vm_unregister = &ur;
+			if (!act(r, fd, &un, "unregistered here (another host owns it)",
+				 local->name))
+				back_off(r, local->uuid);
+		} else if (!v && local->vmx_path && local->vmx_path[0]) {
+			struct adopt *a;
+
+			if (r->n_adopt == r->cap_adopt) {
+				unsigned cap = r->cap_adopt ? 2 * r->cap_adopt : 16;
+
+				a = kb_realloc(r->adopt, cap * sizeof(*a));
+				if (!a)
+					break;
+				r->adopt = a;
+				r->cap_adopt = cap;
+			}
+			a = &r->adopt[r->n_adopt++];
+			snprintf(a->uuid, sizeof(a->uuid), "%s", local->uuid);
+			snprintf(a->name, sizeof(a->name), "%s", local->name);
+			snprintf(a->path, sizeof(a->path), "%s", local->vmx_path);
+		}
+	}
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	close(fd);
+}
+
+/* ---- the loop side ------------------------------------------------------------------------ */
+
+static void on_adopted(struct cd_daemon *d, void *arg, int code, const char *error,
+		       const Keel__Cluster__ClusterVmReply *rp)
+{
+	struct cd_reconciler *r = d->rec;
+	char *uuid = arg;
+
+	(void)rp;
+	if (code) {
+		kb_log(d->log, KB_LOG_WARN, "reconcile: VM %s cannot join the cluster's registry: %s",
+		       uuid, error);
+		if (r)
+			back_off(r, uuid);
+	} else {
+		kb_log(d->log, KB_LOG_INFO, "reconcile: VM %s registered in the cluster", uuid);
+	}
+	kb_free(uuid);
+}
+
+static void done(uv_work_t *w, int status)
+{
+	struct cd_reconciler *r = w->data;
+	struct cd_daemon *d = r->d;
+
+	r->busy = false;
+	if (r->stopping) {
+		kb_free(r->vms);
+		kb_free(r->adopt);
+		kb_free(r);
+		return;
+	}
+	for (unsigned i = 0; status == 0 && i < r->n_adopt; i++) {
+		Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+		struct kb_errmsg e = {{0}};
+		char *uuid = kb_strdup(r->adopt[i].uuid);
+
+		if (!uuid)
+			break;
+		rq.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_REGISTER;
+		rq.uuid = r->adopt[i].uuid;
+		rq.name = r->adopt[i].name;
+		rq.vmx_path = r->adopt[i].path;
+		back_off(r, r->adopt[i].uuid); /* one attempt per RETRY_MS */
+		if (cd_node_vm_request(d, &rq, on_adopted, uuid, &e)) {
+			kb_free(uuid);
+			kb_log(d->log, KB_LOG_WARN, "reconcile: VM %s: %s", r->adopt[i].name, e.msg);
+		}
+	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct cd_reconciler *r = t->data;
+	struct cd_daemon *d = r->d;
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	int64_t age;
+	unsigned n;
+	struct rvm *v;
+
+	if (r->busy || d->phase != CD_PHASE_RUNNING || !s->config.set ||
+	    !cd_state_host(s, d->id) || cd_hbnet_isolated(d, &age))
+		return;
+	n = cd_state_n_vms(s);
+	v = kb_realloc(r->vms, (n ? n : 1) * sizeof(*v));
+	if (!v)
+		return;
+	r->vms = v;
+	r->n_vms = n;
+	for (unsigned i = 0; i < n; i++) {
+		const struct cd_vm *vm = cd_state_vm_at(s, i);
+
+		snprintf(v[i].uuid, sizeof(v[i].uuid), "%s", vm->uuid);
+		snprintf(v[i].name, sizeof(v[i].name), "%s", vm->name);
+		snprintf(v[i].path, sizeof(v[i].path), "%s", vm->vmx_path);
+		v[i].owner = vm->owner;
+		v[i].desired = vm->desired_power;
+	}
+	r->self = d->id;
+	r->work.data = r;
+	if (uv_queue_work(d->loop, &r->work, work, done) == 0)
+		r->busy = true;
+}
+
+int cd_reconcile_start(struct cd_daemon *d, struct kb_errmsg *e)
+{
+	struct cd_reconciler *r;
+
+	if (d->rec)
+		return 0;
+	r = kb_calloc(1, sizeof(*r));
+	if (!r) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	r->d = d;
+	snprintf(r->sock, sizeof(r->sock), "%.4000s/vmkernel.sock", d->state_dir);
+	uv_timer_init(d->loop, &r->timer);
+	r->timer.data = r;
+	uv_timer_start(&r->timer, on_tick, PERIOD_MS, PERIOD_MS);
+	d->rec = r;
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct cd_reconciler *r = h->data;
+
+	if (r->busy)
+		return; /* the worker's done() frees it */
+	kb_free(r->vms);
+	kb_free(r->adopt);
+	kb_free(r);
+}
+
+void cd_reconcile_stop(struct cd_daemon *d)
+{
+	struct cd_reconciler *r = d->rec;
+
+	if (!r)
+		return;
+	d->rec = NULL;
+	r->stopping = true;
+	uv_close((uv_handle_t *)&r->timer, on_closed);
+}

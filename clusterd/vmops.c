@@ -1,0 +1,199 @@
+/*
+ * VMs through the cluster (docs/clusterd.md, "VMs through the cluster"): the leader's
+ * answer to a host's ClusterVmRequest. vmkernel asks its clusterd before a power-on and
+ * after a create, register, unregister, destroy, power-off or suspend; clusterd answers
+ * here when it leads, and forwards over the join port (STEP_VM) when it follows.
+ *
+ * Rules (the requesting host is `host`, authenticated by its certificate when forwarded):
+ *   REGISTER     not registered: VmRegister (owner host, epoch 1, desired off, restart
+ *                priority medium); registered to host: no change; to another: refused
+ *   UNREGISTER   absent: no change; owned by another host: refused; else VmUnregister
+ *   POWER_ON     must be registered and owned by host; VmSetPower(on) unless already
+ *   POWER_OFF, SUSPEND
+ *                owned by host: VmSetPower; otherwise no change
+ * Every answer carries the VM's owner and epoch after the operation.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clusterd/daemon.h"
+#include "lib/heap.h"
+
+struct vmop {
+	struct cd_daemon *d;
+	struct raft_apply req;
+	uint64_t host;
+	char uuid[CD_UUID_LEN + 1];
+	cd_vmop_cb cb;
+	void *arg;
+};
+
+static void fill_reply(struct cd_daemon *d, const char *uuid, uint64_t host,
+		       Keel__Cluster__ClusterVmReply *rp, char *owner_name, size_t size)
+{
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	const struct cd_vm *vm = cd_state_vm(s, uuid);
+	const struct cd_host *h = vm ? cd_state_host(s, vm->owner) : NULL;
+
+	rp->member = true;
+	rp->host_id = host;
+	rp->owner = vm ? vm->owner : 0;
+	rp->epoch = vm ? vm->epoch : 0;
+	snprintf(owner_name, size, "%s", h ? h->name : "");
+	rp->owner_name = owner_name;
+}
+
+static void answer(struct cd_daemon *d, cd_vmop_cb cb, void *arg, const char *uuid,
+		   uint64_t host, int code, const char *error)
+{
+	Keel__Cluster__ClusterVmReply rp = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
+	char owner[CD_NAME_MAX + 1];
+
+	fill_reply(d, uuid, host, &rp, owner, sizeof(owner));
+	if (cb)
+		cb(d, arg, code, error, &rp);
+}
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+	struct vmop *op = req->data;
+	const struct cd_result *res = result;
+	char msg[CD_REASON_MAX + 64] = "";
+	int code = 0;
+
+	if (status) {
+		snprintf(msg, sizeof(msg), "the cluster did not commit it: %s",
+			 raft_strerror(status));
+		code = KB_ESTATE;
+	} else if (res->status) {
+		snprintf(msg, sizeof(msg), "%s", res->reason);
+		code = res->status;
+	} else if (res->n && res->cmds[0].code) {
+		snprintf(msg, sizeof(msg), "%s", res->cmds[0].reason);
+		code = res->cmds[0].code;
+	}
+	answer(op->d, op->cb, op->arg, op->uuid, op->host, code, code ? msg : NULL);
+	kb_free(op);
+}
+
+static int propose_one(struct cd_daemon *d, Keel__Cluster__Command *c, uint64_t host,
+		       const char *uuid, cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
+{
+	Keel__Cluster__Command *cmds[1] = {c};
+	struct vmop *op = kb_calloc(1, sizeof(*op));
+	int rv;
+
+	if (!op) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	op->d = d;
+	op->host = host;
+	snprintf(op->uuid, sizeof(op->uuid), "%s", uuid);
+	op->cb = cb;
+	op->arg = arg;
+	op->req.data = op;
+	rv = cd_node_propose(d, &op->req, cmds, 1, on_applied, e);
+	if (rv)
+		kb_free(op);
+	return rv;
+}
+
+int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
+		   cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
+{
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	const char *uuid = rq->uuid ? rq->uuid : "";
+	const struct cd_vm *vm = cd_state_vm(s, uuid);
+	const struct cd_host *owner = vm ? cd_state_host(s, vm->owner) : NULL;
+	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
+	Keel__Cluster__Vm pv = KEEL__CLUSTER__VM__INIT;
+	Keel__Cluster__HaSettings ha = KEEL__CLUSTER__HA_SETTINGS__INIT;
+	Keel__Cluster__VmRegister reg = KEEL__CLUSTER__VM_REGISTER__INIT;
+	Keel__Cluster__VmUnregister unreg = KEEL__CLUSTER__VM_UNREGISTER__INIT;
+	Keel__Cluster__VmSetPower sp = KEEL__CLUSTER__VM_SET_POWER__INIT;
+	int want;
+
+	if (!cd_node_is_ready_leader(d)) {
+		kb_errmsg_setf(e, "not the leader");
+		return KB_ESTATE;
+	}
+	if (!cd_state_host(s, host)) {
+		kb_errmsg_setf(e, "host %" PRIu64 " is not in the cluster", host);
+		return -EPERM;
+	}
+	switch (rq->op) {
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_REGISTER:
+		if (vm && vm->owner == host) {
+			answer(d, cb, arg, uuid, host, 0, NULL);
+			return 0;
+		}
+		if (vm) {
+			kb_errmsg_setf(e, "VM %s is registered on host %s", vm->name,
+				       owner ? owner->name : "?");
+			return KB_EEXIST;
+		}
+		pv.uuid = (char *)uuid;
+		pv.name = rq->name ? rq->name : "";
+		pv.vmx_path = rq->vmx_path ? rq->vmx_path : "";
+		pv.owner = host;
+		pv.epoch = 1;
+		pv.desired_power = KEEL__CLUSTER__POWER_STATE__POWER_OFF;
+		ha.priority = KEEL__CLUSTER__RESTART_PRIORITY__RESTART_MEDIUM;
+		pv.ha = &ha;
+		pv.ft_role = KEEL__CLUSTER__FT_ROLE__FT_NONE;
+		pv.ft_peer = "";
+		reg.vm = &pv;
+		c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_REGISTER;
+		c.vm_register = &reg;
+		break;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_UNREGISTER:
+		if (!vm) {
+			answer(d, cb, arg, uuid, host, 0, NULL);
+			return 0;
+		}
+		if (vm->owner != host) {
+			kb_errmsg_setf(e, "VM %s is owned by host %s: only its owner unregisters it",
+				       vm->name, owner ? owner->name : "?");
+			return -EPERM;
+		}
+		unreg.uuid = (char *)uuid;
+		c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_UNREGISTER;
+		c.vm_unregister = &unreg;
+		break;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_POWER_ON:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_POWER_OFF:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_SUSPEND:
+		want = rq->op == KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_POWER_ON
+			   ? KEEL__CLUSTER__POWER_STATE__POWER_ON
+		       : rq->op == KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_POWER_OFF
+			   ? KEEL__CLUSTER__POWER_STATE__POWER_OFF
+			   : KEEL__CLUSTER__POWER_STATE__POWER_SUSPENDED;
+		if (want == KEEL__CLUSTER__POWER_STATE__POWER_ON) {
+			if (!vm) {
+				kb_errmsg_setf(e, "VM %s is not registered in the cluster", uuid);
+				return KB_ENOTFOUND;
+			}
+			if (vm->owner != host) {
+				kb_errmsg_setf(e, "VM %s is owned by host %s (epoch %" PRIu64 ")",
+					       vm->name, owner ? owner->name : "?", vm->epoch);
+				return -EPERM;
+			}
+		}
+		if (!vm || vm->owner != host || vm->desired_power == want) {
+			answer(d, cb, arg, uuid, host, 0, NULL);
+			return 0;
+		}
+		sp.uuid = (char *)uuid;
+		sp.desired = want;
+		c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_POWER;
+		c.vm_set_power = &sp;
+		break;
+	default:
+		kb_errmsg_setf(e, "unknown VM operation %d", rq->op);
+		return KB_EPROTO;
+	}
+	return propose_one(d, &c, host, uuid, cb, arg, e);
+}
