@@ -265,11 +265,19 @@ until_ok 3 logged "join port" || fail "no join port refusal logged: $(new_log)"
 until_ok 3 logged "heartbeat from" || fail "no dropped heartbeat logged: $(new_log)"
 
 # ---- every host killed and started again -----------------------------------------------------
+# A VM running on host2 before: the registry survives and host2's reconciler runs it again.
+kv 2 vm create keep1 --memory 64 --vcpus 1 --datastore shared1 --cmdline "counter_ms=100" >/dev/null ||
+	fail "vm create keep1"
+kv 2 vm power-on keep1 >/dev/null || fail "vm power-on keep1"
 for h in 1 2 3; do lab host-kill $h --dir "$LAB" >/dev/null || fail "host-kill $h"; done
 for h in 1 2 3; do lab host-start $h --dir "$LAB" >/dev/null || fail "host-start $h"; done
 until_ok 30 all_healthy || fail "cluster not back after a full restart: $(st 1) / $(st 2) / $(st 3)"
 for h in 1 2 3; do [ "$(py 'd["cluster_id"]' "$(st $h)")" = "$id" ] || fail "host$h cluster id: $(st $h)"; done
 kc 1 status
+keep() { py "[(v['owner_name'], v['desired_power']) for v in d['vms'] if v['name'] == 'keep1']" "$(st 1)"; }
+[ "$(keep)" = "[('host2', 'on')]" ] || fail "registry after the restart: $(keep)"
+keep_on() { [ "$(py 'd["vms"][0]["power_state"]' "$(kv 2 --json vm info keep1)")" = poweredOn ]; }
+until_ok 15 keep_on || fail "keep1 not running again on host2: $(kv 2 vm info keep1)"
 
 for h in 1 2 3; do
 	! grep -E "Assertion|Segmentation|ERROR" "$LAB/hosts/host$h/clusterd.out" ||
