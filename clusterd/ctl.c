@@ -117,6 +117,8 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		hp[i] = &hs[i];
 	}
 	st.isolated = cd_hbnet_isolated(d, &st.leader_contact_age_ms);
+	st.failure_timeout_ms = s->config.set ? s->config.failure_timeout_ms : 0;
+	st.isolation_response = s->config.set ? s->config.isolation_response : 0;
 	st.n_hosts = n;
 	st.hosts = hp;
 	nv = cd_state_n_vms(s);
@@ -394,6 +396,11 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_EVENTS:
 		events_reply(d, c, rq->events);
 		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET:
+		kb_log(d->log, KB_LOG_INFO, "request: cluster settings");
+		rv = cd_node_config_set(d, rq->config_set->failure_timeout_ms,
+					rq->config_set->isolation_response, on_client_done, c, &e);
+		break;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM:
 		vm_request(d, c, rq->vm);
 		return;

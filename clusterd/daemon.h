@@ -238,6 +238,11 @@ int cd_bench_start(struct cd_daemon *d, unsigned count, unsigned window, cd_benc
 		   void *arg, struct kb_errmsg *e);
 void cd_bench_forget(struct cd_daemon *d, void *arg);
 
+/* Changes the cluster's failure timeout (ms, 0: unchanged) and isolation response
+ * (KEEL__CLUSTER__ISOLATION_RESPONSE__*, 0: unchanged) through the leader. */
+int cd_node_config_set(struct cd_daemon *d, uint32_t failure_timeout_ms, int isolation,
+		       cd_client_cb cb, void *arg, struct kb_errmsg *e);
+
 /* ---- heartbeats and liveness (hbnet.c) ---------------------------------------------------- */
 
 int cd_hbnet_start(struct cd_daemon *d, struct kb_errmsg *e);

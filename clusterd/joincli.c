@@ -59,6 +59,9 @@ struct cli_op {
 	char vm_owner_name[CD_NAME_MAX + 1];
 	cd_vmop_cb vm_cb;
 	void *vm_arg;
+	/* STEP_CONFIG */
+	uint32_t cfg_timeout_ms;
+	int cfg_isolation;
 };
 
 static void fail(struct cli_op *op, int code, const char *fmt, ...)
@@ -365,6 +368,7 @@ static void member_work(uv_work_t *w)
 	struct cli_op *op = w->data;
 	Keel__Cluster__JoinRequest rq = KEEL__CLUSTER__JOIN_REQUEST__INIT;
 	Keel__Cluster__ClusterVmRequest vmrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+	Keel__Cluster__ClusterConfigSet cfgrq = KEEL__CLUSTER__CLUSTER_CONFIG_SET__INIT;
 	struct kb_errmsg e = {{0}};
 	char path[PATH_MAX + 16], addr[64], *ca;
 	/* a VM operation's vmkernel gives up after 5 s: stop retrying before that */
@@ -386,6 +390,11 @@ static void member_work(uv_work_t *w)
 	rq.step = op->step;
 	rq.ttl_s = op->ttl_s;
 	rq.remove_host = op->host;
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG) {
+		cfgrq.failure_timeout_ms = op->cfg_timeout_ms;
+		cfgrq.isolation_response = op->cfg_isolation;
+		rq.config_set = &cfgrq;
+	}
 	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
 		vmrq.op = op->vm_op;
 		vmrq.uuid = op->vm_uuid;
@@ -496,8 +505,9 @@ static void member_done(uv_work_t *w, int status)
 	(void)status;
 }
 
-int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
-			   cd_client_cb cb, void *arg, struct kb_errmsg *e)
+static int member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
+			  uint32_t cfg_timeout_ms, int cfg_isolation, cd_client_cb cb, void *arg,
+			  struct kb_errmsg *e)
 {
 	struct cli_op *op;
 	char ip[32];
@@ -516,6 +526,8 @@ int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const 
 		return KB_ESTATE;
 	op->step = step;
 	op->ttl_s = ttl_s;
+	op->cfg_timeout_ms = cfg_timeout_ms;
+	op->cfg_isolation = cfg_isolation;
 	snprintf(op->host, sizeof(op->host), "%s", host ? host : "");
 	/* Ask the leader when known, else this host's own port, which redirects. */
 	if (cd_node_leader_join_addr(d, op->address, sizeof(op->address))) {
@@ -526,6 +538,23 @@ int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const 
 	d->client_busy = true;
 	uv_queue_work(d->loop, &op->work, member_work, member_done);
 	return 0;
+}
+
+int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
+			   cd_client_cb cb, void *arg, struct kb_errmsg *e)
+{
+	return member_request(d, step, ttl_s, host, 0, 0, cb, arg, e);
+}
+
+int cd_node_config_set(struct cd_daemon *d, uint32_t failure_timeout_ms, int isolation,
+		       cd_client_cb cb, void *arg, struct kb_errmsg *e)
+{
+	if (failure_timeout_ms && (failure_timeout_ms < 100 || failure_timeout_ms > 600000)) {
+		kb_errmsg_setf(e, "the failure timeout is 100..600000 ms");
+		return -EINVAL;
+	}
+	return member_request(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG, 0, NULL,
+			      failure_timeout_ms, isolation, cb, arg, e);
 }
 
 /* ---- VM operations ---------------------------------------------------------------------- */

@@ -118,8 +118,8 @@ static void job_finish(struct cd_job *j, Keel__Cluster__JoinReply *rp)
 
 static const char *step_name(const struct cd_job *j)
 {
-	static const char *const names[] = {"request", "hello", "join",	    "token",
-					    "leave",   "remove-host", "vm"};
+	static const char *const names[] = {"request", "hello",	      "join", "token",
+					    "leave",   "remove-host", "vm",   "config"};
 
 	if (!j->rq || j->rq->step >= sizeof(names) / sizeof(names[0]))
 		return "request";
@@ -527,6 +527,58 @@ static void do_vm(struct cd_job *j)
 		job_error(j, rv, "%s", e.msg);
 }
 
+/* ---- CONFIG -------------------------------------------------------------------------------- */
+
+static void on_config_applied(struct raft_apply *req, int status, void *result)
+{
+	struct cd_job *j = req->data;
+	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
+	char msg[CD_REASON_MAX + 64];
+	int code = batch_refusal(status, result, msg, sizeof(msg));
+
+	if (code) {
+		job_error(j, code, "%s", msg);
+		return;
+	}
+	kb_log(j->d->log, KB_LOG_INFO, "cluster settings changed by host %" PRIu64, j->peer_id);
+	job_finish(j, &rp);
+}
+
+static void do_config(struct cd_job *j)
+{
+	const struct cd_state *s = cd_fsm_state(&j->d->fsm);
+	const Keel__Cluster__ClusterConfigSet *cs = j->rq->config_set;
+	Keel__Cluster__ClusterConfig cfg = KEEL__CLUSTER__CLUSTER_CONFIG__INIT;
+	Keel__Cluster__SetConfig sc = KEEL__CLUSTER__SET_CONFIG__INIT;
+	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
+	Keel__Cluster__Command *cmds[1] = {&c};
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (redirect(j))
+		return;
+	if (!cs || !s->config.set) {
+		job_error(j, -EINVAL, "no settings to change");
+		return;
+	}
+	cfg.name = (char *)s->config.name;
+	cfg.cluster_id = (char *)s->config.cluster_id;
+	cfg.format_version = s->config.format_version;
+	cfg.failure_timeout_ms =
+	    cs->failure_timeout_ms ? cs->failure_timeout_ms : s->config.failure_timeout_ms;
+	cfg.isolation_response = cs->isolation_response
+					 ? cs->isolation_response
+					 : (Keel__Cluster__IsolationResponse)s->config.isolation_response;
+	sc.config = &cfg;
+	sc.at_ms = cd_now_ms();
+	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
+	c.set_config = &sc;
+	j->apply.data = j;
+	rv = cd_node_propose(j->d, &j->apply, cmds, 1, on_config_applied, &e);
+	if (rv)
+		job_error(j, KB_ESTATE, "%s", e.msg);
+}
+
 /* ---- the loop side ------------------------------------------------------------------------ */
 
 static void process(struct cd_job *j)
@@ -544,7 +596,7 @@ static void process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG) {
 		job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -556,6 +608,8 @@ static void process(struct cd_job *j)
 		do_token(j);
 	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM)
 		do_vm(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG)
+		do_config(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }

@@ -28,7 +28,7 @@
 #define KC_DEFAULT_CLUSTER_SOCKET "/var/lib/keel/clusterd.sock"
 #define REPLY_MAX		  (16u << 20)
 
-enum { O_CSOCK = 1, O_TOKEN, O_TTL, O_SINCE, O_LIMIT, O_COUNT, O_WINDOW };
+enum { O_CSOCK = 1, O_TOKEN, O_TTL, O_SINCE, O_LIMIT, O_COUNT, O_WINDOW, O_FTIMEOUT, O_ISORESP };
 
 static const struct kc_opt cluster_opts[] = {
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
@@ -45,6 +45,14 @@ static const struct kc_opt join_opts[] = {
 static const struct kc_opt token_opts[] = {
     {"ttl", "SECONDS", "how long the token is valid (default 3600, at most 30 days)", O_TTL,
      false},
+    {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    {NULL, NULL, NULL, 0, false},
+};
+
+static const struct kc_opt config_opts[] = {
+    {"failure-timeout", "MS", "declare a silent host failed after MS (100..600000)", O_FTIMEOUT,
+     false},
+    {"isolation-response", "R", "power-off, shutdown or leave-powered-on", O_ISORESP, false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
     {NULL, NULL, NULL, 0, false},
 };
@@ -159,6 +167,13 @@ static const char *raft_role(int r)
 	return r >= 0 && r < 4 ? names[r] : "?";
 }
 
+static const char *isolation_name(int r)
+{
+	static const char *const names[] = {"-", "power-off", "shutdown", "leave-powered-on"};
+
+	return r >= 0 && r < 4 ? names[r] : "?";
+}
+
 static const char *power_name(int p)
 {
 	static const char *const names[] = {"-", "off", "on", "suspended"};
@@ -195,6 +210,8 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 	kc_json_u64(&j, "commit_index", s->commit_index);
 	kc_json_u64(&j, "applied_index", s->applied_index);
 	kc_json_bool(&j, "isolated", s->isolated);
+	kc_json_u64(&j, "failure_timeout_ms", s->failure_timeout_ms);
+	kc_json_str(&j, "isolation_response", isolation_name(s->isolation_response));
 	kc_json_i64(&j, "leader_contact_age_ms", s->leader_contact_age_ms);
 	kc_json_arr_begin(&j, "hosts");
 	for (size_t i = 0; i < s->n_hosts; i++) {
@@ -253,6 +270,9 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 	      s->node_address[0] ? s->node_address : "-", s->node_state, raft_role(s->node_role));
 	kc_kv(stdout, "Commit index", "%" PRIu64, s->commit_index);
 	kc_kv(stdout, "Applied index", "%" PRIu64, s->applied_index);
+	if (s->failure_timeout_ms)
+		kc_kv(stdout, "Settings", "failure timeout %u ms, isolation response %s",
+		      s->failure_timeout_ms, isolation_name(s->isolation_response));
 	if (s->isolated)
 		kc_kv(stdout, "Isolation", "ISOLATED: no leader heard for %" PRId64 " ms",
 		      s->leader_contact_age_ms);
@@ -518,6 +538,52 @@ static int events_run(struct kc_ctx *ctx, const struct kc_call *call)
 	return KC_EXIT_OK;
 }
 
+static int config_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterConfigSet cs = KEEL__CLUSTER__CLUSTER_CONFIG_SET__INIT;
+	Keel__Cluster__ClusterStatusRequest st = KEEL__CLUSTER__CLUSTER_STATUS_REQUEST__INIT;
+	const char *resp = kc_opt(call, O_ISORESP);
+	uint64_t ft;
+	int rc = parse_u64_opt(ctx, kc_opt(call, O_FTIMEOUT), "--failure-timeout", 600000, &ft);
+
+	if (rc)
+		return rc;
+	if (ft && ft < 100)
+		return kc_usage(ctx, call, "--failure-timeout is 100..600000 ms");
+	if (resp) {
+		int r;
+
+		for (r = 1; r < 4 && strcmp(resp, isolation_name(r)) != 0; r++)
+			;
+		if (r == 4)
+			return kc_usage(ctx, call, "--isolation-response: power-off, shutdown or "
+						   "leave-powered-on");
+		cs.isolation_response = (Keel__Cluster__IsolationResponse)r;
+	}
+	cs.failure_timeout_ms = (uint32_t)ft;
+	if (ft || resp) {
+		rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET;
+		rq.config_set = &cs;
+	} else {
+		rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_STATUS;
+		rq.status = &st;
+	}
+	return run_request(ctx, call, &rq);
+}
+
+static const struct kc_cmd config_cmd = {
+    .name = "config",
+    .summary = "Show or change the cluster-wide settings: failure timeout, isolation response.",
+    .detail = "Without options: the status. The failure timeout (default 1000 ms) is how long a\n"
+	      "host may be silent on the network and on the datastores before it is failed;\n"
+	      "a host that hears no leader for as long is isolated and applies the isolation\n"
+	      "response to its VMs: power-off (default; locks released), shutdown (today the\n"
+	      "same as power-off), leave-powered-on (locks stay held).\n",
+    .opts = config_opts,
+    .run = config_run,
+};
+
 static int bench_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
@@ -647,7 +713,7 @@ static const struct kc_cmd status_cmd = {
 };
 
 static const struct kc_cmd *const cluster_subs[] = {
-    &create_cmd, &status_cmd, &token_cmd, &join_cmd, &leave_cmd, &remove_cmd, &events_cmd, &bench_cmd, NULL};
+    &create_cmd, &status_cmd, &token_cmd, &join_cmd, &leave_cmd, &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, NULL};
 
 const struct kc_cmd kc_cluster_cmd = {
     .name = "cluster",

@@ -231,6 +231,30 @@ kv $V vm power-off iso1 >/dev/null || fail "vm power-off"
 kv $V vm destroy iso1 >/dev/null || fail "vm destroy"
 [ "$(reg)" = "[]" ] || fail "registry after destroy: $(reg)"
 
+# ---- isolation response "leave powered on": the VM keeps running, its lock stays held ---------
+kc $V config --isolation-response leave-powered-on >/dev/null || fail "config"
+setting() { py 'd["isolation_response"]' "$(st $1)"; }
+for h in 1 2 3; do
+	s_ok() { [ "$(setting $h)" = leave-powered-on ]; }
+	until_ok 5 s_ok || fail "host$h settings: $(st $h)"
+done
+kv $V vm create lpo1 --memory 64 --vcpus 1 --datastore shared1 --cmdline "counter_ms=100" >/dev/null ||
+	fail "vm create lpo1"
+kv $V vm power-on lpo1 >/dev/null || fail "vm power-on lpo1"
+lpid=$(py 'd["vms"][0]["pid"]' "$(kv $V --json vm info lpo1)")
+lab host-isolate $V --dir "$LAB" >/dev/null || fail "host-isolate $V"
+until_ok 3 isolated_v || fail "host$V does not report isolated: $(st $V)"
+sleep 1.5
+lnow=$(py 'd["vms"][0]["pid"], d["vms"][0]["power_state"]' "$(kv $V --json vm info lpo1)")
+[ "$lnow" = "$lpid poweredOn" ] || fail "leave powered on: lpo1 is $lnow (pid was $lpid)"
+grep -q "isolation response: leave powered on" "$LAB/hosts/host$V/clusterd.out" ||
+	fail "isolation response not logged"
+lab host-heal $V --dir "$LAB" >/dev/null || fail "host-heal $V"
+until_ok 15 all_healthy || fail "host$V not back: $(st "$L")"
+kc 1 config --isolation-response power-off --failure-timeout 1000 >/dev/null || fail "config back"
+kv $V vm power-off lpo1 >/dev/null || fail "vm power-off lpo1"
+kv $V vm destroy lpo1 >/dev/null || fail "vm destroy lpo1"
+
 # ---- malformed input to the join, Raft and heartbeat ports --------------------------------------
 s=$(st 1)
 L=$(leader_of "$s")
