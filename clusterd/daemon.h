@@ -57,10 +57,15 @@ struct cd_hbnet;
 struct cd_ca;
 struct cd_bench;
 struct cd_reconciler;
+struct cd_proposer;
 struct cd_bench_result {
 	unsigned count, failed;
 	double p50_ms, p99_ms, max_ms, ops_s;
 };
+/* The end of one submitted command: status 0 or a libraft error (it was not committed, e.g.
+ * RAFT_NOTLEADER, RAFT_CANCELED); then code 0 (applied) or its refusal with reason. */
+typedef void (*cd_cmd_cb)(struct cd_daemon *d, void *arg, int status, int code,
+			  const char *reason);
 typedef void (*cd_bench_cb)(struct cd_daemon *d, void *arg, const struct cd_bench_result *r);
 /* The end of a VM operation: code 0 and rp, or an error with its message (rp still says
  * who owns the VM when known). rp is borrowed for the call. */
@@ -140,6 +145,7 @@ struct cd_daemon {
 
 	struct cd_bench *bench; /* bench.c: a commit benchmark in progress */
 	struct cd_reconciler *rec; /* reconcile.c */
+	struct cd_proposer *prop;  /* propose.c: batches submitted commands */
 
 	/* After a leave: main wipes the membership files and restarts clusterd. */
 	bool wipe_on_exit, reexec;
@@ -172,6 +178,20 @@ void cd_node_create_forget(struct cd_daemon *d, void *arg);
 int cd_node_propose(struct cd_daemon *d, struct raft_apply *req,
 		    Keel__Cluster__Command *const *cmds, unsigned n, raft_apply_cb cb,
 		    struct kb_errmsg *e);
+/* ---- the proposer (propose.c) ----------------------------------------------------------- */
+
+/* Queues one command (packed now: cmd may go away) for the next entry; commands submitted
+ * in the same loop iteration share entries. cb runs once from the loop, also when the
+ * command is refused or never committed. 0, or KB_ESTATE (Raft not running) / -ENOMEM. */
+int cd_submit(struct cd_daemon *d, const Keel__Cluster__Command *cmd, cd_cmd_cb cb, void *arg,
+	      struct kb_errmsg *e);
+int cd_proposer_init(struct cd_daemon *d);
+/* Fails queued commands (RAFT_CANCELED) and stops proposing; before raft_close. */
+void cd_proposer_close(struct cd_daemon *d);
+/* After the loop has ended. */
+void cd_proposer_free(struct cd_daemon *d);
+void cd_proposer_stats(struct cd_daemon *d, uint64_t *entries, uint64_t *commands);
+
 /* Whether this node is the leader and has applied its barrier (may act on the state). */
 bool cd_node_is_ready_leader(struct cd_daemon *d);
 /* The leader's join address "A.B.C.D:port" into out (size >= 32): 0, or KB_ESTATE when

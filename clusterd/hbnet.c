@@ -71,10 +71,8 @@ struct cd_hbnet {
 	struct cd_live live;
 	struct seq_slot *seqs;
 	unsigned n_seqs;
-	bool judge_pending;
-	struct raft_apply judge_req;
+	unsigned judge_left; /* HostUpdates of the last judgement not yet applied */
 	bool note_pending;
-	struct raft_apply note_req;
 	char note[256];
 	uint64_t note_host;
 
@@ -186,22 +184,28 @@ static int addr_of(const char *text, struct sockaddr_in *sa)
 
 /* ---- leader: judging ------------------------------------------------------------------------ */
 
-static void on_judged(struct raft_apply *req, int status, void *result)
+static void on_judged(struct cd_daemon *d, void *arg, int status, int code, const char *reason)
 {
-	struct cd_hbnet *h = req->data;
+	struct cd_hbnet *h = d->hb;
 
-	h->judge_pending = false;
+	if (h && h->judge_left)
+		h->judge_left--;
+	(void)arg;
 	(void)status;
-	(void)result;
+	(void)code;
+	(void)reason;
 }
 
-static void on_noted(struct raft_apply *req, int status, void *result)
+static void on_noted(struct cd_daemon *d, void *arg, int status, int code, const char *reason)
 {
-	struct cd_hbnet *h = req->data;
+	struct cd_hbnet *h = d->hb;
 
-	h->note_pending = false;
+	if (h)
+		h->note_pending = false;
+	(void)arg;
 	(void)status;
-	(void)result;
+	(void)code;
+	(void)reason;
 }
 
 static void note_event(struct cd_hbnet *h, uint64_t host, const char *text)
@@ -209,7 +213,6 @@ static void note_event(struct cd_hbnet *h, uint64_t host, const char *text)
 	Keel__Cluster__Event ev = KEEL__CLUSTER__EVENT__INIT;
 	Keel__Cluster__EventAdd ea = KEEL__CLUSTER__EVENT_ADD__INIT;
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
-	Keel__Cluster__Command *cmds[1] = {&c};
 	struct kb_errmsg e = {{0}};
 
 	if (h->note_pending || !cd_node_is_ready_leader(h->d))
@@ -223,8 +226,7 @@ static void note_event(struct cd_hbnet *h, uint64_t host, const char *text)
 	ea.event = &ev;
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_EVENT_ADD;
 	c.event_add = &ea;
-	h->note_req.data = h;
-	if (cd_node_propose(h->d, &h->note_req, cmds, 1, on_noted, &e) == 0)
+	if (cd_submit(h->d, &c, on_noted, NULL, &e) == 0)
 		h->note_pending = true;
 }
 
@@ -273,7 +275,7 @@ static void judge(struct cd_hbnet *h, uint64_t now)
 	Keel__Cluster__Command *cs, **cp;
 	struct kb_errmsg e = {{0}};
 
-	if (h->judge_pending || n == 0)
+	if (h->judge_left || n == 0)
 		return;
 	hu = kb_calloc(n, sizeof(*hu));
 	cs = kb_calloc(n, sizeof(*cs));
@@ -305,10 +307,10 @@ static void judge(struct cd_hbnet *h, uint64_t now)
 		       cd_host_state_name(ho->state), cd_host_state_name(want));
 		k++;
 	}
-	if (k) {
-		h->judge_req.data = h;
-		if (cd_node_propose(d, &h->judge_req, cp, k, on_judged, &e) == 0)
-			h->judge_pending = true;
+	/* Submitted in one loop iteration: they share an entry. */
+	for (unsigned i = 0; i < k; i++) {
+		if (cd_submit(d, cp[i], on_judged, NULL, &e) == 0)
+			h->judge_left++;
 		else
 			kb_log(d->log, KB_LOG_WARN, "liveness: %s", e.msg);
 	}

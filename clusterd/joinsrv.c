@@ -57,7 +57,6 @@ struct cd_job {
 	struct kb_buf out; /* the packed JoinReply */
 	bool done, abandoned;
 	struct cd_job *next;
-	struct raft_apply apply;
 	char *cert_pem; /* JOIN: issued before the proposal, sent only if it commits */
 	char token[CD_TOKEN_TEXT_SIZE];
 	uint64_t token_expires_s;
@@ -230,32 +229,27 @@ static void members_reply(struct cd_job *j, Keel__Cluster__JoinReply *rp)
 	kb_free(hp);
 }
 
-/* The first refusal of a batch's result, or 0. */
-static int batch_refusal(int status, const struct cd_result *res, char *msg, size_t size)
+/* A submitted command's outcome as a code and a message (0 when applied). */
+static int refusal(int status, int code, const char *reason, char *msg, size_t size)
 {
 	if (status) {
 		snprintf(msg, size, "the proposal failed: %s", raft_strerror(status));
 		return KB_ESTATE;
 	}
-	if (res->status) {
-		snprintf(msg, size, "%s", res->reason);
-		return res->status;
-	}
-	for (unsigned i = 0; i < res->n; i++) {
-		if (res->cmds[i].code) {
-			snprintf(msg, size, "%s", res->cmds[i].reason);
-			return res->cmds[i].code;
-		}
-	}
-	return 0;
+	if (code)
+		snprintf(msg, size, "%s", reason ? reason : "refused");
+	return code;
 }
 
-static void on_join_applied(struct raft_apply *req, int status, void *result)
+static void on_join_applied(struct cd_daemon *d, void *arg, int status, int rcode,
+                             const char *reason)
 {
-	struct cd_job *j = req->data;
+	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
 	char msg[CD_REASON_MAX + 64];
-	int code = batch_refusal(status, result, msg, sizeof(msg));
+	int code = refusal(status, rcode, reason, msg, sizeof(msg));
+
+	(void)d;
 
 	if (code) {
 		job_error(j, code, "%s", msg);
@@ -286,7 +280,6 @@ static void do_join(struct cd_job *j)
 	Keel__Cluster__Host host = KEEL__CLUSTER__HOST__INIT;
 	Keel__Cluster__HostJoin hj = KEEL__CLUSTER__HOST_JOIN__INIT;
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
-	Keel__Cluster__Command *cmds[1] = {&c};
 	const struct cd_join_token *jt;
 	const struct cd_token_record *rec;
 	uint8_t hash[SHA256_DIGEST_LENGTH];
@@ -345,20 +338,22 @@ static void do_join(struct cd_job *j)
 	hj.at_s = now_s;
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_JOIN;
 	c.host_join = &hj;
-	j->apply.data = j;
-	rv = cd_node_propose(d, &j->apply, cmds, 1, on_join_applied, &e);
+	rv = cd_submit(d, &c, on_join_applied, j, &e);
 	if (rv)
 		job_error(j, KB_ESTATE, "%s", e.msg);
 }
 
 /* ---- TOKEN ------------------------------------------------------------------------------ */
 
-static void on_token_applied(struct raft_apply *req, int status, void *result)
+static void on_token_applied(struct cd_daemon *d, void *arg, int status, int rcode,
+                              const char *reason)
 {
-	struct cd_job *j = req->data;
+	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
 	char msg[CD_REASON_MAX + 64];
-	int code = batch_refusal(status, result, msg, sizeof(msg));
+	int code = refusal(status, rcode, reason, msg, sizeof(msg));
+
+	(void)d;
 
 	if (code) {
 		job_error(j, code, "%s", msg);
@@ -377,7 +372,6 @@ static void do_token(struct cd_job *j)
 	Keel__Cluster__JoinTokenRecord tr = KEEL__CLUSTER__JOIN_TOKEN_RECORD__INIT;
 	Keel__Cluster__TokenAdd ta = KEEL__CLUSTER__TOKEN_ADD__INIT;
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
-	Keel__Cluster__Command *cmds[1] = {&c};
 	struct cd_token_record rec;
 	uint8_t fp[CD_FINGERPRINT_SIZE];
 	struct kb_errmsg e = {{0}};
@@ -403,20 +397,22 @@ static void do_token(struct cd_job *j)
 	ta.at_s = now_s;
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_TOKEN_ADD;
 	c.token_add = &ta;
-	j->apply.data = j;
-	rv = cd_node_propose(d, &j->apply, cmds, 1, on_token_applied, &e);
+	rv = cd_submit(d, &c, on_token_applied, j, &e);
 	if (rv)
 		job_error(j, KB_ESTATE, "%s", e.msg);
 }
 
 /* ---- LEAVE and REMOVE_HOST ---------------------------------------------------------------- */
 
-static void on_remove_applied(struct raft_apply *req, int status, void *result)
+static void on_remove_applied(struct cd_daemon *d, void *arg, int status, int rcode,
+                               const char *reason)
 {
-	struct cd_job *j = req->data;
+	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
 	char msg[CD_REASON_MAX + 64];
-	int code = batch_refusal(status, result, msg, sizeof(msg));
+	int code = refusal(status, rcode, reason, msg, sizeof(msg));
+
+	(void)d;
 
 	if (code) {
 		job_error(j, code, "%s", msg);
@@ -438,7 +434,6 @@ static void do_remove(struct cd_job *j, bool leave)
 	const struct cd_state *s = cd_fsm_state(&d->fsm);
 	Keel__Cluster__HostRemove hr = KEEL__CLUSTER__HOST_REMOVE__INIT;
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
-	Keel__Cluster__Command *cmds[1] = {&c};
 	const struct cd_host *h;
 	struct kb_errmsg e = {{0}};
 	unsigned owned;
@@ -490,8 +485,7 @@ static void do_remove(struct cd_job *j, bool leave)
 	hr.at_ms = cd_now_ms();
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_REMOVE;
 	c.host_remove = &hr;
-	j->apply.data = j;
-	rv = cd_node_propose(d, &j->apply, cmds, 1, on_remove_applied, &e);
+	rv = cd_submit(d, &c, on_remove_applied, j, &e);
 	if (rv)
 		job_error(j, KB_ESTATE, "%s", e.msg);
 }
@@ -529,12 +523,15 @@ static void do_vm(struct cd_job *j)
 
 /* ---- CONFIG -------------------------------------------------------------------------------- */
 
-static void on_config_applied(struct raft_apply *req, int status, void *result)
+static void on_config_applied(struct cd_daemon *d, void *arg, int status, int rcode,
+                               const char *reason)
 {
-	struct cd_job *j = req->data;
+	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
 	char msg[CD_REASON_MAX + 64];
-	int code = batch_refusal(status, result, msg, sizeof(msg));
+	int code = refusal(status, rcode, reason, msg, sizeof(msg));
+
+	(void)d;
 
 	if (code) {
 		job_error(j, code, "%s", msg);
@@ -551,7 +548,6 @@ static void do_config(struct cd_job *j)
 	Keel__Cluster__ClusterConfig cfg = KEEL__CLUSTER__CLUSTER_CONFIG__INIT;
 	Keel__Cluster__SetConfig sc = KEEL__CLUSTER__SET_CONFIG__INIT;
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
-	Keel__Cluster__Command *cmds[1] = {&c};
 	struct kb_errmsg e = {{0}};
 	int rv;
 
@@ -573,8 +569,7 @@ static void do_config(struct cd_job *j)
 	sc.at_ms = cd_now_ms();
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
 	c.set_config = &sc;
-	j->apply.data = j;
-	rv = cd_node_propose(j->d, &j->apply, cmds, 1, on_config_applied, &e);
+	rv = cd_submit(j->d, &c, on_config_applied, j, &e);
 	if (rv)
 		job_error(j, KB_ESTATE, "%s", e.msg);
 }

@@ -200,6 +200,7 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&loop) != 0)
 		kb_warn("event loop still busy at exit");
 	cd_fsm_close(&daemon_.fsm);
+	cd_proposer_free(&daemon_);
 	cd_ca_destroy(daemon_.ca);
 	if (daemon_.wipe_on_exit)
 		wipe_membership(state);

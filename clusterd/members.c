@@ -127,13 +127,14 @@ static const char *role_name(int raft_role)
 	}
 }
 
-static void on_role_recorded(struct raft_apply *req, int status, void *result)
+static void on_role_recorded(struct cd_daemon *d, void *arg, int status, int code,
+			     const char *reason)
 {
-	struct cd_daemon *d = req->data;
-
 	d->role_update_pending = false;
+	(void)arg;
 	(void)status;
-	(void)result;
+	(void)code;
+	(void)reason;
 }
 
 /* Records in the state the role Raft now gives host id (HostUpdate), when it differs. */
@@ -142,7 +143,6 @@ static void record_role(struct cd_daemon *d, uint64_t id, int raft_role)
 	const struct cd_host *h = cd_state_host(cd_fsm_state(&d->fsm), id);
 	Keel__Cluster__HostUpdate hu = KEEL__CLUSTER__HOST_UPDATE__INIT;
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
-	Keel__Cluster__Command *cmds[1] = {&c};
 	struct kb_errmsg e = {{0}};
 
 	if (!h || h->role == proto_role(raft_role) || d->role_update_pending ||
@@ -154,8 +154,7 @@ static void record_role(struct cd_daemon *d, uint64_t id, int raft_role)
 	hu.at_ms = cd_now_ms();
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_UPDATE;
 	c.host_update = &hu;
-	d->role_req.data = d;
-	if (cd_node_propose(d, &d->role_req, cmds, 1, on_role_recorded, &e) == 0)
+	if (cd_submit(d, &c, on_role_recorded, NULL, &e) == 0)
 		d->role_update_pending = true;
 }
 

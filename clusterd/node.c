@@ -738,6 +738,11 @@ int cd_node_init(struct cd_daemon *d, uv_loop_t *loop, struct kb_logger *log, co
 	rv = node_id(d, e);
 	if (rv)
 		return rv;
+	rv = cd_proposer_init(d);
+	if (rv) {
+		kb_errmsg_setf(e, "out of memory");
+		return rv;
+	}
 	cd_fsm_init(&d->fsm);
 	d->phase = CD_PHASE_FIND_VMK0;
 	uv_timer_init(loop, &d->find_timer);
@@ -778,6 +783,7 @@ void cd_node_close(struct cd_daemon *d, void (*cb)(struct cd_daemon *d))
 	cd_joinsrv_stop(d);
 	cd_hbnet_stop(d);
 	cd_reconcile_stop(d);
+	cd_proposer_close(d);
 	if (d->creating)
 		create_end(d, KB_ECANCELED, "clusterd is stopping");
 	uv_close((uv_handle_t *)&d->find_timer, on_timer_closed);

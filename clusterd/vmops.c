@@ -23,7 +23,6 @@
 
 struct vmop {
 	struct cd_daemon *d;
-	struct raft_apply req;
 	uint64_t host;
 	char uuid[CD_UUID_LEN + 1];
 	cd_vmop_cb cb;
@@ -56,32 +55,25 @@ static void answer(struct cd_daemon *d, cd_vmop_cb cb, void *arg, const char *uu
 		cb(d, arg, code, error, &rp);
 }
 
-static void on_applied(struct raft_apply *req, int status, void *result)
+static void on_done(struct cd_daemon *d, void *arg, int status, int code, const char *reason)
 {
-	struct vmop *op = req->data;
-	const struct cd_result *res = result;
+	struct vmop *op = arg;
 	char msg[CD_REASON_MAX + 64] = "";
-	int code = 0;
 
 	if (status) {
 		snprintf(msg, sizeof(msg), "the cluster did not commit it: %s",
 			 raft_strerror(status));
 		code = KB_ESTATE;
-	} else if (res->status) {
-		snprintf(msg, sizeof(msg), "%s", res->reason);
-		code = res->status;
-	} else if (res->n && res->cmds[0].code) {
-		snprintf(msg, sizeof(msg), "%s", res->cmds[0].reason);
-		code = res->cmds[0].code;
+	} else if (code) {
+		snprintf(msg, sizeof(msg), "%s", reason ? reason : "refused");
 	}
-	answer(op->d, op->cb, op->arg, op->uuid, op->host, code, code ? msg : NULL);
+	answer(d, op->cb, op->arg, op->uuid, op->host, code, code ? msg : NULL);
 	kb_free(op);
 }
 
 static int propose_one(struct cd_daemon *d, Keel__Cluster__Command *c, uint64_t host,
 		       const char *uuid, cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
 {
-	Keel__Cluster__Command *cmds[1] = {c};
 	struct vmop *op = kb_calloc(1, sizeof(*op));
 	int rv;
 
@@ -94,8 +86,7 @@ static int propose_one(struct cd_daemon *d, Keel__Cluster__Command *c, uint64_t 
 	snprintf(op->uuid, sizeof(op->uuid), "%s", uuid);
 	op->cb = cb;
 	op->arg = arg;
-	op->req.data = op;
-	rv = cd_node_propose(d, &op->req, cmds, 1, on_applied, e);
+	rv = cd_submit(d, c, on_done, op, e);
 	if (rv)
 		kb_free(op);
 	return rv;

@@ -594,7 +594,7 @@ static int bench_run(struct kc_ctx *ctx, const struct kc_call *call)
 
 	rc = parse_u64_opt(ctx, kc_opt(call, O_COUNT), "--count", 1000000, &count);
 	if (rc == 0)
-		rc = parse_u64_opt(ctx, kc_opt(call, O_WINDOW), "--window", 1024, &window);
+		rc = parse_u64_opt(ctx, kc_opt(call, O_WINDOW), "--window", 65536, &window);
 	if (rc)
 		return rc;
 	bc.count = count ? (uint32_t)count : 10000;
