@@ -110,6 +110,7 @@ struct cd_daemon {
 	int last_state;
 	raft_id last_leader;
 	bool barrier_pending, barrier_done; /* this leadership's barrier */
+	unsigned snapshot_threshold, threshold_ticks; /* re-sized every second from the state */
 	struct raft_barrier barrier;
 
 	/* The create in progress, if any. */

@@ -164,7 +164,8 @@ static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 	d->raft.tracer = &d->tracer;
 	raft_set_election_timeout(&d->raft, CD_ELECTION_TIMEOUT_MS);
 	raft_set_heartbeat_timeout(&d->raft, CD_HEARTBEAT_TIMEOUT_MS);
-	raft_set_snapshot_threshold(&d->raft, cd_fsm_snapshot_threshold(&d->fsm));
+	d->snapshot_threshold = cd_fsm_snapshot_threshold(&d->fsm);
+	raft_set_snapshot_threshold(&d->raft, d->snapshot_threshold);
 	/* A lost snapshot is sent again after this; well above sending the largest one. */
 	raft_set_install_snapshot_timeout(&d->raft, CD_INSTALL_SNAPSHOT_TIMEOUT_MS);
 	/* A host cut off (isolated) must not raise terms and depose the leader when it
@@ -649,6 +650,17 @@ static void on_poll(uv_timer_t *t)
 	}
 	if (cd_node_is_ready_leader(d))
 		cd_members_tick(d);
+	/* Snapshots cost in proportion to the state: follow its size (docs/clusterd.md). */
+	if (++d->threshold_ticks % 20 == 0) {
+		unsigned th = cd_fsm_snapshot_threshold(&d->fsm);
+
+		if (th != d->snapshot_threshold) {
+			raft_set_snapshot_threshold(&d->raft, th);
+			if (d->snapshot_threshold)
+				kb_log(d->log, KB_LOG_INFO, "snapshot threshold now %u entries", th);
+			d->snapshot_threshold = th;
+		}
+	}
 	if (state == RAFT_LEADER && !d->barrier_done && !d->barrier_pending) {
 		d->barrier.data = d;
 		if (raft_barrier(&d->raft, &d->barrier, on_barrier) == 0)
