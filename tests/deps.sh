@@ -10,6 +10,10 @@ pkgs=(
 	libuv1-dev                            # daemons' event loops
 	libraft-dev                           # clusterd's replicated state
 	libssl-dev                            # TLS, certificates
+	libnghttp2-dev                        # hostd: HTTP/2 framing
+	libcurl4-openssl-dev                  # libkeel: the API client (HTTP/2 over TLS)
+	protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf # API interop tests
+	nghttp2-server nghttp2-client         # nghttpd and h2load: the API benchmark's anchor and driver
 	qemu-system-x86 qemu-utils            # nested Linux test, QEMU anchor in benchmarks
 	busybox-static cpio xz-utils gzip     # guest initramfs images
 	kmod                                  # modules tooling for the nested image
