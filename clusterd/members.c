@@ -78,7 +78,7 @@ void cd_members_plan(const struct cd_member *m, unsigned n, uint64_t self,
 			}
 		}
 	}
-	if (voters > target) {
+	if (live_voters > target) {
 		/* Highest id first, so the same hosts stay voters; never the leader. */
 		for (unsigned i = n; i-- > 0;) {
 			if (m[i].in_state && m[i].role == RAFT_VOTER && m[i].id != self) {

@@ -11,8 +11,9 @@
  *      made a voter, else an eligible spare is made a standby (it catches up first);
  *   4. a voter that is dead (failed past the replacement threshold) is made a spare once
  *      the live voters reach the target without it;
- *   5. more voters than the target: one (not the leader, dead ones first) becomes a
- *      standby;
+ *   5. more live voters than the target: one (not the leader, highest id first) becomes
+ *      a standby (live voters, not all: a dead leader must not make the planner demote
+ *      the standby it has just promoted);
  *   6. an eligible spare becomes a standby (ready to be promoted).
  * Hosts are taken in id order, so every leader plans the same way. Pure: no I/O.
  */
