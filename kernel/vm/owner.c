@@ -196,6 +196,8 @@ struct release_work {
 	uv_work_t req;
 	struct vmk_vm *vm;
 	struct vmk_vm_owner own;
+	bool release;	/* the lock is ours to release */
+	bool guest_off; /* the guest powered itself off: the cluster's desired state follows */
 };
 
 static void release_work(uv_work_t *req)
@@ -212,7 +214,19 @@ static void release_work(uv_work_t *req)
 	pthread_mutex_unlock(&vm->lock);
 	if (!idle)
 		return;
-	vmk__owner_release(vm, &w->own);
+	if (w->release)
+		vmk__owner_release(vm, &w->own);
+	if (w->guest_off) {
+		/* Otherwise the cluster would still want it on and the reconciler would start
+		 * it again: a guest's own power-off is the operator's intent too. */
+		struct vmk_cluster_vm cv;
+		struct kb_errmsg e = {{0}};
+
+		if (vmk_cluster_vm(vm->host, VMK_CLUSTER_POWER_OFF, vm->cfg.uuid, vm->cfg.name, NULL,
+				   &cv, &e) < 0)
+			kb_log(vm->host->log, KB_LOG_WARN, "VM %s: the cluster was not told: %s",
+			       vm->cfg.name, e.msg);
+	}
 	pthread_mutex_lock(&vm->lock);
 	vm->busy = NULL;
 	pthread_mutex_unlock(&vm->lock);
@@ -231,8 +245,11 @@ void vmk__owner_after_exit(struct vmk_vm *vm)
 	 * lock right now, and a release (read, then write) could overwrite its record. A
 	 * re-adopted vmx's status is unknown (INT_MIN): it may have been fenced too. */
 	bool may_release = vm->exit_code != 3 && vm->exit_code != INT_MIN;
+	/* Called for exits nobody asked for (operator and fence power-offs tell the cluster,
+	 * or not, themselves). Status 0: the guest powered itself off. */
+	bool guest_off = vm->exit_code == 0 && vm->own.host != 0;
 
-	if (!vm->own.fenced || !may_release) {
+	if ((!vm->own.fenced || !may_release) && !guest_off) {
 		memset(&vm->own, 0, sizeof(vm->own));
 		return;
 	}
@@ -240,6 +257,8 @@ void vmk__owner_after_exit(struct vmk_vm *vm)
 	if (w != NULL) {
 		w->vm = vm;
 		w->own = vm->own;
+		w->release = vm->own.fenced && may_release;
+		w->guest_off = guest_off;
 		if (uv_queue_work(vm->host->loop, &w->req, release_work, release_done) != 0) {
 			kb_free(w);
 			w = NULL;
