@@ -48,6 +48,7 @@ include ha/ha.mk
 include kernel/vmm/vmm.mk
 include kernel/kernel.mk
 include clusterd/clusterd.mk
+include hostagent/hostd.mk
 include mgmt-api/mgmt.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk

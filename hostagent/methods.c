@@ -1,0 +1,65 @@
+/*
+ * The method table of keel.vim.Vim: one entry per rpc of proto/vim.proto, in its order.
+ *
+ * A NULL handler answers UNIMPLEMENTED "<Method> is not implemented yet" (after the
+ * request decoded). Implementing a method is a one-line change here: put the handler's
+ * name in place of NULL (and declare it in the component's header). The unit test
+ * test_hostd_methods checks this table against the descriptor protoc-c generated from
+ * vim.proto (names, input types) and the streaming flags against the .proto text.
+ */
+#include <string.h>
+
+#include "hostagent/grpc.h"
+#include "vim.pb-c.h"
+
+const struct hd_method hd_vim_methods[] = {
+    /* name, input, handler, server_streaming */
+    {"Login", &keel__vim__login_request__descriptor, NULL, false},
+    {"Logout", &keel__vim__logout_request__descriptor, NULL, false},
+    {"CurrentSession", &keel__vim__current_session_request__descriptor, NULL, false},
+    {"RetrieveInventory", &keel__vim__retrieve_inventory_request__descriptor, NULL, false},
+    {"WaitForUpdates", &keel__vim__wait_for_updates_request__descriptor, NULL, true},
+    {"CreateVm", &keel__vim__create_vm_request__descriptor, NULL, false},
+    {"RegisterVm", &keel__vim__register_vm_request__descriptor, NULL, false},
+    {"UnregisterVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"DestroyVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"ReconfigureVm", &keel__vim__reconfigure_vm_request__descriptor, NULL, false},
+    {"PowerOnVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"PowerOffVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"ResetVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"SuspendVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"ResumeVm", &keel__vim__vm_ref__descriptor, NULL, false},
+    {"MigrateVm", &keel__vim__migrate_vm_request__descriptor, NULL, false},
+    {"Console", &keel__vim__console_request__descriptor, NULL, true},
+    {"ClusterCreate", &keel__vim__cluster_create_request__descriptor, NULL, false},
+    {"ClusterJoinToken", &keel__vim__join_token_request__descriptor, NULL, false},
+    {"ClusterJoin", &keel__vim__cluster_join_request__descriptor, NULL, false},
+    {"ClusterLeave", &keel__vim__cluster_leave_request__descriptor, NULL, false},
+    {"ClusterRemoveHost", &keel__vim__remove_host_request__descriptor, NULL, false},
+    {"ClusterGetStatus", &keel__vim__cluster_status_request__descriptor, NULL, false},
+    {"ClusterEvents", &keel__vim__events_request__descriptor, NULL, false},
+    {"GetHostConfig", &keel__vim__host_config_request__descriptor, NULL, false},
+    {"ChangeVmknic", &keel__vim__vmknic_change__descriptor, NULL, false},
+    {"ChangePortgroup", &keel__vim__portgroup_change__descriptor, NULL, false},
+    {"ChangeDatastore", &keel__vim__datastore_change__descriptor, NULL, false},
+    {"SetMaintenance", &keel__vim__maintenance_request__descriptor, NULL, false},
+    {"WaitForTask", &keel__vim__wait_for_task_request__descriptor, NULL, false},
+    {"ListTasks", &keel__vim__list_tasks_request__descriptor, NULL, false},
+    {"CancelTask", &keel__vim__task_ref__descriptor, NULL, false},
+    {"ListUsers", &keel__vim__empty__descriptor, NULL, false},
+    {"ChangeUser", &keel__vim__user_change__descriptor, NULL, false},
+    {"ListRoles", &keel__vim__empty__descriptor, NULL, false},
+    {"ChangeRole", &keel__vim__role_change__descriptor, NULL, false},
+    {"ListPermissions", &keel__vim__empty__descriptor, NULL, false},
+    {"ChangePermission", &keel__vim__permission_change__descriptor, NULL, false},
+};
+
+const size_t hd_vim_methods_count = sizeof(hd_vim_methods) / sizeof(hd_vim_methods[0]);
+
+const struct hd_method *hd_method_find(const struct hd_method *table, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return &table[i];
+	return NULL;
+}

@@ -1,0 +1,196 @@
+"""hostd_grpc.sh's client: drives hostd with Debian's grpcio (a third-party gRPC client) and
+with raw sockets for what grpcio cannot send (garbage, rapid reset, connection floods).
+
+Usage: /usr/bin/python3 hostd_grpc_client.py STUBDIR PORT CERT
+Prints one "ok <what>" line per check; the first failing check raises (exit 1).
+"""
+import socket
+import ssl
+import struct
+import sys
+import time
+
+sys.path.insert(0, sys.argv[1])
+import grpc  # noqa: E402
+import vim_pb2  # noqa: E402
+import vim_pb2_grpc  # noqa: E402
+
+PORT = int(sys.argv[2])
+ROOT = open(sys.argv[3], "rb").read()
+TARGET = "127.0.0.1:%d" % PORT
+
+
+def channel():
+    creds = grpc.ssl_channel_credentials(root_certificates=ROOT)
+    return grpc.secure_channel(TARGET, creds, options=[
+        ("grpc.ssl_target_name_override", "localhost"),
+        ("grpc.max_send_message_length", 16 << 20)])
+
+
+def code_of(fn, *args, **kw):
+    try:
+        fn(*args, timeout=10, **kw)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+    return grpc.StatusCode.OK, ""
+
+
+def expect(got, code, text=None):
+    if got[0] != code or (text is not None and text not in (got[1] or "")):
+        raise SystemExit("FAIL: want %s %r, got %s %r" % (code, text, got[0], got[1]))
+
+
+def raw(method, serializer):
+    return CH.unary_unary("/keel.vim.Vim/" + method, request_serializer=serializer,
+                          response_deserializer=lambda b: b)
+
+
+def wait_closed(sock, what, deadline=5.0):
+    """Reads until the server closes; returns the bytes it sent."""
+    sock.settimeout(deadline)
+    got = b""
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            b = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+            return got
+        except socket.timeout:
+            break
+        if not b:
+            return got
+        got += b
+    raise SystemExit("FAIL: %s: the server kept the connection open" % what)
+
+
+def still_serving(what):
+    expect(code_of(STUB.RetrieveInventory, vim_pb2.RetrieveInventoryRequest()),
+           grpc.StatusCode.UNIMPLEMENTED)
+    print("ok still serving after", what)
+
+
+CH = channel()
+STUB = vim_pb2_grpc.VimStub(CH)
+
+# A real method not implemented yet: UNIMPLEMENTED naming it.
+expect(code_of(STUB.RetrieveInventory, vim_pb2.RetrieveInventoryRequest()),
+       grpc.StatusCode.UNIMPLEMENTED, "RetrieveInventory is not implemented yet")
+print("ok RetrieveInventory UNIMPLEMENTED")
+
+# Metadata does not disturb dispatch.
+expect(code_of(STUB.Login, vim_pb2.LoginRequest(user="root", password="x"),
+               metadata=[("x-keel-session", "abc")]),
+       grpc.StatusCode.UNIMPLEMENTED, "Login is not implemented yet")
+print("ok Login UNIMPLEMENTED")
+
+# A server-streaming method answers with a status too.
+try:
+    for _ in STUB.WaitForUpdates(vim_pb2.WaitForUpdatesRequest(), timeout=10):
+        raise SystemExit("FAIL: WaitForUpdates sent a message")
+    raise SystemExit("FAIL: WaitForUpdates ended OK")
+except grpc.RpcError as e:
+    expect((e.code(), e.details()), grpc.StatusCode.UNIMPLEMENTED, "WaitForUpdates")
+print("ok WaitForUpdates UNIMPLEMENTED")
+
+# A body that does not decode as the input type: INVALID_ARGUMENT before UNIMPLEMENTED.
+expect(code_of(raw("RetrieveInventory", lambda _: b"\xff\xff\xff\xff"), None),
+       grpc.StatusCode.INVALID_ARGUMENT, "does not decode")
+print("ok malformed body INVALID_ARGUMENT")
+
+# 5 MiB: over the 4 MiB limit.
+expect(code_of(raw("Login", lambda _: b"\x0a" * (5 << 20)), None),
+       grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than")
+print("ok 5 MiB request RESOURCE_EXHAUSTED")
+still_serving("the oversized request")
+
+# Unknown method; '%' in grpc-message survives percent-encoding.
+expect(code_of(raw("No%Such", lambda _: b""), None), grpc.StatusCode.UNIMPLEMENTED,
+       "unknown method: /keel.vim.Vim/No%Such")
+print("ok unknown method UNIMPLEMENTED, grpc-message percent-encoded")
+
+# 200 concurrent calls on one channel (past the 128-stream limit: the client queues).
+futs = [STUB.RetrieveInventory.future(vim_pb2.RetrieveInventoryRequest(), timeout=20)
+        for _ in range(200)]
+codes = [f.exception().code() if f.exception() else grpc.StatusCode.OK for f in futs]
+if codes.count(grpc.StatusCode.UNIMPLEMENTED) != 200:
+    raise SystemExit("FAIL: 200 concurrent calls: %r" % {c: codes.count(c) for c in set(codes)})
+print("ok 200 concurrent calls answered")
+
+# Garbage over TLS instead of the HTTP/2 preface: the connection closes.
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", PORT)))
+if s.selected_alpn_protocol() != "h2":
+    raise SystemExit("FAIL: ALPN selected %r" % s.selected_alpn_protocol())
+s.sendall(b"GET / HTTP/1.1\r\nthis is not HTTP/2\r\n\r\n" + bytes(range(256)) * 4)
+wait_closed(s, "garbage over TLS")
+s.close()
+print("ok garbage over TLS: connection closed")
+still_serving("garbage over TLS")
+
+# Plain TCP junk: the handshake fails and the connection closes.
+s = socket.create_connection(("127.0.0.1", PORT))
+s.sendall(b"\x00\x01junk that is not a TLS ClientHello" * 20)
+wait_closed(s, "plain TCP junk")
+s.close()
+print("ok plain TCP junk: connection closed")
+still_serving("plain TCP junk")
+
+
+# Rapid reset: HEADERS then RST_STREAM, over and over, on one connection.
+def frame(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", sid) + payload
+
+
+path = b"/keel.vim.Vim/RetrieveInventory"
+ct = b"application/grpc"
+hpack = b"\x83\x87" + b"\x44" + bytes([len(path)]) + path + b"\x5f" + bytes([len(ct)]) + ct
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", PORT)))
+out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+for i in range(700):
+    sid = 1 + 2 * i
+    out += frame(1, 0x4, sid, hpack) + frame(3, 0, sid, struct.pack(">I", 8))
+try:
+    s.sendall(out)
+except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+    pass
+got = wait_closed(s, "rapid reset")
+s.close()
+goaway = False
+off = 0
+while off + 9 <= len(got):
+    n = int.from_bytes(got[off:off + 3], "big")
+    if got[off + 3] == 7 and off + 9 + 8 <= len(got):
+        goaway = int.from_bytes(got[off + 13:off + 17], "big") == 0xB  # ENHANCE_YOUR_CALM
+    off += 9 + n
+if not goaway:
+    raise SystemExit("FAIL: rapid reset: no GOAWAY(ENHANCE_YOUR_CALM)")
+print("ok rapid reset: GOAWAY(ENHANCE_YOUR_CALM) and close")
+still_serving("rapid reset")
+
+# More than 32 connections from one address: the extra ones are closed at once.
+socks = [socket.create_connection(("127.0.0.1", PORT)) for _ in range(40)]
+time.sleep(0.5)
+closed = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except BlockingIOError:
+        pass
+    except ConnectionResetError:
+        closed += 1
+for s in socks:
+    s.close()
+# The grpc channel holds one connection of its own.
+if closed < 8 or closed > 9:
+    raise SystemExit("FAIL: 40 connections from one address: %d closed, want 8 or 9" % closed)
+print("ok per-address connection limit (%d of 40 refused)" % closed)
+time.sleep(0.2)
+still_serving("the connection flood")
+CH.close()
+print("ok all")
