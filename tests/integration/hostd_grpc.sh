@@ -4,6 +4,7 @@
 # concurrent calls, garbage over TLS and over plain TCP, rapid reset, the per-address
 # connection limit, HTTP 415/405 for non-gRPC requests, and a clean SIGTERM stop.
 source "$(dirname "$0")/common.bash"
+KEEL_TOP=${KEEL_TOP:-$PWD}
 HOSTD=$PWD/$BUILD/bin/hostd
 
 if ! /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
