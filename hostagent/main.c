@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "hostagent/server.h"
+#include "hostagent/vim.h"
 #include "hostagent/tls.h"
 
 static void usage(FILE *f)
@@ -26,6 +27,9 @@ static void usage(FILE *f)
 		"                      in a cluster, else the self-signed DIR/hostd.crt\n"
 		"  --listen ADDR:PORT  listen address, repeatable (default 0.0.0.0:%d)\n"
 		"  --thumbprint        print the certificate's SHA-256 thumbprint and exit\n"
+		"  --root-password-file FILE\n"
+		"                      root's password for a new user database (DIR/auth.db);\n"
+		"                      without it a random one is written to DIR/root-password\n"
 		"  --log-level LEVEL   error, warn, info (default), debug, trace\n"
 		"  -h, --help          this help\n",
 		HD_DEFAULT_PORT);
@@ -33,11 +37,13 @@ static void usage(FILE *f)
 
 static uv_signal_t sigterm, sigint;
 static struct hd_server *server;
+static struct hd_vim vim;
 
 static void on_server_closed(struct hd_server *s, void *arg)
 {
 	uv_close((uv_handle_t *)&sigterm, NULL);
 	uv_close((uv_handle_t *)&sigint, NULL);
+	hd_vim_close(&vim);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -53,6 +59,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, 's'},
 	    {"listen", required_argument, NULL, 'L'},
+	    {"root-password-file", required_argument, NULL, 'R'},
 	    {"thumbprint", no_argument, NULL, 't'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
@@ -65,6 +72,7 @@ int main(int argc, char **argv)
 	char defaddr[32];
 	int level = KB_LOG_INFO, c, rv;
 	bool thumb = false;
+	const char *rootpw = NULL;
 	uv_loop_t loop;
 
 	hd_server_config_defaults(&cfg);
@@ -82,6 +90,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			thumb = true;
+			break;
+		case 'R':
+			rootpw = optarg;
 			break;
 		case 'l':
 			level = kb_log_level_parse(optarg);
@@ -119,6 +130,12 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&loop);
+	rv = hd_vim_init(&vim, &loop, &kb_log_default, cfg.state_dir, rootpw, &err);
+	if (rv < 0) {
+		kb_error("cannot start: %s", err.msg);
+		return 1;
+	}
+	cfg.data = &vim;
 	rv = hd_server_create(&loop, &cfg, &server, &err);
 	if (rv < 0) {
 		kb_error("cannot start: %s", err.msg);

@@ -10,14 +10,17 @@
 #include <string.h>
 
 #include "hostagent/grpc.h"
+#include "hostagent/vim.h"
 #include "vim.pb-c.h"
 
 const struct hd_method hd_vim_methods[] = {
     /* name, input, handler, server_streaming */
-    {"Login", &keel__vim__login_request__descriptor, NULL, false},
-    {"Logout", &keel__vim__logout_request__descriptor, NULL, false},
-    {"CurrentSession", &keel__vim__current_session_request__descriptor, NULL, false},
-    {"RetrieveInventory", &keel__vim__retrieve_inventory_request__descriptor, NULL, false},
+    {"Login", &keel__vim__login_request__descriptor, hd_vim_login, false},
+    {"Logout", &keel__vim__logout_request__descriptor, hd_vim_logout, false},
+    {"CurrentSession", &keel__vim__current_session_request__descriptor, hd_vim_current_session,
+     false},
+    {"RetrieveInventory", &keel__vim__retrieve_inventory_request__descriptor,
+     hd_vim_retrieve_inventory, false},
     {"WaitForUpdates", &keel__vim__wait_for_updates_request__descriptor, NULL, true},
     {"CreateVm", &keel__vim__create_vm_request__descriptor, NULL, false},
     {"RegisterVm", &keel__vim__register_vm_request__descriptor, NULL, false},

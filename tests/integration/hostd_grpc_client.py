@@ -4,6 +4,7 @@ with raw sockets for what grpcio cannot send (garbage, rapid reset, connection f
 Usage: /usr/bin/python3 hostd_grpc_client.py STUBDIR PORT CERT
 Prints one "ok <what>" line per check; the first failing check raises (exit 1).
 """
+import os
 import socket
 import ssl
 import struct
@@ -65,23 +66,42 @@ def wait_closed(sock, what, deadline=5.0):
 
 def still_serving(what):
     expect(code_of(STUB.RetrieveInventory, vim_pb2.RetrieveInventoryRequest()),
-           grpc.StatusCode.UNIMPLEMENTED)
+           grpc.StatusCode.UNAUTHENTICATED)
     print("ok still serving after", what)
 
 
 CH = channel()
 STUB = vim_pb2_grpc.VimStub(CH)
 
-# A real method not implemented yet: UNIMPLEMENTED naming it.
+# Without a session: UNAUTHENTICATED; a made-up session too.
 expect(code_of(STUB.RetrieveInventory, vim_pb2.RetrieveInventoryRequest()),
-       grpc.StatusCode.UNIMPLEMENTED, "RetrieveInventory is not implemented yet")
-print("ok RetrieveInventory UNIMPLEMENTED")
-
-# Metadata does not disturb dispatch.
-expect(code_of(STUB.Login, vim_pb2.LoginRequest(user="root", password="x"),
+       grpc.StatusCode.UNAUTHENTICATED, "log in first")
+expect(code_of(STUB.RetrieveInventory, vim_pb2.RetrieveInventoryRequest(),
                metadata=[("x-keel-session", "abc")]),
-       grpc.StatusCode.UNIMPLEMENTED, "Login is not implemented yet")
-print("ok Login UNIMPLEMENTED")
+       grpc.StatusCode.UNAUTHENTICATED, "expired or does not exist")
+print("ok no session, bad session: UNAUTHENTICATED")
+
+# Login: hostd made root's password at first start (DIR/root-password, 0600).
+STATE = os.path.dirname(sys.argv[3])
+st = os.stat(os.path.join(STATE, "root-password"))
+if st.st_mode & 0o077:
+    raise SystemExit("FAIL: root-password is mode %o" % (st.st_mode & 0o777))
+ROOTPW = open(os.path.join(STATE, "root-password")).read().strip()
+expect(code_of(STUB.Login, vim_pb2.LoginRequest(user="root", password="wrong-password")),
+       grpc.StatusCode.UNAUTHENTICATED, "incorrect user name or password")
+expect(code_of(STUB.Login, vim_pb2.LoginRequest(user="nobody", password=ROOTPW)),
+       grpc.StatusCode.UNAUTHENTICATED, "incorrect user name or password")
+sess = STUB.Login(vim_pb2.LoginRequest(user="root", password=ROOTPW), timeout=20)
+if sess.user != "root" or len(sess.token) != 64:
+    raise SystemExit("FAIL: Login: %r" % sess)
+MD = [("x-keel-session", sess.token)]
+cur = STUB.CurrentSession(vim_pb2.CurrentSessionRequest(), metadata=MD, timeout=10)
+if cur.user != "root" or cur.token or "VirtualMachine.Interact.PowerOn" not in cur.privileges_root:
+    raise SystemExit("FAIL: CurrentSession: %r" % cur)
+# No vmkernel beside this hostd: the inventory says so (UNAVAILABLE), after authorizing.
+expect(code_of(STUB.RetrieveInventory, vim_pb2.RetrieveInventoryRequest(), metadata=MD),
+       grpc.StatusCode.UNAVAILABLE, "vmkernel")
+print("ok Login (wrong password, unknown user, root), CurrentSession, RetrieveInventory")
 
 # A server-streaming method answers with a status too.
 try:
@@ -112,7 +132,7 @@ print("ok unknown method UNIMPLEMENTED, grpc-message percent-encoded")
 futs = [STUB.RetrieveInventory.future(vim_pb2.RetrieveInventoryRequest(), timeout=20)
         for _ in range(200)]
 codes = [f.exception().code() if f.exception() else grpc.StatusCode.OK for f in futs]
-if codes.count(grpc.StatusCode.UNIMPLEMENTED) != 200:
+if codes.count(grpc.StatusCode.UNAUTHENTICATED) != 200:
     raise SystemExit("FAIL: 200 concurrent calls: %r" % {c: codes.count(c) for c in set(codes)})
 print("ok 200 concurrent calls answered")
 
@@ -192,5 +212,19 @@ if closed < 8 or closed > 9:
 print("ok per-address connection limit (%d of 40 refused)" % closed)
 time.sleep(0.2)
 still_serving("the connection flood")
+
+# Logout ends the session.
+STUB.Logout(vim_pb2.LogoutRequest(), metadata=MD, timeout=10)
+expect(code_of(STUB.CurrentSession, vim_pb2.CurrentSessionRequest(), metadata=MD),
+       grpc.StatusCode.UNAUTHENTICATED, "expired or does not exist")
+print("ok Logout")
+
+# Failed logins are rate-limited per address: after 5 failures in a minute even the right
+# password is refused, with when to try again (last: it locks 127.0.0.1 out).
+for _ in range(5):
+    code_of(STUB.Login, vim_pb2.LoginRequest(user="root", password="wrong-password"))
+expect(code_of(STUB.Login, vim_pb2.LoginRequest(user="root", password=ROOTPW)),
+       grpc.StatusCode.UNAUTHENTICATED, "too many failed logins")
+print("ok failed logins rate-limited")
 CH.close()
 print("ok all")

@@ -1,0 +1,63 @@
+/*
+ * The keel.vim.Vim handlers' shared state (hostd's server data) and their entry points
+ * (docs/hostd.md, "Methods").
+ *
+ * Sessions: Login checks the password on a worker thread (a yescrypt hash takes tens of
+ * milliseconds; the loop keeps serving) and opens a session whose token the client sends
+ * as "x-keel-session" on every other call; hd_vim_authorize() finds the session and
+ * checks the caller's privilege on an entity. The user database lives in DIR/auth.db
+ * (hostagent/auth.h); at first start it is made with the root user, whose password comes
+ * from --root-password-file, else is generated into DIR/root-password (0600).
+ *
+ * Backends: vmkernel (DIR/vmkernel.sock) and clusterd (DIR/clusterd.sock), called with
+ * blocking framed requests on libuv's worker threads.
+ *
+ * Threads: handlers and everything touching the database and sessions run on the loop.
+ */
+#ifndef HD_VIM_H
+#define HD_VIM_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "hostagent/auth.h"
+#include "hostagent/grpc.h"
+#include "lib/err.h"
+#include "lib/log.h"
+
+#define HD_SESSION_HEADER "x-keel-session"
+
+struct hd_vim {
+	uv_loop_t *loop;
+	struct kb_logger *log;
+	char state_dir[PATH_MAX];
+	char auth_path[PATH_MAX + 16];
+	char vmk_sock[PATH_MAX + 32];
+	char cd_sock[PATH_MAX + 32];
+	uint64_t host_id; /* DIR/clusterd.id */
+	struct hostd_auth_db *db;
+	struct hostd_auth_sessions *sessions;
+	struct hostd_auth_ratelimit *rl;
+	uv_timer_t expire_timer;
+	char dummy_hash[HOSTD_AUTH_HASH_MAX]; /* a hash of a random password (Login) */
+};
+
+/* Loads or makes DIR/auth.db, the sessions and the rate limiter. root_password_file may
+ * be NULL. 0 or an error with e set. */
+int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const char *state_dir,
+		const char *root_password_file, struct kb_errmsg *e);
+void hd_vim_close(struct hd_vim *v);
+
+/* The user of call's session when it may use privilege on the entity path (ids from
+ * "root" down); NULL after answering the call UNAUTHENTICATED or PERMISSION_DENIED. */
+const char *hd_vim_authorize(struct hd_call *call, const char *const *path, size_t n,
+			     const char *privilege);
+
+/* Handlers (vim_session.c, vim_inventory.c). */
+void hd_vim_login(struct hd_call *call, const ProtobufCMessage *req);
+void hd_vim_logout(struct hd_call *call, const ProtobufCMessage *req);
+void hd_vim_current_session(struct hd_call *call, const ProtobufCMessage *req);
+void hd_vim_retrieve_inventory(struct hd_call *call, const ProtobufCMessage *req);
+
+#endif
