@@ -126,6 +126,8 @@ struct kc_lab_daemon {
 	/* Builds its argv for host K into argv (up to 16 entries, NULL-ended), using buf. */
 	void (*argv)(const struct kc_lab *lab, int host, char **argv, char *buf, size_t size);
 };
+/* DIR/root-password: the password of user root on every lab host's hostd (0600). */
+void kc_lab_root_password_file(const struct kc_lab *lab, char *out, size_t size);
 extern const struct kc_lab_daemon kc_lab_daemons[];
 extern const int kc_lab_ndaemons;
 

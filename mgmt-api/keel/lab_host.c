@@ -63,10 +63,35 @@ static void clusterd_argv(const struct kc_lab *lab, int host, char **argv, char 
 	argv[5] = NULL;
 }
 
-/* hostd joins this list when it exists. */
+/* hostd, beside vmkernel's binary, with the lab's root password for a new user database.
+ * buf holds the state directory, the binary's path and the password file's path. */
+static void hostd_argv(const struct kc_lab *lab, int host, char **argv, char *buf, size_t size)
+{
+	size_t n;
+	char *p;
+
+	kc_lab_host_dir(lab, host, buf, size / 3);
+	n = strlen(buf) + 1;
+	p = buf + n;
+	snprintf(p, size - n, "%s", lab->vmkernel);
+	if (strrchr(p, '/'))
+		snprintf(strrchr(p, '/') + 1, size - n - (size_t)(strrchr(p, '/') + 1 - p), "hostd");
+	else
+		snprintf(p, size - n, "hostd");
+	n += strlen(p) + 1;
+	kc_lab_root_password_file(lab, buf + n, size - n);
+	argv[0] = p;
+	argv[1] = "--state-dir";
+	argv[2] = buf;
+	argv[3] = "--root-password-file";
+	argv[4] = buf + n;
+	argv[5] = NULL;
+}
+
 const struct kc_lab_daemon kc_lab_daemons[] = {
     {"vmkernel", vmkernel_argv},
     {"clusterd", clusterd_argv},
+    {"hostd", hostd_argv},
 };
 const int kc_lab_ndaemons = sizeof(kc_lab_daemons) / sizeof(kc_lab_daemons[0]);
 

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/file.h"
 #include "mgmt-api/keel/lab.h"
 
 enum { O_DIR = 1, O_SIZE };
@@ -114,6 +115,33 @@ static int new_identity(struct kc_lab *lab, struct kb_errmsg *err)
 	return -EEXIST;
 }
 
+void kc_lab_root_password_file(const struct kc_lab *lab, char *out, size_t size)
+{
+	snprintf(out, size, "%s/root-password", lab->dir);
+}
+
+/* DIR/root-password, made once: a random password for user root on every host's hostd. */
+static int root_password_make(const struct kc_lab *lab, struct kb_errmsg *err)
+{
+	static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	char path[PATH_MAX], pw[24];
+	uint8_t r[16];
+	int rc;
+
+	kc_lab_root_password_file(lab, path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+		kb_errmsg_setf(err, "getrandom: %s", strerror(errno));
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		pw[i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
+	pw[sizeof(r)] = '\n';
+	rc = kb_file_write_atomic(path, pw, sizeof(r) + 1, 0600, err);
+	return rc == KB_ENOTSYNCED ? 0 : rc;
+}
+
 static int vmkernel_path(struct kc_lab *lab, struct kb_errmsg *err)
 {
 	char self[PATH_MAX];
@@ -167,6 +195,12 @@ static void print_up(struct kc_ctx *ctx, const struct kc_lab *lab, bool vmknics)
 		kc_json_str(&j, "id", lab->id);
 		kc_json_str(&j, "prefix", lab->prefix);
 		kc_json_bool(&j, "vmknics", vmknics);
+		{
+			char pwf[PATH_MAX];
+
+			kc_lab_root_password_file(lab, pwf, sizeof(pwf));
+			kc_json_str(&j, "root_password_file", pwf);
+		}
 		kc_json_arr_begin(&j, "hosts");
 		for (int k = 1; k <= lab->nhosts; k++) {
 			char buf[PATH_MAX];
@@ -196,6 +230,9 @@ static void print_up(struct kc_ctx *ctx, const struct kc_lab *lab, bool vmknics)
 	}
 	if (!vmknics)
 		printf("(This vmkernel has no VMkernel adapters: vmk0-vmk2 were not made.)\n");
+	printf("API: hostd on every host at https://<vmk0>:8443 (gRPC), user root, password in "
+	       "%s/root-password.\n",
+	       lab->dir);
 }
 
 static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
@@ -251,6 +288,7 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 		goto fail;
 	}
 	rc = kc_lab_save(&lab, &err);
+	rc = rc ?: root_password_make(&lab, &err);
 	rc = rc ?: shared_make(&lab, &err);
 	rc = rc ?: kc_lab_bridges_make(&lab, &err);
 	for (int k = 1; k <= lab.nhosts && rc == 0; k++)

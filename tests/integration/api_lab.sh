@@ -1,0 +1,78 @@
+# The Vim API on a 2-host lab cluster, called by a third-party gRPC client (Debian's grpcio,
+# stubs from proto/vim.proto alone) from inside host1's namespace: hostd on each host, its
+# certificate from the cluster CA once restarted after the join, Login (a wrong password
+# refused), and RetrieveInventory answering for the whole cluster from either host — the
+# hosts, the cluster, a VM on host2 with its owner, epoch and power state (known in full on
+# its host, its desired power elsewhere), the shared datastore and the networks.
+source "$(dirname "$0")/common.bash"
+KEEL_TOP=${KEEL_TOP:-$PWD}
+command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: the lab needs root"; exit 77; }
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "SKIP: no python3-grpcio"; exit 77; }
+[ -w /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+
+LAB=$T/lab
+lab() { "$KEEL_BIN" lab "$@"; }
+kv() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 30 "$@"; }
+lab_cleanup() {
+	set +e
+	for h in 1 2; do [ -f "$LAB/hosts/host$h/hostd.out" ] && { echo "--- hostd host$h"; tail -15 "$LAB/hosts/host$h/hostd.out"; }; done
+	"$KEEL_BIN" lab down --dir "$LAB" >/dev/null 2>&1
+	cleanup
+}
+trap lab_cleanup EXIT
+py() { python3 -c "import json,sys; d=json.loads(sys.argv[2]); print($1)" "$2" "$2"; }
+
+mkdir -p "$T/stubs"
+protoc -Iproto --python_out="$T/stubs" --grpc_python_out="$T/stubs" \
+	--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin proto/vim.proto
+
+out=$(lab up 2 --dir "$LAB" --json) || fail "lab up: $out"
+prefix=$(py 'd["prefix"]' "$out")
+pwfile=$(py 'd["root_password_file"]' "$out")
+[ "$(stat -c %a "$pwfile")" = 600 ] || fail "root-password mode"
+for _ in $(seq 100); do
+	[ "$(py 'd["node_state"]' "$(kv 1 cluster status --json 2>/dev/null || echo '{"node_state":""}')")" = "not bootstrapped" ] && break
+	sleep 0.1
+done
+kv 1 cluster create api >/dev/null || fail "create"
+tok=$(kv 1 cluster join-token) || fail "join-token"
+kv 2 cluster join 198.18.0.1 --token "$tok" >/dev/null || fail "join"
+kv 2 vm create api1 --memory 64 --datastore shared1 --cmdline "counter_ms=500" >/dev/null || fail "vm create"
+kv 2 vm power-on api1 >/dev/null || fail "vm power-on"
+host2=$(py '[h["id"] for h in d["hosts"] if h["name"] == "host2"][0]' "$(kv 1 cluster status --json)")
+
+# hostd picks the cluster's certificate up when it starts: restart both (the supervisor does).
+for h in 1 2; do
+	pid=$(py "[x['pid'] for x in d['hosts'][$((h - 1))]['daemons'] if x['name'] == 'hostd'][0]" "$(lab status --dir "$LAB" --json)")
+	[ "$pid" -gt 0 ] || fail "no hostd on host$h"
+	kill "$pid"
+	for _ in $(seq 100); do
+		new=$(py "[x['pid'] for x in d['hosts'][$((h - 1))]['daemons'] if x['name'] == 'hostd'][0]" "$(lab status --dir "$LAB" --json)")
+		[ "$new" -gt 0 ] && [ "$new" != "$pid" ] && break
+		sleep 0.1
+	done
+	[ "$new" != "$pid" ] || fail "hostd on host$h not restarted"
+done
+sleep 0.5
+
+client() { # HOST NAME EXPECT
+	nsenter --net="/run/netns/$prefix-lab-host1" timeout 60 /usr/bin/python3 \
+		"$KEEL_TOP/tests/integration/api_lab_client.py" "$T/stubs" "$LAB/hosts/host1/ca.crt" \
+		"$pwfile" "$1:8443" "$2" "$3"
+}
+ok=
+for _ in $(seq 20); do
+	client 198.18.0.2 host2 "{\"hosts\": [\"host1\", \"host2\"], \"cluster\": \"api\", \"vm\": \"api1\", \"vm_host\": \"host-$host2\", \"vm_power\": \"poweredOn\", \"vm_desired\": \"poweredOn\"}" >"$T/c2.out" 2>&1 && { ok=1; break; }
+	sleep 0.5
+done
+cat "$T/c2.out"
+[ -n "$ok" ] || fail "the API on host2"
+client 198.18.0.1 host1 "{\"hosts\": [\"host1\", \"host2\"], \"cluster\": \"api\", \"vm\": \"api1\", \"vm_host\": \"host-$host2\", \"vm_power\": \"\", \"vm_desired\": \"poweredOn\"}" ||
+	fail "the API on host1"
+grep -q "user root logged in" "$LAB/hosts/host2/hostd.out" || fail "login not logged"
+grep -q "login of root from .* failed: wrong password" "$LAB/hosts/host2/hostd.out" ||
+	fail "failed login not logged"
+kv 2 vm power-off api1 >/dev/null
+lab down --dir "$LAB" >/dev/null || fail "lab down"
+echo PASS
