@@ -44,9 +44,9 @@
 #include "lib/heap.h"
 #include "lib/time.h"
 
-#define REQ_MAX		 (64u << 10)
-#define REQS_PER_CONN	 8
-#define HOST_CERT_DAYS	 3650
+#define REQ_MAX		  (64u << 10)
+#define REQS_PER_CONN	  8
+#define HOST_CERT_DAYS	  3650
 #define TOKEN_TTL_DEFAULT 3600
 
 struct cd_job {
@@ -136,8 +136,8 @@ static void job_error(struct cd_job *j, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	kb_log(j->d->log, KB_LOG_WARN, "join port: refused %s from %s: %s", step_name(j), j->peer_ip,
-	       msg);
+	kb_log(j->d->log, KB_LOG_WARN, "join port: refused %s from %s: %s", step_name(j),
+	       j->peer_ip, msg);
 	rp.code = code;
 	rp.error = msg;
 	job_finish(j, &rp);
@@ -229,32 +229,29 @@ static void members_reply(struct cd_job *j, Keel__Cluster__JoinReply *rp)
 	kb_free(hp);
 }
 
-/* A submitted command's outcome as a code and a message (0 when applied). */
-static int refusal(int status, int code, const char *reason, char *msg, size_t size)
+/* Ends j with the refusal when its command was not applied; false when it was. */
+static bool job_refused(struct cd_job *j, int status, int code, const char *reason)
 {
 	if (status) {
-		snprintf(msg, size, "the proposal failed: %s", raft_strerror(status));
-		return KB_ESTATE;
+		job_error(j, KB_ESTATE, "the proposal failed: %s", raft_strerror(status));
+		return true;
 	}
-	if (code)
-		snprintf(msg, size, "%s", reason ? reason : "refused");
-	return code;
+	if (code) {
+		job_error(j, code, "%s", reason ? reason : "refused");
+		return true;
+	}
+	return false;
 }
 
 static void on_join_applied(struct cd_daemon *d, void *arg, int status, int rcode,
-                             const char *reason)
+			    const char *reason)
 {
 	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
-	char msg[CD_REASON_MAX + 64];
-	int code = refusal(status, rcode, reason, msg, sizeof(msg));
 
 	(void)d;
-
-	if (code) {
-		job_error(j, code, "%s", msg);
+	if (job_refused(j, status, rcode, reason))
 		return;
-	}
 	kb_log(j->d->log, KB_LOG_INFO, "host %s (%" PRIu64 ") joined from %s", j->rq->host->name,
 	       j->rq->host->id, j->peer_ip);
 	members_reply(j, &rp);
@@ -346,19 +343,14 @@ static void do_join(struct cd_job *j)
 /* ---- TOKEN ------------------------------------------------------------------------------ */
 
 static void on_token_applied(struct cd_daemon *d, void *arg, int status, int rcode,
-                              const char *reason)
+			     const char *reason)
 {
 	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
-	char msg[CD_REASON_MAX + 64];
-	int code = refusal(status, rcode, reason, msg, sizeof(msg));
 
 	(void)d;
-
-	if (code) {
-		job_error(j, code, "%s", msg);
+	if (job_refused(j, status, rcode, reason))
 		return;
-	}
 	kb_log(j->d->log, KB_LOG_INFO, "join token issued for host %" PRIu64 ", expires %" PRIu64,
 	       j->peer_id, j->token_expires_s);
 	rp.token = j->token;
@@ -405,21 +397,17 @@ static void do_token(struct cd_job *j)
 /* ---- LEAVE and REMOVE_HOST ---------------------------------------------------------------- */
 
 static void on_remove_applied(struct cd_daemon *d, void *arg, int status, int rcode,
-                               const char *reason)
+			      const char *reason)
 {
 	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
-	char msg[CD_REASON_MAX + 64];
-	int code = refusal(status, rcode, reason, msg, sizeof(msg));
 
 	(void)d;
-
-	if (code) {
-		job_error(j, code, "%s", msg);
+	if (job_refused(j, status, rcode, reason))
 		return;
-	}
-	kb_log(j->d->log, KB_LOG_INFO, "host %" PRIu64 " removed from the cluster (asked by %" PRIu64
-	       ")", j->target, j->peer_id);
+	kb_log(j->d->log, KB_LOG_INFO,
+	       "host %" PRIu64 " removed from the cluster (asked by %" PRIu64 ")", j->target,
+	       j->peer_id);
 	job_finish(j, &rp);
 }
 
@@ -524,19 +512,14 @@ static void do_vm(struct cd_job *j)
 /* ---- CONFIG -------------------------------------------------------------------------------- */
 
 static void on_config_applied(struct cd_daemon *d, void *arg, int status, int rcode,
-                               const char *reason)
+			      const char *reason)
 {
 	struct cd_job *j = arg;
 	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
-	char msg[CD_REASON_MAX + 64];
-	int code = refusal(status, rcode, reason, msg, sizeof(msg));
 
 	(void)d;
-
-	if (code) {
-		job_error(j, code, "%s", msg);
+	if (job_refused(j, status, rcode, reason))
 		return;
-	}
 	kb_log(j->d->log, KB_LOG_INFO, "cluster settings changed by host %" PRIu64, j->peer_id);
 	job_finish(j, &rp);
 }
@@ -562,9 +545,9 @@ static void do_config(struct cd_job *j)
 	cfg.format_version = s->config.format_version;
 	cfg.failure_timeout_ms =
 	    cs->failure_timeout_ms ? cs->failure_timeout_ms : s->config.failure_timeout_ms;
-	cfg.isolation_response = cs->isolation_response
-					 ? cs->isolation_response
-					 : (Keel__Cluster__IsolationResponse)s->config.isolation_response;
+	cfg.isolation_response =
+	    cs->isolation_response ? cs->isolation_response
+				   : (Keel__Cluster__IsolationResponse)s->config.isolation_response;
 	sc.config = &cfg;
 	sc.at_ms = cd_now_ms();
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;

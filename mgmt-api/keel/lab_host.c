@@ -36,6 +36,17 @@ static void vmkernel_argv(const struct kc_lab *lab, int host, char **argv, char 
 	argv[3] = NULL;
 }
 
+/* The path of daemon name in vmkernel's directory into out. */
+static void sibling(const struct kc_lab *lab, const char *name, char *out, size_t size)
+{
+	const char *slash = strrchr(lab->vmkernel, '/');
+
+	if (slash)
+		snprintf(out, size, "%.*s/%s", (int)(slash - lab->vmkernel), lab->vmkernel, name);
+	else
+		snprintf(out, size, "%s", name);
+}
+
 /* clusterd, beside vmkernel's binary; it waits by itself until vmkernel has made vmk0.
  * buf holds the state directory, the binary's path and the host's name, one after the
  * other. */
@@ -47,12 +58,7 @@ static void clusterd_argv(const struct kc_lab *lab, int host, char **argv, char 
 	kc_lab_host_dir(lab, host, buf, size / 2);
 	n = strlen(buf) + 1;
 	p = buf + n;
-	snprintf(p, size - n, "%s", lab->vmkernel);
-	if (strrchr(p, '/'))
-		snprintf(strrchr(p, '/') + 1, size - n - (size_t)(strrchr(p, '/') + 1 - p),
-			 "clusterd");
-	else
-		snprintf(p, size - n, "clusterd");
+	sibling(lab, "clusterd", p, size - n);
 	n += strlen(p) + 1;
 	snprintf(buf + n, size - n, "host%d", host);
 	argv[0] = p;
@@ -73,11 +79,7 @@ static void hostd_argv(const struct kc_lab *lab, int host, char **argv, char *bu
 	kc_lab_host_dir(lab, host, buf, size / 3);
 	n = strlen(buf) + 1;
 	p = buf + n;
-	snprintf(p, size - n, "%s", lab->vmkernel);
-	if (strrchr(p, '/'))
-		snprintf(strrchr(p, '/') + 1, size - n - (size_t)(strrchr(p, '/') + 1 - p), "hostd");
-	else
-		snprintf(p, size - n, "hostd");
+	sibling(lab, "hostd", p, size - n);
 	n += strlen(p) + 1;
 	kc_lab_root_password_file(lab, buf + n, size - n);
 	argv[0] = p;
