@@ -1,5 +1,6 @@
 # Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
-# .vmx files, datastores.conf files, join tokens, heartbeat datagrams) for a bounded number
+# .vmx files, datastores.conf files, join tokens, heartbeat datagrams, hostd requests) for a
+# bounded number
 # of seeded mutations; any crash or sanitizer report fails.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
@@ -128,4 +129,16 @@ open(f"{t}/hb2", "wb").write(ack)
 open(f"{t}/hb3", "wb").write(beat + hmac.new(key, beat, hashlib.sha256).digest())
 PY
 run fuzz_hbwire "$T/hb1" "$T/hb2" "$T/hb3"
+# hostd requests: [method index][DATA piece size - 1] then gRPC-framed bodies: a Login
+# (method 0) in 8-byte pieces, two RetrieveInventory messages (method 3) in one piece
+python3 - "$T" <<'PY'
+import struct, sys
+t = sys.argv[1]
+def ld(num, b): return bytes([num << 3 | 2, len(b)]) + b
+def frame(m): return b"\0" + struct.pack(">I", len(m)) + m
+login = ld(1, b"root") + ld(2, b"secret-password")
+open(f"{t}/h1", "wb").write(bytes([0, 7]) + frame(login))
+open(f"{t}/h2", "wb").write(bytes([3, 255]) + frame(b"") + frame(b""))
+PY
+run fuzz_hostd_request "$T/h1" "$T/h2"
 echo "ok: $ITER mutations per target, seed $SEED"
