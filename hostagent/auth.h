@@ -175,6 +175,11 @@ int hostd_auth_user_add(struct hostd_auth_db *db, const struct hostd_auth_user_s
  * -ENOMEM, -EIO. Open sessions are not touched: see hostd_auth_session_drop_user. */
 int hostd_auth_user_set_password(struct hostd_auth_db *db, const char *name, const char *password,
 				 struct kb_errmsg *err);
+/* Replaces the password with an already made hash (from hostd_auth_password_hash, e.g. on
+ * a worker thread), without blocking. 0, KB_ENOTFOUND, -EINVAL (not a hash this library
+ * accepts). Open sessions are not touched. */
+int hostd_auth_user_set_hash(struct hostd_auth_db *db, const char *name, const char *hash,
+			     struct kb_errmsg *err);
 /* Replaces the description when it is not NULL, and the groups (ngroups of them,
  * borrowed; none when ngroups is 0) when set_groups is true. On error nothing changes.
  * 0, KB_ENOTFOUND, -EINVAL, -ENOMEM. */

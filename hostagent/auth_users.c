@@ -11,6 +11,7 @@
  */
 #include <crypt.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -261,6 +262,24 @@ int hostd_auth_user_set_password(struct hostd_auth_db *db, const char *name, con
 		return rv;
 	}
 	strcpy(db->users[i].hash, hash);
+	db->generation++;
+	return 0;
+}
+
+int hostd_auth_user_set_hash(struct hostd_auth_db *db, const char *name, const char *hash,
+			     struct kb_errmsg *err)
+{
+	int i = user_find(db, name);
+
+	if (i < 0) {
+		kb_errmsg_setf(err, "user %.32s: no such user", name);
+		return KB_ENOTFOUND;
+	}
+	if (!hash || !hostd__hash_valid(hash)) {
+		kb_errmsg_setf(err, "user %s: not a valid password hash", name);
+		return -EINVAL;
+	}
+	snprintf(db->users[i].hash, sizeof(db->users[i].hash), "%s", hash);
 	db->generation++;
 	return 0;
 }

@@ -1,7 +1,6 @@
 # Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
 # .vmx files, datastores.conf files, join tokens, heartbeat datagrams, hostd requests) for a
-# bounded number
-# of seeded mutations; any crash or sanitizer report fails.
+# bounded number of seeded mutations; any crash or sanitizer report fails.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
 need_kvm

@@ -255,6 +255,20 @@ static void test_user_verify_and_password_change(void **state)
 	assert_int_equal(hostd_auth_user_verify(db, "alice", "password1", &why),
 			 HOSTD_AUTH_EDENIED);
 	assert_int_equal(hostd_auth_user_verify(db, "alice", "new-password", &why), 0);
+
+	/* A hash made elsewhere (hostd hashes on a worker) replaces the password at once. */
+	{
+		char hash[HOSTD_AUTH_HASH_MAX];
+
+		assert_int_equal(hostd_auth_password_hash("third-password", hash, &err), 0);
+		assert_int_equal(hostd_auth_user_set_hash(db, "bob", hash, &err), KB_ENOTFOUND);
+		assert_int_equal(hostd_auth_user_set_hash(db, "alice", "not-a-hash", &err), -EINVAL);
+		assert_int_equal(hostd_auth_user_verify(db, "alice", "new-password", &why), 0);
+		assert_int_equal(hostd_auth_user_set_hash(db, "alice", hash, &err), 0);
+		assert_int_equal(hostd_auth_user_verify(db, "alice", "third-password", &why), 0);
+		assert_int_equal(hostd_auth_user_verify(db, "alice", "new-password", &why),
+				 HOSTD_AUTH_EDENIED);
+	}
 	hostd_auth_db_destroy(db);
 }
 
