@@ -34,7 +34,8 @@ struct hd_server {
 	struct hd_server_config cfg;
 	struct kb_logger *log;
 	struct hd_tls_identity id;
-	SSL_CTX *ctx;
+	SSL_CTX *ctx;	       /* for new connections; open ones keep a reference to theirs */
+	uv_timer_t cert_timer; /* looks for a new certificate (joining a cluster) */
 	uv_tcp_t *listeners[HD_MAX_LISTENERS];
 	unsigned nlisteners;
 	unsigned handles_open; /* listeners not yet closed */

@@ -14,6 +14,8 @@
 #include "hostagent/internal.h"
 #include "lib/heap.h"
 
+#define CERT_CHECK_MS 5000 /* how often to look for a new certificate */
+
 void hd_server_config_defaults(struct hd_server_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -25,6 +27,31 @@ void hd_server_config_defaults(struct hd_server_config *cfg)
 	cfg->idle_timeout_ms = HD_IDLE_TIMEOUT_MS;
 	cfg->handshake_timeout_ms = HD_HANDSHAKE_TIMEOUT_MS;
 	cfg->reset_max = HD_RESET_MAX;
+}
+
+/* The host joined (or left) a cluster, or its certificate was renewed: new connections
+ * get the new identity; open ones keep theirs (each SSL holds its context). */
+static void on_cert_timer(uv_timer_t *t)
+{
+	struct hd_server *s = t->data;
+	struct hd_tls_identity id;
+	struct kb_errmsg e = {{0}};
+	SSL_CTX *ctx;
+
+	if (s->closing || hd_tls_identity_load(s->cfg.state_dir, &id, &e) < 0)
+		return;
+	if (id.clustered == s->id.clustered && strcmp(id.thumbprint, s->id.thumbprint) == 0)
+		return;
+	ctx = hd_tls_server_ctx(&id, NULL, &e);
+	if (!ctx) {
+		kb_log(s->log, KB_LOG_WARN, "new certificate %s not usable: %s", id.crt, e.msg);
+		return;
+	}
+	SSL_CTX_free(s->ctx);
+	s->ctx = ctx;
+	s->id = id;
+	kb_log(s->log, KB_LOG_INFO, "certificate now %s (%s), SHA-256 thumbprint %s", id.crt,
+	       id.clustered ? "cluster" : "self-signed", id.thumbprint);
 }
 
 int hd_server_create(uv_loop_t *loop, const struct hd_server_config *cfg, struct hd_server **out,
@@ -51,6 +78,10 @@ int hd_server_create(uv_loop_t *loop, const struct hd_server_config *cfg, struct
 	}
 	kb_log(s->log, KB_LOG_INFO, "certificate %s (%s), SHA-256 thumbprint %s", s->id.crt,
 	       s->id.clustered ? "cluster" : "self-signed", s->id.thumbprint);
+	uv_timer_init(loop, &s->cert_timer);
+	s->cert_timer.data = s;
+	s->handles_open++;
+	uv_timer_start(&s->cert_timer, on_cert_timer, CERT_CHECK_MS, CERT_CHECK_MS);
 	*out = s;
 	return 0;
 err_free:
@@ -162,6 +193,14 @@ static void maybe_closed(struct hd_server *s)
 	kb_free(s);
 }
 
+static void on_cert_timer_closed(uv_handle_t *h)
+{
+	struct hd_server *s = h->data;
+
+	s->handles_open--;
+	maybe_closed(s);
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
 	struct hd_server *s = h->data;
@@ -186,6 +225,7 @@ void hd_server_close(struct hd_server *s, hd_server_closed_cb cb, void *arg)
 	s->closing = true;
 	s->closed_cb = cb;
 	s->closed_arg = arg;
+	uv_close((uv_handle_t *)&s->cert_timer, on_cert_timer_closed);
 	for (unsigned i = 0; i < s->nlisteners; i++)
 		uv_close((uv_handle_t *)s->listeners[i], on_listener_closed);
 	s->nlisteners = 0;

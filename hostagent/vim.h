@@ -54,6 +54,13 @@ void hd_vim_close(struct hd_vim *v);
 const char *hd_vim_authorize(struct hd_call *call, const char *const *path, size_t n,
 			     const char *privilege);
 
+/* One framed request to the daemon at the Unix socket path and its framed reply (at most
+ * max bytes, waiting at most timeout_s for it; 0: no limit): the reply's bytes, which the
+ * caller kb_free()s, or NULL when unreachable or cut short. Blocks: worker threads only
+ * (backend.c). */
+uint8_t *hd_backend_call(const char *path, const ProtobufCMessage *rq, unsigned timeout_s,
+			 size_t max, size_t *len);
+
 /* Handlers (vim_session.c, vim_inventory.c). */
 void hd_vim_login(struct hd_call *call, const ProtobufCMessage *req);
 void hd_vim_logout(struct hd_call *call, const ProtobufCMessage *req);

@@ -35,30 +35,10 @@ struct inv {
 	char error[KB_ERRMSG_SIZE];
 };
 
-/* One framed request and reply on a fresh connection to path; NULL when unreachable. */
-static uint8_t *call_raw(const char *path, const ProtobufCMessage *rq, size_t *len)
-{
-	struct kb_buf in;
-	uint8_t *out = NULL;
-	int fd = kb_unix_connect(path);
-
-	if (fd < 0)
-		return NULL;
-	kb_buf_init(&in, 0);
-	if (kb_frame_send_pb(fd, rq) == 0 && kb_frame_recv(fd, &in, REPLY_MAX) == 0) {
-		out = in.data;
-		*len = in.len;
-		in.data = NULL;
-	}
-	kb_buf_close(&in);
-	close(fd);
-	return out;
-}
-
 static Keel__Vmk__VmkReply *vmk(struct inv *in, Keel__Vmk__VmkRequest *rq)
 {
 	size_t len = 0;
-	uint8_t *p = call_raw(in->v->vmk_sock, &rq->base, &len);
+	uint8_t *p = hd_backend_call(in->v->vmk_sock, &rq->base, 30, REPLY_MAX, &len);
 	Keel__Vmk__VmkReply *rp = p ? keel__vmk__vmk_reply__unpack(NULL, len, p) : NULL;
 
 	kb_free(p);
@@ -85,7 +65,7 @@ static void work(uv_work_t *w)
 
 	crq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_STATUS;
 	crq.status = &cst;
-	p = call_raw(in->v->cd_sock, &crq.base, &len);
+	p = hd_backend_call(in->v->cd_sock, &crq.base, 30, REPLY_MAX, &len);
 	if (p)
 		in->cluster = keel__cluster__cluster_reply__unpack(NULL, len, p);
 	kb_free(p);
@@ -105,8 +85,8 @@ static void work(uv_work_t *w)
 
 static const char *host_state(int s)
 {
-	static const char *const names[] = {"",	      "connected",   "unreachable", "partitioned",
-					    "failed", "isolated",    "maintenance", "left"};
+	static const char *const names[] = {"",	      "connected", "unreachable", "partitioned",
+					    "failed", "isolated",  "maintenance", "left"};
 
 	return s >= 0 && s < 8 ? names[s] : "";
 }
@@ -228,8 +208,7 @@ static void done(uv_work_t *w, int status)
 			ho[i].state = (char *)host_state(h->state);
 			ho[i].raft_role = (char *)raft_role(h->raft_role);
 			ho[i].vmk0 = h->vmk0;
-			ho[i].maintenance =
-			    h->state == KEEL__CLUSTER__HOST_STATE__HOST_MAINTENANCE;
+			ho[i].maintenance = h->state == KEEL__CLUSTER__HOST_STATE__HOST_MAINTENANCE;
 		} else {
 			ho[i].id = self;
 			ho[i].name = in->host && in->host->host ? in->host->host->hostname : "";

@@ -54,7 +54,8 @@ static int root_password(struct hd_vim *v, const char *file, char *out, size_t s
 		return rv;
 	}
 	{
-		static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+		static const char alphabet[] =
+		    "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 		uint8_t r[20];
 
 		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
@@ -112,7 +113,8 @@ int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const 
 		if (rv == KB_ENOTSYNCED)
 			rv = 0;
 		if (rv == 0)
-			kb_log(log, KB_LOG_INFO, "user database %s made with user root", v->auth_path);
+			kb_log(log, KB_LOG_INFO, "user database %s made with user root",
+			       v->auth_path);
 	}
 	if (rv)
 		return rv;
@@ -184,7 +186,8 @@ const char *hd_vim_authorize(struct hd_call *call, const char *const *path, size
 		return NULL;
 	}
 	if (hostd_auth_session_lookup(v->sessions, token, kb_now_ns(), &info) != 0) {
-		hd_call_error(call, HD_UNAUTHENTICATED, "the session has expired or does not exist");
+		hd_call_error(call, HD_UNAUTHENTICATED,
+			      "the session has expired or does not exist");
 		return NULL;
 	}
 	if (privilege && !hostd_auth_check(v->db, info.user, path, n, privilege)) {
