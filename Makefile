@@ -49,6 +49,7 @@ include kernel/vmm/vmm.mk
 include kernel/kernel.mk
 include clusterd/clusterd.mk
 include hostagent/hostd.mk
+include mgmt-api/libkeel/libkeel.mk
 include mgmt-api/mgmt.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk

@@ -20,6 +20,9 @@ static const struct kc_opt global_opts[] = {
     {"socket", "PATH", "vmkernel's socket (default: $KEEL_SOCKET or " KC_DEFAULT_SOCKET ")", 0,
      false},
     {"local", NULL, "talk to this host's vmkernel through its socket (the default)", 0, false},
+    {"server", "URL",
+     "hostd's API (https://HOST:8443) for commands that support it (default: $KEEL_SERVER)", 0,
+     false},
     {"timeout", "SECONDS", "how long to wait for a reply (default 300; 0: no limit)", 0, false},
     {"help", NULL, "show help for this command (also -h)", 0, false},
     {NULL, NULL, NULL, 0, false},
@@ -56,9 +59,12 @@ int kc_global_opt(struct kc_ctx *ctx, int argc, char **argv, int *i)
 		}
 		if (name[0] == 'j')
 			ctx->json = true;
+		else
+			ctx->local = true;
 		return 1;
 	}
-	if (!name_is(name, nlen, "socket") && !name_is(name, nlen, "timeout"))
+	if (!name_is(name, nlen, "socket") && !name_is(name, nlen, "timeout") &&
+	    !name_is(name, nlen, "server"))
 		return 0;
 	if (!val) {
 		if (*i + 1 >= argc) {
@@ -67,6 +73,16 @@ int kc_global_opt(struct kc_ctx *ctx, int argc, char **argv, int *i)
 			return -1;
 		}
 		val = argv[++*i];
+	}
+	if (name_is(name, nlen, "server")) {
+		if (strncmp(val, "https://", 8) != 0 || val[8] == '\0') {
+			kc_fail(ctx, KC_EXIT_USAGE, -EINVAL,
+				"bad --server '%s': want https://HOST:PORT", val);
+			return -1;
+		}
+		ctx->server = val;
+		ctx->server_env = false;
+		return 1;
 	}
 	if (name[0] == 's') {
 		if (val[0] == '\0') {
@@ -227,8 +243,9 @@ void kc_help(const struct kc_cmd *cmd, const char *path, FILE *f)
 		if (root)
 			print_opts(f, "Global options (accepted by every command)", global_opts);
 		else
-			fprintf(f, "\nGlobal options: --json, --socket PATH, --local, --timeout "
-				   "SECONDS (see 'keel --help').\n");
+			fprintf(f,
+				"\nGlobal options: --json, --socket PATH, --local, --server URL, "
+				"--timeout SECONDS (see 'keel --help').\n");
 		fprintf(f, "\nRun '%s %s --help' for more.\n", path, root ? "NOUN" : "COMMAND");
 		return;
 	}

@@ -69,6 +69,9 @@ struct kc_ctx {
 	const char *socket;	 /* --socket, else $KEEL_SOCKET, else KC_DEFAULT_SOCKET */
 	uint64_t timeout_ms;	 /* --timeout */
 	struct kc_transport *tr; /* made on the first request */
+	const char *server;	 /* --server URL, else $KEEL_SERVER, else NULL (api.c) */
+	bool server_env;	 /* server came from $KEEL_SERVER */
+	bool local;		 /* --local: the socket even when a server is known */
 };
 
 /*
@@ -104,6 +107,7 @@ struct kc_cmd {
 	const struct kc_opt *opts;	  /* ended by an entry with name NULL; may be NULL */
 	const struct kc_cmd *const *subs; /* a noun's commands, NULL-terminated; or NULL */
 	int (*run)(struct kc_ctx *ctx, const struct kc_call *call);
+	bool api; /* works through hostd's API: accepts --server (api.c) */
 };
 
 #define KC_MAX_POS  8
@@ -234,6 +238,51 @@ enum {
  * field of the VmkReply under its proto name that is set or named in always}. */
 void kc_reply_json(const Keel__Vmk__VmkReply *rp, unsigned always);
 
+/* Writes every field of m (defaults included, absent messages as null) into the open JSON
+ * object, under its proto name; a field named skip (or NULL) is left out. */
+void kc_message_json_fields(struct kc_json *j, const ProtobufCMessage *m, const char *skip);
+
+/* ---- hostd's API (api.c, session_cache.c) ------------------------------------------------
+ * Commands marked .api reach hostd through libkeel with the session `keel login` cached in
+ * $KEEL_CONFIG_DIR (else ~/.keel)/sessions/<host_port>. */
+
+struct kl_client;
+struct kl_status;
+
+#define KC_URL_MAX   300
+#define KC_TOKEN_MAX 257
+#define KC_TP_MAX    100
+
+/* A cached session (one file per server; format in session_cache.c). */
+struct kc_session {
+	char url[KC_URL_MAX];
+	char user[128];
+	char token[KC_TOKEN_MAX];
+	char ca_file[4096];	    /* absolute, or "" */
+	char thumbprint[KC_TP_MAX]; /* or "" */
+};
+
+/* The cache file of server url into out. 0, or -ENAMETOOLONG / -ENOENT (no home). */
+int kc_session_path(const char *url, char *out, size_t size);
+/* 0 and *s; -ENOENT (not logged in), -EBADMSG (a damaged file), -errno. */
+int kc_session_load(const char *url, struct kc_session *s);
+/* Writes s atomically (directories 0700, file 0600). 0 or -errno. */
+int kc_session_save(const struct kc_session *s);
+/* Removes the file of url. 0, -ENOENT or -errno. */
+int kc_session_remove(const char *url);
+
+/* The server URL of an .api command: ctx->server without a trailing '/'. NULL (after a
+ * usage error was reported) if there is none. */
+const char *kc_api_server(struct kc_ctx *ctx, const struct kc_call *call, char *out, size_t size);
+/* Opens a client to ctx->server with its cached session (trust settings and token).
+ * KC_EXIT_OK and *out (caller frees with kl_client_destroy), or reports why not. */
+int kc_api_open(struct kc_ctx *ctx, const struct kc_call *call, struct kl_client **out);
+/* Reports a failed API call (what: "login to URL failed", or NULL) and returns its exit
+ * code: transport and TLS → KC_EXIT_UNREACHABLE, malformed → KC_EXIT_PROTO, a status from
+ * hostd → KC_EXIT_FAILED (UNAUTHENTICATED with a session: "log in again"). */
+int kc_api_fail(struct kc_ctx *ctx, const char *url, bool with_session, const char *what,
+		const struct kl_status *st);
+
 /* ---- commands (one file per noun) ------------------------------------------------------- */
 
 extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_cmd;
@@ -241,6 +290,8 @@ extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_
 extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
 extern const struct kc_cmd kc_cluster_cmd; /* cluster.c: talks to clusterd, not vmkernel */
 extern const struct kc_cmd kc_lab_cmd;	   /* lab_fault.c: runs locally, not through vmkernel */
+/* login.c, inventory.c: through hostd's API only. */
+extern const struct kc_cmd kc_login_cmd, kc_logout_cmd, kc_inventory_cmd, kc_session_cmd;
 /* Leaves of `keel vm` defined outside vm.c (vm_create.c, vm_ops.c, console.c). */
 extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_console_cmd;
 extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,

@@ -4,8 +4,10 @@
  * Commands are noun-verb (`keel vm create web01`, `keel network portgroup list`); every
  * level answers --help, every command takes --json. For now keel talks to the vmkernel
  * of this host over its control socket (--local, the default; the socket is --socket,
- * else $KEEL_SOCKET, else /var/lib/keel/vmkernel.sock). A remote transport through the
- * host agent slots in behind struct kc_transport.
+ * else $KEEL_SOCKET, else /var/lib/keel/vmkernel.sock). Commands marked .api (inventory,
+ * session, login, logout) talk to hostd's API instead (--server URL or $KEEL_SERVER, with
+ * the session `keel login` cached: api.c); an explicit --server on another command is a
+ * usage error.
  *
  * main() reads global options wherever they appear, walks the command tree by name,
  * prints help for a noun (on --help, `keel help ...`, or when its verb is missing — the
@@ -19,8 +21,17 @@
 #include "mgmt-api/keel/keel.h"
 
 static const struct kc_cmd *const root_subs[] = {
-    &kc_vm_cmd,	     &kc_datastore_cmd, &kc_host_cmd, &kc_network_cmd,
-    &kc_cluster_cmd, &kc_lab_cmd,	NULL,
+    &kc_vm_cmd,
+    &kc_datastore_cmd,
+    &kc_host_cmd,
+    &kc_network_cmd,
+    &kc_cluster_cmd,
+    &kc_inventory_cmd,
+    &kc_session_cmd,
+    &kc_login_cmd,
+    &kc_logout_cmd,
+    &kc_lab_cmd,
+    NULL,
 };
 
 static const struct kc_cmd root_cmd = {
@@ -30,16 +41,26 @@ static const struct kc_cmd root_cmd = {
 	      "  keel vm create web01 --memory 512 --vcpus 2 --nic \"VM Network\"\n"
 	      "  keel vm power-on web01\n"
 	      "  keel vm list --json\n"
+	      "  keel login --server https://198.18.0.1:8443 --user root\n"
+	      "  keel --server https://198.18.0.1:8443 inventory\n"
 	      "\n"
 	      "Exit codes:\n"
 	      "  0  the operation succeeded\n"
-	      "  1  the operation failed (vmkernel answered with an error, printed on stderr)\n"
+	      "  1  the operation failed (vmkernel or hostd answered with an error, printed on\n"
+	      "     stderr; also: not logged in, or the session expired)\n"
 	      "  2  usage error (unknown command or option, bad or missing argument)\n"
-	      "  3  cannot reach vmkernel (socket missing or refused, or no reply in time)\n"
-	      "  4  protocol error (vmkernel's answer could not be understood)\n"
+	      "  3  cannot reach vmkernel or hostd (socket missing or refused, no reply in\n"
+	      "     time, or hostd's certificate not trusted)\n"
+	      "  4  protocol error (the answer could not be understood)\n"
+	      "\n"
+	      "Through hostd's API (--server URL): keel login, then inventory and session;\n"
+	      "see 'keel login --help'.\n"
 	      "\n"
 	      "Environment:\n"
 	      "  KEEL_SOCKET  vmkernel's control socket when --socket is not given\n"
+	      "  KEEL_SERVER  hostd's URL when --server is not given\n"
+	      "  KEEL_CONFIG_DIR  where sessions are cached (default ~/.keel)\n"
+	      "  KEEL_PASSWORD  the password for keel login when --password-file is not given\n"
 	      "  KEEL_CLUSTER_SOCKET  clusterd's control socket (see 'keel cluster --help')\n",
     .subs = root_subs,
 };
@@ -131,15 +152,22 @@ static int run(struct kc_ctx *ctx, int argc, char **argv)
 		kc_help(cmd, path, stdout);
 		return KC_EXIT_OK;
 	}
+	/* An explicit --server is refused where it would be ignored; $KEEL_SERVER only
+	 * applies to the commands that can use it. */
+	if (ctx->server && !ctx->server_env && !ctx->local && !cmd->api)
+		return kc_usage(ctx, &call, "'%s' does not work through hostd's API (--server) yet",
+				path);
 	return cmd->run(ctx, &call);
 }
 
 int main(int argc, char **argv)
 {
-	const char *env = getenv("KEEL_SOCKET");
+	const char *env = getenv("KEEL_SOCKET"), *server = getenv("KEEL_SERVER");
 	struct kc_ctx ctx = {
 	    .socket = env && env[0] ? env : KC_DEFAULT_SOCKET,
 	    .timeout_ms = KC_DEFAULT_TIMEOUT * 1000ull,
+	    .server = server && server[0] ? server : NULL,
+	    .server_env = server && server[0],
 	};
 	int rc;
 

@@ -204,3 +204,13 @@ void kc_reply_json(const Keel__Vmk__VmkReply *rp, unsigned always)
 	kc_json_obj_end(&j);
 	kc_json_finish(&j);
 }
+
+void kc_message_json_fields(struct kc_json *j, const ProtobufCMessage *m, const char *skip)
+{
+	for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+
+		if (!skip || strcmp(f->name, skip) != 0)
+			put_field(j, m, f);
+	}
+}

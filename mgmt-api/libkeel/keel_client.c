@@ -1,0 +1,571 @@
+/*
+ * libkeel's client: unary keel.vim.Vim calls over one libcurl easy handle.
+ *
+ * A call packs the request behind a gRPC prefix, POSTs it over HTTP/2 (ALPN h2, required)
+ * with content-type application/grpc, te: trailers and the session token, collects the
+ * body (refusing a message announced larger than 64 MiB as soon as its prefix arrives),
+ * reads grpc-status and grpc-message from the header callback — libcurl hands trailers to
+ * the same callback as headers — and unpacks the one message. Parsing is grpc_parse.c.
+ *
+ * Thumbprint pinning (the OpenSSL backend only): CURLOPT_SSL_VERIFYPEER and _VERIFYHOST
+ * are off, so libcurl neither verifies nor checks the verification result; our
+ * CURLOPT_SSL_CTX_FUNCTION then sets SSL_VERIFY_PEER on the SSL_CTX with a certificate
+ * verify callback (SSL_CTX_set_cert_verify_callback) that replaces OpenSSL's chain check
+ * by a comparison of the leaf certificate's SHA-256 with the pin. A mismatch fails the
+ * handshake before any request byte is sent; the digest seen is kept for the message.
+ * (CURLINFO_CERTINFO was not used: it is only available after the request went out.)
+ *
+ * Failure modes: no connection or a failed handshake → UNAVAILABLE with curl's message
+ * (DEADLINE_EXCEEDED on a timeout); an untrusted certificate → UNAVAILABLE, source
+ * KL_SRC_TLS, naming the thumbprints or the CA file; anything that is not a well-formed
+ * gRPC response → INTERNAL, source KL_SRC_PROTOCOL.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "lib/heap.h"
+#include "mgmt-api/libkeel/grpc_parse.h"
+#include "mgmt-api/libkeel/keel_client.h"
+
+#define TOKEN_MAX	   256
+#define METHOD_MAX	   64
+#define CONNECT_TIMEOUT_MS 10000
+#define SERVICE_PATH	   "/keel.vim.Vim/"
+
+struct kl_client {
+	CURL *curl;
+	char *url; /* "https://host:port", no trailing '/' */
+	char *ca_file;
+	bool pinned;
+	uint8_t pin[KL__SHA256_LEN];
+	char pin_str[KL__THUMBPRINT_STR];
+	char seen[KL__THUMBPRINT_STR]; /* last leaf digest seen while pinned */
+	bool mismatch;		       /* the last handshake failed the pin */
+	char *token;
+	char curl_err[CURL_ERROR_SIZE];
+	/* the call in progress */
+	struct kl__grpc_resp resp;
+	uint8_t *body;
+	size_t body_len, body_cap;
+	bool too_big, nomem;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static const char *const code_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+const char *kl_code_name(int code)
+{
+	if (code < 0 || code >= (int)(sizeof(code_names) / sizeof(code_names[0])))
+		return "?";
+	return code_names[code];
+}
+
+static int set_status(struct kl_status *st, int code, enum kl_source src, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Fills st; returns the value kl_client_call returns for it. */
+static int set_status(struct kl_status *st, int code, enum kl_source src, const char *fmt, ...)
+{
+	va_list ap;
+
+	st->code = code;
+	st->source = src;
+	va_start(ap, fmt);
+	vsnprintf(st->message, sizeof(st->message), fmt, ap);
+	va_end(ap);
+	return -code;
+}
+
+static void status_ok(struct kl_status *st)
+{
+	st->code = KL_OK;
+	st->source = KL_SRC_SERVER;
+	st->message[0] = '\0';
+}
+
+/* ---- TLS pinning --------------------------------------------------------------------- */
+
+static int verify_pin(X509_STORE_CTX *x, void *arg)
+{
+	struct kl_client *c = arg;
+	X509 *cert = X509_STORE_CTX_get0_cert(x);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!cert || !X509_digest(cert, EVP_sha256(), md, &n) || n != KL__SHA256_LEN) {
+		c->mismatch = true;
+		snprintf(c->seen, sizeof(c->seen), "(none)");
+		X509_STORE_CTX_set_error(x, X509_V_ERR_UNSPECIFIED);
+		return 0;
+	}
+	kl__thumbprint_format(md, c->seen);
+	if (memcmp(md, c->pin, KL__SHA256_LEN) != 0) {
+		c->mismatch = true;
+		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
+		return 0;
+	}
+	return 1;
+}
+
+static CURLcode ssl_ctx_cb(CURL *curl, void *ssl_ctx, void *arg)
+{
+	SSL_CTX_set_cert_verify_callback(ssl_ctx, verify_pin, arg);
+	SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_PEER, NULL);
+	return CURLE_OK;
+}
+
+/* ---- libcurl callbacks ---------------------------------------------------------------- */
+
+static size_t header_cb(char *b, size_t size, size_t n, void *arg)
+{
+	struct kl_client *c = arg;
+
+	kl__grpc_resp_line(&c->resp, b, size * n);
+	return size * n;
+}
+
+static size_t write_cb(char *b, size_t size, size_t n, void *arg)
+{
+	struct kl_client *c = arg;
+	size_t len = size * n;
+	uint32_t announced;
+
+	if (c->body_len + len > KL__MSG_MAX + KL__PREFIX_LEN) {
+		c->too_big = true;
+		return 0;
+	}
+	if (c->body_len + len > c->body_cap) {
+		size_t cap = c->body_cap ? c->body_cap : 4096;
+		uint8_t *nb;
+
+		while (cap < c->body_len + len)
+			cap *= 2;
+		nb = kb_realloc(c->body, cap);
+		if (!nb) {
+			c->nomem = true;
+			return 0;
+		}
+		c->body = nb;
+		c->body_cap = cap;
+	}
+	memcpy(c->body + c->body_len, b, len);
+	c->body_len += len;
+	if (kl__grpc_body_announced(c->body, c->body_len, &announced) == 0 &&
+	    announced > KL__MSG_MAX) {
+		c->too_big = true;
+		return 0;
+	}
+	return len;
+}
+
+/* ---- open, destroy, token ----------------------------------------------------------- */
+
+/* "https://HOST[:PORT][/]": a host made of printable characters without '/', '?', '#',
+ * '@' or blanks. */
+static bool url_ok(const char *url)
+{
+	const char *h = url + 8;
+	size_t n;
+
+	if (strncmp(url, "https://", 8) != 0)
+		return false;
+	n = strlen(h);
+	if (n && h[n - 1] == '/')
+		n--;
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (h[i] <= 0x20 || h[i] >= 0x7f || strchr("/?#@\\", h[i]))
+			return false;
+	return true;
+}
+
+int kl_client_open(const char *url, const struct kl_client_opts *opts, struct kl_client **out,
+		   struct kl_status *st)
+{
+	struct kl_client_opts none = {0};
+	struct kl_client *c;
+	uint64_t cto;
+	size_t n;
+
+	*out = NULL;
+	if (!opts)
+		opts = &none;
+	if (!url || !url_ok(url)) {
+		set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+			   "bad server URL '%s': want https://HOST:PORT", url ? url : "");
+		return -EINVAL;
+	}
+	if (opts->ca_file && opts->thumbprint) {
+		set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+			   "give a CA file or a thumbprint, not both");
+		return -EINVAL;
+	}
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		set_status(st, KL_INTERNAL, KL_SRC_CLIENT, "libcurl could not start: %s",
+			   curl_easy_strerror(global_rc));
+		return -EIO;
+	}
+	c = kb_calloc(1, sizeof(*c));
+	if (!c)
+		goto nomem;
+	if (opts->thumbprint) {
+		if (kl__thumbprint_parse(opts->thumbprint, c->pin) != 0) {
+			kb_free(c);
+			set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+				   "bad thumbprint '%s': want the SHA-256 as 64 hex digits "
+				   "(pairs may be joined by ':')",
+				   opts->thumbprint);
+			return -EINVAL;
+		}
+		c->pinned = true;
+		kl__thumbprint_format(c->pin, c->pin_str);
+	}
+	c->url = kb_strdup(url);
+	if (!c->url)
+		goto free_client;
+	n = strlen(c->url);
+	if (c->url[n - 1] == '/')
+		c->url[n - 1] = '\0';
+	if (opts->ca_file && !(c->ca_file = kb_strdup(opts->ca_file)))
+		goto free_client;
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		goto free_client;
+
+	cto = opts->connect_timeout_ms ? opts->connect_timeout_ms : CONNECT_TIMEOUT_MS;
+	if (opts->timeout_ms && opts->timeout_ms < cto)
+		cto = opts->timeout_ms;
+	curl_easy_setopt(c->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_err);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "libkeel/1 grpc-c-libcurl");
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)opts->timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_PROXY, ""); /* never through $https_proxy */
+	if (c->pinned) {
+		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+		curl_easy_setopt(c->curl, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+		curl_easy_setopt(c->curl, CURLOPT_SSL_CTX_DATA, c);
+	} else if (c->ca_file) {
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	}
+	*out = c;
+	status_ok(st);
+	return 0;
+
+free_client:
+	kl_client_destroy(c);
+nomem:
+	set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_CLIENT, "out of memory");
+	return -ENOMEM;
+}
+
+static void free_token(struct kl_client *c)
+{
+	if (c->token) {
+		explicit_bzero(c->token, strlen(c->token));
+		kb_free(c->token);
+		c->token = NULL;
+	}
+}
+
+void kl_client_destroy(struct kl_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	free_token(c);
+	kb_free(c->body);
+	kb_free(c->ca_file);
+	kb_free(c->url);
+	kb_free(c);
+}
+
+int kl_client_set_token(struct kl_client *c, const char *token)
+{
+	char *t;
+
+	if (!token || !token[0]) {
+		free_token(c);
+		return 0;
+	}
+	if (strlen(token) > TOKEN_MAX)
+		return -EINVAL;
+	for (const char *p = token; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return -EINVAL;
+	t = kb_strdup(token);
+	if (!t)
+		return -ENOMEM;
+	free_token(c);
+	c->token = t;
+	return 0;
+}
+
+const char *kl_client_token(const struct kl_client *c)
+{
+	return c->token;
+}
+
+const char *kl_client_seen_thumbprint(const struct kl_client *c)
+{
+	return c->seen;
+}
+
+/* ---- calls ---------------------------------------------------------------------------- */
+
+static bool method_ok(const char *m)
+{
+	size_t n = m ? strlen(m) : 0;
+
+	if (n == 0 || n > METHOD_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((m[i] >= 'A' && m[i] <= 'Z') || (m[i] >= 'a' && m[i] <= 'z') ||
+		      (m[i] >= '0' && m[i] <= '9') || m[i] == '_'))
+			return false;
+	return true;
+}
+
+/* The status of a transfer libcurl could not complete. */
+static int transport_status(struct kl_client *c, CURLcode rc, struct kl_status *st)
+{
+	const char *why = c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc);
+
+	if (c->nomem)
+		return set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_CLIENT, "out of memory");
+	if (c->too_big)
+		return set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_PROTOCOL,
+				  "the response from %s is larger than %u MiB", c->url,
+				  KL__MSG_MAX >> 20);
+	if (c->mismatch)
+		return set_status(st, KL_UNAVAILABLE, KL_SRC_TLS,
+				  "the certificate of %s has thumbprint %s, but %s was "
+				  "expected: refusing to talk to it",
+				  c->url, c->seen, c->pin_str);
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		return set_status(st, KL_UNAVAILABLE, KL_SRC_TLS,
+				  "cannot verify the certificate of %s with %s: %s", c->url,
+				  c->ca_file ? c->ca_file : "the system's CAs", why);
+	case CURLE_OPERATION_TIMEDOUT:
+		return set_status(st, KL_DEADLINE_EXCEEDED, KL_SRC_TRANSPORT,
+				  "no answer from %s in time: %s", c->url, why);
+	default:
+		return set_status(st, KL_UNAVAILABLE, KL_SRC_TRANSPORT, "cannot reach %s: %s",
+				  c->url, why);
+	}
+}
+
+/* Turns the collected response into st and *reply. */
+static int finish(struct kl_client *c, const char *method,
+		  const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+		  struct kl_status *st)
+{
+	const struct kl__grpc_resp *r = &c->resp;
+	long http = 0, version = 0;
+	const uint8_t *msg;
+	size_t msg_len;
+	char err[256];
+	int rc, code;
+
+	curl_easy_getinfo(c->curl, CURLINFO_HTTP_VERSION, &version);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &http);
+	if (version != CURL_HTTP_VERSION_2_0)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "%s did not answer over HTTP/2: not a gRPC server?", c->url);
+	if (http != 200)
+		return set_status(st, kl__grpc_status_from_http(http), KL_SRC_SERVER,
+				  "%s answered %s with HTTP status %ld", c->url, method, http);
+	if (!r->have_status)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "the answer of %s to %s carries no grpc-status", c->url, method);
+	code = r->grpc_status;
+	if (code < 0)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "the answer of %s to %s has a malformed grpc-status", c->url,
+				  method);
+	if (code > KL_UNAUTHENTICATED)
+		code = KL_UNKNOWN;
+	if (code != KL_OK)
+		return set_status(st, code, KL_SRC_SERVER, "%s",
+				  r->grpc_message[0] ? r->grpc_message : kl_code_name(code));
+	if (!r->grpc_content)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "the answer of %s to %s is not application/grpc", c->url, method);
+	rc = kl__grpc_body_parse(c->body, c->body_len, KL__MSG_MAX, &msg, &msg_len, err,
+				 sizeof(err));
+	if (rc)
+		return set_status(st, rc == -EMSGSIZE ? KL_RESOURCE_EXHAUSTED : KL_INTERNAL,
+				  KL_SRC_PROTOCOL, "%s: %s", method, err);
+	*reply = protobuf_c_message_unpack(reply_desc, NULL, msg_len, msg);
+	if (!*reply)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "%s: the answer is not a valid %s", method, reply_desc->name);
+	status_ok(st);
+	return 0;
+}
+
+int kl_client_call(struct kl_client *c, const char *method, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+		   struct kl_status *st)
+{
+	char url[512], auth[TOKEN_MAX + 32];
+	struct curl_slist *hdrs = NULL, *h;
+	size_t len, total;
+	uint8_t *buf;
+	CURLcode crc;
+	int rc;
+
+	*reply = NULL;
+	if (!method_ok(method))
+		return set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT, "bad method name '%s'",
+				  method ? method : "");
+	len = protobuf_c_message_get_packed_size(req);
+	if (len > KL__MSG_MAX)
+		return set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_CLIENT,
+				  "%s: the request has %zu bytes (at most %u)", method, len,
+				  KL__MSG_MAX);
+	total = KL__PREFIX_LEN + len;
+	buf = kb_malloc(total);
+	if (!buf)
+		return set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_CLIENT, "out of memory");
+	kl__grpc_prefix(buf, (uint32_t)len);
+	protobuf_c_message_pack(req, buf + KL__PREFIX_LEN);
+	snprintf(url, sizeof(url), "%s" SERVICE_PATH "%s", c->url, method);
+
+	hdrs = curl_slist_append(NULL, "content-type: application/grpc");
+	h = hdrs ? curl_slist_append(hdrs, "te: trailers") : NULL;
+	if (h && c->token) {
+		snprintf(auth, sizeof(auth), "x-keel-session: %s", c->token);
+		h = curl_slist_append(hdrs, auth);
+		explicit_bzero(auth, sizeof(auth));
+	}
+	if (!h) {
+		curl_slist_free_all(hdrs);
+		rc = set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_CLIENT, "out of memory");
+		goto free_buf;
+	}
+
+	kl__grpc_resp_init(&c->resp);
+	c->body_len = 0;
+	c->too_big = c->nomem = c->mismatch = false;
+	c->seen[0] = c->curl_err[0] = '\0';
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, buf);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)total);
+	crc = curl_easy_perform(c->curl);
+	/* libcurl keeps neither after the transfer; clear them so a later call cannot
+	 * resend a freed body. */
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+	if (crc != CURLE_OK)
+		rc = transport_status(c, crc, st);
+	else
+		rc = finish(c, method, reply_desc, reply, st);
+	if (c->body_cap > (1u << 20)) { /* do not keep a large buffer between calls */
+		kb_free(c->body);
+		c->body = NULL;
+		c->body_cap = 0;
+	}
+	c->body_len = 0;
+	curl_slist_free_all(hdrs);
+free_buf:
+	explicit_bzero(buf, total); /* it may hold a password */
+	kb_free(buf);
+	return rc;
+}
+
+int kl_client_login(struct kl_client *c, const char *user, const char *password,
+		    Keel__Vim__Session **session, struct kl_status *st)
+{
+	Keel__Vim__LoginRequest rq = KEEL__VIM__LOGIN_REQUEST__INIT;
+	ProtobufCMessage *m;
+	Keel__Vim__Session *s;
+	int rc;
+
+	if (session)
+		*session = NULL;
+	rq.user = (char *)user;
+	rq.password = (char *)password;
+	free_token(c);
+	rc = kl_client_call(c, "Login", &rq.base, &keel__vim__session__descriptor, &m, st);
+	if (rc)
+		return rc;
+	s = (Keel__Vim__Session *)m;
+	rc = kl_client_set_token(c, s->token);
+	if (rc) {
+		keel__vim__session__free_unpacked(s, NULL);
+		return set_status(st, rc == -ENOMEM ? KL_RESOURCE_EXHAUSTED : KL_INTERNAL,
+				  rc == -ENOMEM ? KL_SRC_CLIENT : KL_SRC_PROTOCOL,
+				  rc == -ENOMEM ? "out of memory"
+						: "Login: the server's token is not a valid "
+						  "header value");
+	}
+	if (session)
+		*session = s;
+	else
+		keel__vim__session__free_unpacked(s, NULL);
+	return 0;
+}
+
+int kl_client_logout(struct kl_client *c, struct kl_status *st)
+{
+	Keel__Vim__LogoutRequest rq = KEEL__VIM__LOGOUT_REQUEST__INIT;
+	ProtobufCMessage *m;
+	int rc;
+
+	rc = kl_client_call(c, "Logout", &rq.base, &keel__vim__logout_reply__descriptor, &m, st);
+	if (rc == 0)
+		protobuf_c_message_free_unpacked(m, NULL);
+	free_token(c);
+	return rc;
+}
