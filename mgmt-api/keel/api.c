@@ -110,3 +110,42 @@ int kc_api_open(struct kc_ctx *ctx, const struct kc_call *call, struct kl_client
 		return kc_api_fail(ctx, url, false, NULL, &st);
 	return KC_EXIT_OK;
 }
+
+bool kc_api_wanted(const struct kc_ctx *ctx)
+{
+	return ctx->server && !ctx->local;
+}
+
+int kc_api_call(struct kc_ctx *ctx, const struct kc_call *call, const char *method,
+		const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+		ProtobufCMessage **reply)
+{
+	char url[KC_URL_MAX];
+	struct kl_client *c;
+	struct kl_status st;
+	int rc;
+
+	*reply = NULL;
+	rc = kc_api_open(ctx, call, &c);
+	if (rc)
+		return rc;
+	kc_api_server(ctx, call, url, sizeof(url));
+	rc = kl_client_call(c, method, req, desc, reply, &st);
+	kl_client_destroy(c);
+	if (rc)
+		return kc_api_fail(ctx, url, true, NULL, &st);
+	return KC_EXIT_OK;
+}
+
+void kc_api_json(const ProtobufCMessage *m, const char *skip)
+{
+	struct kc_json j;
+
+	kc_json_init(&j, stdout);
+	kc_json_obj_begin(&j, NULL);
+	kc_json_bool(&j, "ok", true);
+	kc_json_i64(&j, "code", 0);
+	kc_message_json_fields(&j, m, skip);
+	kc_json_obj_end(&j);
+	kc_json_finish(&j);
+}

@@ -6,6 +6,9 @@
  * $KEEL_CLUSTER_SOCKET, else /var/lib/keel/clusterd.sock. One connection per call: a
  * ClusterRequest frame out, a ClusterReply frame back (proto/cluster.proto, lib/frame.h).
  *
+ * status, events and join-token also work through hostd's API (--server, cluster_api.c);
+ * --cluster-socket is a usage error there.
+ *
  * Failure modes, as exit codes: socket missing or no reply in time -> KC_EXIT_UNREACHABLE;
  * a reply that does not decode -> KC_EXIT_PROTO; clusterd refused (code != 0) ->
  * KC_EXIT_FAILED with its message.
@@ -355,10 +358,28 @@ static int create_run(struct kc_ctx *ctx, const struct kc_call *call)
 	return run_request(ctx, call, &rq);
 }
 
+/* Whether to go through hostd's API (cluster_api.c): KC_EXIT_OK and *api, or a usage
+ * error for --cluster-socket, which has no meaning there. */
+static int through_api(struct kc_ctx *ctx, const struct kc_call *call, bool *api)
+{
+	*api = kc_api_wanted(ctx);
+	if (*api && kc_has(call, O_CSOCK))
+		return kc_usage(ctx, call,
+				"--cluster-socket does not apply through hostd's API (--server)");
+	return KC_EXIT_OK;
+}
+
 static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterStatusRequest st = KEEL__CLUSTER__CLUSTER_STATUS_REQUEST__INIT;
+	bool api;
+	int rc = through_api(ctx, call, &api);
+
+	if (rc)
+		return rc;
+	if (api)
+		return kc_cluster_api_status(ctx, call);
 
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_STATUS;
 	rq.status = &st;
@@ -383,10 +404,15 @@ static int token_run(struct kc_ctx *ctx, const struct kc_call *call)
 	Keel__Cluster__ClusterJoinTokenRequest jt = KEEL__CLUSTER__CLUSTER_JOIN_TOKEN_REQUEST__INIT;
 	Keel__Cluster__ClusterReply *rp;
 	uint64_t ttl;
+	bool api;
 	int rc = parse_u64_opt(ctx, kc_opt(call, O_TTL), "--ttl", 30 * 24 * 3600, &ttl);
 
+	if (rc == 0)
+		rc = through_api(ctx, call, &api);
 	if (rc)
 		return rc;
+	if (api)
+		return kc_cluster_api_token(ctx, call, (uint32_t)ttl);
 	jt.ttl_s = (uint32_t)ttl;
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN_TOKEN;
 	rq.join_token = &jt;
@@ -487,13 +513,18 @@ static int events_run(struct kc_ctx *ctx, const struct kc_call *call)
 	Keel__Cluster__ClusterEventsRequest er = KEEL__CLUSTER__CLUSTER_EVENTS_REQUEST__INIT;
 	Keel__Cluster__ClusterReply *rp;
 	uint64_t since, limit;
+	bool api;
 	int rc;
 
 	rc = parse_u64_opt(ctx, kc_opt(call, O_SINCE), "--since", UINT64_MAX, &since);
 	if (rc == 0)
 		rc = parse_u64_opt(ctx, kc_opt(call, O_LIMIT), "--limit", 1u << 20, &limit);
+	if (rc == 0)
+		rc = through_api(ctx, call, &api);
 	if (rc)
 		return rc;
+	if (api)
+		return kc_cluster_api_events(ctx, call, since, (uint32_t)limit);
 	er.since = since;
 	er.max = (uint32_t)limit;
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_EVENTS;
@@ -647,6 +678,7 @@ static const struct kc_cmd token_cmd = {
 	      "Any member can ask; the leader issues it. Keep it secret until used.\n",
     .opts = token_opts,
     .run = token_run,
+    .api = true,
 };
 
 static const struct kc_cmd join_cmd = {
@@ -690,6 +722,7 @@ static const struct kc_cmd events_cmd = {
 	      "1024 are kept.\n",
     .opts = events_opts,
     .run = events_run,
+    .api = true,
 };
 
 static const struct kc_cmd create_cmd = {
@@ -710,6 +743,7 @@ static const struct kc_cmd status_cmd = {
     .summary = "Show the cluster as this host sees it: leader, this node, hosts, indexes.",
     .opts = cluster_opts,
     .run = status_run,
+    .api = true,
 };
 
 static const struct kc_cmd *const cluster_subs[] = {
@@ -719,6 +753,7 @@ const struct kc_cmd kc_cluster_cmd = {
     .name = "cluster",
     .summary = "The cluster this host belongs to (through clusterd).",
     .detail = "clusterd's socket: --cluster-socket, else clusterd.sock beside --socket,\n"
-	      "else $KEEL_CLUSTER_SOCKET, else " KC_DEFAULT_CLUSTER_SOCKET ".\n",
+	      "else $KEEL_CLUSTER_SOCKET, else " KC_DEFAULT_CLUSTER_SOCKET ".\n"
+	      "status, events and join-token also work through hostd's API (--server URL).\n",
     .subs = cluster_subs,
 };

@@ -13,40 +13,6 @@
 #include "mgmt-api/keel/keel.h"
 #include "mgmt-api/libkeel/keel_client.h"
 
-/* Opens the client and makes one call. KC_EXIT_OK and *reply, or reports the failure. */
-static int api_call(struct kc_ctx *ctx, const struct kc_call *call, const char *method,
-		    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
-		    ProtobufCMessage **reply)
-{
-	char url[KC_URL_MAX];
-	struct kl_client *c;
-	struct kl_status st;
-	int rc;
-
-	rc = kc_api_open(ctx, call, &c);
-	if (rc)
-		return rc;
-	kc_api_server(ctx, call, url, sizeof(url));
-	rc = kl_client_call(c, method, req, desc, reply, &st);
-	kl_client_destroy(c);
-	if (rc)
-		return kc_api_fail(ctx, url, true, NULL, &st);
-	return KC_EXIT_OK;
-}
-
-static void print_json(const ProtobufCMessage *m, const char *skip)
-{
-	struct kc_json j;
-
-	kc_json_init(&j, stdout);
-	kc_json_obj_begin(&j, NULL);
-	kc_json_bool(&j, "ok", true);
-	kc_json_i64(&j, "code", 0);
-	kc_message_json_fields(&j, m, skip);
-	kc_json_obj_end(&j);
-	kc_json_finish(&j);
-}
-
 static int print_hosts(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
 {
 	static const char *const heads[] = {"ID",   "NAME", "STATE",	  "ROLE",
@@ -152,13 +118,13 @@ static int inventory_run(struct kc_ctx *ctx, const struct kc_call *call)
 
 	if (!kc_api_server(ctx, call, (char[KC_URL_MAX]){0}, KC_URL_MAX))
 		return KC_EXIT_USAGE;
-	rc = api_call(ctx, call, "RetrieveInventory", &rq.base, &keel__vim__inventory__descriptor,
-		      &m);
+	rc = kc_api_call(ctx, call, "RetrieveInventory", &rq.base,
+			 &keel__vim__inventory__descriptor, &m);
 	if (rc)
 		return rc;
 	inv = (Keel__Vim__Inventory *)m;
 	if (ctx->json) {
-		print_json(m, NULL);
+		kc_api_json(m, NULL);
 	} else {
 		if (inv->cluster) {
 			kc_kv(stdout, "Cluster", "%s (%s)", inv->cluster->name, inv->cluster->id);
@@ -190,12 +156,13 @@ static int session_run(struct kc_ctx *ctx, const struct kc_call *call)
 
 	if (!kc_api_server(ctx, call, url, sizeof(url)))
 		return KC_EXIT_USAGE;
-	rc = api_call(ctx, call, "CurrentSession", &rq.base, &keel__vim__session__descriptor, &m);
+	rc =
+	    kc_api_call(ctx, call, "CurrentSession", &rq.base, &keel__vim__session__descriptor, &m);
 	if (rc)
 		return rc;
 	s = (Keel__Vim__Session *)m;
 	if (ctx->json) {
-		print_json(m, "token");
+		kc_api_json(m, "token");
 	} else {
 		t = (time_t)(s->created_ms / 1000);
 		if (!gmtime_r(&t, &tm) ||

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "lib/err.h"
+#include "vim.pb-c.h"
 #include "vmk.pb-c.h"
 
 /* Exit codes; documented in `keel --help` and docs/keel-cli.md. */
@@ -277,11 +278,65 @@ const char *kc_api_server(struct kc_ctx *ctx, const struct kc_call *call, char *
 /* Opens a client to ctx->server with its cached session (trust settings and token).
  * KC_EXIT_OK and *out (caller frees with kl_client_destroy), or reports why not. */
 int kc_api_open(struct kc_ctx *ctx, const struct kc_call *call, struct kl_client **out);
+/* Whether this run talks to hostd's API: a server is known (--server or $KEEL_SERVER) and
+ * --local was not given. Commands marked .api that also work locally branch on it. */
+bool kc_api_wanted(const struct kc_ctx *ctx);
+/* Opens a client (kc_api_open) and makes one call of method. KC_EXIT_OK and *reply (caller
+ * frees with protobuf_c_message_free_unpacked), or reports the failure and returns its
+ * exit code. */
+int kc_api_call(struct kc_ctx *ctx, const struct kc_call *call, const char *method,
+		const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+		ProtobufCMessage **reply);
+/* Prints a successful answer under --json: {"ok":true,"code":0, then every field of m
+ * under its proto name (skip left out, may be NULL)}. */
+void kc_api_json(const ProtobufCMessage *m, const char *skip);
 /* Reports a failed API call (what: "login to URL failed", or NULL) and returns its exit
  * code: transport and TLS → KC_EXIT_UNREACHABLE, malformed → KC_EXIT_PROTO, a status from
  * hostd → KC_EXIT_FAILED (UNAUTHENTICATED with a session: "log in again"). */
 int kc_api_fail(struct kc_ctx *ctx, const char *url, bool with_session, const char *what,
 		const struct kl_status *st);
+
+/* ---- tasks through the API (task.c) ------------------------------------------------------
+ * A VM or cluster method answers with a Task at once; keel follows it with WaitForTask. */
+
+#define KC_O_NO_WAIT 100 /* option id of --no-wait, the same in every command that has it */
+#define KC_OPT_NO_WAIT                                                                    \
+	{                                                                                 \
+		"no-wait", NULL, "through the API: print the task id and return at once", \
+		    KC_O_NO_WAIT, false                                                   \
+	}
+
+/*
+ * Follows *task (as a method answered it; owned, replaced as newer states arrive, caller
+ * frees the last one with keel__vim__task__free_unpacked) with WaitForTask on c until it
+ * ends, or --timeout passes. While it runs, a one-line progress indicator (id, kind,
+ * state, progress, seconds) is redrawn on stderr when stdout and stderr are terminals and
+ * --json was not given; it is erased at the end. KC_EXIT_OK when the task ended (in any
+ * state: see kc_task_outcome); else the failure is reported: an API failure as
+ * kc_api_fail, --timeout passing as KC_EXIT_UNREACHABLE.
+ */
+int kc_task_follow(struct kc_ctx *ctx, struct kl_client *c, const char *url,
+		   Keel__Vim__Task **task);
+/*
+ * The end of a command that ran a task. A task in success: prints done (text) or the Task
+ * (--json: "ok", "code", then its fields) and returns KC_EXIT_OK. In error or cancelled:
+ * `keel: <its error> (task-N, Kind)` on stderr, under --json the Task as the error object
+ * ("ok":false, "code" 2 UNKNOWN or 1 CANCELLED, its fields, "error" being the task's,
+ * "exit_code"), and KC_EXIT_FAILED. done may be NULL ("task-N Kind: success"); it is
+ * printed as it is, so whoever made it cleaned what came from the host (kc_clean).
+ */
+int kc_task_outcome(struct kc_ctx *ctx, const Keel__Vim__Task *task, const char *done);
+/*
+ * Starts a task-returning method and sees it through: calls method with req on a client
+ * of the cached session; with --no-wait prints the task id (--json: the Task) and returns;
+ * else follows it (kc_task_follow). When it ended in success and done_cb is given, done_cb
+ * writes the text outcome into done (it may call c again, e.g. RetrieveInventory); then
+ * kc_task_outcome. Returns the exit code.
+ */
+typedef void (*kc_task_done_cb)(struct kl_client *c, const Keel__Vim__Task *task, void *arg,
+				char *done, size_t size);
+int kc_task_run(struct kc_ctx *ctx, const struct kc_call *call, const char *method,
+		const ProtobufCMessage *req, kc_task_done_cb done_cb, void *arg);
 
 /* ---- commands (one file per noun) ------------------------------------------------------- */
 
@@ -290,12 +345,27 @@ extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_
 extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
 extern const struct kc_cmd kc_cluster_cmd; /* cluster.c: talks to clusterd, not vmkernel */
 extern const struct kc_cmd kc_lab_cmd;	   /* lab_fault.c: runs locally, not through vmkernel */
-/* login.c, inventory.c: through hostd's API only. */
-extern const struct kc_cmd kc_login_cmd, kc_logout_cmd, kc_inventory_cmd, kc_session_cmd;
+/* login.c, inventory.c, task.c: through hostd's API only. */
+extern const struct kc_cmd kc_login_cmd, kc_logout_cmd, kc_inventory_cmd, kc_session_cmd,
+    kc_task_cmd;
 /* Leaves of `keel vm` defined outside vm.c (vm_create.c, vm_ops.c, console.c). */
 extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_console_cmd;
 extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,
     kc_vm_suspend_cmd, kc_vm_resume_cmd, kc_vm_destroy_cmd, kc_vm_unregister_cmd,
     kc_vm_register_cmd;
+
+/* vm_api.c: `keel vm` through hostd's API (VmSpec is the API's; spec the local one the
+ * options were parsed into: what the API cannot carry is refused as a usage error). */
+int kc_vm_api_list(struct kc_ctx *ctx, const struct kc_call *call);
+int kc_vm_api_create(struct kc_ctx *ctx, const struct kc_call *call, const Keel__Vmk__VmSpec *spec);
+/* op: the command's name ("power-on", ..., "register"); done: "Powered on". */
+int kc_vm_api_op(struct kc_ctx *ctx, const struct kc_call *call, const char *op, const char *done);
+
+/* cluster_api.c: `keel cluster status|events|join-token` through hostd's API. since and
+ * limit, ttl_s: the parsed options. */
+int kc_cluster_api_status(struct kc_ctx *ctx, const struct kc_call *call);
+int kc_cluster_api_events(struct kc_ctx *ctx, const struct kc_call *call, uint64_t since,
+			  uint32_t limit);
+int kc_cluster_api_token(struct kc_ctx *ctx, const struct kc_call *call, uint32_t ttl_s);
 
 #endif

@@ -4,10 +4,11 @@
  * Commands are noun-verb (`keel vm create web01`, `keel network portgroup list`); every
  * level answers --help, every command takes --json. For now keel talks to the vmkernel
  * of this host over its control socket (--local, the default; the socket is --socket,
- * else $KEEL_SOCKET, else /var/lib/keel/vmkernel.sock). Commands marked .api (inventory,
- * session, login, logout) talk to hostd's API instead (--server URL or $KEEL_SERVER, with
- * the session `keel login` cached: api.c); an explicit --server on another command is a
- * usage error.
+ * else $KEEL_SOCKET, else /var/lib/keel/vmkernel.sock). Commands marked .api talk to
+ * hostd's API when a server is known (--server URL or $KEEL_SERVER, with the session
+ * `keel login` cached: api.c): inventory, session, login, logout and task only; vm
+ * create/list and the VM operations, cluster status/events/join-token either way. An
+ * explicit --server on another command is a usage error.
  *
  * main() reads global options wherever they appear, walks the command tree by name,
  * prints help for a noun (on --help, `keel help ...`, or when its verb is missing — the
@@ -28,6 +29,7 @@ static const struct kc_cmd *const root_subs[] = {
     &kc_cluster_cmd,
     &kc_inventory_cmd,
     &kc_session_cmd,
+    &kc_task_cmd,
     &kc_login_cmd,
     &kc_logout_cmd,
     &kc_lab_cmd,
@@ -43,6 +45,7 @@ static const struct kc_cmd root_cmd = {
 	      "  keel vm list --json\n"
 	      "  keel login --server https://198.18.0.1:8443 --user root\n"
 	      "  keel --server https://198.18.0.1:8443 inventory\n"
+	      "  keel --server https://198.18.0.1:8443 vm power-on web01\n"
 	      "\n"
 	      "Exit codes:\n"
 	      "  0  the operation succeeded\n"
@@ -53,8 +56,9 @@ static const struct kc_cmd root_cmd = {
 	      "     time, or hostd's certificate not trusted)\n"
 	      "  4  protocol error (the answer could not be understood)\n"
 	      "\n"
-	      "Through hostd's API (--server URL): keel login, then inventory and session;\n"
-	      "see 'keel login --help'.\n"
+	      "Through hostd's API (--server URL): keel login, then inventory, session, task,\n"
+	      "vm create/list/power-on/power-off/reset/suspend/resume/register/unregister/\n"
+	      "destroy and cluster status/events/join-token; see 'keel login --help'.\n"
 	      "\n"
 	      "Environment:\n"
 	      "  KEEL_SOCKET  vmkernel's control socket when --socket is not given\n"

@@ -3,7 +3,7 @@
  *
  * list prints one row per registered VM (name, state, memory, vCPUs, datastore, vmx pid,
  * uptime); info prints everything vmkernel knows about one VM, its configuration
- * included. Both ask vmkernel (vm_list, vm_get) and fail with its error text when it
+ * included. list also works through hostd's API (vm_api.c). Both ask vmkernel (vm_list, vm_get) and fail with its error text when it
  * refuses, e.g. for a VM that does not exist. The state-changing commands live in
  * vm_ops.c, vm_create.c and console.c.
  */
@@ -22,6 +22,8 @@ static int list_run(struct kc_ctx *ctx, const struct kc_call *call)
 	struct kc_table t;
 	int rc;
 
+	if (kc_api_wanted(ctx))
+		return kc_vm_api_list(ctx, call);
 	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
 	req.vm_list = &list;
 	rc = kc_rpc(ctx, &req, &rp);
@@ -59,7 +61,10 @@ static int list_run(struct kc_ctx *ctx, const struct kc_call *call)
 static const struct kc_cmd list_cmd = {
     .name = "list",
     .summary = "List the registered VMs.",
+    .detail = "Through hostd's API (--server): the VMs of RetrieveInventory, with their host\n"
+	      "(every host's in a cluster), without vmx pid or uptime.\n",
     .run = list_run,
+    .api = true,
 };
 
 static void print_spec(const Keel__Vmk__VmSpec *s)

@@ -9,6 +9,9 @@
  * working directory. vmkernel checks the rest (does the portgroup exist, does the
  * reservation fit) and answers with an error otherwise.
  *
+ * Through hostd's API (--server), create hands the spec to vm_api.c, which refuses what
+ * the API's VmSpec cannot carry; --no-wait (API only) is not a setting.
+ *
  * Reconfigure sends only what was given: per proto/vmk.proto, non-zero and non-empty
  * fields of the spec change, the rest stay.
  */
@@ -61,6 +64,7 @@ static const struct kc_opt create_opts[] = {
     SPEC_OPTS,
     {"datastore", "NAME", "datastore for the VM's directory (default: the host's default)",
      O_DATASTORE, false},
+    KC_OPT_NO_WAIT,
     {NULL, NULL, NULL, 0, false},
 };
 
@@ -141,6 +145,8 @@ static int apply(struct kc_ctx *ctx, const struct kc_call *call, const struct kc
 	uint32_t n;
 
 	switch (o->id) {
+	case KC_O_NO_WAIT: /* not a setting (create through the API only) */
+		return KC_EXIT_OK;
 	case O_MEMORY:
 		if (kc_parse_mib(v, 1, 1u << 20, &mib))
 			return bad(ctx, call, "memory", v, "MiB from 1 to 1048576, or 512M, 2G");
@@ -237,9 +243,13 @@ static int create_run(struct kc_ctx *ctx, const struct kc_call *call)
 	rc = build_spec(ctx, call, &spec, &st);
 	if (rc)
 		return rc;
+	spec.name = (char *)call->pos[0];
+	if (kc_api_wanted(ctx))
+		return kc_vm_api_create(ctx, call, &spec);
+	if (kc_has(call, KC_O_NO_WAIT))
+		return kc_usage(ctx, call, "--no-wait works through hostd's API only (--server)");
 	if (strcmp(spec.guest_kind, "linux") == 0 && spec.kernel[0] == '\0')
 		return kc_usage(ctx, call, "a linux guest needs --kernel");
-	spec.name = (char *)call->pos[0];
 	create.spec = &spec;
 	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_CREATE;
 	req.vm_create = &create;
@@ -296,11 +306,15 @@ const struct kc_cmd kc_vm_create_cmd = {
     .name = "create",
     .args = "NAME",
     .summary = "Create a VM: its directory, .vmx file and disks on a datastore.",
-    .detail = "Settings not given take vmkernel's defaults. The VM is created powered off.\n",
+    .detail = "Settings not given take vmkernel's defaults. The VM is created powered off.\n"
+	      "Through hostd's API (--server) the creation is a task (--no-wait: print its id);\n"
+	      "the API's VmSpec carries --memory, --vcpus, --kind, --cmdline, --disk (not :ro),\n"
+	      "--nic (no MAC) and --datastore; the other options are refused there.\n",
     .min_pos = 1,
     .max_pos = 1,
     .opts = create_opts,
     .run = create_run,
+    .api = true,
 };
 
 const struct kc_cmd kc_vm_reconfigure_cmd = {

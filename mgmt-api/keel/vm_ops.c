@@ -5,7 +5,8 @@
  * vmkernel answers with the VM as it is afterwards (VmkReply.vms[0]); the text output is
  * one line saying what happened, --json prints the whole reply. A refusal (no such VM, a
  * power-on that admission control turns down, a destroy of a running VM) is exit 1 with
- * vmkernel's message.
+ * vmkernel's message. Through hostd's API (--server) each is a task instead (vm_api.c);
+ * --no-wait, which only means something there, is refused locally.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -104,6 +105,10 @@ static int op_run(struct kc_ctx *ctx, const struct kc_call *call)
 			op = &ops[i];
 	if (!op)
 		return kc_usage(ctx, call, "no such operation");
+	if (kc_api_wanted(ctx))
+		return kc_vm_api_op(ctx, call, op->name, op->done);
+	if (kc_has(call, KC_O_NO_WAIT))
+		return kc_usage(ctx, call, "--no-wait works through hostd's API only (--server)");
 	snprintf(arg, sizeof(arg), "%s", call->pos[0]);
 	/* vmkernel does not share our working directory: send an absolute path. */
 	if (op->req == KEEL__VMK__VMK_REQUEST__REQ_VM_REGISTER &&
@@ -132,22 +137,33 @@ static int op_run(struct kc_ctx *ctx, const struct kc_call *call)
 	return KC_EXIT_OK;
 }
 
+static const struct kc_opt op_opts[] = {
+    KC_OPT_NO_WAIT,
+    {NULL, NULL, NULL, 0, false},
+};
+
+#define API_DETAIL                                                                             \
+	"Through hostd's API (--server) the operation is a task: keel follows it to its end\n" \
+	"(a progress line on a terminal), or prints its id with --no-wait.\n"
+
 #define VM_OP(id, verb, text, more)              \
 	const struct kc_cmd kc_vm_##id##_cmd = { \
 	    .name = verb,                        \
 	    .args = "VM",                        \
 	    .summary = text,                     \
-	    .detail = more,                      \
+	    .detail = more API_DETAIL,           \
 	    .min_pos = 1,                        \
 	    .max_pos = 1,                        \
+	    .opts = op_opts,                     \
 	    .run = op_run,                       \
+	    .api = true,                         \
 	}
 
-VM_OP(power_on, "power-on", "Power a VM on (admission control checks its reservations).", NULL);
-VM_OP(power_off, "power-off", "Power a VM off at once, as pulling the plug would.", NULL);
-VM_OP(reset, "reset", "Reset a powered-on VM, as pressing its reset button would.", NULL);
-VM_OP(suspend, "suspend", "Suspend a VM: save its whole state on its datastore and stop it.", NULL);
-VM_OP(resume, "resume", "Resume a suspended VM from its saved state.", NULL);
+VM_OP(power_on, "power-on", "Power a VM on (admission control checks its reservations).", "");
+VM_OP(power_off, "power-off", "Power a VM off at once, as pulling the plug would.", "");
+VM_OP(reset, "reset", "Reset a powered-on VM, as pressing its reset button would.", "");
+VM_OP(suspend, "suspend", "Suspend a VM: save its whole state on its datastore and stop it.", "");
+VM_OP(resume, "resume", "Resume a suspended VM from its saved state.", "");
 VM_OP(destroy, "destroy", "Destroy a powered-off VM: unregister it and delete its files.",
       "Its directory on the datastore, disks included, is deleted.\n");
 VM_OP(unregister, "unregister", "Forget a powered-off VM, keeping its files on the datastore.",
@@ -157,8 +173,11 @@ const struct kc_cmd kc_vm_register_cmd = {
     .name = "register",
     .args = "VMX_PATH",
     .summary = "Register an existing VM from its .vmx file.",
-    .detail = "A relative VMX_PATH is taken from the current directory.\n",
+    .detail = "A relative VMX_PATH is taken from the current directory; through hostd's API\n"
+	      "(--server) it must be absolute, since it names a file on that host.\n" API_DETAIL,
     .min_pos = 1,
     .max_pos = 1,
+    .opts = op_opts,
     .run = op_run,
+    .api = true,
 };

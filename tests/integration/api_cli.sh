@@ -121,10 +121,10 @@ echo "$msg" | grep -q "cannot verify the certificate of $SRV" || fail "untrusted
 
 # A command without API support refuses an explicit --server.
 set +e
-msg=$(k --server "$SRV" vm list 2>&1); rc=$?
+msg=$(k --server "$SRV" datastore list 2>&1); rc=$?
 set -e
-[ "$rc" = 2 ] || fail "vm list --server: exit $rc"
-echo "$msg" | grep -q "does not work through hostd's API" || fail "vm list --server: $msg"
+[ "$rc" = 2 ] || fail "datastore list --server: exit $rc"
+echo "$msg" | grep -q "does not work through hostd's API" || fail "datastore list --server: $msg"
 
 # A session hostd no longer knows: "log in again".
 cp "$sf" "$T/stale"
