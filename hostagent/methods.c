@@ -11,6 +11,7 @@
 
 #include "hostagent/grpc.h"
 #include "hostagent/vim.h"
+#include "hostagent/vim_feed.h"
 #include "hostagent/vim_tasks.h"
 #include "hostagent/vim_vm.h"
 #include "hostagent/vim_cluster.h"
@@ -25,7 +26,8 @@ const struct hd_method hd_vim_methods[] = {
      false},
     {"RetrieveInventory", &keel__vim__retrieve_inventory_request__descriptor,
      hd_vim_retrieve_inventory, false},
-    {"WaitForUpdates", &keel__vim__wait_for_updates_request__descriptor, NULL, true},
+    {"WaitForUpdates", &keel__vim__wait_for_updates_request__descriptor, hd_vim_wait_for_updates,
+     true},
     {"CreateVm", &keel__vim__create_vm_request__descriptor, hd_vim_create_vm, false},
     {"RegisterVm", &keel__vim__register_vm_request__descriptor, hd_vim_register_vm, false},
     {"UnregisterVm", &keel__vim__vm_ref__descriptor, hd_vim_unregister_vm, false},

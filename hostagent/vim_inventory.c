@@ -1,13 +1,16 @@
 /*
  * RetrieveInventory: the hosts, VMs, datastores and networks this host sees, and its
- * cluster (docs/hostd.md, "Methods").
+ * cluster (docs/hostd.md, "Methods"); and the gathering it shares with the change feed's
+ * poller (hd_inv_gather, vim_feed.h).
  *
  * On a worker: clusterd's status (the cluster, its hosts and the VM registry) when the
  * host is in a cluster, and vmkernel's host info, VMs, datastores and portgroups. On the
  * loop: one Inventory. Hosts come from the cluster (or this host alone); VMs from the
  * cluster's registry (owner, epoch, desired power) completed with vmkernel's view of the
  * ones that live here (power state, size, datastore) — another host's VM shows its power
- * state as "" until hosts ask each other. Requires System.Read on the root entity.
+ * state as "" until hosts ask each other. Requires System.Read on the root entity. The
+ * objects carry the versions of the change feed (hd_feed_apply), Inventory.version its
+ * version; when the feed cannot be made (out of memory) they are 0.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +20,7 @@
 
 #include "cluster.pb-c.h"
 #include "hostagent/vim.h"
+#include "hostagent/vim_feed.h"
 #include "lib/buf.h"
 #include "lib/frame.h"
 #include "lib/heap.h"
@@ -28,7 +32,8 @@
 struct inv {
 	uv_work_t work;
 	struct hd_vim *v;
-	struct hd_call *call;
+	hd_inv_cb cb;
+	void *arg;
 	Keel__Cluster__ClusterReply *cluster;
 	Keel__Vmk__VmkReply *host, *vms, *dss, *pgs;
 	int err;
@@ -175,13 +180,12 @@ static void done(uv_work_t *w, int status)
 	size_t nh = cs ? cs->n_hosts : 1, nv = 0, nd = in->dss ? in->dss->n_datastores : 0,
 	       nn = in->pgs ? in->pgs->n_portgroups : 0, maxv;
 	char *self = keep(&a, "host-%" PRIu64, v->host_id);
+	struct hd_inv_result res = {.cluster_ok = in->cluster != NULL};
 
-	if (!in->call)
-		goto out;
-	hd_call_on_cancel(in->call, NULL, NULL);
 	if (status || in->err) {
-		hd_call_error(in->call, HD_UNAVAILABLE, "%s",
-			      in->err ? in->error : "the inventory could not be gathered");
+		res.status = HD_UNAVAILABLE;
+		res.error = in->err ? in->error : "the inventory could not be gathered";
+		in->cb(v, &res, in->arg);
 		goto out;
 	}
 	maxv = (cs ? cs->n_vms : 0) + (in->vms ? in->vms->n_vms : 0);
@@ -194,7 +198,9 @@ static void done(uv_work_t *w, int status)
 	no = kb_calloc(nn ? nn : 1, sizeof(*no));
 	np = kb_calloc(nn ? nn : 1, sizeof(*np));
 	if (!ho || !hp || !vo || !vp || !dob || !dp || !no || !np) {
-		hd_call_error(in->call, HD_RESOURCE_EXHAUSTED, "out of memory");
+		res.status = HD_RESOURCE_EXHAUSTED;
+		res.error = "out of memory";
+		in->cb(v, &res, in->arg);
 		goto out;
 	}
 	/* hosts */
@@ -300,7 +306,8 @@ static void done(uv_work_t *w, int status)
 	inv.datastores = dp;
 	inv.n_networks = nn;
 	inv.networks = np;
-	hd_call_reply(in->call, &inv.base);
+	res.inv = &inv;
+	in->cb(v, &res, in->arg);
 out:
 	for (size_t i = 0; i < a.n; i++)
 		kb_free(a.s[i]);
@@ -326,35 +333,75 @@ out:
 	kb_free(in);
 }
 
+int hd_inv_gather(struct hd_vim *v, hd_inv_cb cb, void *arg)
+{
+	struct inv *in = kb_calloc(1, sizeof(*in));
+	int rv;
+
+	if (!in)
+		return -ENOMEM;
+	in->v = v;
+	in->cb = cb;
+	in->arg = arg;
+	in->work.data = in;
+	rv = uv_queue_work(v->loop, &in->work, work, done);
+	if (rv != 0)
+		kb_free(in);
+	return rv;
+}
+
+/* ---- RetrieveInventory ------------------------------------------------------------------- */
+
+struct retrieve {
+	struct hd_call *call; /* NULL once the client went away */
+};
+
 static void on_cancel(struct hd_call *call, void *arg)
 {
-	struct inv *in = arg;
+	struct retrieve *rt = arg;
 
 	(void)call;
-	in->call = NULL;
+	rt->call = NULL;
+}
+
+static void retrieved(struct hd_vim *v, struct hd_inv_result *r, void *arg)
+{
+	struct retrieve *rt = arg;
+	struct hd_feed *f;
+
+	if (rt->call) {
+		hd_call_on_cancel(rt->call, NULL, NULL);
+		if (!r->inv) {
+			hd_call_error(rt->call, r->status, "%s", r->error);
+		} else {
+			f = hd_vim_feed(v);
+			if (f)
+				hd_feed_apply(f, r->inv, r->cluster_ok);
+			hd_call_reply(rt->call, &r->inv->base);
+		}
+	}
+	kb_free(rt);
 }
 
 void hd_vim_retrieve_inventory(struct hd_call *call, const ProtobufCMessage *req)
 {
 	struct hd_vim *v = hd_call_server_data(call);
 	const char *root[] = {HOSTD_AUTH_ROOT_ENTITY};
-	struct inv *in;
+	struct retrieve *rt;
 
 	(void)req;
 	if (!hd_vim_authorize(call, root, 1, "System.Read"))
 		return;
-	in = kb_calloc(1, sizeof(*in));
-	if (!in) {
+	rt = kb_calloc(1, sizeof(*rt));
+	if (!rt) {
 		hd_call_error(call, HD_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	in->v = v;
-	in->call = call;
-	in->work.data = in;
-	hd_call_on_cancel(call, on_cancel, in);
-	if (uv_queue_work(v->loop, &in->work, work, done) != 0) {
+	rt->call = call;
+	hd_call_on_cancel(call, on_cancel, rt);
+	if (hd_inv_gather(v, retrieved, rt) != 0) {
 		hd_call_on_cancel(call, NULL, NULL);
-		kb_free(in);
+		kb_free(rt);
 		hd_call_error(call, HD_UNAVAILABLE, "busy");
 	}
 }

@@ -32,7 +32,12 @@ static int print_hosts(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
 		kc_table_add(&t, row);
 	}
 	printf("Hosts:\n");
-	return kc_table_print(&t, ctx, stdout);
+	{
+		int rv = kc_table_print(&t, ctx, stdout);
+
+		kc_table_close(&t);
+		return rv;
+	}
 }
 
 static int print_vms(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
@@ -60,7 +65,12 @@ static int print_vms(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
 		kc_table_add(&t, row);
 	}
 	printf("\nVMs:\n");
-	return kc_table_print(&t, ctx, stdout);
+	{
+		int rv = kc_table_print(&t, ctx, stdout);
+
+		kc_table_close(&t);
+		return rv;
+	}
 }
 
 static int print_datastores(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
@@ -83,7 +93,12 @@ static int print_datastores(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
 		kc_table_add(&t, row);
 	}
 	printf("\nDatastores:\n");
-	return kc_table_print(&t, ctx, stdout);
+	{
+		int rv = kc_table_print(&t, ctx, stdout);
+
+		kc_table_close(&t);
+		return rv;
+	}
 }
 
 static int print_networks(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
@@ -106,7 +121,12 @@ static int print_networks(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
 		kc_table_add(&t, row);
 	}
 	printf("\nNetworks:\n");
-	return kc_table_print(&t, ctx, stdout);
+	{
+		int rv = kc_table_print(&t, ctx, stdout);
+
+		kc_table_close(&t);
+		return rv;
+	}
 }
 
 static int inventory_run(struct kc_ctx *ctx, const struct kc_call *call)

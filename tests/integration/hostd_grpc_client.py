@@ -105,12 +105,12 @@ print("ok Login (wrong password, unknown user, root), CurrentSession, RetrieveIn
 
 # A server-streaming method answers with a status too.
 try:
-    for _ in STUB.WaitForUpdates(vim_pb2.WaitForUpdatesRequest(), timeout=10):
-        raise SystemExit("FAIL: WaitForUpdates sent a message")
-    raise SystemExit("FAIL: WaitForUpdates ended OK")
+    for _ in STUB.Console(vim_pb2.ConsoleRequest(), timeout=10):
+        raise SystemExit("FAIL: Console sent a message")
+    raise SystemExit("FAIL: Console ended OK")
 except grpc.RpcError as e:
-    expect((e.code(), e.details()), grpc.StatusCode.UNIMPLEMENTED, "WaitForUpdates")
-print("ok WaitForUpdates UNIMPLEMENTED")
+    expect((e.code(), e.details()), grpc.StatusCode.UNIMPLEMENTED, "Console")
+print("ok Console UNIMPLEMENTED")
 
 # A body that does not decode as the input type: INVALID_ARGUMENT before UNIMPLEMENTED.
 expect(code_of(raw("RetrieveInventory", lambda _: b"\xff\xff\xff\xff"), None),

@@ -29,7 +29,8 @@ static int collect(void *arg, const uint8_t *msg, size_t len)
 
 	if (g->n < 8) {
 		g->len[g->n] = len;
-		memcpy(g->data[g->n], msg, len < 64 ? len : 64);
+		if (len)
+			memcpy(g->data[g->n], msg, len < 64 ? len : 64);
 	}
 	g->n++;
 	if (g->fail_at && g->n == (unsigned)g->fail_at)
