@@ -195,7 +195,16 @@ Keel__Cluster__HostState cd_live_judge(const struct cd_live *l, uint64_t host, u
 		return KEEL__CLUSTER__HOST_STATE__HOST_STATE_UNSPECIFIED;
 	net_age = age(h->last_net_ms, now_ms);
 	if (net_age >= l->failure_timeout_ms) {
-		if (ds_last(h, &ds_ms, false) && age(ds_ms, now_ms) < l->failure_timeout_ms)
+		/* Partitioned only on proof of life after the network went quiet: a counter that
+		 * moved within the failure timeout and well after the last network beat. A host
+		 * that died at once has a last datastore advance close to its last beat (the
+		 * reads lag the writes), and must not pass through "partitioned". */
+		uint32_t margin = l->failure_timeout_ms / 2 < CD_LIVE_PROOF_MS
+				      ? l->failure_timeout_ms / 2
+				      : CD_LIVE_PROOF_MS;
+
+		if (ds_last(h, &ds_ms, false) && age(ds_ms, now_ms) < l->failure_timeout_ms &&
+		    ds_ms >= h->last_net_ms + margin)
 			return KEEL__CLUSTER__HOST_STATE__HOST_PARTITIONED;
 		return KEEL__CLUSTER__HOST_STATE__HOST_FAILED;
 	}

@@ -9,7 +9,9 @@
  *   net age < CD_LIVE_UNREACHABLE_MS            connected
  *   CD_LIVE_UNREACHABLE_MS <= net age < T       unreachable
  *   net age >= T, a datastore counter of the
- *     host changed less than T ago              partitioned
+ *     host changed less than T ago, and at least
+ *     CD_LIVE_PROOF_MS after the last network
+ *     beat (capped at T/2)                       partitioned
  *   net age >= T, none did (or no record)       failed
  *
  * with T the failure timeout. The net age is the time since the last network heartbeat,
@@ -39,9 +41,13 @@
 
 #include "cluster.pb-c.h"
 
-#define CD_LIVE_UNREACHABLE_MS 350  /* 3 missed beats of 100 ms, plus slack */
-#define CD_LIVE_HOSTS_MAX      1024 /* as the replicated state's host limit */
-#define CD_LIVE_DS_MAX	       64   /* datastores watched per host */
+#define CD_LIVE_UNREACHABLE_MS 350 /* 3 missed beats of 100 ms, plus slack */
+#define CD_LIVE_PROOF_MS \
+	400		       /* a datastore advance this long after the last network
+				       beat proves a silent host alive (capped at half the
+				       failure timeout) */
+#define CD_LIVE_HOSTS_MAX 1024 /* as the replicated state's host limit */
+#define CD_LIVE_DS_MAX	  64   /* datastores watched per host */
 
 struct cd_live_ds {
 	uint32_t ds;		  /* caller's datastore id */

@@ -19,8 +19,6 @@
 #include "lib/crc.h"
 #include "lib/heap.h"
 
-
-
 struct vcpu_img {
 	const void *item[VMM_ITEM_EVENTS + 1];
 	uint32_t len[VMM_ITEM_EVENTS + 1];
@@ -64,8 +62,11 @@ static int read_section(struct vmm_rd *r, uint32_t want, struct kb_buf *out, con
 	}
 	kb_buf_reset(out);
 	rv = kb_buf_put_zero(out, (size_t)len, &p);
-	if (rv < 0)
+	if (rv < 0) {
+		kb_errmsg_setf(err, "%s section of %llu bytes: %s", name, (unsigned long long)len,
+			       kb_strerror(rv));
 		return rv;
+	}
 	vmm__rd_get(r, p, (size_t)len);
 	uint32_t crc = vmm__rd_u32(r);
 	if (r->err) {
@@ -102,7 +103,8 @@ static int parse_vcpu(struct vmm_vm *vm, int id, struct load *ld, struct kb_errm
 	}
 	for (uint32_t kind = VMM_ITEM_CPUID; kind <= VMM_ITEM_EVENTS; kind++) {
 		uint32_t k = kb_rd_u32(&r), len = kb_rd_u32(&r);
-		const void *p = kb_rd_bytes(&r, len <= VMM_STATE_SECTION_MAX ? len : VMM_STATE_SECTION_MAX + 1);
+		const void *p =
+		    kb_rd_bytes(&r, len <= VMM_STATE_SECTION_MAX ? len : VMM_STATE_SECTION_MAX + 1);
 		if (r.err) {
 			kb_errmsg_setf(err, "vCPU %d: item %u truncated", id, kind);
 			return KB_ETRUNCATED;

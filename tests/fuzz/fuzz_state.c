@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kb_errmsg err = {{0}};
 	char path[] = "/tmp/keel-fuzz-state-XXXXXX";
-	int fd = mkstemp(path);
+	int fd = mkstemp(path), rv;
 
 	if (fd < 0)
 		return 0;
@@ -48,11 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (vm == NULL)
 		make_vm();
-	if (vmm_state_load(vm, fd, &err) == 0) {
+	if ((rv = vmm_state_load(vm, fd, &err)) == 0) {
 		vmm_vm_destroy(vm);
 		vm = NULL;
 	} else if (err.msg[0] == '\0') {
-		fprintf(stderr, "fuzz_state: a refused state gave no message\n");
+		fprintf(stderr, "fuzz_state: a refused state gave no message (%d: %s)\n", rv,
+			kb_strerror(rv));
 		abort();
 	}
 	close(fd);

@@ -159,6 +159,27 @@ static void test_counter_rules(void **state)
 	cd_live_close(&l);
 }
 
+/* A host killed outright: its last datastore advance is seen shortly after its last
+ * network beat (reads lag writes). It goes from unreachable straight to failed: no proof
+ * of life after the network went quiet, so never partitioned. */
+static void test_killed_never_partitioned(void **state)
+{
+	struct cd_live l;
+
+	(void)state;
+	setup_live(&l, 1000);
+	assert_int_equal(cd_live_ds_counter(&l, H, 0, 1, 0), 0); /* baseline */
+	assert_int_equal(cd_live_net_beat(&l, H, 1000, false), 0);
+	assert_int_equal(cd_live_ds_counter(&l, H, 0, 2, 1150), 0); /* 150 ms after the beat */
+	JUDGE(&l, 1999, UNREACH);
+	JUDGE(&l, 2000, FAILED);
+	JUDGE(&l, 2149, FAILED);
+	/* an advance CD_LIVE_PROOF_MS after the last beat is proof of life */
+	assert_int_equal(cd_live_ds_counter(&l, H, 0, 3, 1000 + CD_LIVE_PROOF_MS), 0);
+	JUDGE(&l, 2200, PARTED);
+	cd_live_close(&l);
+}
+
 static void test_ages(void **state)
 {
 	struct cd_live l;
@@ -321,6 +342,7 @@ int main(void)
 	    cmocka_unit_test(test_grace_after_track),
 	    cmocka_unit_test(test_partitioned),
 	    cmocka_unit_test(test_counter_rules),
+	    cmocka_unit_test(test_killed_never_partitioned),
 	    cmocka_unit_test(test_ages),
 	    cmocka_unit_test(test_short_timeout),
 	    cmocka_unit_test(test_limits_and_oom),
