@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "clusterd/fsm.h"
+#include "vmk.pb-c.h"
 #include "lib/err.h"
 #include "lib/log.h"
 
@@ -251,6 +252,9 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
  * vmkernel (register, power on) and registers in the cluster what vmkernel runs unknown to
  * it; see docs/clusterd.md. */
 int cd_reconcile_start(struct cd_daemon *d, struct kb_errmsg *e);
+/* One request on a connected vmkernel control socket fd and its reply (NULL when the
+ * socket failed or the reply does not decode). Blocks: worker threads only. */
+Keel__Vmk__VmkReply *cd_vmk_call(int fd, const Keel__Vmk__VmkRequest *rq);
 void cd_reconcile_stop(struct cd_daemon *d);
 
 /* ---- commit benchmark (bench.c) --------------------------------------------------------- */

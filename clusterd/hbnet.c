@@ -403,21 +403,6 @@ static void ds_kick(struct cd_hbnet *h, uint64_t now)
 
 /* ---- follower: the isolation response (worker) ------------------------------------------------ */
 
-/* One request to vmkernel; the reply or NULL. */
-static Keel__Vmk__VmkReply *vmk_call(int fd, const Keel__Vmk__VmkRequest *rq)
-{
-	struct kb_buf in;
-	Keel__Vmk__VmkReply *rp = NULL;
-
-	if (kb_frame_send_pb(fd, &rq->base))
-		return NULL;
-	kb_buf_init(&in, 0);
-	if (kb_frame_recv(fd, &in, 16u << 20) == 0)
-		rp = keel__vmk__vmk_reply__unpack(NULL, in.len, in.data);
-	kb_buf_close(&in);
-	return rp;
-}
-
 static void response_work(uv_work_t *w)
 {
 	struct cd_hbnet *h = w->data;
@@ -434,7 +419,7 @@ static void response_work(uv_work_t *w)
 		return;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
 	rq.vm_list = &list;
-	rp = vmk_call(fd, &rq);
+	rp = cd_vmk_call(fd, &rq);
 	for (size_t i = 0; rp && i < rp->n_vms; i++) {
 		Keel__Vmk__VmkRequest off = KEEL__VMK__VMK_REQUEST__INIT;
 		Keel__Vmk__VmkVmPowerOff po = KEEL__VMK__VMK_VM_POWER_OFF__INIT;
@@ -446,7 +431,7 @@ static void response_work(uv_work_t *w)
 		po.fence = true; /* the cluster still wants it on: only the lock is released */
 		off.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
 		off.vm_power_off = &po;
-		r2 = vmk_call(fd, &off);
+		r2 = cd_vmk_call(fd, &off);
 		if (r2 && r2->code == 0)
 			h->response_stopped++;
 		if (r2)

@@ -100,7 +100,7 @@ static void back_off(struct cd_reconciler *r, const char *uuid)
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
-static Keel__Vmk__VmkReply *call(int fd, const Keel__Vmk__VmkRequest *rq)
+Keel__Vmk__VmkReply *cd_vmk_call(int fd, const Keel__Vmk__VmkRequest *rq)
 {
 	struct kb_buf in;
 	Keel__Vmk__VmkReply *rp = NULL;
@@ -118,7 +118,7 @@ static Keel__Vmk__VmkReply *call(int fd, const Keel__Vmk__VmkRequest *rq)
 static bool act(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, const char *what,
 		const char *name)
 {
-	Keel__Vmk__VmkReply *rp = call(fd, rq);
+	Keel__Vmk__VmkReply *rp = cd_vmk_call(fd, rq);
 	bool ok = rp && rp->code == 0;
 
 	kb_log(r->d->log, ok ? KB_LOG_INFO : KB_LOG_WARN, "reconcile: %s VM %s%s%s", what, name,
@@ -149,7 +149,7 @@ static void work(uv_work_t *w)
 		return;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
 	rq.vm_list = &list;
-	rp = call(fd, &rq);
+	rp = cd_vmk_call(fd, &rq);
 	if (!rp || rp->code) {
 		if (rp)
 			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
