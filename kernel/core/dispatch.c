@@ -12,6 +12,7 @@
 #include "kernel/core/core.h"
 #include "kernel/core/server.h"
 #include "kernel/core/subsys.h"
+#include "kernel/vm/monitor.h"
 #include "kernel/vm/vm.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -21,6 +22,7 @@
 struct vminfo_slot {
 	Keel__Vmk__VmInfo info;
 	Keel__Vmk__VmSpec *spec;
+	Keel__Vmk__VmMonitorInfo mon;
 	char name[64], uuid[40], ds[64], path[PATH_MAX], event[256], con[PATH_MAX],
 	    conlog[PATH_MAX];
 };
@@ -43,7 +45,9 @@ static void fill_info(struct vmk_vm *vm, struct vminfo_slot *s)
 	s->spec = NULL;
 	if (vmk_vmx_to_spec(&vm->cfg, &s->spec) < 0)
 		s->spec = NULL;
+	vmk_vm_monitor_info(vm, &s->mon);
 	pthread_mutex_unlock(&vm->lock);
+	s->info.monitor = &s->mon;
 	s->info.name = s->name;
 	s->info.uuid = s->uuid;
 	s->info.datastore = s->ds;
@@ -97,6 +101,8 @@ static const char *vm_key(const Keel__Vmk__VmkRequest *rq)
 		return rq->vm_get->vm;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_CONSOLE:
 		return rq->vm_console->vm;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MONITOR:
+		return rq->vm_monitor->vm;
 	default:
 		return NULL;
 	}
@@ -172,6 +178,10 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		rv = vmk_vm_resume(vm, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_GET:
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MONITOR:
+		rv = vmk_vm_monitor_set(vm, rq->vm_monitor->enabled, rq->vm_monitor->timeout_s,
+					rq->vm_monitor->max_resets, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_CONSOLE:
 		rv = console_tail(vm, rq->vm_console->tail_bytes, &rp.console_tail);

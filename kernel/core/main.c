@@ -22,6 +22,7 @@
 
 #include "kernel/core/core.h"
 #include "kernel/core/server.h"
+#include "kernel/vm/monitor.h"
 #include "kernel/vm/vm.h"
 #include "lib/log.h"
 #include "lib/time.h"
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
 	int level = KB_LOG_INFO, c, rv;
 	bool to_stderr = false;
 	struct kb_errmsg err = {{0}};
+	struct vmk_monitor *monitor = NULL;
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint;
 
@@ -156,8 +158,11 @@ int main(int argc, char **argv)
 	kb_log(host.log, KB_LOG_INFO, "vmkernel ready: state %s, socket %s", host.state_dir,
 	       host.socket_path);
 	vmk__supervise_run_queue(&host);
+	if (vmk_monitor_start(&host, &monitor, &err) < 0)
+		kb_log(host.log, KB_LOG_ERROR, "%s: VMs are not monitored", err.msg);
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	vmk_monitor_stop(monitor);
 	vmk_server_stop(&host);
 	vmk__supervise_stop_all(&host);
 	uv_walk(&loop, close_handle, NULL);

@@ -46,6 +46,16 @@ struct vmk_vm_owner {
 	char hb[PATH_MAX];   /* <datastore>/.keel-hb/<this host's id> */
 };
 
+/* VM monitoring's view of a running VM (kernel/vm/monitor.c), under vm->lock. */
+struct vmk_vm_mon {
+	uint64_t seq;	      /* the guest's last heartbeat sequence seen (0: none) */
+	uint64_t age_ms;      /* since that heartbeat, by the vmx's clock, when last asked */
+	uint64_t last_reset_ns;
+	uint64_t limit_logged_ns;
+	uint64_t resets_ns[VMK_VMX_MON_RESETS_MAX]; /* ring of reset times (0: unused) */
+	uint32_t next_reset;
+};
+
 struct vmk_vm {
 	struct kb_list link;	   /* host->vms */
 	struct kb_list watch_link; /* host->watch_q */
@@ -71,6 +81,7 @@ struct vmk_vm {
 	int nr_taps;
 	uv_poll_t *poll;	 /* loop thread only */
 	struct vmk_vm_owner own; /* the running vmx's cluster ownership */
+	struct vmk_vm_mon mon;
 };
 
 /* Paths of a VM's vmx sockets, records and files. */

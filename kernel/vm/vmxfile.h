@@ -68,6 +68,18 @@ struct vmk_vmx_res {
 	uint32_t mem_max_mib; /* limit; 0: the VM's memory size */
 };
 
+/* VM monitoring (vmMonitoring.* keys, kernel/vm/monitor.c): reset the VM when its guest's
+ * heartbeat stops while the vmx runs. 0 means "not set" (the defaults below). */
+#define VMK_VMX_MON_TIMEOUT_S	 30 /* default heartbeat timeout */
+#define VMK_VMX_MON_TIMEOUT_MAX	 86400
+#define VMK_VMX_MON_RESETS	 3 /* default resets per hour */
+#define VMK_VMX_MON_RESETS_MAX	 100
+struct vmk_vmx_monitor {
+	bool enabled;
+	uint32_t timeout_s;  /* 1..VMK_VMX_MON_TIMEOUT_MAX */
+	uint32_t max_resets; /* per hour, 1..VMK_VMX_MON_RESETS_MAX */
+};
+
 /* A key vmkernel does not interpret, kept verbatim. */
 struct vmk_vmx_extra {
 	char *key;
@@ -86,6 +98,7 @@ struct vmk_vmx {
 	struct vmk_vmx_disk disks[VMK_VMX_DISKS]; /* slot i is diskI.* */
 	struct vmk_vmx_nic nics[VMK_VMX_NICS];	  /* slot i is ethernetI.* */
 	struct vmk_vmx_res res;
+	struct vmk_vmx_monitor monitor;
 	struct vmk_vmx_extra *extra; /* other keys, in file order; owned */
 	size_t n_extra;
 };

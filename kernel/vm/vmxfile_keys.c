@@ -47,6 +47,9 @@ static const struct field scalar_fields[] = {
     VMX_U32("sched.cpu.max", res.cpu_max_mhz, 0, VMK_VMX_MHZ_MAX, 1),
     VMX_U32("sched.mem.min", res.mem_min_mib, 0, VMK_VMX_MEMSIZE_MAX, 1),
     VMX_U32("sched.mem.max", res.mem_max_mib, 0, VMK_VMX_MEMSIZE_MAX, 1),
+    {"vmMonitoring.enabled", FT_BOOL, offsetof(struct vmk_vmx, monitor.enabled), 0},
+    VMX_U32("vmMonitoring.timeout", monitor.timeout_s, 0, VMK_VMX_MON_TIMEOUT_MAX, 1),
+    VMX_U32("vmMonitoring.maxResets", monitor.max_resets, 0, VMK_VMX_MON_RESETS_MAX, 1),
 };
 _Static_assert(sizeof(scalar_fields) / sizeof(scalar_fields[0]) == NSCALAR, "scalar ids");
 

@@ -353,6 +353,7 @@ extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_consol
 extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,
     kc_vm_suspend_cmd, kc_vm_resume_cmd, kc_vm_destroy_cmd, kc_vm_unregister_cmd,
     kc_vm_register_cmd;
+extern const struct kc_cmd kc_vm_monitor_cmd; /* vm_monitor.c */
 
 /* vm_api.c: `keel vm` through hostd's API (VmSpec is the API's; spec the local one the
  * options were parsed into: what the API cannot carry is refused as a usage error). */
