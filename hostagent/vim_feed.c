@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,7 +73,25 @@ struct hd_feed {
 	struct kb_list streams;
 	size_t nstreams;
 	uv_timer_t *timer; /* the poller, while a stream is open */
+	struct watch *watch; /* vmkernel's files, while a stream is open */
 	bool gathering;
+	bool again; /* a kick came during a gather: gather once more */
+};
+
+/* Kicks: vmkernel rewrites <state>/inventory.conf (rename) when VMs are added or removed
+ * and makes or removes <state>/run/<uuid>.pid when a vmx starts or ends, whoever asked
+ * (the API, keel on the host, the cluster, the guest itself). A change of either polls at
+ * once and once more KICK_AGAIN_MS later (the power state may be set just after the file),
+ * so such changes reach the feed in milliseconds instead of up to HD_FEED_POLL_MS. */
+#define KICK_DELAY_MS 2
+#define KICK_AGAIN_MS 60
+struct watch {
+	struct hd_feed *f;
+	uv_fs_event_t dir, run;
+	bool dir_on, run_on;
+	uv_timer_t kick;
+	unsigned pending; /* polls the kick still owes */
+	int open;	  /* handles not yet closed */
 };
 
 static const ProtobufCMessageDescriptor *const descs[] = {
@@ -395,6 +414,8 @@ static void pump_all(struct hd_feed *f)
 
 /* ---- sources: the poller and the task observer --------------------------------------------- */
 
+static void gather(struct hd_feed *f);
+
 static void polled(struct hd_vim *v, struct hd_inv_result *r, void *arg)
 {
 	struct hd_feed *f = arg;
@@ -403,15 +424,110 @@ static void polled(struct hd_vim *v, struct hd_inv_result *r, void *arg)
 	f->gathering = false;
 	if (r->inv)
 		hd_feed_apply(f, r->inv, r->cluster_ok);
+	if (f->again && f->timer) {
+		f->again = false;
+		gather(f);
+	}
+}
+
+static void gather(struct hd_feed *f)
+{
+	if (f->gathering) {
+		f->again = true;
+		return;
+	}
+	f->gathering = hd_inv_gather(f->v, polled, f) == 0;
 }
 
 static void on_poll(uv_timer_t *t)
 {
 	struct hd_feed *f = t->data;
 
-	if (f->gathering)
+	if (!f->gathering)
+		gather(f);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+
+	gather(w->f);
+	if (w->pending > 1) {
+		w->pending = 0;
+		uv_timer_start(&w->kick, on_kick, KICK_AGAIN_MS, 0);
+	} else {
+		w->pending = 0;
+	}
+}
+
+static void on_fs(uv_fs_event_t *h, const char *name, int events, int status)
+{
+	struct watch *w = h->data;
+	size_t n = name ? strlen(name) : 0;
+
+	(void)events;
+	if (status < 0 || name == NULL)
 		return;
-	f->gathering = hd_inv_gather(f->v, polled, f) == 0;
+	if (h == &w->dir ? strcmp(name, "inventory.conf") != 0
+			 : (n < 5 || strcmp(name + n - 4, ".pid") != 0))
+		return;
+	if (w->pending == 0)
+		uv_timer_start(&w->kick, on_kick, KICK_DELAY_MS, 0);
+	w->pending = 2;
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+	struct watch *w = h->data;
+
+	if (--w->open == 0)
+		kb_free(w);
+}
+
+static void watch_start(struct hd_feed *f)
+{
+	struct watch *w;
+	char path[PATH_MAX + 8];
+	int rv;
+
+	if (f->watch || !f->v->state_dir[0])
+		return;
+	w = kb_calloc(1, sizeof(*w));
+	if (!w)
+		return; /* the poller alone */
+	w->f = f;
+	uv_timer_init(f->v->loop, &w->kick);
+	w->kick.data = w;
+	w->open = 1;
+	uv_fs_event_init(f->v->loop, &w->dir);
+	w->dir.data = w;
+	w->open++;
+	rv = uv_fs_event_start(&w->dir, on_fs, f->v->state_dir, 0);
+	w->dir_on = rv == 0;
+	uv_fs_event_init(f->v->loop, &w->run);
+	w->run.data = w;
+	w->open++;
+	snprintf(path, sizeof(path), "%s/run", f->v->state_dir);
+	rv = uv_fs_event_start(&w->run, on_fs, path, 0);
+	w->run_on = rv == 0;
+	if (!w->dir_on || !w->run_on)
+		kb_log(f->v->log, KB_LOG_DEBUG,
+		       "WaitForUpdates: not watching %s%s: changes arrive with the %d ms poll",
+		       f->v->state_dir, w->run_on ? "" : "/run", HD_FEED_POLL_MS);
+	f->watch = w;
+}
+
+static void watch_stop(struct hd_feed *f)
+{
+	struct watch *w = f->watch;
+
+	if (!w)
+		return;
+	f->watch = NULL;
+	uv_timer_stop(&w->kick);
+	uv_close((uv_handle_t *)&w->kick, watch_closed);
+	uv_close((uv_handle_t *)&w->dir, watch_closed);
+	uv_close((uv_handle_t *)&w->run, watch_closed);
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -429,6 +545,7 @@ static void poller_start(struct hd_feed *f)
 	uv_timer_init(f->v->loop, f->timer);
 	f->timer->data = f;
 	uv_timer_start(f->timer, on_poll, 0, HD_FEED_POLL_MS);
+	watch_start(f);
 }
 
 static void poller_stop(struct hd_feed *f)
@@ -438,6 +555,8 @@ static void poller_stop(struct hd_feed *f)
 	uv_timer_stop(f->timer);
 	uv_close((uv_handle_t *)f->timer, timer_closed);
 	f->timer = NULL;
+	f->again = false;
+	watch_stop(f);
 }
 
 static bool task_finished(const struct hd_task *task)

@@ -10,7 +10,7 @@
  * cancelled) meanwhile.
  *
  * CreateVm and RegisterVm check their privilege on the root at once and need no lookup.
- * MigrateVm ends its task in error at once: vMotion does not exist yet.
+ * MigrateVm is refused (UNIMPLEMENTED, no task) until vMotion exists.
  *
  * Failure modes, all in the task's error: the VM is not on this host (with the owner's
  * name when clusterd's registry knows it: "VM x is on host h2: call that host's API");
@@ -680,29 +680,18 @@ void hd_vim_register_vm(struct hd_call *call, const ProtobufCMessage *req)
 	inventory_method(call, OP_REGISTER, rq->host, NULL, rq->vmx_path);
 }
 
-/* MigrateVm: a task that ends in error at once, so a client learns it plainly. */
+/* MigrateVm: refused with UNIMPLEMENTED and a plain message (no task is made) until
+ * vMotion exists; the privilege is checked first, so a caller without it learns that. */
 void hd_vim_migrate_vm(struct hd_call *call, const ProtobufCMessage *req)
 {
 	const Keel__Vim__MigrateVmRequest *rq = (const Keel__Vim__MigrateVmRequest *)req;
 	struct hd_vim *v = hd_call_server_data(call);
-	struct hd_tasks *t = hd_vim_tasks(v);
 	char host[40];
 	const char *path[] = {HOSTD_AUTH_ROOT_ENTITY, host};
-	const char *user;
-	struct hd_task *task;
-	Keel__Vim__Task m;
 
 	snprintf(host, sizeof(host), "host-%" PRIu64, v->host_id);
-	user = hd_vim_authorize(call, path, 2, "Resource.HotMigrate");
-	if (!user)
+	if (!hd_vim_authorize(call, path, 2, "Resource.HotMigrate"))
 		return;
-	if (!t || hd_tasks_add(t, "MigrateVm", rq->vm, user, &task) != 0) {
-		hd_call_error(call, HD_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
-	hd_task_fail(t, task, "vMotion is not supported yet: VM %s stays where it is",
-		     rq->vm && rq->vm[0] ? rq->vm : "(none)");
-	hd_task_to_pb(task, &m);
-	hd_call_reply(call, &m.base);
-	hd_task_release(task);
+	hd_call_error(call, HD_UNIMPLEMENTED, "vMotion is not supported yet: VM %s stays where it is",
+		      rq->vm && rq->vm[0] ? rq->vm : "(none)");
 }

@@ -5,7 +5,15 @@
   with 1 and with 64 concurrent streams on one connection, and its p99 latency with 64;
 - calls/s of RetrieveInventory with 100 VMs registered on the host, 64 streams;
 - hostd's CPU time per small call (64 streams) as a ratio to nghttpd's per request for a
-  static file of the same size as the call's DATA, over TLS, same load, same namespace.
+  static file of the same size as the call's DATA, over TLS, same load, same namespace;
+- the change feed's fan-out on a 16-host lab (`keel lab up 16`, no cluster formed): one
+  grpcio client in host1's namespace logs into all 16 hostds (198.18.0.K:8443) and follows
+  one WaitForUpdates stream per host, then makes changes on the hosts in turn and times
+  each change to its Update: a VM power-on/off made on the host through its local keel
+  socket, not the API (feed_latency_ms_*: timed from keel's return; hostd sees vmkernel's
+  pid records and inventory file change and polls at once), and a PowerOnVm call of a VM
+  that does not exist (feed_task_latency_ms_*: a task added and failed on the loop, pushed
+  at once; timed from the call's start). FEED_ROUNDS rounds over the 16 hosts.
 
 The load is h2load (nghttp2-client) run inside the host's network namespace against
 https://127.0.0.1:8443 (hostd's self-signed certificate; h2load does not verify), with the
@@ -15,7 +23,8 @@ HTTP 200 with grpc-status in the trailers, so each method is also called once wi
 and once with curl (grpc-status: 0 in the trailers) with the same token.
 
 Prints "RESULT <name> <value> <unit>" lines, comments ("# ...") with detail, progress on
-stderr. KEEL_BENCH_QUICK=1 makes a smoke run with fewer requests (same result names)."""
+stderr. KEEL_BENCH_QUICK=1 makes a smoke run with fewer requests (same result names).
+`api.py feed` runs the change-feed benchmark alone, `api.py calls` the others alone."""
 import json
 import math
 import os
@@ -39,6 +48,8 @@ SMALL_64 = 20000 if QUICK else 500000    # small call, 64 streams (also the CPU 
 INVENTORY_64 = 1000 if QUICK else 10000  # RetrieveInventory, 64 streams
 WARMUP = 1000
 VMS = 100
+FEED_HOSTS = 16
+FEED_ROUNDS = 2 if QUICK else 13         # samples per kind: FEED_ROUNDS * FEED_HOSTS
 HOSTD_PORT = 8443
 NGHTTPD_PORT = 8444
 
@@ -104,24 +115,39 @@ def run(argv, **kw):
 
 
 class Lab:
-    """A 1-host `keel lab` in dir; commands can run inside its host's network namespace."""
+    """A `keel lab` of n hosts in dir; commands can run inside host1's network namespace."""
 
-    def __init__(self, dir):
+    def __init__(self, dir, n=1):
         self.dir = dir
+        self.n = n
         self.info = None
 
     def lab(self, *args):
         return json.loads(run([KEEL, "lab", *args, "--dir", self.dir, "--json"]))
 
     def up(self):
-        self.info = self.lab("up", "1")
+        self.info = self.lab("up", str(self.n))
 
     def down(self):
-        subprocess.run([KEEL, "lab", "down", "--dir", self.dir],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        """keel lab down; retried for a while when keel cannot be run at the moment (a
+        rebuild relinking it). True once the lab is gone."""
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                r = subprocess.run([KEEL, "lab", "down", "--dir", self.dir],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   timeout=300)
+                if r.returncode == 0:
+                    return True
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                progress(f"the lab at {self.dir} is still up: keel lab down --dir {self.dir}")
+                return False
+            time.sleep(1)
 
-    def host_dir(self):
-        return os.path.join(self.dir, "hosts", "host1")
+    def host_dir(self, k=1):
+        return os.path.join(self.dir, "hosts", f"host{k}")
 
     def ns(self, *argv):
         """argv run inside host1's network namespace (nsenter execs it: same pid)."""
@@ -132,8 +158,8 @@ class Lab:
         return next(d["pid"] for d in st["hosts"][0]["daemons"]
                     if d["name"] == daemon and d["running"])
 
-    def keel(self, *args):
-        return run([KEEL, "--socket", os.path.join(self.host_dir(), "vmkernel.sock"),
+    def keel(self, *args, host=1):
+        return run([KEEL, "--socket", os.path.join(self.host_dir(host), "vmkernel.sock"),
                     "--timeout", "30", *args])
 
 
@@ -267,7 +293,156 @@ def bench_nghttpd(lab, tmp, size):
         log.close()
 
 
+# grpcio client run in host1's namespace: argv STUBS LABDIR PASSWORD_FILE KEEL HOSTS ROUNDS.
+# Logs into every host's hostd (198.18.0.K:8443, its self-signed certificate from the lab
+# directory), follows one WaitForUpdates stream per host on a thread each (arrival times
+# by object), then per round and host: a PowerOnVm call of a VM that does not exist (a
+# task that fails at once; its first Update) and a
+# power change of VM feedK through the local keel socket (the VM's Update with the new
+# power state). Prints one JSON object: {"task": [ms...], "poll": [ms...], "call": [ms...]}.
+FEED_CLIENT = r"""
+import json, os, queue, subprocess, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import grpc, vim_pb2, vim_pb2_grpc
+labdir, pw, keel = sys.argv[2], open(sys.argv[3]).read().strip(), sys.argv[4]
+hosts, rounds = int(sys.argv[5]), int(sys.argv[6])
+
+class Host:
+    def __init__(self, k):
+        self.k = k
+        hdir = os.path.join(labdir, "hosts", "host%d" % k)
+        self.sock = os.path.join(hdir, "vmkernel.sock")
+        cert = open(os.path.join(hdir, "hostd.crt"), "rb").read()
+        self.ch = grpc.secure_channel("198.18.0.%d:8443" % k,
+                                      grpc.ssl_channel_credentials(root_certificates=cert),
+                                      options=[("grpc.ssl_target_name_override", "localhost"),
+                                               ("grpc.use_local_subchannel_pool", 1)])
+        self.stub = vim_pb2_grpc.VimStub(self.ch)
+        end = time.monotonic() + 60
+        while True:
+            try:
+                tok = self.stub.Login(vim_pb2.LoginRequest(user="root", password=pw),
+                                      timeout=20).token
+                break
+            except grpc.RpcError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.2)
+        self.md = [("x-keel-session", tok)]
+        self.cv = threading.Condition()
+        self.tasks = {}      # task id -> first arrival
+        self.power = {}      # (vm name, power state) -> last arrival
+        self.error = None
+        self.call = self.stub.WaitForUpdates(vim_pb2.WaitForUpdatesRequest(since_version=0),
+                                             metadata=self.md)
+        threading.Thread(target=self.follow, daemon=True).start()
+
+    def follow(self):
+        try:
+            for u in self.call:
+                now = time.monotonic()
+                kind = u.WhichOneof("object")
+                with self.cv:
+                    if kind == "task":
+                        self.tasks.setdefault(u.task.id, now)
+                    elif kind == "vm" and not u.removed:
+                        self.power[(u.vm.name, u.vm.power_state)] = now
+                    self.cv.notify_all()
+        except grpc.RpcError as e:
+            with self.cv:
+                self.error = "%s %s" % (e.code(), e.details())
+                self.cv.notify_all()
+
+    def wait(self, pred, what, timeout=10):
+        with self.cv:
+            if not self.cv.wait_for(lambda: pred() is not None or self.error, timeout):
+                raise SystemExit("host%d: no update for %s" % (self.k, what))
+            if self.error:
+                raise SystemExit("host%d: stream ended: %s" % (self.k, self.error))
+            return pred()
+
+def keel_vm(h, *args):
+    r = subprocess.run([keel, "--socket", h.sock, "--timeout", "30", "vm", *args],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode:
+        raise SystemExit("host%d: keel vm %s: %s" % (h.k, " ".join(args), r.stderr))
+
+hs = [Host(k) for k in range(1, hosts + 1)]
+for h in hs:  # every stream has sent the current state (the host object) first
+    h.wait(lambda: h.power.get(("feed%d" % h.k, "poweredOff")), "feed%d's first state" % h.k)
+out = {"task": [], "poll": [], "call": []}
+for r in range(rounds):
+    for h in hs:
+        t0 = time.monotonic()
+        t = h.stub.PowerOnVm(vim_pb2.VmRef(vm="no-such-vm"), metadata=h.md, timeout=20)
+        out["call"].append((time.monotonic() - t0) * 1000)
+        arrived = h.wait(lambda: h.tasks.get(t.id), t.id)
+        out["task"].append((arrived - t0) * 1000)
+for r in range(rounds):
+    state, op = ("poweredOn", "power-on") if r % 2 == 0 else ("poweredOff", "power-off")
+    for h in hs:
+        name = "feed%d" % h.k
+        with h.cv:
+            h.power.pop((name, state), None)
+        keel_vm(h, op, name)
+        returned = time.monotonic()
+        arrived = h.wait(lambda: h.power.get((name, state)), "%s %s" % (name, state))
+        out["poll"].append((arrived - returned) * 1000)
+for h in hs:
+    h.call.cancel()
+print(json.dumps(out))
+"""
+
+
+def median(values):
+    s = sorted(values)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def bench_feed(tmp, stubs):
+    """The change feed's fan-out over a 16-host lab (module docstring). The lab is torn
+    down whatever happens."""
+    # The lab's directory is removed only once the lab is down (never a live lab's record).
+    labdir = tempfile.mkdtemp(prefix="kbf-")
+    lab = Lab(os.path.join(labdir, "lab16"), FEED_HOSTS)
+    try:
+        progress(f"{FEED_HOSTS}-host lab for the change feed")
+        lab.up()
+        for k in range(1, FEED_HOSTS + 1):
+            lab.keel("vm", "create", f"feed{k}", "--memory", "64", host=k)
+        n = FEED_ROUNDS * FEED_HOSTS
+        # The client's keel (a plain socket client) is a copy: a rebuild relinking
+        # build/bin/keel meanwhile does not make a power change fail.
+        keel = os.path.join(tmp, "keel")
+        shutil.copy2(KEEL, keel)
+        progress(f"change feed: {n} PowerOnVm tasks and {n} power changes over "
+                 f"{FEED_HOSTS} streams")
+        out = json.loads(run(lab.ns(GRPC_PYTHON, "-c", FEED_CLIENT, stubs, lab.dir,
+                                    lab.info["root_password_file"], keel, str(FEED_HOSTS),
+                                    str(FEED_ROUNDS)), timeout=1200))
+    finally:
+        if lab.down():
+            shutil.rmtree(labdir, ignore_errors=True)
+    task, poll, call = out["task"], out["poll"], out["call"]
+    note(f"change feed over {FEED_HOSTS} hosts, one WaitForUpdates stream each, one client "
+         f"in host1's namespace; kind measured for feed_latency_ms_*: a VM power-on/off "
+         f"made on the host (keel through vmkernel's socket, not the API), from keel's "
+         f"return to the VM's Update with the new power state; {len(poll)} samples")
+    result("feed_latency_ms_median", median(poll), "ms")
+    result("feed_latency_ms_p99", p99(poll), "ms")
+    note(f"power changes: min {min(poll):.2f} ms, max {max(poll):.2f} ms")
+    result("feed_task_latency_ms_median", median(task), "ms")
+    result("feed_task_latency_ms_p99", p99(task), "ms")
+    note(f"task kind (a PowerOnVm task through the API, from the call's start to the "
+         f"task's first Update): {len(task)} samples, min {min(task):.2f} ms, max "
+         f"{max(task):.2f} ms; the call itself: median {median(call):.2f} ms, p99 "
+         f"{p99(call):.2f} ms")
+
+
 def main():
+    want = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if want not in ("all", "feed", "calls"):
+        sys.exit(f"bench-api: unknown part '{want}' (all, feed, calls)")
     if os.geteuid() != 0:
         sys.exit("bench-api: needs root (keel lab)")
     if not os.path.exists(KEEL):
@@ -289,6 +464,9 @@ def main():
         with open(body, "wb") as f:
             f.write(EMPTY_MSG)
 
+        if want == "feed":
+            bench_feed(tmp, stubs)
+            return
         lab = Lab(os.path.join(tmp, "lab"))
         try:
             progress(f"1-host lab, {VMS} VMs")
@@ -317,9 +495,10 @@ def main():
             ours = bench_hostd(lab, tmp, token, body)
             theirs = bench_nghttpd(lab, tmp, size)
             result("api_cpu_ratio_vs_nghttpd", ours / theirs, "x")
-            note("feed_latency_ms_median: WaitForUpdates not implemented yet")
         finally:
             lab.down()
+        if want == "all":
+            bench_feed(tmp, stubs)
 
 
 if __name__ == "__main__":
