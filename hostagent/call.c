@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hostagent/files.h"
 #include "hostagent/internal.h"
 #include "lib/err.h"
 #include "lib/heap.h"
@@ -92,7 +93,9 @@ int hd__call_header(struct hd_call *call, const uint8_t *name, size_t nlen, cons
 		else if (strcmp(n, ":path") == 0)
 			snprintf(call->path, sizeof(call->path), "%s",
 				 vlen < sizeof(call->path) ? v : "/(too long)");
-		return 0;
+		/* File requests (files.c) read the method and the whole path as headers. */
+		if (strcmp(n, ":method") != 0 && strcmp(n, ":path") != 0)
+			return 0;
 	}
 	if (call->nhdrs == call->hdrs_cap) {
 		unsigned cap = call->hdrs_cap ? 2 * call->hdrs_cap : 8;
@@ -145,6 +148,10 @@ void hd__call_headers_done(struct hd_call *call)
 
 	if (call->completed)
 		return;
+	if (hd__file_is_request(call)) {
+		hd__file_headers_done(call);
+		return;
+	}
 	if (!call->is_post) {
 		http_refuse(call, "405");
 		return;
@@ -238,6 +245,10 @@ void hd__call_end_of_request(struct hd_call *call)
 	const struct hd_method *m = call->method;
 
 	call->early = false;
+	if (hd__file_owns(call)) {
+		hd__file_end_of_request(call);
+		return;
+	}
 	if (call->completed || call->cancelled || !m)
 		return;
 	if (!hd_wire_dec_at_boundary(&call->dec)) {

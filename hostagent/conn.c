@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 
+#include "hostagent/files.h"
 #include "hostagent/internal.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -269,6 +270,13 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 {
 	struct hd_call *call = stream_call(h2, id);
 
+	/* The window is given back by hand (no automatic WINDOW_UPDATE): at once for gRPC,
+	 * whose decoder has its own budget; by files.c once an upload's bytes are written. */
+	if (call && hd__file_owns(call)) {
+		hd__file_data(call, data, len);
+		return 0;
+	}
+	nghttp2_session_consume(h2, id, len);
 	if (call)
 		hd__call_data(call, data, len);
 	return 0;
@@ -278,7 +286,9 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *arg)
 {
 	struct hd_call *call;
 
-	if (f->hd.type == NGHTTP2_HEADERS && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+	/* gRPC ends with HEADERS (trailers); a file answer may end with DATA. */
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
 		call = stream_call(h2, f->hd.stream_id);
 		if (call)
 			hd__call_end_sent(call);
@@ -334,6 +344,7 @@ static int start_session(struct hd_conn *c)
 	/* nghttp2's own rapid-reset limit (a token bucket) on top of our count. */
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 100);
 	nghttp2_option_set_max_continuations(opt, 8);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
 	rv = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);

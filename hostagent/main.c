@@ -7,6 +7,7 @@
  * loop. SIGTERM/SIGINT stop it cleanly: listeners close, calls are cancelled, connections
  * get GOAWAY. `hostd --thumbprint` prints the thumbprint and exits.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ static void usage(FILE *f)
 		"  --root-password-file FILE\n"
 		"                      root's password for a new user database (DIR/auth.db);\n"
 		"                      without it a random one is written to DIR/root-password\n"
+		"  --session-idle-timeout SECONDS\n"
+		"                      end sessions idle that long (1..604800; default 1800)\n"
 		"  --log-level LEVEL   error, warn, info (default), debug, trace\n"
 		"  -h, --help          this help\n",
 		HD_DEFAULT_PORT);
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
 	    {"root-password-file", required_argument, NULL, 'R'},
 	    {"thumbprint", no_argument, NULL, 't'},
 	    {"log-level", required_argument, NULL, 'l'},
+	    {"session-idle-timeout", required_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -73,6 +77,8 @@ int main(int argc, char **argv)
 	int level = KB_LOG_INFO, c, rv;
 	bool thumb = false;
 	const char *rootpw = NULL;
+	unsigned long idle_s = 0;
+	char *end;
 	uv_loop_t loop;
 
 	hd_server_config_defaults(&cfg);
@@ -98,6 +104,17 @@ int main(int argc, char **argv)
 			level = kb_log_level_parse(optarg);
 			if (level < 0) {
 				fprintf(stderr, "hostd: bad --log-level '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'i':
+			errno = 0;
+			idle_s = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || idle_s < 1 ||
+			    idle_s > 604800) {
+				fprintf(stderr,
+					"hostd: bad --session-idle-timeout '%s': seconds, 1..604800\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -135,6 +152,12 @@ int main(int argc, char **argv)
 		kb_error("cannot start: %s", err.msg);
 		return 1;
 	}
+	if (idle_s && hd_vim_session_idle_set(&vim, (unsigned)idle_s) < 0) {
+		kb_error("cannot start: out of memory");
+		return 1;
+	}
+	if (idle_s)
+		kb_info("sessions expire after %lu s idle", idle_s);
 	cfg.data = &vim;
 	rv = hd_server_create(&loop, &cfg, &server, &err);
 	if (rv < 0) {

@@ -12,6 +12,7 @@
 #include "hostagent/grpc.h"
 #include "hostagent/vim.h"
 #include "hostagent/vim_feed.h"
+#include "hostagent/vim_host.h"
 #include "hostagent/vim_tasks.h"
 #include "hostagent/vim_vm.h"
 #include "hostagent/vim_cluster.h"
@@ -39,7 +40,7 @@ const struct hd_method hd_vim_methods[] = {
     {"SuspendVm", &keel__vim__vm_ref__descriptor, hd_vim_suspend_vm, false},
     {"ResumeVm", &keel__vim__vm_ref__descriptor, hd_vim_resume_vm, false},
     {"MigrateVm", &keel__vim__migrate_vm_request__descriptor, hd_vim_migrate_vm, false},
-    {"Console", &keel__vim__console_request__descriptor, NULL, true},
+    {"Console", &keel__vim__console_request__descriptor, hd_vim_console, true},
     {"ClusterCreate", &keel__vim__cluster_create_request__descriptor, hd_vim_cluster_create, false},
     {"ClusterJoinToken", &keel__vim__join_token_request__descriptor, hd_vim_cluster_join_token,
      false},
@@ -50,11 +51,11 @@ const struct hd_method hd_vim_methods[] = {
     {"ClusterGetStatus", &keel__vim__cluster_status_request__descriptor, hd_vim_cluster_get_status,
      false},
     {"ClusterEvents", &keel__vim__events_request__descriptor, hd_vim_cluster_events, false},
-    {"GetHostConfig", &keel__vim__host_config_request__descriptor, NULL, false},
-    {"ChangeVmknic", &keel__vim__vmknic_change__descriptor, NULL, false},
-    {"ChangePortgroup", &keel__vim__portgroup_change__descriptor, NULL, false},
-    {"ChangeDatastore", &keel__vim__datastore_change__descriptor, NULL, false},
-    {"SetMaintenance", &keel__vim__maintenance_request__descriptor, NULL, false},
+    {"GetHostConfig", &keel__vim__host_config_request__descriptor, hd_vim_get_host_config, false},
+    {"ChangeVmknic", &keel__vim__vmknic_change__descriptor, hd_vim_change_vmknic, false},
+    {"ChangePortgroup", &keel__vim__portgroup_change__descriptor, hd_vim_change_portgroup, false},
+    {"ChangeDatastore", &keel__vim__datastore_change__descriptor, hd_vim_change_datastore, false},
+    {"SetMaintenance", &keel__vim__maintenance_request__descriptor, hd_vim_set_maintenance, false},
     {"WaitForTask", &keel__vim__wait_for_task_request__descriptor, hd_vim_wait_for_task, false},
     {"ListTasks", &keel__vim__list_tasks_request__descriptor, hd_vim_list_tasks, false},
     {"CancelTask", &keel__vim__task_ref__descriptor, hd_vim_cancel_task, false},
@@ -65,6 +66,8 @@ const struct hd_method hd_vim_methods[] = {
     {"ListPermissions", &keel__vim__empty__descriptor, hd_vim_list_permissions, false},
     {"ChangePermission", &keel__vim__permission_change__descriptor, hd_vim_change_permission,
      false},
+    {"LoginByCertificate", &keel__vim__login_by_certificate_request__descriptor,
+     hd_vim_login_by_certificate, false},
 };
 
 const size_t hd_vim_methods_count = sizeof(hd_vim_methods) / sizeof(hd_vim_methods[0]);

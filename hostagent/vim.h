@@ -36,11 +36,12 @@ struct hd_vim {
 	char vmk_sock[PATH_MAX + 32];
 	char cd_sock[PATH_MAX + 32];
 	uint64_t host_id; /* DIR/clusterd.id */
-	struct hostd_auth_db *db;
+	struct hostd_auth_db *db; /* replaced whole by hd_vim_auth_db_replace() */
 	struct hostd_auth_sessions *sessions;
 	struct hostd_auth_ratelimit *rl;
 	uv_timer_t expire_timer;
 	char dummy_hash[HOSTD_AUTH_HASH_MAX]; /* a hash of a random password (Login) */
+	struct hd_auth_sync *sync;	      /* hostagent/auth_sync.h */
 };
 
 /* Loads or makes DIR/auth.db, the sessions and the rate limiter. root_password_file may
@@ -48,6 +49,9 @@ struct hd_vim {
 int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const char *state_dir,
 		const char *root_password_file, struct kb_errmsg *e);
 void hd_vim_close(struct hd_vim *v);
+/* Sessions idle for seconds (> 0) expire (default 30 minutes): replaces the session
+ * table, so call it after hd_vim_init and before serving. 0 or -ENOMEM. Loop thread. */
+int hd_vim_session_idle_set(struct hd_vim *v, unsigned seconds);
 
 /* The user of call's session when it may use privilege on the entity path (ids from
  * "root" down); NULL after answering the call UNAUTHENTICATED or PERMISSION_DENIED. */
@@ -66,5 +70,21 @@ void hd_vim_login(struct hd_call *call, const ProtobufCMessage *req);
 void hd_vim_logout(struct hd_call *call, const ProtobufCMessage *req);
 void hd_vim_current_session(struct hd_call *call, const ProtobufCMessage *req);
 void hd_vim_retrieve_inventory(struct hd_call *call, const ProtobufCMessage *req);
+/* vim_certlogin.c: LoginByCertificate (docs/hostd-certlogin.md). */
+void hd_vim_login_by_certificate(struct hd_call *call, const ProtobufCMessage *req);
+
+/* Replaces the live database with db (takes ownership) and ends the sessions of users
+ * that db does not hold or whose password changed; frees the old one. Loop thread
+ * (vim_session.c). */
+void hd_vim_auth_db_replace(struct hd_vim *v, struct hostd_auth_db *db);
+/* Writes the live database to DIR/auth.db, then DIR/auth.version, on a worker, in the order
+ * of the calls and of the API's changes (an older text never overwrites a newer one);
+ * failures are logged. Loop thread (vim_users.c). */
+void hd_vim_users_save(struct hd_vim *v);
+
+/* Opens a session for user (who must exist) from the call's peer, logs "user U logged in
+ * from ADDR (session K)" followed by how (may be ""), and answers call with the Session;
+ * RESOURCE_EXHAUSTED when no session can be opened. Loop thread (vim_session.c). */
+void hd_vim_session_start(struct hd_call *call, const char *user, const char *how);
 
 #endif

@@ -8,6 +8,9 @@
  * Task (hostagent/vim_tasks.h) and end it when clusterd answers: success with the
  * cluster's id, or error with clusterd's message.
  *
+ * An operation missing what it needs (a name; an address and a token; a host) is
+ * INVALID_ARGUMENT once the caller is authorized, and no task is made.
+ *
  * Failure modes: no clusterd, or no reply within the timeout (a join waits for the other
  * host, so operations get longer): UNAVAILABLE, or the task fails saying so. A reply with
  * a code: FAILED_PRECONDITION with clusterd's text. A client gone before the reply: the
@@ -219,7 +222,8 @@ static void answer_status(struct cdreq *r)
 			ho[i].state = (char *)host_state(h->state);
 			ho[i].raft_role = (char *)raft_role(h->raft_role);
 			ho[i].vmk0 = h->vmk0;
-			ho[i].maintenance = h->state == KEEL__CLUSTER__HOST_STATE__HOST_MAINTENANCE;
+			ho[i].maintenance =
+			    h->maintenance || h->state == KEEL__CLUSTER__HOST_STATE__HOST_MAINTENANCE;
 			hp[i] = &ho[i];
 		}
 		snprintf(cid, sizeof(cid), "cluster-%.64s", cs->cluster_id ? cs->cluster_id : "");
@@ -260,9 +264,10 @@ static const char *event_kind(int k)
 {
 	static const char *const names[] = {
 	    "",		 "cluster-config", "host-added", "host-state",
-	    "host-role", "host-removed",   "vm",	 "note"};
+	    "host-role", "host-removed",   "vm",	 "note",
+	    "ha"};
 
-	return k >= 0 && k < 8 ? names[k] : "";
+	return k >= 0 && k < 9 ? names[k] : "";
 }
 
 static void answer_events(struct cdreq *r)
@@ -370,9 +375,10 @@ out:
 	cdreq_free(r);
 }
 
-/* Authorizes, records a task, answers it, then runs rq against clusterd on a worker. */
+/* Authorizes, records a task, answers it, then runs rq against clusterd on a worker. An
+ * authorized request that is not valid (invalid: why, else NULL) is INVALID_ARGUMENT. */
 static void cd_op(struct hd_call *call, const char *kind, const char *target,
-		  const Keel__Cluster__ClusterRequest *rq)
+		  const Keel__Cluster__ClusterRequest *rq, const char *invalid)
 {
 	static const char privilege[] = "Host.Inventory.ManageCluster";
 	struct hd_vim *v = hd_call_server_data(call);
@@ -384,6 +390,10 @@ static void cd_op(struct hd_call *call, const char *kind, const char *target,
 
 	if (!user)
 		return;
+	if (invalid) {
+		hd_call_error(call, HD_INVALID_ARGUMENT, "%s", invalid);
+		return;
+	}
 	t = hd_vim_tasks(v);
 	if (!t) {
 		hd_call_error(call, HD_RESOURCE_EXHAUSTED, "out of memory");
@@ -426,7 +436,8 @@ void hd_vim_cluster_create(struct hd_call *call, const ProtobufCMessage *req)
 	c.name = cr->name;
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CREATE;
 	rq.create = &c;
-	cd_op(call, "ClusterCreate", target, &rq);
+	cd_op(call, "ClusterCreate", target, &rq,
+	      cr->name && cr->name[0] ? NULL : "the cluster's name is required");
 }
 
 void hd_vim_cluster_join(struct hd_call *call, const ProtobufCMessage *req)
@@ -441,7 +452,10 @@ void hd_vim_cluster_join(struct hd_call *call, const ProtobufCMessage *req)
 	j.token = jr->token;
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN;
 	rq.join = &j;
-	cd_op(call, "ClusterJoin", target, &rq);
+	cd_op(call, "ClusterJoin", target, &rq,
+	      jr->address && jr->address[0] && jr->token && jr->token[0]
+		  ? NULL
+		  : "the address of a member and a join token are required");
 }
 
 void hd_vim_cluster_leave(struct hd_call *call, const ProtobufCMessage *req)
@@ -454,7 +468,12 @@ void hd_vim_cluster_leave(struct hd_call *call, const ProtobufCMessage *req)
 	self_target(hd_call_server_data(call), target, sizeof(target));
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_LEAVE;
 	rq.leave = &l;
-	cd_op(call, "ClusterLeave", target, &rq);
+	cd_op(call, "ClusterLeave", target, &rq, NULL);
+}
+
+static bool all_digits(const char *s)
+{
+	return s[0] && strspn(s, "0123456789") == strlen(s);
 }
 
 void hd_vim_cluster_remove_host(struct hd_call *call, const ProtobufCMessage *req)
@@ -465,16 +484,18 @@ void hd_vim_cluster_remove_host(struct hd_call *call, const ProtobufCMessage *re
 	const char *host = hr->host ? hr->host : "";
 	char target[HOSTD_AUTH_ENTITY_MAX + 1];
 
-	if (!host[0]) {
-		hd_call_error(call, HD_INVALID_ARGUMENT, "the host to remove is required");
-		return;
-	}
-	/* clusterd takes a name or a decimal id; the API's ids are "host-<id>". */
-	if (strncmp(host, "host-", 5) == 0 && host[5])
+	/* clusterd takes a name or a decimal id; the API's ids are "host-<id>" (a name that
+	 * merely starts with "host-" is passed on as it is). The task's target is the API's
+	 * id for an id, else the name. */
+	if (strncmp(host, "host-", 5) == 0 && all_digits(host + 5))
 		host += 5;
-	snprintf(target, sizeof(target), "host-%s", host);
+	if (all_digits(host))
+		snprintf(target, sizeof(target), "host-%s", host);
+	else
+		snprintf(target, sizeof(target), "%s", host);
 	rh.host = (char *)host;
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_REMOVE_HOST;
 	rq.remove_host = &rh;
-	cd_op(call, "ClusterRemoveHost", target, &rq);
+	cd_op(call, "ClusterRemoveHost", target, &rq,
+	      host[0] ? NULL : "the host to remove is required");
 }

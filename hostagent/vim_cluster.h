@@ -7,7 +7,8 @@
  * answered on a worker thread. Reads need System.Read on the root entity, the rest
  * Host.Inventory.ManageCluster. clusterd unreachable: UNAVAILABLE; clusterd refusing:
  * FAILED_PRECONDITION with its message (or, for the four tasks, the task ends in error
- * with it).
+ * with it). A task's request without its name, address and token, or host:
+ * INVALID_ARGUMENT, and no task.
  *
  * Threads: handlers run on the loop, as every handler (hostagent/grpc.h).
  */

@@ -214,7 +214,8 @@ static void done(uv_work_t *w, int status)
 			ho[i].state = (char *)host_state(h->state);
 			ho[i].raft_role = (char *)raft_role(h->raft_role);
 			ho[i].vmk0 = h->vmk0;
-			ho[i].maintenance = h->state == KEEL__CLUSTER__HOST_STATE__HOST_MAINTENANCE;
+			ho[i].maintenance =
+			    h->maintenance || h->state == KEEL__CLUSTER__HOST_STATE__HOST_MAINTENANCE;
 		} else {
 			ho[i].id = self;
 			ho[i].name = in->host && in->host->host ? in->host->host->hostname : "";

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <openssl/crypto.h>
 
+#include "hostagent/auth_sync.h"
 #include "hostagent/vim.h"
 #include "lib/buf.h"
 #include "lib/file.h"
@@ -143,11 +144,48 @@ int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const 
 	v->expire_timer.data = v;
 	uv_timer_start(&v->expire_timer, on_expire, EXPIRE_EVERY_MS, EXPIRE_EVERY_MS);
 	uv_unref((uv_handle_t *)&v->expire_timer);
+	if (hd_auth_sync_start(v)) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
 	return 0;
+}
+
+int hd_vim_session_idle_set(struct hd_vim *v, unsigned seconds)
+{
+	struct hostd_auth_sessions_config cfg = {.idle_timeout_ns = seconds * 1000000000ull};
+	struct hostd_auth_sessions *s;
+	int rv = hostd_auth_sessions_create(&s, &cfg);
+
+	if (rv)
+		return rv;
+	hostd_auth_sessions_destroy(v->sessions);
+	v->sessions = s;
+	return 0;
+}
+
+void hd_vim_auth_db_replace(struct hd_vim *v, struct hostd_auth_db *db)
+{
+	struct hostd_auth_db *old = v->db;
+	size_t dropped = 0;
+
+	for (size_t i = 0; i < hostd_auth_user_count(old); i++) {
+		const struct hostd_auth_user *u = hostd_auth_user_at(old, i);
+		const struct hostd_auth_user *now = hostd_auth_user_get(db, u->name);
+
+		if (!now || strcmp(now->hash, u->hash) != 0)
+			dropped += hostd_auth_session_drop_user(v->sessions, u->name);
+	}
+	v->db = db;
+	hostd_auth_db_destroy(old);
+	if (dropped)
+		kb_log(v->log, KB_LOG_INFO, "%zu session%s ended: user removed or password changed",
+		       dropped, dropped == 1 ? "" : "s");
 }
 
 void hd_vim_close(struct hd_vim *v)
 {
+	hd_auth_sync_stop(v);
 	if (v->sessions)
 		uv_close((uv_handle_t *)&v->expire_timer, NULL);
 	hostd_auth_ratelimit_destroy(v->rl);
@@ -365,4 +403,32 @@ void hd_vim_current_session(struct hd_call *call, const ProtobufCMessage *req)
 	s.n_privileges_root = np;
 	s.privileges_root = privs;
 	hd_call_reply(call, &s.base);
+}
+
+/* ---- a session for an already authenticated user (LoginByCertificate) ---------------------- */
+
+void hd_vim_session_start(struct hd_call *call, const char *user, const char *how)
+{
+	struct hd_vim *v = hd_call_server_data(call);
+	Keel__Vim__Session s = KEEL__VIM__SESSION__INIT;
+	struct hostd_auth_session_info info;
+	char token[HOSTD_AUTH_TOKEN_LEN + 1], source[HOSTD_AUTH_SOURCE_MAX];
+	int rv;
+
+	source_of(call, source, sizeof(source));
+	rv = hostd_auth_session_open(v->sessions, user, source, kb_now_ns(),
+				     kb_wall_ns() / 1000000u, token, &info);
+	if (rv) {
+		hd_call_error(call, HD_RESOURCE_EXHAUSTED, "cannot open a session: %s",
+			      hostd_auth_strerror(rv));
+		return;
+	}
+	kb_log(v->log, KB_LOG_INFO, "user %s logged in from %s (session %s)%s", user, source,
+	       info.key, how ? how : "");
+	s.token = token;
+	s.user = (char *)user;
+	s.created_ms = info.created_wall_ms;
+	s.idle_timeout_s = info.idle_timeout_ns / 1000000000u;
+	hd_call_reply(call, &s.base);
+	OPENSSL_cleanse(token, sizeof(token));
 }

@@ -10,9 +10,14 @@
  * while its password is being hashed changes nothing; a change applied but not written
  * answers INTERNAL saying so (the database in memory keeps it; the next change writes it).
  *
- * Writes happen on workers in any order; each carries the database's generation and a
- * writer that finds a newer generation already on disk skips its (older) text, so the
- * file always ends with the newest database.
+ * In a cluster the encoded database is first pushed to the cluster (hostagent/auth_sync.h)
+ * and written only once the cluster took it; when another host changed the users first,
+ * the cluster's database replaces this one and the call is answered ABORTED ("retry").
+ *
+ * Writes happen on workers in any order; each carries a sequence number taken on the loop
+ * when its text was encoded, and a writer that finds a newer one already on disk skips
+ * its (older) text, so the file always ends with the newest database. DIR/auth.version
+ * (the cluster version the text holds) is written after DIR/auth.db.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +25,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
+#include "hostagent/auth_sync.h"
 #include "hostagent/vim.h"
 #include "hostagent/vim_users.h"
 #include "lib/buf.h"
@@ -71,11 +77,14 @@ struct job {
 	int rv;
 	struct kb_buf text; /* the encoded database */
 	uint64_t generation;
+	char version[64]; /* DIR/auth.version's text */
+	char version_path[PATH_MAX + 32];
 	struct kb_errmsg e;
 };
 
 static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t saved_generation; /* under save_lock: the newest generation written */
+static uint64_t save_seq;	  /* loop thread: the last sequence number given out */
 
 static void job_cancel(struct hd_call *call, void *arg)
 {
@@ -121,6 +130,12 @@ static void save_work(uv_work_t *w)
 			j->rv = 0;
 		if (j->rv == 0)
 			saved_generation = j->generation;
+		if (j->rv == 0 && j->version[0]) {
+			j->rv = kb_file_write_atomic(j->version_path, j->version,
+						     strlen(j->version), 0600, &j->e);
+			if (j->rv == KB_ENOTSYNCED)
+				j->rv = 0;
+		}
 	}
 	pthread_mutex_unlock(&save_lock);
 }
@@ -150,22 +165,68 @@ static void save_done(uv_work_t *w, int status)
 	job_free(j);
 }
 
-/* The change is applied: writes the database and answers the call (j->call may be NULL
- * already), then frees j. */
-static void save_and_answer(struct job *j)
+/* Queues the write of j->text (encoded at sequence j->generation); save_done answers. */
+static void save_queue(struct job *j)
 {
 	struct hd_vim *v = j->v;
 
+	hd_auth_sync_version_text(v, j->version, sizeof(j->version));
+	snprintf(j->version_path, sizeof(j->version_path), "%.4000s/%s", v->state_dir,
+		 HD_AUTH_VERSION_FILE);
+	if (j->call)
+		hd_call_on_cancel(j->call, job_cancel, j);
+	if (uv_queue_work(v->loop, &j->work, save_work, save_done) == 0)
+		return;
+	/* No worker: write from here rather than lose the change. */
+	save_work(&j->work);
+	save_done(&j->work, 0);
+}
+
+/* The cluster's answer to the push of j's change. */
+static void pushed(struct hd_vim *v, void *arg, int rv)
+{
+	struct job *j = arg;
+
+	if (rv == -ECANCELED) {
+		job_free(j);
+		return;
+	}
+	if (rv == -ESTALE) {
+		kb_log(v->log, KB_LOG_WARN,
+		       "change by %s dropped: the users changed on another host at the same time",
+		       j->actor);
+		if (j->call) {
+			hd_call_on_cancel(j->call, NULL, NULL);
+			hd_call_error(j->call, HD_ABORTED,
+				      "the users changed on another host at the same time; retry");
+		}
+		job_free(j);
+		return;
+	}
+	save_queue(j);
+}
+
+/* The change is applied: replicates it in a cluster, writes the database and answers the
+ * call (j->call may be NULL already), then frees j. */
+static void save_and_answer(struct job *j)
+{
+	struct hd_vim *v = j->v;
+	int rv;
+
 	j->rv = 0;
 	j->e.msg[0] = '\0';
-	j->generation = hostd_auth_db_generation(v->db);
+	j->generation = ++save_seq;
 	if (hostd_auth_db_encode(v->db, &j->text) == 0) {
-		if (j->call)
-			hd_call_on_cancel(j->call, job_cancel, j);
-		if (uv_queue_work(v->loop, &j->work, save_work, save_done) == 0)
+		rv = hd_auth_sync_push(v, j->text.data, j->text.len, pushed, j);
+		if (rv == 0) {
+			if (j->call)
+				hd_call_on_cancel(j->call, job_cancel, j);
 			return;
+		}
+		save_queue(j);
+		return;
 	}
-	/* No memory for the text or no worker: write from here rather than lose the change. */
+	/* No memory for the text: write from here rather than lose the change. */
 	pthread_mutex_lock(&save_lock);
 	j->rv = hostd_auth_db_save(v->db, v->auth_path, &j->e);
 	if (j->rv == KB_ENOTSYNCED)
@@ -174,6 +235,26 @@ static void save_and_answer(struct job *j)
 		saved_generation = j->generation;
 	pthread_mutex_unlock(&save_lock);
 	save_done(&j->work, 0);
+}
+
+void hd_vim_users_save(struct hd_vim *v)
+{
+	struct job *j = kb_calloc(1, sizeof(*j));
+
+	if (!j) {
+		kb_log(v->log, KB_LOG_ERROR, "%s: not written: out of memory", v->auth_path);
+		return;
+	}
+	j->v = v;
+	j->work.data = j;
+	kb_buf_init(&j->text, HOSTD_AUTH_FILE_MAX);
+	j->generation = ++save_seq;
+	if (hostd_auth_db_encode(v->db, &j->text) != 0) {
+		kb_log(v->log, KB_LOG_ERROR, "%s: not written: out of memory", v->auth_path);
+		job_free(j);
+		return;
+	}
+	save_queue(j);
 }
 
 /* ---- users ------------------------------------------------------------------------------- */

@@ -10,6 +10,12 @@
  * --follow-for SECONDS, or on SIGINT/SIGTERM/SIGHUP; the terminal is restored in every case.
  * Following a VM that is not powered on is an error (after its log's end is printed).
  * With --json the tail is printed as JSON and nothing is followed.
+ *
+ * Through hostd's API (--server) the console is the Console stream, output only: the end
+ * of the log (--tail BYTES, at most 1 MiB), and with --follow what the guest writes after
+ * it, until the VM is unregistered or keel is interrupted; nothing is sent to the guest.
+ * Without --follow keel prints the log's end and exits (there --no-follow is the default;
+ * --follow-for is not available: bound it with timeout(1)).
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,15 +24,22 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "lib/buf.h"
 #include "lib/time.h"
 #include "mgmt-api/keel/keel.h"
+#include "mgmt-api/libkeel/keel_client.h"
 
-#define ESCAPE_CHAR 0x1d /* Ctrl-] */
+#define ESCAPE_CHAR  0x1d	/* Ctrl-] */
+#define API_TAIL_MAX (1u << 20) /* hostd's limit of tail_bytes */
 
-enum { O_NO_FOLLOW = 1, O_FOLLOW_FOR, O_TAIL };
+enum { O_NO_FOLLOW = 1, O_FOLLOW_FOR, O_TAIL, O_FOLLOW };
 
 static const struct kc_opt console_opts[] = {
     {"no-follow", NULL, "print the end of the console log and exit", O_NO_FOLLOW, false},
+    {"follow", NULL,
+     "keep printing what the guest writes (the default on the host; through the API: "
+     "output only, until interrupted or the VM is unregistered)",
+     O_FOLLOW, false},
     {"follow-for", "SECONDS", "stop following after this long", O_FOLLOW_FOR, false},
     {"tail", "BYTES", "how much of the console log to print first (default 4096)", O_TAIL, false},
     {NULL, NULL, NULL, 0, false},
@@ -187,6 +200,93 @@ static int find_vm(struct kc_ctx *ctx, const char *vm, Keel__Vmk__VmkReply *firs
 	return KC_EXIT_OK;
 }
 
+/* ---- through hostd's API ------------------------------------------------------------------ */
+
+struct api_stream {
+	bool follow;
+	struct kb_buf all; /* without --follow: the whole tail, printed at the end */
+	int err;	   /* a failed write or append */
+};
+
+static int api_chunk(const ProtobufCMessage *msg, void *arg)
+{
+	const Keel__Vim__ConsoleChunk *ch = (const Keel__Vim__ConsoleChunk *)msg;
+	struct api_stream *s = arg;
+
+	if (!s->follow) {
+		s->err = kb_buf_append(&s->all, ch->data.data, ch->data.len);
+		return s->err;
+	}
+	s->err = write_all(STDOUT_FILENO, ch->data.data, ch->data.len);
+	return s->err; /* nobody reads our output any more: stop */
+}
+
+static int console_api(struct kc_ctx *ctx, const struct kc_call *call, uint32_t tail)
+{
+	Keel__Vim__ConsoleRequest rq = KEEL__VIM__CONSOLE_REQUEST__INIT;
+	struct api_stream s = {.follow = kc_has(call, O_FOLLOW)};
+	ProtobufCBinaryData bin;
+	char url[KC_URL_MAX];
+	struct kl_client *c;
+	struct kl_status st;
+	int rc;
+
+	if (kc_opt(call, O_FOLLOW_FOR))
+		return kc_usage(ctx, call,
+				"--follow-for is not available through hostd's API: bound --follow "
+				"with timeout(1)");
+	if (s.follow && kc_has(call, O_NO_FOLLOW))
+		return kc_usage(ctx, call, "give --follow or --no-follow, not both");
+	if (s.follow && ctx->json)
+		return kc_usage(ctx, call, "--json prints the log's end only: leave out --follow");
+	if (tail > API_TAIL_MAX)
+		return kc_usage(ctx, call, "through hostd's API --tail is at most %u bytes",
+				API_TAIL_MAX);
+	rc = kc_api_open(ctx, call, &c);
+	if (rc)
+		return rc;
+	kc_api_server(ctx, call, url, sizeof(url));
+	kb_buf_init(&s.all, API_TAIL_MAX);
+	rq.vm = (char *)call->pos[0];
+	rq.tail_bytes = tail;
+	rq.follow = s.follow;
+	if (kl_client_stream(c, "Console", &rq.base, &keel__vim__console_chunk__descriptor,
+			     api_chunk, &s, &st) != 0) {
+		rc = kc_api_fail(ctx, url, true, NULL, &st);
+		goto out;
+	}
+	if (s.err && !s.follow) {
+		rc = kc_fail(ctx, KC_EXIT_FAILED, s.err, "console of %s: %s", call->pos[0],
+			     kb_strerror(s.err));
+		goto out;
+	}
+	rc = KC_EXIT_OK;
+	if (s.follow)
+		goto out;
+	bin.data = s.all.data;
+	bin.len = s.all.len;
+	if (ctx->json) {
+		struct kc_json j;
+
+		kc_json_init(&j, stdout);
+		kc_json_obj_begin(&j, NULL);
+		kc_json_bool(&j, "ok", true);
+		kc_json_i64(&j, "code", 0);
+		kc_json_str(&j, "vm", call->pos[0]);
+		kc_json_strn(&j, "console_tail", bin.data, bin.len);
+		kc_json_obj_end(&j);
+		kc_json_finish(&j);
+	} else {
+		print_tail(&bin, tail);
+	}
+out:
+	kb_buf_close(&s.all);
+	kl_client_destroy(c);
+	return rc;
+}
+
+/* ---- through vmkernel's socket ----------------------------------------------------------- */
+
 static int console_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Vmk__VmkRequest req = KEEL__VMK__VMK_REQUEST__INIT;
@@ -203,6 +303,10 @@ static int console_run(struct kc_ctx *ctx, const struct kc_call *call)
 	    kc_parse_u32(kc_opt(call, O_TAIL), 0, 16u << 20, &con.tail_bytes))
 		return kc_usage(ctx, call, "bad --tail '%s': want bytes, at most 16777216",
 				kc_opt(call, O_TAIL));
+	if (kc_api_wanted(ctx))
+		return console_api(ctx, call, con.tail_bytes);
+	if (kc_has(call, O_FOLLOW) && kc_has(call, O_NO_FOLLOW))
+		return kc_usage(ctx, call, "give --follow or --no-follow, not both");
 	if (kc_opt(call, O_FOLLOW_FOR) && kc_parse_seconds(kc_opt(call, O_FOLLOW_FOR), &follow_ms))
 		return kc_usage(ctx, call, "bad --follow-for '%s': want seconds",
 				kc_opt(call, O_FOLLOW_FOR));
@@ -249,9 +353,12 @@ const struct kc_cmd kc_vm_console_cmd = {
     .summary = "Show a VM's console and attach to it (Ctrl-] leaves).",
     .detail = "Prints the end of the console log, then follows the live console: guest\n"
 	      "output goes to stdout, stdin goes to the guest. On a terminal, keys are sent\n"
-	      "as typed and Ctrl-] leaves. With --json, prints the log's end as JSON only.\n",
+	      "as typed and Ctrl-] leaves. With --json, prints the log's end as JSON only.\n"
+	      "Through hostd's API (--server): the log's end, and with --follow the guest's\n"
+	      "output as it comes (no input is sent to the guest).\n",
     .min_pos = 1,
     .max_pos = 1,
     .opts = console_opts,
     .run = console_run,
+    .api = true,
 };

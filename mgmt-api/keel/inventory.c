@@ -6,8 +6,15 @@
  * field of the Inventory under its proto name (cluster null outside a cluster, lists
  * always present). session calls CurrentSession and shows the user, when the session was
  * made, its idle timeout and the privileges on the root entity (never the token).
+ *
+ * `inventory watch` follows the change feed (WaitForUpdates through libkeel's kl_watch)
+ * and prints each Update as it arrives as one JSON line (its fields under their proto
+ * names; the object under its kind: "host", "vm", ...), flushed at once, until --count
+ * updates were printed or the stream ends. --timeout does not bound it.
  */
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "mgmt-api/keel/keel.h"
@@ -129,6 +136,63 @@ static int print_networks(struct kc_ctx *ctx, const Keel__Vim__Inventory *inv)
 	}
 }
 
+enum { O_SINCE = 1, O_COUNT };
+
+struct watch {
+	uint64_t left; /* updates still to print; 0: no limit */
+	bool limited;
+};
+
+static int watch_cb(const Keel__Vim__Update *u, void *arg)
+{
+	struct watch *w = arg;
+	struct kc_json j;
+
+	kc_json_init(&j, stdout);
+	kc_json_obj_begin(&j, NULL);
+	kc_message_json_fields(&j, &u->base, NULL);
+	kc_json_obj_end(&j);
+	kc_json_finish(&j);
+	if (ferror(stdout))
+		return 1; /* nobody reads: stop */
+	return w->limited && --w->left == 0;
+}
+
+static int watch_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	const char *since_s = kc_opt(call, O_SINCE), *count_s = kc_opt(call, O_COUNT);
+	struct watch w = {0};
+	char url[KC_URL_MAX];
+	uint64_t since = 0;
+	struct kl_client *c;
+	struct kl_status st;
+	uint32_t count;
+	char *end;
+	int rc;
+
+	if (since_s) {
+		since = strtoull(since_s, &end, 10);
+		if (since_s[0] < '0' || since_s[0] > '9' || *end)
+			return kc_usage(ctx, call, "bad --since '%s': want a version", since_s);
+	}
+	if (count_s) {
+		if (kc_parse_u32(count_s, 1, UINT32_MAX, &count) != 0)
+			return kc_usage(ctx, call, "bad --count '%s': want 1 or more", count_s);
+		w.left = count;
+		w.limited = true;
+	}
+	if (!kc_api_server(ctx, call, url, sizeof(url)))
+		return KC_EXIT_USAGE;
+	rc = kc_api_open(ctx, call, &c);
+	if (rc)
+		return rc;
+	rc = kl_watch(c, since, watch_cb, &w, &st);
+	kl_client_destroy(c);
+	if (rc)
+		return kc_api_fail(ctx, url, true, NULL, &st);
+	return KC_EXIT_OK;
+}
+
 static int inventory_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Vim__RetrieveInventoryRequest rq = KEEL__VIM__RETRIEVE_INVENTORY_REQUEST__INIT;
@@ -136,6 +200,14 @@ static int inventory_run(struct kc_ctx *ctx, const struct kc_call *call)
 	ProtobufCMessage *m;
 	int rc;
 
+	if (call->npos == 1) {
+		if (strcmp(call->pos[0], "watch") != 0)
+			return kc_usage(ctx, call, "unknown command '%s' for '%s' (watch?)",
+					call->pos[0], call->path);
+		return watch_run(ctx, call);
+	}
+	if (kc_has(call, O_SINCE) || kc_has(call, O_COUNT))
+		return kc_usage(ctx, call, "--since and --count go with 'inventory watch'");
 	if (!kc_api_server(ctx, call, (char[KC_URL_MAX]){0}, KC_URL_MAX))
 		return KC_EXIT_USAGE;
 	rc = kc_api_call(ctx, call, "RetrieveInventory", &rq.base,
@@ -200,14 +272,33 @@ static int session_run(struct kc_ctx *ctx, const struct kc_call *call)
 	return KC_EXIT_OK;
 }
 
+static const struct kc_opt inventory_opts[] = {
+    {"since", "VERSION", "watch: start after this version (default 0: every object first)", O_SINCE,
+     false},
+    {"count", "N", "watch: stop after N updates (default: follow until interrupted)", O_COUNT,
+     false},
+    {NULL, NULL, NULL, 0, false},
+};
+
 const struct kc_cmd kc_inventory_cmd = {
     .name = "inventory",
+    .args = "[watch]",
     .summary = "List the hosts, VMs, datastores and networks hostd knows (needs --server).",
     .detail = "Calls RetrieveInventory with the session of 'keel login'. In a cluster the\n"
 	      "answer covers every host; a VM on another host shows its desired power only.\n"
 	      "\n"
-	      "Example:\n"
-	      "  keel --server https://198.18.0.1:8443 inventory --json\n",
+	      "inventory watch follows the change feed (WaitForUpdates): one JSON line per\n"
+	      "Update as it arrives ({\"version\":N,\"removed\":false,\"vm\":{...}}), first\n"
+	      "every object changed after --since, then each change. Resume with the version\n"
+	      "of the last line; an Update with no object, removed true and version 0 means\n"
+	      "\"forget every object\" (a reset). Ends after --count updates, or with the\n"
+	      "stream.\n"
+	      "\n"
+	      "Examples:\n"
+	      "  keel --server https://198.18.0.1:8443 inventory --json\n"
+	      "  keel --server https://198.18.0.1:8443 inventory watch --since 0 --count 10\n",
+    .max_pos = 1,
+    .opts = inventory_opts,
     .run = inventory_run,
     .api = true,
 };

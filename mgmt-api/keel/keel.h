@@ -296,6 +296,12 @@ void kc_api_json(const ProtobufCMessage *m, const char *skip);
 int kc_api_fail(struct kc_ctx *ctx, const char *url, bool with_session, const char *what,
 		const struct kl_status *st);
 
+/* A new password for user (login.c): the first line of file, else asked twice on the
+ * terminal without echo; never from the command line. KC_EXIT_OK, or the failure
+ * reported (no file and no terminal: a usage error). */
+int kc_read_new_password(struct kc_ctx *ctx, const struct kc_call *call, const char *file,
+			 const char *user, char *pw, size_t size);
+
 /* ---- tasks through the API (task.c) ------------------------------------------------------
  * A VM or cluster method answers with a Task at once; keel follows it with WaitForTask. */
 
@@ -348,6 +354,9 @@ extern const struct kc_cmd kc_lab_cmd;	   /* lab_fault.c: runs locally, not thro
 /* login.c, inventory.c, task.c: through hostd's API only. */
 extern const struct kc_cmd kc_login_cmd, kc_logout_cmd, kc_inventory_cmd, kc_session_cmd,
     kc_task_cmd;
+extern const struct kc_cmd kc_user_cmd, kc_role_cmd, kc_perm_cmd, kc_event_cmd; /* API only */
+extern const struct kc_cmd kc_cert_cmd; /* cert.c: local, needs the cluster CA's key */
+extern const struct kc_cmd kc_file_cmd; /* file.c: datastore and host files, API only */
 /* Leaves of `keel vm` defined outside vm.c (vm_create.c, vm_ops.c, console.c). */
 extern const struct kc_cmd kc_vm_create_cmd, kc_vm_reconfigure_cmd, kc_vm_console_cmd;
 extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_cmd,

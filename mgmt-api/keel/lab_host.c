@@ -69,7 +69,8 @@ static void clusterd_argv(const struct kc_lab *lab, int host, char **argv, char 
 	argv[5] = NULL;
 }
 
-/* hostd, beside vmkernel's binary, with the lab's root password for a new user database.
+/* hostd, beside vmkernel's binary, with the lab's root password for a new user database
+ * and, when KEEL_LAB_SESSION_IDLE_S is set, its session idle timeout in seconds.
  * buf holds the state directory, the binary's path and the password file's path. */
 static void hostd_argv(const struct kc_lab *lab, int host, char **argv, char *buf, size_t size)
 {
@@ -88,6 +89,11 @@ static void hostd_argv(const struct kc_lab *lab, int host, char **argv, char *bu
 	argv[3] = "--root-password-file";
 	argv[4] = buf + n;
 	argv[5] = NULL;
+	if (getenv("KEEL_LAB_SESSION_IDLE_S") && *getenv("KEEL_LAB_SESSION_IDLE_S")) {
+		argv[5] = "--session-idle-timeout";
+		argv[6] = getenv("KEEL_LAB_SESSION_IDLE_S");
+		argv[7] = NULL;
+	}
 }
 
 const struct kc_lab_daemon kc_lab_daemons[] = {

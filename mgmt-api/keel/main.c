@@ -32,6 +32,12 @@ static const struct kc_cmd *const root_subs[] = {
     &kc_task_cmd,
     &kc_login_cmd,
     &kc_logout_cmd,
+    &kc_user_cmd,
+    &kc_role_cmd,
+    &kc_perm_cmd,
+    &kc_event_cmd,
+    &kc_cert_cmd,
+    &kc_file_cmd,
     &kc_lab_cmd,
     NULL,
 };
@@ -57,8 +63,10 @@ static const struct kc_cmd root_cmd = {
 	      "  4  protocol error (the answer could not be understood)\n"
 	      "\n"
 	      "Through hostd's API (--server URL): keel login, then inventory, session, task,\n"
-	      "vm create/list/power-on/power-off/reset/suspend/resume/register/unregister/\n"
-	      "destroy and cluster status/events/join-token; see 'keel login --help'.\n"
+	      "user, role, perm, event, file, host config/maintenance, datastore, network\n"
+	      "portgroup/vmknic, vm create/list/power-on/power-off/reset/suspend/resume/\n"
+	      "register/unregister/destroy/console and cluster status/events/join-token/\n"
+	      "create/join/leave/remove-host; see 'keel login --help'.\n"
 	      "\n"
 	      "Environment:\n"
 	      "  KEEL_SOCKET  vmkernel's control socket when --socket is not given\n"

@@ -6,6 +6,10 @@
  * named set of ports on a vSwitch with an optional VLAN id, and a VM NIC is a tap on a
  * portgroup. Each command is one request; vmkernel checks names (an unknown vSwitch or NIC,
  * a vSwitch still carrying portgroups) and answers with an error otherwise.
+ *
+ * Portgroups also work through hostd's API (--server): list reads GetHostConfig (no ports
+ * there), add and remove are ChangePortgroup tasks followed to their end (task.c), whose
+ * error is vmkernel's text. vSwitches and uplinks are local only.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -137,6 +141,70 @@ static int uplink_run(struct kc_ctx *ctx, const struct kc_call *call)
 	return simple(ctx, &req, done);
 }
 
+/* ---- portgroups through hostd's API ------------------------------------------------------ */
+
+static int pg_api_list(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	static const char *const heads[] = {"NAME", "VSWITCH", "VLAN", "ID"};
+	Keel__Vim__HostConfigRequest rq = KEEL__VIM__HOST_CONFIG_REQUEST__INIT;
+	Keel__Vim__HostConfig *hc;
+	ProtobufCMessage *m;
+	struct kc_table t;
+	int rc;
+
+	rc = kc_api_call(ctx, call, "GetHostConfig", &rq.base, &keel__vim__host_config__descriptor,
+			 &m);
+	if (rc)
+		return rc;
+	hc = (Keel__Vim__HostConfig *)m;
+	if (ctx->json) {
+		struct kc_json j;
+
+		kc_json_init(&j, stdout);
+		kc_json_obj_begin(&j, NULL);
+		kc_json_bool(&j, "ok", true);
+		kc_json_i64(&j, "code", 0);
+		kc_json_arr_begin(&j, "portgroups");
+		for (size_t i = 0; i < hc->n_portgroups; i++) {
+			kc_json_obj_begin(&j, NULL);
+			kc_message_json_fields(&j, &hc->portgroups[i]->base, NULL);
+			kc_json_obj_end(&j);
+		}
+		kc_json_arr_end(&j);
+		kc_json_obj_end(&j);
+		kc_json_finish(&j);
+		protobuf_c_message_free_unpacked(m, NULL);
+		return KC_EXIT_OK;
+	}
+	kc_table_init(&t, 4, heads, "llrl");
+	for (size_t i = 0; i < hc->n_portgroups; i++) {
+		const Keel__Vim__NetworkObject *pg = hc->portgroups[i];
+		char vlan[16] = "-";
+
+		if (pg->vlan)
+			snprintf(vlan, sizeof(vlan), "%" PRIu32, pg->vlan);
+		kc_table_add(&t, (const char *const[]){pg->portgroup, pg->vswitch, vlan, pg->id});
+	}
+	rc = kc_table_print(&t, ctx, stdout);
+	kc_table_close(&t);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
+}
+
+static void fixed_text(struct kl_client *c, const Keel__Vim__Task *task, void *arg, char *done,
+		       size_t size)
+{
+	(void)c;
+	(void)task;
+	kc_clean((const char *)arg, done, size);
+}
+
+static int pg_api_change(struct kc_ctx *ctx, const struct kc_call *call,
+			 Keel__Vim__PortgroupChange *rq, const char *done)
+{
+	return kc_task_run(ctx, call, "ChangePortgroup", &rq->base, fixed_text, (void *)done);
+}
+
 static int portgroup_list_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	static const char *const heads[] = {"NAME", "VSWITCH", "VLAN", "PORTS"};
@@ -146,6 +214,8 @@ static int portgroup_list_run(struct kc_ctx *ctx, const struct kc_call *call)
 	struct kc_table t;
 	int rc;
 
+	if (kc_api_wanted(ctx))
+		return pg_api_list(ctx, call);
 	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_PORTGROUP_LIST;
 	req.portgroup_list = &list;
 	rc = kc_rpc(ctx, &req, &rp);
@@ -175,6 +245,12 @@ static int portgroup_list_run(struct kc_ctx *ctx, const struct kc_call *call)
 static const struct kc_opt portgroup_add_opts[] = {
     {"vswitch", "VS", "the vSwitch it belongs to (required)", O_VSWITCH, false},
     {"vlan", "N", "VLAN id (1-4094; default: none)", O_VLAN, false},
+    KC_OPT_NO_WAIT,
+    {NULL, NULL, NULL, 0, false},
+};
+
+static const struct kc_opt portgroup_remove_opts[] = {
+    KC_OPT_NO_WAIT,
     {NULL, NULL, NULL, 0, false},
 };
 
@@ -191,9 +267,19 @@ static int portgroup_add_run(struct kc_ctx *ctx, const struct kc_call *call)
 		return kc_usage(ctx, call, "bad --vlan '%s': want 1 to 4094", vlan);
 	add.name = (char *)call->pos[0];
 	add.vswitch = (char *)vs;
+	snprintf(done, sizeof(done), "Added portgroup %s on vSwitch %s.", add.name, vs);
+	if (kc_api_wanted(ctx)) {
+		Keel__Vim__PortgroupChange rq = KEEL__VIM__PORTGROUP_CHANGE__INIT;
+
+		rq.name = add.name;
+		rq.vswitch = add.vswitch;
+		rq.vlan = add.vlan;
+		return pg_api_change(ctx, call, &rq, done);
+	}
+	if (kc_has(call, KC_O_NO_WAIT))
+		return kc_usage(ctx, call, "--no-wait works through hostd's API only (--server)");
 	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_PORTGROUP_ADD;
 	req.portgroup_add = &add;
-	snprintf(done, sizeof(done), "Added portgroup %s on vSwitch %s.", add.name, vs);
 	return simple(ctx, &req, done);
 }
 
@@ -204,9 +290,18 @@ static int portgroup_remove_run(struct kc_ctx *ctx, const struct kc_call *call)
 	char done[512];
 
 	rm.name = (char *)call->pos[0];
+	snprintf(done, sizeof(done), "Removed portgroup %s.", rm.name);
+	if (kc_api_wanted(ctx)) {
+		Keel__Vim__PortgroupChange rq = KEEL__VIM__PORTGROUP_CHANGE__INIT;
+
+		rq.name = rm.name;
+		rq.remove = true;
+		return pg_api_change(ctx, call, &rq, done);
+	}
+	if (kc_has(call, KC_O_NO_WAIT))
+		return kc_usage(ctx, call, "--no-wait works through hostd's API only (--server)");
 	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_PORTGROUP_REMOVE;
 	req.portgroup_remove = &rm;
-	snprintf(done, sizeof(done), "Removed portgroup %s.", rm.name);
 	return simple(ctx, &req, done);
 }
 
@@ -252,6 +347,7 @@ static const struct kc_cmd portgroup_list = {
     .name = "list",
     .summary = "List portgroups with their vSwitch, VLAN and ports.",
     .run = portgroup_list_run,
+    .api = true,
 };
 static const struct kc_cmd portgroup_add = {
     .name = "add",
@@ -261,6 +357,7 @@ static const struct kc_cmd portgroup_add = {
     .max_pos = 1,
     .opts = portgroup_add_opts,
     .run = portgroup_add_run,
+    .api = true,
 };
 static const struct kc_cmd portgroup_remove = {
     .name = "remove",
@@ -268,7 +365,9 @@ static const struct kc_cmd portgroup_remove = {
     .summary = "Remove a portgroup no VM NIC uses.",
     .min_pos = 1,
     .max_pos = 1,
+    .opts = portgroup_remove_opts,
     .run = portgroup_remove_run,
+    .api = true,
 };
 
 static const struct kc_cmd *const vswitch_subs[] = {&vswitch_list, &vswitch_add, &vswitch_remove,

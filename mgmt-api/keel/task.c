@@ -2,10 +2,10 @@
  * Tasks through hostd's API: following a task to its end, reporting how it ended, and the
  * `keel task list|wait|cancel` commands.
  *
- * A VM or cluster method answers at once with a Task (proto/vim.proto); keel then calls
- * WaitForTask on the same connection, in slices of at most a second on a terminal (so the
- * progress line moves) or a minute otherwise, until the task is success, error or
- * cancelled. --timeout bounds the whole wait (0: none); when it passes the task goes on
+ * A VM or cluster method answers at once with a Task (proto/vim.proto); keel then follows
+ * it with libkeel's kl_task_wait (WaitForTask on the same connection, in slices of at most
+ * a second on a terminal, so the progress line moves, or a minute otherwise) until the
+ * task is success, error or cancelled. --timeout bounds the whole wait (0: none); when it passes the task goes on
  * in hostd and keel says how to follow it (exit 3, like a reply that did not come in
  * time). A task that ended in error or was cancelled is exit 1 with the task's error.
  *
@@ -22,17 +22,7 @@
 #include "mgmt-api/keel/keel.h"
 #include "mgmt-api/libkeel/keel_client.h"
 
-#define SLICE_TTY_MS 1000  /* WaitForTask's timeout while a progress line is shown */
-#define SLICE_MS     60000 /* ... otherwise (hostd allows up to 10 min) */
-#define MARGIN_MS    200   /* left for the answer to travel before --timeout */
-
 enum { O_RECENT = 1 };
-
-static bool task_ended(const Keel__Vim__Task *t)
-{
-	return strcmp(t->state, "success") == 0 || strcmp(t->state, "error") == 0 ||
-	       strcmp(t->state, "cancelled") == 0;
-}
 
 static void progress_draw(const Keel__Vim__Task *t, uint64_t elapsed_ms)
 {
@@ -50,50 +40,48 @@ static void progress_erase(void)
 	fflush(stderr);
 }
 
+struct progress {
+	uint64_t start; /* kb_now_ns() when the wait began */
+	bool drawn;
+};
+
+static int progress_cb(const Keel__Vim__Task *t, void *arg)
+{
+	struct progress *p = arg;
+
+	progress_draw(t, (kb_now_ns() - p->start) / KB_NSEC_PER_MSEC);
+	p->drawn = true;
+	return 0;
+}
+
 int kc_task_follow(struct kc_ctx *ctx, struct kl_client *c, const char *url, Keel__Vim__Task **task)
 {
 	bool show = !ctx->json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
-	uint64_t start = kb_now_ns(), limit = ctx->timeout_ms;
-	Keel__Vim__WaitForTaskRequest rq = KEEL__VIM__WAIT_FOR_TASK_REQUEST__INIT;
-	bool drawn = false;
+	struct progress p = {.start = kb_now_ns()};
+	Keel__Vim__Task *last = NULL;
+	struct kl_status st;
+	int rc;
 
-	while (!task_ended(*task)) {
-		uint64_t elapsed = (kb_now_ns() - start) / KB_NSEC_PER_MSEC;
-		uint64_t slice = show ? SLICE_TTY_MS : SLICE_MS;
-		ProtobufCMessage *m;
-		struct kl_status st;
-
-		if (show) {
-			progress_draw(*task, elapsed);
-			drawn = true;
-		}
-		if (limit) {
-			if (elapsed + MARGIN_MS >= limit) {
-				if (drawn)
-					progress_erase();
-				return kc_fail(
-				    ctx, KC_EXIT_UNREACHABLE, -ETIMEDOUT,
-				    "%s (%s) has not ended after --timeout %" PRIu64
-				    " s; it goes on: follow it with keel --server %s task "
-				    "wait %s",
-				    (*task)->id, (*task)->kind, limit / 1000, url, (*task)->id);
-			}
-			if (slice > limit - elapsed - MARGIN_MS)
-				slice = limit - elapsed - MARGIN_MS;
-		}
-		rq.task = (*task)->id;
-		rq.timeout_ms = (uint32_t)slice;
-		if (kl_client_call(c, "WaitForTask", &rq.base, &keel__vim__task__descriptor, &m,
-				   &st) != 0) {
-			if (drawn)
-				progress_erase();
-			return kc_api_fail(ctx, url, true, NULL, &st);
-		}
-		keel__vim__task__free_unpacked(*task, NULL);
-		*task = (Keel__Vim__Task *)m;
-	}
-	if (drawn)
+	if (kl_task_ended(*task))
+		return KC_EXIT_OK;
+	if (show)
+		progress_cb(*task, &p);
+	rc = kl_task_wait(c, (*task)->id, ctx->timeout_ms, show ? progress_cb : NULL, &p, &last,
+			  &st);
+	if (p.drawn)
 		progress_erase();
+	if (last) {
+		keel__vim__task__free_unpacked(*task, NULL);
+		*task = last;
+	}
+	if (rc == -KL_DEADLINE_EXCEEDED && st.source == KL_SRC_CLIENT)
+		return kc_fail(ctx, KC_EXIT_UNREACHABLE, -ETIMEDOUT,
+			       "%s (%s) has not ended after --timeout %" PRIu64
+			       " s; it goes on: follow it with keel --server %s task wait %s",
+			       (*task)->id, (*task)->kind, ctx->timeout_ms / 1000, url,
+			       (*task)->id);
+	if (rc)
+		return kc_api_fail(ctx, url, true, NULL, &st);
 	return KC_EXIT_OK;
 }
 

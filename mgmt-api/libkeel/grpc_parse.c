@@ -30,6 +30,27 @@ int kl__grpc_body_announced(const uint8_t *buf, size_t len, uint32_t *announced)
 	return 0;
 }
 
+int kl__grpc_stream_next(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg,
+			 size_t *msg_len, size_t *used)
+{
+	uint32_t n;
+
+	if (kl__grpc_body_announced(buf, len, &n) != 0)
+		return -EAGAIN;
+	if (buf[0] == 1)
+		return -ENOTSUP;
+	if (buf[0] != 0)
+		return -EBADMSG;
+	if (n > max)
+		return -EMSGSIZE;
+	if (len - KL__PREFIX_LEN < n)
+		return -EAGAIN;
+	*msg = buf + KL__PREFIX_LEN;
+	*msg_len = n;
+	*used = KL__PREFIX_LEN + (size_t)n;
+	return 0;
+}
+
 int kl__grpc_body_parse(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg,
 			size_t *msg_len, char *err, size_t err_size)
 {

@@ -37,6 +37,16 @@ int kl__grpc_body_parse(const uint8_t *buf, size_t len, size_t max, const uint8_
 int kl__grpc_body_announced(const uint8_t *buf, size_t len, uint32_t *announced);
 
 /*
+ * The next message of a stream body whose first len bytes are in buf (the bytes of the
+ * messages already taken removed): 0 with *msg and *msg_len (pointing into buf) and
+ * *used, the bytes it takes with its prefix; -EAGAIN while it has not fully arrived;
+ * -EMSGSIZE (announces more than max), -ENOTSUP (compressed flag), -EBADMSG (any other
+ * flag) as soon as the prefix shows it.
+ */
+int kl__grpc_stream_next(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg,
+			 size_t *msg_len, size_t *used);
+
+/*
  * Percent-decodes in[0..n) into out (NUL-terminated, cut to out_size - 1 bytes). A '%' not
  * followed by two hex digits is kept as it is (the gRPC spec's advice). Returns the length
  * written.

@@ -34,6 +34,8 @@
 #include "lib/heap.h"
 #include "mgmt-api/libkeel/grpc_parse.h"
 #include "mgmt-api/libkeel/keel_client.h"
+#include "mgmt-api/libkeel/keel_files.h"
+#include "mgmt-api/libkeel/keel_int.h"
 
 #define TOKEN_MAX	   256
 #define METHOD_MAX	   64
@@ -44,6 +46,8 @@ struct kl_client {
 	CURL *curl;
 	char *url; /* "https://host:port", no trailing '/' */
 	char *ca_file;
+	char *cert_file, *key_file; /* client certificate (mutual TLS), or NULL */
+	uint64_t timeout_ms;	    /* opts.timeout_ms: the limit of each unary call */
 	bool pinned;
 	uint8_t pin[KL__SHA256_LEN];
 	char pin_str[KL__THUMBPRINT_STR];
@@ -56,6 +60,20 @@ struct kl_client {
 	uint8_t *body;
 	size_t body_len, body_cap;
 	bool too_big, nomem;
+	/* a streaming call in progress (kl_client_stream), else NULL */
+	struct stream *stream;
+};
+
+/* A server-streaming call: each complete message of the body is unpacked and handed to
+ * cb as soon as it has arrived; body holds only the bytes of an unfinished message. */
+struct stream {
+	const ProtobufCMessageDescriptor *desc;
+	kl_stream_cb cb;
+	void *arg;
+	bool stopped;	/* cb asked to stop */
+	bool bad;	/* a message that is not valid: the transfer was aborted */
+	char err[256];	/* ... why */
+	uint64_t count; /* messages delivered */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -157,6 +175,8 @@ static size_t header_cb(char *b, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+static size_t stream_deliver(struct kl_client *c);
+
 static size_t write_cb(char *b, size_t size, size_t n, void *arg)
 {
 	struct kl_client *c = arg;
@@ -188,7 +208,58 @@ static size_t write_cb(char *b, size_t size, size_t n, void *arg)
 		c->too_big = true;
 		return 0;
 	}
+	if (c->stream)
+		return stream_deliver(c) ? 0 : len;
 	return len;
+}
+
+/* Hands every complete message at the start of c->body to the stream's callback and keeps
+ * the rest. 0 to go on; 1 to abort the transfer (the callback asked to stop, a message is
+ * not valid, one is too large). */
+static size_t stream_deliver(struct kl_client *c)
+{
+	struct stream *sm = c->stream;
+	size_t off = 0, msg_len, used;
+	const uint8_t *msg;
+	int rv;
+
+	while ((rv = kl__grpc_stream_next(c->body + off, c->body_len - off, KL__MSG_MAX, &msg,
+					  &msg_len, &used)) == 0) {
+		ProtobufCMessage *m = protobuf_c_message_unpack(sm->desc, NULL, msg_len, msg);
+		int stop;
+
+		if (!m) {
+			snprintf(sm->err, sizeof(sm->err),
+				 "message %llu of the stream is not a valid %s",
+				 (unsigned long long)sm->count + 1, sm->desc->name);
+			sm->bad = true;
+			return 1;
+		}
+		off += used;
+		sm->count++;
+		stop = sm->cb(m, sm->arg);
+		protobuf_c_message_free_unpacked(m, NULL);
+		if (stop) {
+			sm->stopped = true;
+			return 1;
+		}
+	}
+	if (rv == -EMSGSIZE) {
+		c->too_big = true;
+		return 1;
+	}
+	if (rv != -EAGAIN) {
+		snprintf(sm->err, sizeof(sm->err), "message %llu of the stream has flag %u%s",
+			 (unsigned long long)sm->count + 1, c->body[off],
+			 rv == -ENOTSUP ? " (compressed, not supported)" : "");
+		sm->bad = true;
+		return 1;
+	}
+	if (off) {
+		memmove(c->body, c->body + off, c->body_len - off);
+		c->body_len -= off;
+	}
+	return 0;
 }
 
 /* ---- open, destroy, token ----------------------------------------------------------- */
@@ -229,6 +300,11 @@ int kl_client_open(const char *url, const struct kl_client_opts *opts, struct kl
 			   "bad server URL '%s': want https://HOST:PORT", url ? url : "");
 		return -EINVAL;
 	}
+	if (opts->key_file && !opts->cert_file) {
+		set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+			   "a client key file needs its certificate file");
+		return -EINVAL;
+	}
 	if (opts->ca_file && opts->thumbprint) {
 		set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
 			   "give a CA file or a thumbprint, not both");
@@ -263,6 +339,12 @@ int kl_client_open(const char *url, const struct kl_client_opts *opts, struct kl
 		c->url[n - 1] = '\0';
 	if (opts->ca_file && !(c->ca_file = kb_strdup(opts->ca_file)))
 		goto free_client;
+	if (opts->cert_file && !(c->cert_file = kb_strdup(opts->cert_file)))
+		goto free_client;
+	if (opts->cert_file &&
+	    !(c->key_file = kb_strdup(opts->key_file ? opts->key_file : opts->cert_file)))
+		goto free_client;
+	c->timeout_ms = opts->timeout_ms;
 	c->curl = curl_easy_init();
 	if (!c->curl)
 		goto free_client;
@@ -291,6 +373,12 @@ int kl_client_open(const char *url, const struct kl_client_opts *opts, struct kl
 	} else if (c->ca_file) {
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
 		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	}
+	if (c->cert_file) {
+		curl_easy_setopt(c->curl, CURLOPT_SSLCERT, c->cert_file);
+		curl_easy_setopt(c->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(c->curl, CURLOPT_SSLKEY, c->key_file);
+		curl_easy_setopt(c->curl, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 	*out = c;
 	status_ok(st);
@@ -321,6 +409,8 @@ void kl_client_destroy(struct kl_client *c)
 	free_token(c);
 	kb_free(c->body);
 	kb_free(c->ca_file);
+	kb_free(c->cert_file);
+	kb_free(c->key_file);
 	kb_free(c->url);
 	kb_free(c);
 }
@@ -356,6 +446,19 @@ const char *kl_client_seen_thumbprint(const struct kl_client *c)
 	return c->seen;
 }
 
+/* For keel_files.c (keel_files.h): the handle's options are the client's; the pin check
+ * keeps writing into c (seen, mismatch). */
+CURL *kl__client_dup_handle(struct kl_client *c, const char **url)
+{
+	*url = c->url;
+	return curl_easy_duphandle(c->curl);
+}
+
+uint64_t kl__client_timeout_ms(const struct kl_client *c)
+{
+	return c->timeout_ms;
+}
+
 /* ---- calls ---------------------------------------------------------------------------- */
 
 static bool method_ok(const char *m)
@@ -388,6 +491,11 @@ static int transport_status(struct kl_client *c, CURLcode rc, struct kl_status *
 				  "expected: refusing to talk to it",
 				  c->url, c->seen, c->pin_str);
 	switch (rc) {
+	case CURLE_SSL_CERTPROBLEM:
+		return set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+				  "cannot use the client certificate %s with key %s: %s",
+				  c->cert_file ? c->cert_file : "-",
+				  c->key_file ? c->key_file : "-", why);
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CRL_BADFILE:
@@ -453,9 +561,41 @@ static int finish(struct kl_client *c, const char *method,
 	return 0;
 }
 
-int kl_client_call(struct kl_client *c, const char *method, const ProtobufCMessage *req,
+/* The end of a stream the server closed: its status, and no message cut short. */
+static int finish_stream(struct kl_client *c, const char *method, struct kl_status *st)
+{
+	const struct kl__grpc_resp *r = &c->resp;
+	long http = 0, version = 0;
+	int code;
+
+	curl_easy_getinfo(c->curl, CURLINFO_HTTP_VERSION, &version);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &http);
+	if (version != CURL_HTTP_VERSION_2_0)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "%s did not answer over HTTP/2: not a gRPC server?", c->url);
+	if (http != 200)
+		return set_status(st, kl__grpc_status_from_http(http), KL_SRC_SERVER,
+				  "%s answered %s with HTTP status %ld", c->url, method, http);
+	if (!r->have_status || r->grpc_status < 0)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "the stream of %s from %s ended without a valid grpc-status",
+				  method, c->url);
+	code = r->grpc_status > KL_UNAUTHENTICATED ? KL_UNKNOWN : r->grpc_status;
+	if (code != KL_OK)
+		return set_status(st, code, KL_SRC_SERVER, "%s",
+				  r->grpc_message[0] ? r->grpc_message : kl_code_name(code));
+	if (c->body_len)
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "%s: the stream ends inside a message", method);
+	status_ok(st);
+	return 0;
+}
+
+/* One request: method with req, answered as one message (sm NULL: into *reply) or as a
+ * stream handed to sm's callback. */
+static int perform(struct kl_client *c, const char *method, const ProtobufCMessage *req,
 		   const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
-		   struct kl_status *st)
+		   struct stream *sm, struct kl_status *st)
 {
 	char url[512], auth[TOKEN_MAX + 32];
 	struct curl_slist *hdrs = NULL, *h;
@@ -464,7 +604,8 @@ int kl_client_call(struct kl_client *c, const char *method, const ProtobufCMessa
 	CURLcode crc;
 	int rc;
 
-	*reply = NULL;
+	if (reply)
+		*reply = NULL;
 	if (!method_ok(method))
 		return set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT, "bad method name '%s'",
 				  method ? method : "");
@@ -498,19 +639,33 @@ int kl_client_call(struct kl_client *c, const char *method, const ProtobufCMessa
 	c->body_len = 0;
 	c->too_big = c->nomem = c->mismatch = false;
 	c->seen[0] = c->curl_err[0] = '\0';
+	c->stream = sm;
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, buf);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)total);
+	if (sm) /* a stream lasts as long as the caller wants it */
+		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 0L);
 	crc = curl_easy_perform(c->curl);
 	/* libcurl keeps neither after the transfer; clear them so a later call cannot
 	 * resend a freed body. */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
-	if (crc != CURLE_OK)
+	if (sm)
+		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	c->stream = NULL;
+	if (sm && sm->stopped) {
+		status_ok(st);
+		rc = 0;
+	} else if (sm && sm->bad) {
+		rc = set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL, "%s: %s", method, sm->err);
+	} else if (crc != CURLE_OK) {
 		rc = transport_status(c, crc, st);
-	else
+	} else if (sm) {
+		rc = finish_stream(c, method, st);
+	} else {
 		rc = finish(c, method, reply_desc, reply, st);
+	}
 	if (c->body_cap > (1u << 20)) { /* do not keep a large buffer between calls */
 		kb_free(c->body);
 		c->body = NULL;
@@ -524,12 +679,52 @@ free_buf:
 	return rc;
 }
 
+int kl_client_call(struct kl_client *c, const char *method, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+		   struct kl_status *st)
+{
+	return perform(c, method, req, reply_desc, reply, NULL, st);
+}
+
+int kl_client_stream(struct kl_client *c, const char *method, const ProtobufCMessage *req,
+		     const ProtobufCMessageDescriptor *reply_desc, kl_stream_cb cb, void *arg,
+		     struct kl_status *st)
+{
+	struct stream sm = {.desc = reply_desc, .cb = cb, .arg = arg};
+
+	if (!cb || !reply_desc)
+		return set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+				  "a stream needs a reply type and a callback");
+	return perform(c, method, req, reply_desc, NULL, &sm, st);
+}
+
+/* Keeps the token of a Session just received (m, owned) and hands it out or frees it. */
+static int keep_session(struct kl_client *c, const char *method, ProtobufCMessage *m,
+			Keel__Vim__Session **session, struct kl_status *st)
+{
+	Keel__Vim__Session *s = (Keel__Vim__Session *)m;
+	int rc = kl_client_set_token(c, s->token);
+
+	if (rc) {
+		keel__vim__session__free_unpacked(s, NULL);
+		if (rc == -ENOMEM)
+			return set_status(st, KL_RESOURCE_EXHAUSTED, KL_SRC_CLIENT,
+					  "out of memory");
+		return set_status(st, KL_INTERNAL, KL_SRC_PROTOCOL,
+				  "%s: the server's token is not a valid header value", method);
+	}
+	if (session)
+		*session = s;
+	else
+		keel__vim__session__free_unpacked(s, NULL);
+	return 0;
+}
+
 int kl_client_login(struct kl_client *c, const char *user, const char *password,
 		    Keel__Vim__Session **session, struct kl_status *st)
 {
 	Keel__Vim__LoginRequest rq = KEEL__VIM__LOGIN_REQUEST__INIT;
 	ProtobufCMessage *m;
-	Keel__Vim__Session *s;
 	int rc;
 
 	if (session)
@@ -540,21 +735,27 @@ int kl_client_login(struct kl_client *c, const char *user, const char *password,
 	rc = kl_client_call(c, "Login", &rq.base, &keel__vim__session__descriptor, &m, st);
 	if (rc)
 		return rc;
-	s = (Keel__Vim__Session *)m;
-	rc = kl_client_set_token(c, s->token);
-	if (rc) {
-		keel__vim__session__free_unpacked(s, NULL);
-		return set_status(st, rc == -ENOMEM ? KL_RESOURCE_EXHAUSTED : KL_INTERNAL,
-				  rc == -ENOMEM ? KL_SRC_CLIENT : KL_SRC_PROTOCOL,
-				  rc == -ENOMEM ? "out of memory"
-						: "Login: the server's token is not a valid "
-						  "header value");
-	}
+	return keep_session(c, "Login", m, session, st);
+}
+
+int kl_client_login_cert(struct kl_client *c, Keel__Vim__Session **session, struct kl_status *st)
+{
+	Keel__Vim__LoginByCertificateRequest rq = KEEL__VIM__LOGIN_BY_CERTIFICATE_REQUEST__INIT;
+	ProtobufCMessage *m;
+	int rc;
+
 	if (session)
-		*session = s;
-	else
-		keel__vim__session__free_unpacked(s, NULL);
-	return 0;
+		*session = NULL;
+	if (!c->cert_file)
+		return set_status(st, KL_INVALID_ARGUMENT, KL_SRC_CLIENT,
+				  "a certificate login needs a client certificate "
+				  "(kl_client_opts.cert_file)");
+	free_token(c);
+	rc = kl_client_call(c, "LoginByCertificate", &rq.base, &keel__vim__session__descriptor, &m,
+			    st);
+	if (rc)
+		return rc;
+	return keep_session(c, "LoginByCertificate", m, session, st);
 }
 
 int kl_client_logout(struct kl_client *c, struct kl_status *st)

@@ -24,6 +24,14 @@
  * came from (the server, the connection, TLS verification, a malformed response, or the
  * client itself). Requires libcurl with the OpenSSL backend (Debian's libcurl4-openssl).
  *
+ * Client certificates: opts.cert_file/key_file present a certificate in the handshake
+ * (mutual TLS); kl_client_login_cert then opens a session as the user the certificate
+ * names (LoginByCertificate, docs/hostd-certlogin.md).
+ *
+ * Beyond kl_client_call: keel_calls.h (included below) has one typed function per unary
+ * rpc (kl_vim_power_on_vm, ...), kl_task_wait (follow a Task to its end) and kl_watch
+ * (the change feed); kl_client_stream is the generic server-streaming call.
+ *
  * Threads: a client is used by one thread at a time; different clients may be used
  * from different threads (curl_global_init runs once, under a pthread_once).
  */
@@ -80,8 +88,11 @@ struct kl_client_opts {
 	const char *ca_file;	     /* PEM bundle to verify the server with, or NULL */
 	const char *thumbprint;	     /* SHA-256 of the server's certificate (64 hex digits, pairs
 				   optionally joined by ':'), or NULL; not with ca_file */
-	uint64_t timeout_ms;	     /* limit of each call, connection included (0: none) */
+	uint64_t timeout_ms;	     /* limit of each unary call, connection included (0: none);
+				not of streams */
 	uint64_t connect_timeout_ms; /* limit of connecting (0: 10 s) */
+	const char *cert_file;	     /* client certificate (PEM) for mutual TLS, or NULL */
+	const char *key_file;	     /* its private key (PEM); NULL: in cert_file */
 };
 
 struct kl_client;
@@ -93,8 +104,10 @@ const char *kl_code_name(int code);
  * Makes a client for url ("https://HOST:PORT", no path). opts may be NULL (system CAs, no
  * timeout); its strings are copied. Connects lazily, on the first call. 0 and *out (caller
  * frees with kl_client_destroy); or -EINVAL (not an https URL, a malformed thumbprint,
- * both ca_file and thumbprint), -ENOMEM, -EIO (libcurl could not be initialised), with st
- * filled (source KL_SRC_CLIENT).
+ * both ca_file and thumbprint, key_file without cert_file), -ENOMEM, -EIO (libcurl could
+ * not be initialised), with st filled (source KL_SRC_CLIENT). The certificate files are
+ * read at the first call: one that cannot be used fails that call with INVALID_ARGUMENT
+ * (source KL_SRC_CLIENT) naming them.
  */
 int kl_client_open(const char *url, const struct kl_client_opts *opts, struct kl_client **out,
 		   struct kl_status *st);
@@ -120,12 +133,39 @@ int kl_client_call(struct kl_client *c, const char *method, const ProtobufCMessa
 		   struct kl_status *st);
 
 /*
+ * A message of a stream, handed to a kl_stream_cb: borrowed until the callback returns
+ * (libkeel frees it then). Return 0 to go on, nonzero to stop the stream.
+ */
+typedef int (*kl_stream_cb)(const ProtobufCMessage *msg, void *arg);
+
+/*
+ * One server-streaming call (WaitForUpdates, Console): POST /keel.vim.Vim/<method> with
+ * req; every message of the answer is unpacked with reply_desc and handed to cb as soon as
+ * it has arrived, on the calling thread. Returns 0 when the server ended the stream with
+ * OK, or when cb returned nonzero (then the transfer is aborted, which resets the stream;
+ * the client stays usable, connecting again if needed); otherwise -code with st as kl_client_call (a message that does
+ * not unpack, a compressed one, or a stream that ends inside a message: INTERNAL,
+ * KL_SRC_PROTOCOL). opts.timeout_ms does not bound a stream; connecting is bounded still.
+ */
+int kl_client_stream(struct kl_client *c, const char *method, const ProtobufCMessage *req,
+		     const ProtobufCMessageDescriptor *reply_desc, kl_stream_cb cb, void *arg,
+		     struct kl_status *st);
+
+/*
  * Login(user, password): on success the token is kept in c for the next calls, and
  * *session (may be NULL if not wanted; caller frees with keel__vim__session__free_unpacked
  * (s, NULL)) holds the session. Returns as kl_client_call.
  */
 int kl_client_login(struct kl_client *c, const char *user, const char *password,
 		    Keel__Vim__Session **session, struct kl_status *st);
+/*
+ * LoginByCertificate: a session for the user named by the subject CN of the client
+ * certificate c was opened with (opts.cert_file; without one: INVALID_ARGUMENT, nothing
+ * sent). The token is kept in c and *session given as by kl_client_login. hostd answers
+ * UNAUTHENTICATED when the certificate was not issued by the cluster CA, is not for client
+ * authentication, or names no user there.
+ */
+int kl_client_login_cert(struct kl_client *c, Keel__Vim__Session **session, struct kl_status *st);
 /* Logout of the current session; the token is forgotten whatever the answer. Returns as
  * kl_client_call. */
 int kl_client_logout(struct kl_client *c, struct kl_status *st);
@@ -133,5 +173,7 @@ int kl_client_logout(struct kl_client *c, struct kl_status *st);
 /* The thumbprint of the certificate the server presented on the last handshake with a
  * pinned thumbprint ("AB:CD:..."), or "" if none was seen. Borrowed from c. */
 const char *kl_client_seen_thumbprint(const struct kl_client *c);
+
+#include "mgmt-api/libkeel/keel_calls.h"
 
 #endif

@@ -5,3 +5,5 @@ LIBKEEL      := $(BUILD)/lib/libkeel.a
 LIBKEEL_LIBS := $(shell pkg-config --libs libcurl openssl 2>/dev/null || echo -lcurl -lssl -lcrypto)
 $(LIBKEEL): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard mgmt-api/libkeel/*.c))
 LIBS += $(LIBKEEL)
+# Unit tests that call libkeel's client (not only its pure grpc_parse.c) need libcurl too.
+$(BUILD)/tests/test_libkeel_calls: LDLIBS += $(LIBKEEL_LIBS)

@@ -4,7 +4,10 @@
 # --thumbprint (the session file 0600 in a 0700 directory), `keel session`, the inventory
 # as JSON listing the host and a VM made through the local socket, the inventory as tables,
 # a wrong thumbprint refused naming both thumbprints, --server refused by a command that
-# does not support it, logout, and then "not logged in".
+# does not support it, logout, and then "not logged in"; then `cluster create` through the
+# API (the task's line, a second create's error, an empty name refused, --no-wait refused
+# locally) and the certificate switched to the cluster CA's: the pinned session refused,
+# a login with --ca-file working.
 source "$(dirname "$0")/common.bash"
 KEEL_TOP=${KEEL_TOP:-$PWD}
 command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
@@ -121,10 +124,10 @@ echo "$msg" | grep -q "cannot verify the certificate of $SRV" || fail "untrusted
 
 # A command without API support refuses an explicit --server.
 set +e
-msg=$(k --server "$SRV" datastore list 2>&1); rc=$?
+msg=$(k --server "$SRV" cluster config 2>&1); rc=$?
 set -e
-[ "$rc" = 2 ] || fail "datastore list --server: exit $rc"
-echo "$msg" | grep -q "does not work through hostd's API" || fail "datastore list --server: $msg"
+[ "$rc" = 2 ] || fail "cluster config --server: exit $rc"
+echo "$msg" | grep -q "does not work through hostd's API" || fail "cluster config --server: $msg"
 
 # A session hostd no longer knows: "log in again".
 cp "$sf" "$T/stale"
@@ -153,6 +156,59 @@ set -e
 [ "$rc" = 1 ] && echo "$msg" | grep -q "log in again" || fail "token alive after logout: $msg"
 rm -f "$sf"
 
+# A cluster created through the API: a task followed to its end, one line naming the
+# cluster; hostd then serves the certificate the cluster CA signed, so the pinned session
+# is refused and a login trusting the CA works.
 kv vm destroy apicli1 >/dev/null 2>&1 || true
+k login --server "$SRV" --user root --password-file "$pwfile" --thumbprint "$tp" >/dev/null ||
+	fail "login before cluster create"
+set +e
+msg=$(k cluster create x --no-wait --socket "$LAB/hosts/host1/vmkernel.sock" 2>&1); rc=$?
+set -e
+[ "$rc" = 2 ] && echo "$msg" | grep -q "works through hostd's API only" ||
+	fail "local create --no-wait: exit $rc: $msg"
+set +e
+msg=$(k --server "$SRV" cluster create "" 2>&1); rc=$?
+set -e
+[ "$rc" = 1 ] && echo "$msg" | grep -q "the cluster's name is required" ||
+	fail "create with an empty name: exit $rc: $msg"
+for _ in $(seq 100); do # clusterd has found vmk0
+	[ "$(py 'd["node_state"]' "$(kv cluster status --json 2>/dev/null || echo '{"node_state":""}')")" = "not bootstrapped" ] && break
+	sleep 0.1
+done
+msg=$(k --server "$SRV" cluster create apicli) || fail "cluster create: $msg"
+echo "$msg"
+echo "$msg" | grep -Eq "^Created cluster apicli \(cluster-[0-9a-f-]{36}\)\.$" ||
+	fail "cluster create output: $msg"
+cid=$(py 'd["cluster_id"]' "$(kv cluster status --json)")
+echo "$msg" | grep -q "cluster-$cid" || fail "cluster create names another cluster than $cid: $msg"
+ok=
+for _ in $(seq 100); do
+	set +e
+	msg=$(k --server "$SRV" cluster status 2>&1); rc=$?
+	set -e
+	[ "$rc" = 3 ] && { ok=1; break; }
+	sleep 0.1
+done
+[ -n "$ok" ] || fail "the pinned self-signed certificate is still served: $msg"
+echo "$msg" | grep -q "has thumbprint .*, but $tp was expected" || fail "pinned session: $msg"
+k login --server "$SRV" --user root --password-file "$pwfile" --ca-file "$LAB/hosts/host1/ca.crt" ||
+	fail "login with the cluster CA"
+set +e
+msg=$(k --server "$SRV" cluster create apicli2 2>&1); rc=$?
+set -e
+echo "$msg"
+[ "$rc" = 1 ] || fail "second create: exit $rc"
+echo "$msg" | grep -Eq "^keel: clusterd: .*apicli.* \(task-[0-9]+, ClusterCreate\)$" ||
+	fail "second create: $msg"
+msg=$(k --server "$SRV" cluster status) || fail "cluster status: $msg"
+echo "$msg"
+echo "$msg" | grep -Eq "^Cluster: +apicli$" || fail "cluster status after create: $msg"
+echo "$msg" | grep -Eq "^Cluster id: +cluster-$cid$" || fail "cluster id: $msg"
+tj=$(k --server "$SRV" task list --json) || fail "task list: $tj"
+[ "$(py '[(t["state"], t["result"]) for t in d["tasks"] if t["kind"] == "ClusterCreate"]' "$tj")" = \
+	"[('success', 'cluster-$cid'), ('error', '')]" ] || fail "ClusterCreate tasks: $tj"
+k --server "$SRV" logout >/dev/null || fail "logout"
+
 lab down --dir "$LAB" >/dev/null || fail "lab down"
 echo PASS

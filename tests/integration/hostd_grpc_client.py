@@ -109,8 +109,8 @@ try:
         raise SystemExit("FAIL: Console sent a message")
     raise SystemExit("FAIL: Console ended OK")
 except grpc.RpcError as e:
-    expect((e.code(), e.details()), grpc.StatusCode.UNIMPLEMENTED, "Console")
-print("ok Console UNIMPLEMENTED")
+    expect((e.code(), e.details()), grpc.StatusCode.UNAUTHENTICATED, "log in first")
+print("ok Console UNAUTHENTICATED")
 
 # A body that does not decode as the input type: INVALID_ARGUMENT before UNIMPLEMENTED.
 expect(code_of(raw("RetrieveInventory", lambda _: b"\xff\xff\xff\xff"), None),
