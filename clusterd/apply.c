@@ -171,8 +171,12 @@ static int set_config(struct cd_state *s, const Keel__Cluster__SetConfig *c, str
 	s->config = cfg;
 	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
 		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), 0,
-		  "", "cluster %s configured: failure timeout %u ms, isolation response %s",
-		  cfg.name, cfg.failure_timeout_ms, isolation_name(cfg.isolation_response));
+		  "", "cluster %s configured: failure timeout %u ms, isolation response %s, HA %s%s",
+		  cfg.name, cfg.failure_timeout_ms, isolation_name(cfg.isolation_response),
+		  cfg.ha_disabled ? "off" : "on",
+		  cfg.admission_failures ? ", admission: tolerate host failures"
+		  : cfg.admission_percent ? ", admission: keep a percentage free"
+					  : "");
 	return 0;
 }
 
@@ -320,8 +324,10 @@ static int event_add(struct cd_state *s, const Keel__Cluster__EventAdd *c, struc
 		return rv;
 	if ((rv = cd__check_event_message(ev->message, e)))
 		return rv;
-	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE, ev->at_ms, ev->host, ev->vm, "%s",
-		  ev->message);
+	add_event(s,
+		  ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_HA ? KEEL__CLUSTER__EVENT_KIND__EVENT_HA
+								   : KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE,
+		  ev->at_ms, ev->host, ev->vm, "%s", ev->message);
 	return 0;
 }
 
@@ -454,7 +460,16 @@ static int vm_set_power(struct cd_state *s, const Keel__Cluster__VmSetPower *c, 
 		return vm_err(c->uuid);
 	if ((rv = cd__power_check(c->desired, e)))
 		return rv;
+	if (c->mem_mib > CD_VM_MEM_MAX || c->cpu_mhz > CD_VM_CPU_MAX) {
+		kb_errmsg_setf(e, "VM %s: %llu MiB / %u MHz is out of range", vm->uuid,
+			       (unsigned long long)c->mem_mib, c->cpu_mhz);
+		return -EINVAL;
+	}
 	vm->desired_power = c->desired;
+	if (c->mem_mib) {
+		vm->mem_mib = c->mem_mib;
+		vm->cpu_mhz = c->cpu_mhz;
+	}
 	return 0;
 }
 
@@ -600,6 +615,60 @@ static int op_end(struct cd_state *s, const Keel__Cluster__OpEnd *c, struct kb_e
 	return 0;
 }
 
+static int host_set_maintenance(struct cd_state *s, const Keel__Cluster__HostSetMaintenance *c,
+				struct kb_errmsg *e)
+{
+	struct cd_host *h = cd__state_host_mut(s, c->host);
+
+	if (h == NULL) {
+		kb_errmsg_setf(e, "host %llu does not exist", (unsigned long long)c->host);
+		return KB_ENOTFOUND;
+	}
+	if (h->state == HOST_LEFT) {
+		kb_errmsg_setf(e, "host %llu has left the cluster", (unsigned long long)c->host);
+		return KB_ESTATE;
+	}
+	if (h->maintenance == c->enter)
+		return 0; /* already so: applied, nothing visible changes */
+	h->maintenance = c->enter;
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE,
+		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), h->id, "",
+		  "host %s %s maintenance mode", h->name, c->enter ? "entered" : "left");
+	return 0;
+}
+
+/* The blob was reserved by the caller (cd__command_auth_bytes()). */
+static int auth_set(struct cd_state *s, const Keel__Cluster__AuthSet *c, struct kb_errmsg *e)
+{
+	int rv;
+
+	if ((rv = cd__check_auth_blob(&c->blob, e)))
+		return rv;
+	if (c->expect_version != s->auth.version) {
+		kb_errmsg_setf(e,
+			       "the users changed meanwhile: the cluster holds version %llu, "
+			       "not %llu",
+			       (unsigned long long)s->auth.version,
+			       (unsigned long long)c->expect_version);
+		return -ESTALE;
+	}
+	if (cd__state_auth_reserve(s, c->blob.len)) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(s->auth.blob, c->blob.data, c->blob.len);
+	s->auth.len = c->blob.len;
+	s->auth.version++;
+	s->auth.host = c->host;
+	s->auth.at_ms = c->at_ms;
+	/* Never the blob's content: it holds password hashes. */
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), c->host, "",
+		  "users and permissions changed by host %s (version %llu)", host_name(s, c->host),
+		  (unsigned long long)s->auth.version);
+	return 0;
+}
+
 int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struct kb_errmsg *e)
 {
 	int rv;
@@ -658,6 +727,12 @@ int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struc
 	case KEEL__CLUSTER__COMMAND__CMD_EVENT_ADD:
 		rv = event_add(s, c->event_add, e);
 		break;
+	case KEEL__CLUSTER__COMMAND__CMD_HOST_SET_MAINTENANCE:
+		rv = host_set_maintenance(s, c->host_set_maintenance, e);
+		break;
+	case KEEL__CLUSTER__COMMAND__CMD_AUTH_SET:
+		rv = auth_set(s, c->auth_set, e);
+		break;
 	default:
 		kb_errmsg_setf(e, "empty or unknown command");
 		rv = -EINVAL;
@@ -675,6 +750,14 @@ void cd__command_inserts(const Keel__Cluster__Command *c, unsigned *hosts, unsig
 		  c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_HOST_JOIN;
 	*vms += c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_VM_REGISTER;
 	*ops += c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_OP_BEGIN;
+}
+
+size_t cd__command_auth_bytes(const Keel__Cluster__Command *c)
+{
+	if (c->cmd_case != KEEL__CLUSTER__COMMAND__CMD_AUTH_SET || c->auth_set->blob.len >
+									     CD_AUTH_BLOB_MAX)
+		return 0;
+	return c->auth_set->blob.len;
 }
 
 static int cmp_path(const void *a, const void *b)
@@ -722,6 +805,11 @@ int cd__state_check(const struct cd_state *s, struct kb_errmsg *e)
 			kb_errmsg_setf(e, "join token %u duplicated or out of order", i);
 			return KB_EPROTO;
 		}
+	}
+	if ((s->auth.version == 0) != (s->auth.len == 0) || s->auth.len > CD_AUTH_BLOB_MAX) {
+		kb_errmsg_setf(e, "auth store version %llu with %zu bytes",
+			       (unsigned long long)s->auth.version, s->auth.len);
+		return KB_EPROTO;
 	}
 	if (s->next_event_seq == 0) {
 		kb_errmsg_setf(e, "next event seq 0");

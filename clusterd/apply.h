@@ -14,7 +14,8 @@
  * KB_ENOTFOUND (a named host, VM or operation does not exist), KB_ESTATE (not allowed in
  * the current state: an epoch that does not grow, a host that still owns VMs, ...),
  * KB_ETOOBIG (a count limit); for HostJoin also KB_ENOTFOUND (unknown join token),
- * -EKEYREJECTED (wrong secret), -EKEYREVOKED (token already used), -EKEYEXPIRED. An applied
+ * -EKEYREJECTED (wrong secret), -EKEYREVOKED (token already used), -EKEYEXPIRED; for
+ * AuthSet -ESTALE (expect_version is not the current version). An applied
  * command may append events (docs/clusterd.md, "Events"). -ENOMEM only when the caller did
  * not reserve room with cd__state_reserve() for the inserts (cd__command_inserts()) and
  * the token and event arrays. e says why. Deterministic: reads no clock and no random
@@ -26,6 +27,11 @@ int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struc
  * cd__state_reserve()'s fixed arrays. */
 void cd__command_inserts(const Keel__Cluster__Command *c, unsigned *hosts, unsigned *vms,
 			 unsigned *ops);
+
+/* The bytes of auth store an AuthSet may need (0 for other commands and for a blob over
+ * the limit, which is refused): the caller reserves the largest of a batch with
+ * cd__state_auth_reserve() before applying, so an AuthSet never fails for memory. */
+size_t cd__command_auth_bytes(const Keel__Cluster__Command *c);
 
 /* Checks the invariants every command keeps: unique host names and vmk0 addresses,
  * unique .vmx paths, VM owners and operation hosts that exist, FT peers that exist, one

@@ -359,6 +359,16 @@ int cd__config_from_pb(const Keel__Cluster__ClusterConfig *pb, struct cd_config 
 			     KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_LEAVE_POWERED_ON,
 			     "isolation response", e)))
 		return rv;
+	if (pb->admission_failures > CD_ADMISSION_FAILURES_MAX || pb->admission_percent > 100) {
+		kb_errmsg_setf(e, "admission control: %u host failures (at most %d), %u%% (at most 100)",
+			       pb->admission_failures, CD_ADMISSION_FAILURES_MAX,
+			       pb->admission_percent);
+		return -EINVAL;
+	}
+	if (pb->admission_failures && pb->admission_percent) {
+		kb_errmsg_setf(e, "admission control: host failures and a percentage together");
+		return -EINVAL;
+	}
 	memset(c, 0, sizeof(*c));
 	c->set = true;
 	strcpy(c->name, pb->name);
@@ -366,6 +376,9 @@ int cd__config_from_pb(const Keel__Cluster__ClusterConfig *pb, struct cd_config 
 	c->format_version = pb->format_version;
 	c->failure_timeout_ms = pb->failure_timeout_ms;
 	c->isolation_response = pb->isolation_response;
+	c->ha_disabled = pb->ha_disabled;
+	c->admission_failures = pb->admission_failures;
+	c->admission_percent = pb->admission_percent;
 	return 0;
 }
 
@@ -402,6 +415,7 @@ int cd__host_from_pb(const Keel__Cluster__Host *pb, struct cd_host *h, struct kb
 	h->state = pb->state;
 	h->role = pb->role;
 	h->last_change_ms = pb->last_change_ms;
+	h->maintenance = pb->maintenance;
 	return 0;
 }
 
@@ -415,7 +429,7 @@ int cd__ha_from_pb(const Keel__Cluster__HaSettings *pb, const char *self, struct
 		return -EINVAL;
 	}
 	if ((rv = check_enum(pb->priority, KEEL__CLUSTER__RESTART_PRIORITY__RESTART_DISABLED,
-			     KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGH, "restart priority", e)))
+			     KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGHEST, "restart priority", e)))
 		return rv;
 	if (pb->n_restart_after > CD_RESTART_AFTER_MAX) {
 		kb_errmsg_setf(e, "restart-after list of %zu exceeds %d", pb->n_restart_after,
@@ -466,6 +480,11 @@ int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errm
 		kb_errmsg_setf(e, "FT peer set without an FT role");
 		return -EINVAL;
 	}
+	if (pb->mem_mib > CD_VM_MEM_MAX || pb->cpu_mhz > CD_VM_CPU_MAX) {
+		kb_errmsg_setf(e, "VM %s: %llu MiB / %u MHz is out of range", pb->uuid,
+			       (unsigned long long)pb->mem_mib, pb->cpu_mhz);
+		return -EINVAL;
+	}
 	memset(vm, 0, sizeof(*vm));
 	if ((rv = cd__ha_from_pb(pb->ha, pb->uuid, vm, e)))
 		return rv;
@@ -475,6 +494,8 @@ int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errm
 	vm->owner = pb->owner;
 	vm->epoch = pb->epoch;
 	vm->desired_power = pb->desired_power;
+	vm->mem_mib = pb->mem_mib;
+	vm->cpu_mhz = pb->cpu_mhz;
 	vm->ft_role = pb->ft_role;
 	if (pb->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE)
 		strcpy(vm->ft_peer, pb->ft_peer);
@@ -554,7 +575,7 @@ int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struc
 		return -EINVAL;
 	}
 	if ((rv = check_enum(pb->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
-			     KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE, "event kind", e)))
+			     KEEL__CLUSTER__EVENT_KIND__EVENT_HA, "event kind", e)))
 		return rv;
 	if (pb->vm != NULL && pb->vm[0] != '\0' && (rv = cd__check_uuid(pb->vm, "event VM", e)))
 		return rv;
@@ -567,5 +588,50 @@ int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struc
 	ev->host = pb->host;
 	strcpy(ev->vm, pb->vm ? pb->vm : "");
 	strcpy(ev->message, pb->message);
+	return 0;
+}
+
+int cd__check_auth_blob(const ProtobufCBinaryData *blob, struct kb_errmsg *e)
+{
+	if (blob->len == 0 || blob->data == NULL) {
+		kb_errmsg_setf(e, "auth store is empty");
+		return -EINVAL;
+	}
+	if (blob->len > CD_AUTH_BLOB_MAX) {
+		kb_errmsg_setf(e, "auth store of %zu bytes exceeds %u", blob->len, CD_AUTH_BLOB_MAX);
+		return KB_ETOOBIG;
+	}
+	return 0;
+}
+
+int cd__auth_from_pb(const Keel__Cluster__AuthDb *pb, struct cd_auth *a, struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "auth store is missing");
+		return -EINVAL;
+	}
+	if (pb->version == 0) {
+		kb_errmsg_setf(e, "auth store version 0 is not valid");
+		return -EINVAL;
+	}
+	if ((rv = cd__check_auth_blob(&pb->blob, e)))
+		return rv;
+	if (pb->blob.len > a->cap) {
+		uint8_t *p = kb_realloc(a->blob, pb->blob.len);
+
+		if (p == NULL) {
+			kb_errmsg_setf(e, "out of memory");
+			return -ENOMEM;
+		}
+		a->blob = p;
+		a->cap = pb->blob.len;
+	}
+	memcpy(a->blob, pb->blob.data, pb->blob.len);
+	a->len = pb->blob.len;
+	a->version = pb->version;
+	a->host = pb->host;
+	a->at_ms = pb->at_ms;
 	return 0;
 }

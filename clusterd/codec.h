@@ -18,7 +18,7 @@
 #include "lib/err.h"
 
 /* Largest encoded command batch (one Raft entry) and most commands in it. */
-#define CD_BATCH_MAX_BYTES    (1u << 20)
+#define CD_BATCH_MAX_BYTES    (2u << 20) /* room for one AuthSet of CD_AUTH_BLOB_MAX */
 #define CD_BATCH_MAX_COMMANDS 1024
 
 /* The protobuf-c allocator over kb_malloc/kb_free (fault injection reaches it). */
@@ -69,6 +69,12 @@ int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struc
 /* An event message: 1..CD_EVENT_MSG_MAX bytes of well-formed UTF-8 without control
  * characters (C0, DEL, C1). */
 int cd__check_event_message(const char *s, struct kb_errmsg *e);
+/* An AuthSet's or a snapshot's auth store: 1..CD_AUTH_BLOB_MAX bytes. 0, -EINVAL (empty)
+ * or KB_ETOOBIG. */
+int cd__check_auth_blob(const ProtobufCBinaryData *blob, struct kb_errmsg *e);
+/* A snapshot's auth store: version >= 1 and the blob's size; copied into a (its blob grown
+ * with kb_realloc as needed). 0, -EINVAL, KB_ETOOBIG or -ENOMEM. */
+int cd__auth_from_pb(const Keel__Cluster__AuthDb *pb, struct cd_auth *a, struct kb_errmsg *e);
 int cd__host_state_check(int state, struct kb_errmsg *e);
 int cd__power_check(int power, struct kb_errmsg *e);
 int cd__ft_role_check(int role, struct kb_errmsg *e);

@@ -17,7 +17,7 @@
 #include "lib/ctlserver.h"
 #include "lib/heap.h"
 
-#define REQ_MAX (64u << 10)
+#define REQ_MAX (CD_AUTH_BLOB_MAX + (64u << 10)) /* auth_set carries the store */
 
 static struct kb_ctlserver server;
 
@@ -114,11 +114,15 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		cd_hbnet_ages(d, h->id, &hs[i].net_hb_age_ms, &hs[i].ds_hb_age_ms);
 		hs[i].n_vms = cd_state_n_vms_owned(s, h->id);
 		hs[i].last_change_ms = h->last_change_ms;
+		hs[i].maintenance = h->maintenance;
 		hp[i] = &hs[i];
 	}
 	st.isolated = cd_hbnet_isolated(d, &st.leader_contact_age_ms);
 	st.failure_timeout_ms = s->config.set ? s->config.failure_timeout_ms : 0;
 	st.isolation_response = s->config.set ? s->config.isolation_response : 0;
+	st.ha_enabled = s->config.set && !s->config.ha_disabled;
+	st.admission_failures = s->config.set ? s->config.admission_failures : 0;
+	st.admission_percent = s->config.set ? s->config.admission_percent : 0;
 	st.n_hosts = n;
 	st.hosts = hp;
 	nv = cd_state_n_vms(s);
@@ -140,6 +144,9 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		vs[i].epoch = vm->epoch;
 		vs[i].desired_power = vm->desired_power;
 		vs[i].vmx_path = (char *)vm->vmx_path;
+		vs[i].mem_mib = vm->mem_mib;
+		vs[i].cpu_mhz = vm->cpu_mhz;
+		vs[i].priority = vm->priority;
 		vp[i] = &vs[i];
 	}
 	st.n_vms = nv;
@@ -319,6 +326,87 @@ static void vm_request(struct cd_daemon *d, struct kb_ctlclient *c,
 	}
 }
 
+/* ---- maintenance and the auth store ------------------------------------------------------- */
+
+static void on_member_done(struct cd_daemon *d, void *arg, int code, const char *error,
+			   const Keel__Cluster__AuthDb *auth)
+{
+	struct waiter *w = arg;
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+
+	(void)d;
+	if (w->c) {
+		/* Committed through the leader; this host may apply it a moment later, so the
+		 * reply carries no status (maintenance) or only the new version (auth_set). */
+		if (code) {
+			error_reply(w->c, code, error ? error : "refused", false);
+		} else {
+			rp.auth = (Keel__Cluster__AuthDb *)auth;
+			rp.member = true;
+			send_reply(w->c, &rp, false);
+		}
+	}
+	waiter_free(w);
+}
+
+static void maintenance_request(struct cd_daemon *d, struct kb_ctlclient *c,
+				const Keel__Cluster__ClusterMaintenance *rq)
+{
+	struct kb_errmsg e = {{0}};
+	struct waiter *w = waiter_new(c);
+	int rv;
+
+	if (!w) {
+		error_reply(c, -ENOMEM, "out of memory", false);
+		return;
+	}
+	kb_log(d->log, KB_LOG_INFO, "request: host %s %s maintenance mode",
+	       rq->host && rq->host[0] ? rq->host : "(this host)", rq->enter ? "enters" : "leaves");
+	rv = cd_node_maintenance(d, rq->host, rq->enter, on_member_done, w, &e);
+	if (rv) {
+		waiter_free(w);
+		error_reply(c, rv, e.msg, false);
+	}
+}
+
+/* The local replica's store: any member answers from its own FSM. */
+static void auth_get_reply(struct cd_daemon *d, struct kb_ctlclient *c)
+{
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+	Keel__Cluster__AuthDb a = KEEL__CLUSTER__AUTH_DB__INIT;
+
+	rp.member = d->phase == CD_PHASE_RUNNING && d->ca;
+	if (rp.member && s->auth.version) {
+		a.version = s->auth.version;
+		a.blob.data = s->auth.blob;
+		a.blob.len = s->auth.len;
+		a.host = s->auth.host;
+		a.at_ms = s->auth.at_ms;
+		rp.auth = &a;
+	}
+	send_reply(c, &rp, false);
+}
+
+static void auth_set_request(struct cd_daemon *d, struct kb_ctlclient *c,
+			     const Keel__Cluster__ClusterAuthSet *rq)
+{
+	struct kb_errmsg e = {{0}};
+	struct waiter *w = waiter_new(c);
+	int rv;
+
+	if (!w) {
+		error_reply(c, -ENOMEM, "out of memory", false);
+		return;
+	}
+	rv = cd_node_auth_set(d, rq->expect_version, rq->blob.data, rq->blob.len, on_member_done,
+			      w, &e);
+	if (rv) {
+		waiter_free(w);
+		error_reply(c, rv, e.msg, false);
+	}
+}
+
 /* ---- events ------------------------------------------------------------------------------ */
 
 static void events_reply(struct cd_daemon *d, struct kb_ctlclient *c,
@@ -398,11 +486,30 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET:
 		kb_log(d->log, KB_LOG_INFO, "request: cluster settings");
-		rv = cd_node_config_set(d, rq->config_set->failure_timeout_ms,
-					rq->config_set->isolation_response, on_client_done, c, &e);
+		{
+			const Keel__Cluster__ClusterConfigSet *cs = rq->config_set;
+			struct cd_cfg_change ch = {
+			    .failure_timeout_ms = cs->failure_timeout_ms,
+			    .isolation = cs->isolation_response,
+			    .ha = cs->ha,
+			    .admission_set = cs->admission_set,
+			    .admission_failures = cs->admission_failures,
+			    .admission_percent = cs->admission_percent,
+			};
+			rv = cd_node_config_set(d, &ch, on_client_done, c, &e);
+		}
 		break;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM:
 		vm_request(d, c, rq->vm);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_MAINTENANCE:
+		maintenance_request(d, c, rq->maintenance);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_AUTH_GET:
+		auth_get_reply(d, c);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_AUTH_SET:
+		auth_set_request(d, c, rq->auth_set);
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_BENCH_COMMIT:
 		rv = cd_bench_start(d, rq->bench_commit->count, rq->bench_commit->window,

@@ -58,6 +58,8 @@ struct cd_hbnet;
 struct cd_ca;
 struct cd_bench;
 struct cd_reconciler;
+struct cd_ha;
+struct cd_vm;
 struct cd_proposer;
 struct cd_bench_result {
 	unsigned count, failed;
@@ -72,10 +74,24 @@ typedef void (*cd_bench_cb)(struct cd_daemon *d, void *arg, const struct cd_benc
  * who owns the VM when known). rp is borrowed for the call. */
 typedef void (*cd_vmop_cb)(struct cd_daemon *d, void *arg, int code, const char *error,
 			   const Keel__Cluster__ClusterVmReply *rp);
+/* The end of a maintenance or auth-store request: code 0 or an error with its message.
+ * auth (AuthSet applied: the store's version, host and time, without the blob) is borrowed
+ * for the call; NULL otherwise. */
+typedef void (*cd_member_cb)(struct cd_daemon *d, void *arg, int code, const char *error,
+			     const Keel__Cluster__AuthDb *auth);
 /* Called once when a create ends: code 0 (the batch was applied) or an error with e. */
 typedef void (*cd_create_cb)(struct cd_daemon *d, void *arg, int code, const char *error);
 
 /* What a client operation (join, join-token, leave, remove-host) brought back. */
+/* A change of the cluster's settings (ClusterConfigSet): 0 / unspecified keeps a value. */
+struct cd_cfg_change {
+	uint32_t failure_timeout_ms;
+	int isolation;
+	int ha; /* KEEL__CLUSTER__CLUSTER_CONFIG_SET__HA_SWITCH__* */
+	bool admission_set;
+	uint32_t admission_failures, admission_percent;
+};
+
 struct cd_client_result {
 	int code;
 	char error[KB_ERRMSG_SIZE];
@@ -147,6 +163,7 @@ struct cd_daemon {
 
 	struct cd_bench *bench; /* bench.c: a commit benchmark in progress */
 	struct cd_reconciler *rec; /* reconcile.c */
+	struct cd_ha *ha;	   /* ha.c: the HA engine (acts while this node leads) */
 	struct cd_proposer *prop;  /* propose.c: batches submitted commands */
 
 	/* After a leave: main wipes the membership files and restarts clusterd. */
@@ -257,6 +274,17 @@ int cd_reconcile_start(struct cd_daemon *d, struct kb_errmsg *e);
 Keel__Vmk__VmkReply *cd_vmk_call(int fd, const Keel__Vmk__VmkRequest *rq);
 void cd_reconcile_stop(struct cd_daemon *d);
 
+/* ---- HA (ha.c, docs/ha.md) --------------------------------------------------------------- */
+/* The HA engine: every 100 ms on the ready leader with HA on, gives the protected VMs of
+ * failed hosts (and the released ones of partitioned or maintenance hosts) a new owner at
+ * a higher epoch, placed by ha/plan.h. Loop thread. */
+int cd_ha_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_ha_stop(struct cd_daemon *d);
+/* Admission control for powering vm on with mem_mib / cpu_mhz reserved (leader, loop
+ * thread): 0, or -ENOSPC with e saying which policy refuses and the figures. */
+int cd_ha_admit(struct cd_daemon *d, const struct cd_vm *vm, uint64_t mem_mib, uint32_t cpu_mhz,
+		struct kb_errmsg *e);
+
 /* ---- commit benchmark (bench.c) --------------------------------------------------------- */
 
 int cd_bench_start(struct cd_daemon *d, unsigned count, unsigned window, cd_bench_cb cb,
@@ -265,8 +293,30 @@ void cd_bench_forget(struct cd_daemon *d, void *arg);
 
 /* Changes the cluster's failure timeout (ms, 0: unchanged) and isolation response
  * (KEEL__CLUSTER__ISOLATION_RESPONSE__*, 0: unchanged) through the leader. */
-int cd_node_config_set(struct cd_daemon *d, uint32_t failure_timeout_ms, int isolation,
-		       cd_client_cb cb, void *arg, struct kb_errmsg *e);
+int cd_node_config_set(struct cd_daemon *d, const struct cd_cfg_change *c, cd_client_cb cb,
+		       void *arg, struct kb_errmsg *e);
+
+/* ---- maintenance mode and the auth store (hostops.c) -------------------------------------- */
+
+/* The leader's handling of a request of host asker: HostSetMaintenance of the host named
+ * host (name or decimal id; "" or NULL: asker), or AuthSet of len bytes of blob (borrowed
+ * for the call) from expect_version. Returns 0 and calls cb once from the loop after the
+ * command was applied or refused, or an error with e set (cb not called): KB_ENOTFOUND,
+ * -EINVAL, KB_ETOOBIG, -ESTALE, KB_ESTATE, -ENOMEM. */
+int cd_maint_leader(struct cd_daemon *d, uint64_t asker, const char *host, bool enter,
+		    cd_member_cb cb, void *arg, struct kb_errmsg *e);
+int cd_auth_set_leader(struct cd_daemon *d, uint64_t asker, uint64_t expect, const void *blob,
+		       size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e);
+/* This host's request: on the leader directly, else forwarded over the join port. Errors
+ * as above, and KB_ESTATE when this host is in no cluster. */
+int cd_node_maintenance(struct cd_daemon *d, const char *host, bool enter, cd_member_cb cb,
+			void *arg, struct kb_errmsg *e);
+int cd_node_auth_set(struct cd_daemon *d, uint64_t expect, const void *blob, size_t len,
+		     cd_member_cb cb, void *arg, struct kb_errmsg *e);
+/* Forwards STEP_MAINTENANCE (host, enter) or STEP_AUTH_SET (expect, blob: copied) to the
+ * leader on a worker (joincli.c); cb runs once from the loop. 0 or -ENOMEM. */
+int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
+		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e);
 
 /* ---- heartbeats and liveness (hbnet.c) ---------------------------------------------------- */
 

@@ -67,6 +67,7 @@ int cd_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **res
 	Keel__Cluster__CommandBatch *b;
 	struct kb_errmsg e = {{0}};
 	unsigned hosts = 0, vms = 0, ops = 0;
+	size_t auth = 0;
 	int rv;
 
 	*result = NULL;
@@ -82,10 +83,15 @@ int cd_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **res
 		*result = res;
 		return 0;
 	}
-	for (size_t i = 0; i < b->n_commands; i++)
+	for (size_t i = 0; i < b->n_commands; i++) {
+		size_t a = cd__command_auth_bytes(b->commands[i]);
+
 		cd__command_inserts(b->commands[i], &hosts, &vms, &ops);
+		auth = a > auth ? a : auth;
+	}
 	if (reserve_results(f, (unsigned)b->n_commands) ||
-	    cd__state_reserve(&f->state, hosts, vms, ops)) {
+	    cd__state_reserve(&f->state, hosts, vms, ops) ||
+	    cd__state_auth_reserve(&f->state, auth)) {
 		cd_batch_free(b);
 		return RAFT_NOMEM;
 	}
@@ -146,7 +152,7 @@ unsigned cd_fsm_snapshot_threshold(const struct cd_fsm *f)
 	 * (a batch of a few small commands). */
 	const uint64_t host_bytes = 96, vm_bytes = 192, op_bytes = 80, entry_bytes = 128;
 	uint64_t state = 64 + f->state.n_hosts * host_bytes + f->state.n_vms * vm_bytes +
-			 f->state.n_ops * op_bytes;
+			 f->state.n_ops * op_bytes + f->state.auth.len;
 	uint64_t n = 4 * state / entry_bytes;
 
 	if (n < CD_SNAPSHOT_THRESHOLD_MIN)

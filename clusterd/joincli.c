@@ -1,6 +1,7 @@
 /*
  * The client side of the join port (docs/clusterd.md, "Joining"): joining a cluster, and
- * member requests (join-token, leave, remove-host) forwarded to the leader. Each runs on a
+ * member requests (join-token, leave, remove-host, settings, VM operations, maintenance
+ * mode, the auth store) forwarded to the leader. Each runs on a
  * libuv worker thread with blocking TLS (clusterd/tls.h); the result comes back to the
  * loop, which starts Raft after a join and reports to the control client.
  *
@@ -54,15 +55,32 @@ struct cli_op {
 	char vm_uuid[CD_UUID_LEN + 1];
 	char vm_name[CD_NAME_MAX + 1];
 	char vm_path[CD_PATH_MAX + 1];
+	uint64_t vm_mem_mib;
+	uint32_t vm_cpu_mhz;
 	bool vm_answered;
 	uint64_t vm_owner, vm_epoch, vm_host;
 	char vm_owner_name[CD_NAME_MAX + 1];
 	cd_vmop_cb vm_cb;
 	void *vm_arg;
 	/* STEP_CONFIG */
-	uint32_t cfg_timeout_ms;
-	int cfg_isolation;
+	struct cd_cfg_change cfg;
+	/* STEP_MAINTENANCE (host, enter) and STEP_AUTH_SET: not the daemon's single client op */
+	bool enter;
+	uint64_t auth_expect;
+	uint8_t *auth_blob; /* kb_malloc'ed copy */
+	size_t auth_len;
+	bool auth_answered;
+	uint64_t auth_version, auth_host, auth_at_ms;
+	cd_member_cb m_cb;
+	void *m_arg;
 };
+
+static bool detached_step(int step)
+{
+	return step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM ||
+	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MAINTENANCE ||
+	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET;
+}
 
 static void fail(struct cli_op *op, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -369,6 +387,8 @@ static void member_work(uv_work_t *w)
 	Keel__Cluster__JoinRequest rq = KEEL__CLUSTER__JOIN_REQUEST__INIT;
 	Keel__Cluster__ClusterVmRequest vmrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
 	Keel__Cluster__ClusterConfigSet cfgrq = KEEL__CLUSTER__CLUSTER_CONFIG_SET__INIT;
+	Keel__Cluster__ClusterMaintenance mrq = KEEL__CLUSTER__CLUSTER_MAINTENANCE__INIT;
+	Keel__Cluster__ClusterAuthSet arq = KEEL__CLUSTER__CLUSTER_AUTH_SET__INIT;
 	struct kb_errmsg e = {{0}};
 	char path[PATH_MAX + 16], addr[64], *ca;
 	/* a VM operation's vmkernel gives up after 5 s: stop retrying before that */
@@ -391,15 +411,32 @@ static void member_work(uv_work_t *w)
 	rq.ttl_s = op->ttl_s;
 	rq.remove_host = op->host;
 	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG) {
-		cfgrq.failure_timeout_ms = op->cfg_timeout_ms;
-		cfgrq.isolation_response = op->cfg_isolation;
+		cfgrq.failure_timeout_ms = op->cfg.failure_timeout_ms;
+		cfgrq.isolation_response = op->cfg.isolation;
+		cfgrq.ha = op->cfg.ha;
+		cfgrq.admission_set = op->cfg.admission_set;
+		cfgrq.admission_failures = op->cfg.admission_failures;
+		cfgrq.admission_percent = op->cfg.admission_percent;
 		rq.config_set = &cfgrq;
+	}
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MAINTENANCE) {
+		mrq.host = op->host;
+		mrq.enter = op->enter;
+		rq.maintenance = &mrq;
+	}
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET) {
+		arq.expect_version = op->auth_expect;
+		arq.blob.data = op->auth_blob;
+		arq.blob.len = op->auth_len;
+		rq.auth_set = &arq;
 	}
 	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
 		vmrq.op = op->vm_op;
 		vmrq.uuid = op->vm_uuid;
 		vmrq.name = op->vm_name;
 		vmrq.vmx_path = op->vm_path;
+		vmrq.mem_mib = op->vm_mem_mib;
+		vmrq.cpu_mhz = op->vm_cpu_mhz;
 		rq.vm = &vmrq;
 	}
 	snprintf(addr, sizeof(addr), "%s", op->address);
@@ -429,6 +466,12 @@ static void member_work(uv_work_t *w)
 				op->vm_host = rp->vm->host_id;
 				snprintf(op->vm_owner_name, sizeof(op->vm_owner_name), "%s",
 					 rp->vm->owner_name ? rp->vm->owner_name : "");
+			}
+			if (rp->auth) {
+				op->auth_answered = true;
+				op->auth_version = rp->auth->version;
+				op->auth_host = rp->auth->host;
+				op->auth_at_ms = rp->auth->at_ms;
 			}
 			if (rp->code) {
 				fail(op, rp->code, "%s", rp->error ? rp->error : "refused");
@@ -477,6 +520,23 @@ static void vm_done(struct cli_op *op)
 	kb_free(op);
 }
 
+/* The end of a forwarded maintenance or auth-store request. */
+static void fwd_done(struct cli_op *op)
+{
+	Keel__Cluster__AuthDb a = KEEL__CLUSTER__AUTH_DB__INIT;
+	bool with_auth = op->res.code == 0 && op->auth_answered;
+
+	a.version = op->auth_version;
+	a.host = op->auth_host;
+	a.at_ms = op->auth_at_ms;
+	if (op->res.code)
+		kb_log(op->d->log, KB_LOG_WARN, "forwarded request failed: %s", op->res.error);
+	op->m_cb(op->d, op->m_arg, op->res.code, op->res.code ? op->res.error : NULL,
+		 with_auth ? &a : NULL);
+	kb_free(op->auth_blob);
+	kb_free(op);
+}
+
 static void member_done(uv_work_t *w, int status)
 {
 	struct cli_op *op = w->data;
@@ -484,6 +544,10 @@ static void member_done(uv_work_t *w, int status)
 
 	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
 		vm_done(op);
+		return;
+	}
+	if (detached_step(op->step)) {
+		fwd_done(op);
 		return;
 	}
 
@@ -506,7 +570,7 @@ static void member_done(uv_work_t *w, int status)
 }
 
 static int member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
-			  uint32_t cfg_timeout_ms, int cfg_isolation, cd_client_cb cb, void *arg,
+			  const struct cd_cfg_change *cfg, cd_client_cb cb, void *arg,
 			  struct kb_errmsg *e)
 {
 	struct cli_op *op;
@@ -526,8 +590,8 @@ static int member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const c
 		return KB_ESTATE;
 	op->step = step;
 	op->ttl_s = ttl_s;
-	op->cfg_timeout_ms = cfg_timeout_ms;
-	op->cfg_isolation = cfg_isolation;
+	if (cfg)
+		op->cfg = *cfg;
 	snprintf(op->host, sizeof(op->host), "%s", host ? host : "");
 	/* Ask the leader when known, else this host's own port, which redirects. */
 	if (cd_node_leader_join_addr(d, op->address, sizeof(op->address))) {
@@ -543,18 +607,26 @@ static int member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const c
 int cd_node_member_request(struct cd_daemon *d, int step, uint32_t ttl_s, const char *host,
 			   cd_client_cb cb, void *arg, struct kb_errmsg *e)
 {
-	return member_request(d, step, ttl_s, host, 0, 0, cb, arg, e);
+	return member_request(d, step, ttl_s, host, NULL, cb, arg, e);
 }
 
-int cd_node_config_set(struct cd_daemon *d, uint32_t failure_timeout_ms, int isolation,
-		       cd_client_cb cb, void *arg, struct kb_errmsg *e)
+int cd_node_config_set(struct cd_daemon *d, const struct cd_cfg_change *c, cd_client_cb cb,
+		       void *arg, struct kb_errmsg *e)
 {
-	if (failure_timeout_ms && (failure_timeout_ms < 100 || failure_timeout_ms > 600000)) {
+	if (c->failure_timeout_ms && (c->failure_timeout_ms < 100 || c->failure_timeout_ms > 600000)) {
 		kb_errmsg_setf(e, "the failure timeout is 100..600000 ms");
 		return -EINVAL;
 	}
-	return member_request(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG, 0, NULL,
-			      failure_timeout_ms, isolation, cb, arg, e);
+	if (c->admission_set &&
+	    (c->admission_failures > CD_ADMISSION_FAILURES_MAX || c->admission_percent > 100 ||
+	     (c->admission_failures && c->admission_percent))) {
+		kb_errmsg_setf(e, "admission control: host failures 0..%d or a percentage 0..100, "
+				  "not both",
+			       CD_ADMISSION_FAILURES_MAX);
+		return -EINVAL;
+	}
+	return member_request(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG, 0, NULL, c, cb,
+			      arg, e);
 }
 
 /* ---- VM operations ---------------------------------------------------------------------- */
@@ -585,8 +657,52 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
 	snprintf(op->vm_uuid, sizeof(op->vm_uuid), "%s", rq->uuid ? rq->uuid : "");
 	snprintf(op->vm_name, sizeof(op->vm_name), "%s", rq->name ? rq->name : "");
 	snprintf(op->vm_path, sizeof(op->vm_path), "%s", rq->vmx_path ? rq->vmx_path : "");
+	op->vm_mem_mib = rq->mem_mib;
+	op->vm_cpu_mhz = rq->cpu_mhz;
 	op->vm_cb = cb;
 	op->vm_arg = arg;
+	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);
+	if (cd_node_leader_join_addr(d, op->address, sizeof(op->address))) {
+		sscanf(d->address, "%31[0-9.]:%u", ip, &port);
+		snprintf(op->address, sizeof(op->address), "%s:%u", ip,
+			 port + CD_JOIN_PORT_OFFSET);
+	}
+	uv_queue_work(d->loop, &op->work, member_work, member_done);
+	return 0;
+}
+
+/* ---- maintenance and the auth store ------------------------------------------------------- */
+
+int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
+		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e)
+{
+	struct cli_op *op = kb_calloc(1, sizeof(*op));
+	char ip[32];
+	unsigned port;
+
+	if (op && len) {
+		op->auth_blob = kb_malloc(len);
+		if (!op->auth_blob) {
+			kb_free(op);
+			op = NULL;
+		}
+	}
+	if (!op) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(op->auth_blob, blob, len);
+	op->auth_len = len;
+	op->auth_expect = expect;
+	op->d = d;
+	op->work.data = op;
+	op->id = d->id;
+	op->step = step;
+	op->enter = enter;
+	snprintf(op->host, sizeof(op->host), "%s", host ? host : "");
+	op->m_cb = cb;
+	op->m_arg = arg;
 	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);
 	if (cd_node_leader_join_addr(d, op->address, sizeof(op->address))) {
 		sscanf(d->address, "%31[0-9.]:%u", ip, &port);

@@ -11,7 +11,7 @@
  *                host's certificate from its CSR, commits HostJoin (which spends the token
  *                and adds the host in one command) and answers with the certificate, the
  *                CA key, the cluster key and the members
- *   TOKEN, LEAVE, REMOVE_HOST
+ *   TOKEN, LEAVE, REMOVE_HOST, VM, CONFIG, MAINTENANCE, AUTH_SET
  *                members only: the client's certificate must chain to the cluster CA; the
  *                host id in it is who asks
  *
@@ -45,6 +45,7 @@
 #include "lib/time.h"
 
 #define REQ_MAX		  (64u << 10)
+#define REQ_MAX_MEMBER	  (CD_AUTH_BLOB_MAX + (64u << 10)) /* AUTH_SET carries the store */
 #define REQS_PER_CONN	  8
 #define HOST_CERT_DAYS	  3650
 #define TOKEN_TTL_DEFAULT 3600
@@ -117,8 +118,9 @@ static void job_finish(struct cd_job *j, Keel__Cluster__JoinReply *rp)
 
 static const char *step_name(const struct cd_job *j)
 {
-	static const char *const names[] = {"request", "hello",	      "join", "token",
-					    "leave",   "remove-host", "vm",   "config"};
+	static const char *const names[] = {"request", "hello",	 "join",	"token",
+					    "leave",   "remove-host", "vm",	"config",
+					    "maintenance", "auth-set"};
 
 	if (!j->rq || j->rq->step >= sizeof(names) / sizeof(names[0]))
 		return "request";
@@ -548,6 +550,12 @@ static void do_config(struct cd_job *j)
 	cfg.isolation_response =
 	    cs->isolation_response ? cs->isolation_response
 				   : (Keel__Cluster__IsolationResponse)s->config.isolation_response;
+	cfg.ha_disabled = cs->ha == KEEL__CLUSTER__CLUSTER_CONFIG_SET__HA_SWITCH__HA_OFF    ? true
+			  : cs->ha == KEEL__CLUSTER__CLUSTER_CONFIG_SET__HA_SWITCH__HA_ON ? false
+											  : s->config.ha_disabled;
+	cfg.admission_failures =
+	    cs->admission_set ? cs->admission_failures : s->config.admission_failures;
+	cfg.admission_percent = cs->admission_set ? cs->admission_percent : s->config.admission_percent;
 	sc.config = &cfg;
 	sc.at_ms = cd_now_ms();
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
@@ -555,6 +563,62 @@ static void do_config(struct cd_job *j)
 	rv = cd_submit(j->d, &c, on_config_applied, j, &e);
 	if (rv)
 		job_error(j, KB_ESTATE, "%s", e.msg);
+}
+
+/* ---- MAINTENANCE and AUTH_SET --------------------------------------------------------------- */
+
+static void on_member_done(struct cd_daemon *d, void *arg, int code, const char *error,
+			   const Keel__Cluster__AuthDb *auth)
+{
+	struct cd_job *j = arg;
+	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
+
+	(void)d;
+	if (code) {
+		job_error(j, code, "%s", error ? error : "refused");
+		return;
+	}
+	rp.auth = (Keel__Cluster__AuthDb *)auth;
+	job_finish(j, &rp);
+}
+
+static void do_maintenance(struct cd_job *j)
+{
+	const Keel__Cluster__ClusterMaintenance *m = j->rq->maintenance;
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (redirect(j))
+		return;
+	if (!m) {
+		job_error(j, -EINVAL, "a maintenance request needs its host and direction");
+		return;
+	}
+	if (m->host && strlen(m->host) > CD_NAME_MAX) {
+		job_error(j, -EINVAL, "host name too long");
+		return;
+	}
+	rv = cd_maint_leader(j->d, j->peer_id, m->host, m->enter, on_member_done, j, &e);
+	if (rv)
+		job_error(j, rv, "%s", e.msg);
+}
+
+static void do_auth_set(struct cd_job *j)
+{
+	const Keel__Cluster__ClusterAuthSet *a = j->rq->auth_set;
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (redirect(j))
+		return;
+	if (!a) {
+		job_error(j, -EINVAL, "an auth-set request needs the store");
+		return;
+	}
+	rv = cd_auth_set_leader(j->d, j->peer_id, a->expect_version, a->blob.data, a->blob.len,
+				on_member_done, j, &e);
+	if (rv)
+		job_error(j, rv, "%s", e.msg);
 }
 
 /* ---- the loop side ------------------------------------------------------------------------ */
@@ -574,7 +638,7 @@ static void process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET) {
 		job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -588,6 +652,10 @@ static void process(struct cd_job *j)
 		do_vm(j);
 	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_CONFIG)
 		do_config(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MAINTENANCE)
+		do_maintenance(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET)
+		do_auth_set(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }
@@ -694,7 +762,8 @@ static void serve_conn(struct cd_joinsrv *s, int fd, const char *ip)
 	kb_buf_init(&in, 0);
 	for (int n = 0; n < REQS_PER_CONN; n++) {
 		struct cd_job *j;
-		int rv = cd_tls_recv(ssl, &in, REQ_MAX, &e);
+		/* Only members may send the larger frames of AUTH_SET. */
+		int rv = cd_tls_recv(ssl, &in, peer ? REQ_MAX_MEMBER : REQ_MAX, &e);
 
 		if (rv == -EPIPE)
 			break;

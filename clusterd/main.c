@@ -175,8 +175,9 @@ int main(int argc, char **argv)
 	}
 
 	/* Blocking work (join exchanges, forwarded VM operations, datastore reads, the
-	 * reconciler's vmkernel calls) runs on libuv's pool: more than its default 4. */
-	setenv("UV_THREADPOOL_SIZE", "16", 0);
+	 * reconciler's vmkernel calls) runs on libuv's pool: more than its default 4, so an
+	 * HA restart of many VMs (each power-on asks the leader) is not queued behind it. */
+	setenv("UV_THREADPOOL_SIZE", "64", 0);
 	uv_loop_init(&loop);
 	rv = cd_node_init(&daemon_, &loop, &kb_log_default, state, (uint16_t)port, &err);
 	if (rv == 0)

@@ -11,6 +11,15 @@
  *   registered here, unknown to the cluster       register it in the cluster (adoption:
  *                                                 VMs made before the host joined)
  *
+ * A host in maintenance mode powers its VMs off the way the isolation response does
+ * (fenced: the lock is released, the cluster still wants them on) and powers nothing on,
+ * so the leader's HA engine moves them to other hosts (docs/ha.md).
+ *
+ * Runs every PERIOD_MS, and within TICK_MS when what this host owns changes (an HA
+ * restart or another owner change committed), so a new owner starts its VMs at once.
+ * Power-ons run in parallel, up to PARALLEL at a time, each on its own vmkernel
+ * connection (vmkernel serves them on its pool).
+ *
  * Nothing runs while this host is isolated: the isolation response has powered its VMs
  * off and they must stay off until the cluster is heard again. A VM whose action failed
  * is left alone for RETRY_MS, so a broken VM does not flood the log. The snapshot of the
@@ -18,6 +27,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,7 +41,9 @@
 #include "vmk.pb-c.h"
 
 #define PERIOD_MS 1000
+#define TICK_MS	  50
 #define RETRY_MS  10000
+#define PARALLEL  32
 #define BACKOFF_MAX 64
 
 struct rvm { /* a VM of the state, as the worker sees it */
@@ -37,6 +51,7 @@ struct rvm { /* a VM of the state, as the worker sees it */
 	char name[CD_NAME_MAX + 1];
 	char path[CD_PATH_MAX + 1];
 	uint64_t owner;
+	uint64_t epoch;
 	int desired;
 };
 
@@ -57,6 +72,9 @@ struct cd_reconciler {
 	uv_work_t work;
 	bool busy, stopping;
 	uint64_t self;
+	bool maintenance; /* this host is in maintenance mode */
+	uint64_t sig;	  /* what this host owns, hashed: a change runs at once */
+	uint64_t last_ms; /* the last run */
 	char sock[PATH_MAX + 32];
 	struct rvm *vms;
 	unsigned n_vms;
@@ -136,17 +154,90 @@ static const struct rvm *state_vm(const struct cd_reconciler *r, const char *uui
 	return NULL;
 }
 
+/* Parallel power-ons: each thread takes the next VM and asks vmkernel on its own
+ * connection; failures are backed off after all threads end (back_off is not shared). */
+struct pon_run {
+	struct cd_reconciler *r;
+	const struct rvm **v;
+	bool *failed;
+	unsigned n;
+	atomic_uint next;
+};
+
+static void *pon_thread(void *arg)
+{
+	struct pon_run *p = arg;
+	int fd = -1;
+
+	for (;;) {
+		unsigned i = atomic_fetch_add(&p->next, 1);
+		Keel__Vmk__VmkRequest on = KEEL__VMK__VMK_REQUEST__INIT;
+		Keel__Vmk__VmkVmPowerOn po = KEEL__VMK__VMK_VM_POWER_ON__INIT;
+
+		if (i >= p->n)
+			break;
+		if (fd < 0)
+			fd = kb_unix_connect(p->r->sock);
+		po.vm = (char *)p->v[i]->uuid;
+		on.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON;
+		on.vm_power_on = &po;
+		if (fd < 0 || !act(p->r, fd, &on, "powered on (desired on)", p->v[i]->name)) {
+			p->failed[i] = true;
+			if (fd >= 0)
+				close(fd); /* a failed exchange may leave the stream out of step */
+			fd = -1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void power_on_all(struct cd_reconciler *r, const struct rvm **v, unsigned n)
+{
+	struct pon_run p = {.r = r, .v = v, .n = n};
+	pthread_t th[PARALLEL];
+	unsigned nt = 0;
+	sigset_t all, old;
+
+	if (n == 0)
+		return;
+	p.failed = kb_calloc(n, sizeof(*p.failed));
+	if (!p.failed)
+		return;
+	atomic_init(&p.next, 0);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; n > 1 && nt < PARALLEL && nt < n; nt++)
+		if (pthread_create(&th[nt], NULL, pon_thread, &p))
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pon_thread(&p); /* this thread works too (and alone when threads cannot start) */
+	for (unsigned i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned i = 0; i < n; i++)
+		if (p.failed[i])
+			back_off(r, v[i]->uuid);
+	kb_free(p.failed);
+}
+
 static void work(uv_work_t *w)
 {
 	struct cd_reconciler *r = w->data;
 	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
 	Keel__Vmk__VmkVmList list = KEEL__VMK__VMK_VM_LIST__INIT;
 	Keel__Vmk__VmkReply *rp;
+	const struct rvm **pon = kb_calloc(r->n_vms ? r->n_vms : 1, sizeof(*pon));
+	unsigned n_pon = 0;
 	int fd = kb_unix_connect(r->sock);
 
 	r->n_adopt = 0;
-	if (fd < 0)
+	if (fd < 0 || !pon) {
+		if (fd >= 0)
+			close(fd);
+		kb_free(pon);
 		return;
+	}
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
 	rq.vm_list = &list;
 	rp = cd_vmk_call(fd, &rq);
@@ -154,6 +245,7 @@ static void work(uv_work_t *w)
 		if (rp)
 			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 		close(fd);
+		kb_free(pon);
 		return;
 	}
 	/* Owned here: registered and, when wanted, running. */
@@ -180,18 +272,26 @@ static void work(uv_work_t *w)
 				continue;
 			}
 		}
-		if (v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
-		    (!local || strcmp(local->power_state, "poweredOff") == 0)) {
-			Keel__Vmk__VmkRequest on = KEEL__VMK__VMK_REQUEST__INIT;
-			Keel__Vmk__VmkVmPowerOn po = KEEL__VMK__VMK_VM_POWER_ON__INIT;
+		if (r->maintenance && local && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
+		    strcmp(local->power_state, "poweredOn") == 0) {
+			Keel__Vmk__VmkRequest off = KEEL__VMK__VMK_REQUEST__INIT;
+			Keel__Vmk__VmkVmPowerOff pf = KEEL__VMK__VMK_VM_POWER_OFF__INIT;
 
-			po.vm = (char *)v->uuid;
-			on.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON;
-			on.vm_power_on = &po;
-			if (!act(r, fd, &on, "powered on (desired on)", v->name))
+			/* fenced: the lock is released and the cluster still wants it on, so
+			 * HA restarts it on another host */
+			pf.vm = (char *)v->uuid;
+			pf.fence = true;
+			off.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
+			off.vm_power_off = &pf;
+			if (!act(r, fd, &off, "powered off for maintenance mode", v->name))
 				back_off(r, v->uuid);
+			continue;
 		}
+		if (!r->maintenance && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
+		    (!local || strcmp(local->power_state, "poweredOff") == 0) && n_pon < r->n_vms)
+			pon[n_pon++] = v;
 	}
+	power_on_all(r, pon, n_pon);
 	/* Here but not ours: let go of what is stopped; report what the cluster lacks. */
 	for (size_t k = 0; k < rp->n_vms; k++) {
 		const Keel__Vmk__VmInfo *local = rp->vms[k];
@@ -230,6 +330,7 @@ static void work(uv_work_t *w)
 	}
 	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 	close(fd);
+	kb_free(pon);
 }
 
 /* ---- the loop side ------------------------------------------------------------------------ */
@@ -292,10 +393,30 @@ static void on_tick(uv_timer_t *t)
 	unsigned n;
 	struct rvm *v;
 
+	const struct cd_host *self;
+	uint64_t sig = 1469598103934665603ull, now = mono_ms();
+
 	if (r->busy || d->phase != CD_PHASE_RUNNING || !s->config.set ||
-	    !cd_state_host(s, d->id) || cd_hbnet_isolated(d, &age))
+	    !(self = cd_state_host(s, d->id)) || cd_hbnet_isolated(d, &age))
 		return;
+	/* what this host owns (and its maintenance flag), hashed: run at once on a change */
 	n = cd_state_n_vms(s);
+	for (unsigned i = 0; i < n; i++) {
+		const struct cd_vm *vm = cd_state_vm_at(s, i);
+
+		if (vm->owner != d->id)
+			continue;
+		for (const char *c = vm->uuid; *c; c++)
+			sig = (sig ^ (uint8_t)*c) * 1099511628211ull;
+		sig = (sig ^ vm->epoch) * 1099511628211ull;
+		sig = (sig ^ (uint64_t)vm->desired_power) * 1099511628211ull;
+	}
+	sig = (sig ^ (uint64_t)self->maintenance) * 1099511628211ull;
+	if (sig == r->sig && now - r->last_ms < PERIOD_MS)
+		return;
+	r->sig = sig;
+	r->last_ms = now;
+	r->maintenance = self->maintenance;
 	v = kb_realloc(r->vms, (n ? n : 1) * sizeof(*v));
 	if (!v)
 		return;
@@ -308,6 +429,7 @@ static void on_tick(uv_timer_t *t)
 		snprintf(v[i].name, sizeof(v[i].name), "%s", vm->name);
 		snprintf(v[i].path, sizeof(v[i].path), "%s", vm->vmx_path);
 		v[i].owner = vm->owner;
+		v[i].epoch = vm->epoch;
 		v[i].desired = vm->desired_power;
 	}
 	r->self = d->id;
@@ -331,7 +453,7 @@ int cd_reconcile_start(struct cd_daemon *d, struct kb_errmsg *e)
 	snprintf(r->sock, sizeof(r->sock), "%.4000s/vmkernel.sock", d->state_dir);
 	uv_timer_init(d->loop, &r->timer);
 	r->timer.data = r;
-	uv_timer_start(&r->timer, on_tick, PERIOD_MS, PERIOD_MS);
+	uv_timer_start(&r->timer, on_tick, TICK_MS, TICK_MS);
 	d->rec = r;
 	return 0;
 }

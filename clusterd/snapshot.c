@@ -44,6 +44,7 @@ static uint64_t get64(const uint8_t *p)
 struct pb_tree {
 	Keel__Cluster__State st;
 	Keel__Cluster__ClusterConfig cfg;
+	Keel__Cluster__AuthDb auth;
 	Keel__Cluster__Host *hosts;
 	Keel__Cluster__Host **host_ptrs;
 	Keel__Cluster__Capacity *caps;
@@ -115,6 +116,9 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		t->cfg.format_version = s->config.format_version;
 		t->cfg.failure_timeout_ms = s->config.failure_timeout_ms;
 		t->cfg.isolation_response = s->config.isolation_response;
+		t->cfg.ha_disabled = s->config.ha_disabled;
+		t->cfg.admission_failures = s->config.admission_failures;
+		t->cfg.admission_percent = s->config.admission_percent;
 		t->st.config = &t->cfg;
 	}
 	for (unsigned i = 0; i < s->n_hosts; i++) {
@@ -134,6 +138,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		p->state = h->state;
 		p->role = h->role;
 		p->last_change_ms = h->last_change_ms;
+		p->maintenance = h->maintenance;
 		t->host_ptrs[i] = p;
 	}
 	for (unsigned i = 0; i < s->n_vms; i++) {
@@ -157,6 +162,8 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		p->ha = &t->has[i];
 		p->ft_role = v->ft_role;
 		p->ft_peer = (char *)v->ft_peer;
+		p->mem_mib = v->mem_mib;
+		p->cpu_mhz = v->cpu_mhz;
 		t->vm_ptrs[i] = p;
 	}
 	for (unsigned i = 0; i < s->n_ops; i++) {
@@ -201,6 +208,15 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		p->vm = (char *)ev->vm;
 		p->message = (char *)ev->message;
 		t->event_ptrs[i] = p;
+	}
+	if (s->auth.version) {
+		keel__cluster__auth_db__init(&t->auth);
+		t->auth.version = s->auth.version;
+		t->auth.blob.data = s->auth.blob;
+		t->auth.blob.len = s->auth.len;
+		t->auth.host = s->auth.host;
+		t->auth.at_ms = s->auth.at_ms;
+		t->st.auth = &t->auth;
 	}
 	t->st.n_tokens = s->n_tokens;
 	t->st.tokens = t->token_ptrs;
@@ -292,6 +308,8 @@ static int from_pb(const Keel__Cluster__State *st, struct cd_state *out, struct 
 	for (size_t i = 0; i < st->n_events; i++)
 		if ((rv = cd__event_from_pb(st->events[i], &out->events[out->n_events++], e)))
 			goto bad;
+	if (st->auth != NULL && (rv = cd__auth_from_pb(st->auth, &out->auth, e)))
+		return rv == -ENOMEM ? rv : KB_EPROTO;
 	out->ev_head = 0;
 	/* A snapshot made before events existed has no next_event_seq (0): events start at 1. */
 	out->next_event_seq = st->next_event_seq == 0 && st->n_events == 0 ? 1 : st->next_event_seq;

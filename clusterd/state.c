@@ -27,6 +27,7 @@ void cd_state_close(struct cd_state *s)
 	kb_free(s->ops);
 	kb_free(s->tokens);
 	kb_free(s->events);
+	kb_free(s->auth.blob);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -367,6 +368,20 @@ void cd__state_event_push(struct cd_state *s, const struct cd_event *ev)
 uint64_t cd__state_last_event_ms(const struct cd_state *s)
 {
 	return s->n_events ? cd_state_event_at(s, s->n_events - 1)->at_ms : 0;
+}
+
+int cd__state_auth_reserve(struct cd_state *s, size_t len)
+{
+	uint8_t *p;
+
+	if (len <= s->auth.cap)
+		return 0;
+	p = kb_realloc(s->auth.blob, len);
+	if (p == NULL)
+		return -ENOMEM;
+	s->auth.blob = p;
+	s->auth.cap = len;
+	return 0;
 }
 
 void cd__state_swap(struct cd_state *a, struct cd_state *b)

@@ -38,6 +38,7 @@
 #define CD_TOKENS_MAX	     1024
 #define CD_EVENTS_MAX	     1024 /* events kept; older ones are dropped */
 #define CD_EVENT_MSG_MAX     255  /* bytes of an event's message */
+#define CD_AUTH_BLOB_MAX     (1u << 20) /* bytes of hostd's auth store (AuthSet) */
 
 struct cd_config {
 	bool set; /* false until the first SetConfig */
@@ -46,7 +47,14 @@ struct cd_config {
 	uint32_t format_version;
 	uint32_t failure_timeout_ms;
 	int isolation_response;
+	bool ha_disabled;
+	uint32_t admission_failures; /* 0..CD_ADMISSION_FAILURES_MAX */
+	uint32_t admission_percent;  /* 0..100; not with admission_failures */
 };
+
+#define CD_ADMISSION_FAILURES_MAX 31
+#define CD_VM_MEM_MAX		  1048576ull /* MiB, as a .vmx's memsize */
+#define CD_VM_CPU_MAX		  10000000u  /* MHz, as sched.cpu.min */
 
 struct cd_host {
 	uint64_t id; /* Raft server id, never 0 */
@@ -59,6 +67,7 @@ struct cd_host {
 	int state; /* KEEL__CLUSTER__HOST_STATE__* */
 	int role;  /* KEEL__CLUSTER__RAFT_ROLE__* */
 	uint64_t last_change_ms;
+	bool maintenance; /* in maintenance mode (HostSetMaintenance) */
 };
 
 struct cd_vm {
@@ -73,6 +82,8 @@ struct cd_vm {
 	char restart_after[CD_RESTART_AFTER_MAX][CD_UUID_LEN + 1];
 	int ft_role;
 	char ft_peer[CD_UUID_LEN + 1]; /* an existing VM when ft_role is not FT_NONE */
+	uint64_t mem_mib; /* what it needs to run: HA placement and admission control */
+	uint32_t cpu_mhz; /* its CPU reservation */
 };
 
 struct cd_op {
@@ -102,6 +113,15 @@ struct cd_event {
 	char message[CD_EVENT_MSG_MAX + 1]; /* printable UTF-8, no control characters */
 };
 
+/* hostd's users, roles and permissions (AuthSet): a blob clusterd does not interpret. */
+struct cd_auth {
+	uint64_t version; /* 0: never set; then 1, 2, ... */
+	uint8_t *blob;	  /* len bytes (1..CD_AUTH_BLOB_MAX) when version > 0 */
+	size_t len, cap;
+	uint64_t host;	/* the host that set it */
+	uint64_t at_ms; /* proposer's wall clock */
+};
+
 struct cd_state {
 	struct cd_config config;
 	struct cd_host *hosts;
@@ -118,6 +138,7 @@ struct cd_state {
 	struct cd_event *events; /* ring: the oldest at ev_head */
 	unsigned n_events, ev_head;
 	uint64_t next_event_seq; /* seq of the next event; >= 1 */
+	struct cd_auth auth;
 };
 
 /* Initialises an empty state (no config, hosts, VMs, operations, tokens or events; the next
@@ -191,6 +212,9 @@ unsigned cd__state_tokens_live(const struct cd_state *s, uint64_t now_s);
 void cd__state_event_push(struct cd_state *s, const struct cd_event *ev);
 /* at_ms of the newest event, or 0: the time of events whose command carries none. */
 uint64_t cd__state_last_event_ms(const struct cd_state *s);
+/* Makes s->auth.blob hold at least len bytes, so an AuthSet cannot fail for memory once
+ * applying has begun. 0 or -ENOMEM (the blob is unchanged). */
+int cd__state_auth_reserve(struct cd_state *s, size_t len);
 /* Exchanges the contents of two states. */
 void cd__state_swap(struct cd_state *a, struct cd_state *b);
 

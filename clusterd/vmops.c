@@ -105,7 +105,7 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 	Keel__Cluster__VmRegister reg = KEEL__CLUSTER__VM_REGISTER__INIT;
 	Keel__Cluster__VmUnregister unreg = KEEL__CLUSTER__VM_UNREGISTER__INIT;
 	Keel__Cluster__VmSetPower sp = KEEL__CLUSTER__VM_SET_POWER__INIT;
-	int want;
+	int want, rv;
 
 	if (!cd_node_is_ready_leader(d)) {
 		kb_errmsg_setf(e, "not the leader");
@@ -136,6 +136,8 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 		pv.ha = &ha;
 		pv.ft_role = KEEL__CLUSTER__FT_ROLE__FT_NONE;
 		pv.ft_peer = "";
+		pv.mem_mib = rq->mem_mib;
+		pv.cpu_mhz = rq->cpu_mhz;
 		reg.vm = &pv;
 		c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_REGISTER;
 		c.vm_register = &reg;
@@ -172,6 +174,12 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 					       vm->name, owner ? owner->name : "?", vm->epoch);
 				return -EPERM;
 			}
+			/* a VM that is not on yet must fit the failover capacity kept free
+			 * (one already wanted on — an HA restart, a reconcile — is counted) */
+			if (vm->desired_power != want &&
+			    (rv = cd_ha_admit(d, vm, rq->mem_mib ? rq->mem_mib : vm->mem_mib,
+					      rq->mem_mib ? rq->cpu_mhz : vm->cpu_mhz, e)))
+				return rv;
 		}
 		if (!vm || vm->owner != host || vm->desired_power == want) {
 			answer(d, cb, arg, uuid, host, 0, NULL);
@@ -179,6 +187,10 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 		}
 		sp.uuid = (char *)uuid;
 		sp.desired = want;
+		if (want == KEEL__CLUSTER__POWER_STATE__POWER_ON) {
+			sp.mem_mib = rq->mem_mib;
+			sp.cpu_mhz = rq->mem_mib ? rq->cpu_mhz : 0;
+		}
 		c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_POWER;
 		c.vm_set_power = &sp;
 		break;

@@ -134,7 +134,8 @@ static int exchange(int fd, const Keel__Cluster__ClusterRequest *rq, uint64_t de
 
 int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op op,
 		     const char *uuid, const char *name, const char *vmx_path,
-		     struct vmk_cluster_vm *out, struct kb_errmsg *err)
+		     const struct vmk_cluster_res *res, struct vmk_cluster_vm *out,
+		     struct kb_errmsg *err)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterVmRequest vrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
@@ -151,6 +152,10 @@ int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op 
 	vrq.uuid = (char *)(uuid ? uuid : "");
 	vrq.name = (char *)(name ? name : "");
 	vrq.vmx_path = (char *)(vmx_path ? vmx_path : "");
+	if (res) {
+		vrq.mem_mib = res->mem_mib;
+		vrq.cpu_mhz = res->cpu_mhz;
+	}
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM;
 	rq.vm = &vrq;
 
@@ -199,8 +204,9 @@ int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op 
 }
 
 int vmk_cluster_vm(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid, const char *name,
-		   const char *vmx_path, struct vmk_cluster_vm *out, struct kb_errmsg *err)
+		   const char *vmx_path, const struct vmk_cluster_res *res,
+		   struct vmk_cluster_vm *out, struct kb_errmsg *err)
 {
 	return vmk_cluster_call(h->cluster_sock, h->cluster_timeout_ms, op, uuid, name, vmx_path,
-				out, err);
+				res, out, err);
 }

@@ -40,6 +40,13 @@ enum vmk_cluster_op {
 };
 
 /* What clusterd answered (ClusterVmReply). */
+/* What a VM needs to run, for the cluster's HA placement and admission control: its memory
+ * size and CPU reservation (sent with OP_REGISTER and OP_POWER_ON). */
+struct vmk_cluster_res {
+	uint64_t mem_mib;
+	uint32_t cpu_mhz;
+};
+
 struct vmk_cluster_vm {
 	bool member;	  /* false: this host is in no cluster */
 	uint64_t owner;	  /* the VM's owner after the operation (0: not registered) */
@@ -58,10 +65,12 @@ const char *vmk_cluster_op_name(enum vmk_cluster_op op);
  * between calls. */
 int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op op,
 		     const char *uuid, const char *name, const char *vmx_path,
-		     struct vmk_cluster_vm *out, struct kb_errmsg *err);
+		     const struct vmk_cluster_res *res, struct vmk_cluster_vm *out,
+		     struct kb_errmsg *err);
 
 /* vmk_cluster_call() on h's socket (h->cluster_sock) and timeout. */
 int vmk_cluster_vm(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid, const char *name,
-		   const char *vmx_path, struct vmk_cluster_vm *out, struct kb_errmsg *err);
+		   const char *vmx_path, const struct vmk_cluster_res *res,
+		   struct vmk_cluster_vm *out, struct kb_errmsg *err);
 
 #endif

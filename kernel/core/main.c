@@ -139,6 +139,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmkernel: %s\n", err.msg);
 		return 1;
 	}
+	/* Requests run on libuv's pool; a power-on blocks its thread while the vmx starts
+	 * (and the cluster is asked), and an HA restart powers on dozens at once. */
+	setenv("UV_THREADPOOL_SIZE", "64", 0);
 	uv_loop_init(&loop);
 	host.loop = &loop;
 	uv_async_init(&loop, &host.wake, on_wake);

@@ -75,8 +75,9 @@ static void unlist(struct vmk_host *h, struct vmk_vm *vm)
 static int cluster_register(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err)
 {
 	struct vmk_cluster_vm cv;
+	struct vmk_cluster_res res = {vm->cfg.memsize_mib, vm->cfg.res.cpu_min_mhz};
 	int rv = vmk_cluster_vm(h, VMK_CLUSTER_REGISTER, vm->cfg.uuid, vm->cfg.name, vm->vmx_path,
-				&cv, err);
+				&res, &cv, err);
 
 	if (rv < 0) {
 		unlist(h, vm);
@@ -98,7 +99,8 @@ static void cluster_unregister(struct vmk_host *h, struct vmk_vm *vm)
 	struct vmk_cluster_vm cv;
 	struct kb_errmsg e = {{0}};
 
-	if (vmk_cluster_vm(h, VMK_CLUSTER_UNREGISTER, vm->cfg.uuid, vm->cfg.name, NULL, &cv, &e) <
+	if (vmk_cluster_vm(h, VMK_CLUSTER_UNREGISTER, vm->cfg.uuid, vm->cfg.name, NULL, NULL, &cv,
+			   &e) <
 	    0)
 		kb_log(h->log, KB_LOG_WARN, "VM %s: telling the cluster of its removal: %s",
 		       vm->cfg.name, e.msg);

@@ -88,12 +88,18 @@ int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_e
 {
 	struct vmk_host *h = vm->host;
 	struct vmk_cluster_vm cv;
+	struct vmk_cluster_res res;
 	char ds_path[PATH_MAX];
 	bool shared = false;
 	int rv;
 
 	memset(own, 0, sizeof(*own));
-	rv = vmk_cluster_vm(h, VMK_CLUSTER_POWER_ON, vm->cfg.uuid, vm->cfg.name, NULL, &cv, err);
+	pthread_mutex_lock(&vm->lock);
+	res.mem_mib = vm->cfg.memsize_mib;
+	res.cpu_mhz = vm->cfg.res.cpu_min_mhz;
+	pthread_mutex_unlock(&vm->lock);
+	rv = vmk_cluster_vm(h, VMK_CLUSTER_POWER_ON, vm->cfg.uuid, vm->cfg.name, NULL, &res, &cv,
+			    err);
 	if (rv < 0)
 		return rv;
 	if (!cv.member)
@@ -161,7 +167,8 @@ void vmk__owner_tell(struct vmk_vm *vm, int op)
 	struct vmk_cluster_vm cv;
 	struct kb_errmsg e = {{0}};
 
-	if (vmk_cluster_vm(vm->host, (enum vmk_cluster_op)op, vm->cfg.uuid, vm->cfg.name, NULL, &cv,
+	if (vmk_cluster_vm(vm->host, (enum vmk_cluster_op)op, vm->cfg.uuid, vm->cfg.name, NULL, NULL,
+			   &cv,
 			   &e) < 0)
 		kb_log(vm->host->log, KB_LOG_WARN, "VM %s: telling the cluster of the %s: %s",
 		       vm->cfg.name, vmk_cluster_op_name((enum vmk_cluster_op)op), e.msg);
@@ -223,7 +230,7 @@ static void release_work(uv_work_t *req)
 		struct kb_errmsg e = {{0}};
 
 		if (vmk_cluster_vm(vm->host, VMK_CLUSTER_POWER_OFF, vm->cfg.uuid, vm->cfg.name, NULL,
-				   &cv, &e) < 0)
+				   NULL, &cv, &e) < 0)
 			kb_log(vm->host->log, KB_LOG_WARN, "VM %s: the cluster was not told: %s",
 			       vm->cfg.name, e.msg);
 	}

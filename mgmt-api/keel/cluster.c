@@ -7,7 +7,9 @@
  * ClusterRequest frame out, a ClusterReply frame back (proto/cluster.proto, lib/frame.h).
  *
  * status, events and join-token also work through hostd's API (--server, cluster_api.c);
- * --cluster-socket is a usage error there.
+ * so do create, join, leave and remove-host, which hostd runs as Tasks: keel follows the
+ * task to its end (task.c) and prints one line saying what happened, or with --no-wait
+ * the task's id. --cluster-socket is a usage error there, --no-wait one without it.
  *
  * Failure modes, as exit codes: socket missing or no reply in time -> KC_EXIT_UNREACHABLE;
  * a reply that does not decode -> KC_EXIT_PROTO; clusterd refused (code != 0) ->
@@ -27,14 +29,36 @@
 #include "lib/frame.h"
 #include "lib/time.h"
 #include "mgmt-api/keel/keel.h"
+#include "mgmt-api/libkeel/keel_client.h"
 
 #define KC_DEFAULT_CLUSTER_SOCKET "/var/lib/keel/clusterd.sock"
 #define REPLY_MAX		  (16u << 20)
 
-enum { O_CSOCK = 1, O_TOKEN, O_TTL, O_SINCE, O_LIMIT, O_COUNT, O_WINDOW, O_FTIMEOUT, O_ISORESP };
+enum {
+	O_CSOCK = 1,
+	O_TOKEN,
+	O_TTL,
+	O_SINCE,
+	O_LIMIT,
+	O_COUNT,
+	O_WINDOW,
+	O_FTIMEOUT,
+	O_ISORESP,
+	O_HA,
+	O_ADM_FAIL,
+	O_ADM_PCT,
+	O_ADM_OFF,
+};
 
 static const struct kc_opt cluster_opts[] = {
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    {NULL, NULL, NULL, 0, false},
+};
+
+/* create, leave, remove-host: also a task through hostd's API. */
+static const struct kc_opt op_opts[] = {
+    {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    KC_OPT_NO_WAIT,
     {NULL, NULL, NULL, 0, false},
 };
 
@@ -42,12 +66,12 @@ static const struct kc_opt join_opts[] = {
     {"token", "TOKEN", "the join token (from `keel cluster join-token` on a member)", O_TOKEN,
      false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
+    KC_OPT_NO_WAIT,
     {NULL, NULL, NULL, 0, false},
 };
 
 static const struct kc_opt token_opts[] = {
-    {"ttl", "SECONDS", "how long the token is valid (default 3600, at most 30 days)", O_TTL,
-     false},
+    {"ttl", "SECONDS", "how long the token is valid (default 3600, at most 30 days)", O_TTL, false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
     {NULL, NULL, NULL, 0, false},
 };
@@ -56,6 +80,12 @@ static const struct kc_opt config_opts[] = {
     {"failure-timeout", "MS", "declare a silent host failed after MS (100..600000)", O_FTIMEOUT,
      false},
     {"isolation-response", "R", "power-off, shutdown or leave-powered-on", O_ISORESP, false},
+    {"ha", "on|off", "restart the VMs of failed hosts on other hosts (default on)", O_HA, false},
+    {"admission-failures", "N", "admission control: keep room for N host failures (1..31)",
+     O_ADM_FAIL, false},
+    {"admission-percent", "P", "admission control: keep P% of CPU and memory free (1..100)",
+     O_ADM_PCT, false},
+    {"admission-off", NULL, "no admission control", O_ADM_OFF, false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
     {NULL, NULL, NULL, 0, false},
 };
@@ -194,6 +224,14 @@ static void age_text(int64_t ms, char *out, size_t size)
 		snprintf(out, size, "%" PRId64 "s", ms / 1000);
 }
 
+static const char *priority_name(int p)
+{
+	static const char *const names[] = {"-",      "disabled", "low",    "medium",
+					    "high",   "lowest",	  "highest"};
+
+	return p >= 0 && p < 7 ? names[p] : "?";
+}
+
 static void status_json(const Keel__Cluster__ClusterStatus *s)
 {
 	struct kc_json j;
@@ -215,6 +253,9 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 	kc_json_bool(&j, "isolated", s->isolated);
 	kc_json_u64(&j, "failure_timeout_ms", s->failure_timeout_ms);
 	kc_json_str(&j, "isolation_response", isolation_name(s->isolation_response));
+	kc_json_bool(&j, "ha_enabled", s->ha_enabled);
+	kc_json_u64(&j, "admission_failures", s->admission_failures);
+	kc_json_u64(&j, "admission_percent", s->admission_percent);
 	kc_json_i64(&j, "leader_contact_age_ms", s->leader_contact_age_ms);
 	kc_json_arr_begin(&j, "hosts");
 	for (size_t i = 0; i < s->n_hosts; i++) {
@@ -231,6 +272,7 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		kc_json_i64(&j, "ds_hb_age_ms", h->ds_hb_age_ms);
 		kc_json_u64(&j, "vms", h->n_vms);
 		kc_json_u64(&j, "last_change_ms", h->last_change_ms);
+		kc_json_bool(&j, "maintenance", h->maintenance);
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);
@@ -246,6 +288,9 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		kc_json_u64(&j, "epoch", v->epoch);
 		kc_json_str(&j, "desired_power", power_name(v->desired_power));
 		kc_json_str(&j, "vmx_path", v->vmx_path);
+		kc_json_u64(&j, "mem_mib", v->mem_mib);
+		kc_json_u64(&j, "cpu_mhz", v->cpu_mhz);
+		kc_json_str(&j, "restart_priority", priority_name(v->priority));
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);
@@ -273,9 +318,18 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 	      s->node_address[0] ? s->node_address : "-", s->node_state, raft_role(s->node_role));
 	kc_kv(stdout, "Commit index", "%" PRIu64, s->commit_index);
 	kc_kv(stdout, "Applied index", "%" PRIu64, s->applied_index);
-	if (s->failure_timeout_ms)
+	if (s->failure_timeout_ms) {
+		char adm[64] = "no admission control";
+
+		if (s->admission_failures)
+			snprintf(adm, sizeof(adm), "admission: tolerate %u host failure%s",
+				 s->admission_failures, s->admission_failures == 1 ? "" : "s");
+		else if (s->admission_percent)
+			snprintf(adm, sizeof(adm), "admission: keep %u%% free", s->admission_percent);
 		kc_kv(stdout, "Settings", "failure timeout %u ms, isolation response %s",
 		      s->failure_timeout_ms, isolation_name(s->isolation_response));
+		kc_kv(stdout, "HA", "%s, %s", s->ha_enabled ? "on" : "off", adm);
+	}
 	if (s->isolated)
 		kc_kv(stdout, "Isolation", "ISOLATED: no leader heard for %" PRId64 " ms",
 		      s->leader_contact_age_ms);
@@ -295,7 +349,7 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 		row[0] = h->name;
 		row[1] = id;
 		row[2] = h->vmk0;
-		row[3] = host_state(h->state);
+		row[3] = h->maintenance ? "maintenance" : host_state(h->state);
 		row[4] = raft_role(h->raft_role ? h->raft_role : h->role);
 		row[5] = net;
 		row[6] = ds;
@@ -347,18 +401,7 @@ static int run_request(struct kc_ctx *ctx, const struct kc_call *call,
 	return rc;
 }
 
-static int create_run(struct kc_ctx *ctx, const struct kc_call *call)
-{
-	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
-	Keel__Cluster__ClusterCreate cr = KEEL__CLUSTER__CLUSTER_CREATE__INIT;
-
-	cr.name = (char *)call->pos[0];
-	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CREATE;
-	rq.create = &cr;
-	return run_request(ctx, call, &rq);
-}
-
-/* Whether to go through hostd's API (cluster_api.c): KC_EXIT_OK and *api, or a usage
+/* Whether to go through hostd's API: KC_EXIT_OK and *api, or a usage
  * error for --cluster-socket, which has no meaning there. */
 static int through_api(struct kc_ctx *ctx, const struct kc_call *call, bool *api)
 {
@@ -367,6 +410,119 @@ static int through_api(struct kc_ctx *ctx, const struct kc_call *call, bool *api
 		return kc_usage(ctx, call,
 				"--cluster-socket does not apply through hostd's API (--server)");
 	return KC_EXIT_OK;
+}
+
+/* Whether an operation goes through hostd's API: as through_api, and --no-wait, which only
+ * means something there, is a usage error locally. */
+static int op_through_api(struct kc_ctx *ctx, const struct kc_call *call, bool *api)
+{
+	int rc = through_api(ctx, call, api);
+
+	if (rc == KC_EXIT_OK && !*api && kc_has(call, KC_O_NO_WAIT))
+		return kc_usage(ctx, call, "--no-wait works through hostd's API only (--server)");
+	return rc;
+}
+
+/* ---- create, join, leave, remove-host through hostd's API: a Task each ------------------ */
+
+struct op_text {
+	const char *verb;    /* "Created", "Joined" */
+	const char *address; /* join: the member asked, as given */
+};
+
+/* "Created cluster demo (cluster-U)." / "Joined cluster demo (cluster-U) through ADDR.", the
+ * name from ClusterGetStatus; the task's result alone when that cannot be asked. */
+static void cluster_text(struct kl_client *c, const Keel__Vim__Task *task, void *arg, char *done,
+			 size_t size)
+{
+	Keel__Vim__ClusterStatusRequest rq = KEEL__VIM__CLUSTER_STATUS_REQUEST__INIT;
+	const struct op_text *ot = arg;
+	const Keel__Vim__ClusterStatus *s = NULL;
+	ProtobufCMessage *m = NULL;
+	struct kl_status st;
+	char name[128], id[128], addr[300], through[320] = "";
+
+	if (kl_client_call(c, "ClusterGetStatus", &rq.base, &keel__vim__cluster_status__descriptor,
+			   &m, &st) == 0)
+		s = (const Keel__Vim__ClusterStatus *)m;
+	if (ot->address)
+		snprintf(through, sizeof(through), " through %s",
+			 kc_clean(ot->address, addr, sizeof(addr)));
+	kc_clean(task->result[0] || !s || !s->cluster ? task->result : s->cluster->id, id,
+		 sizeof(id));
+	if (s && s->cluster && s->cluster->name[0])
+		snprintf(done, size, "%s cluster %s (%s)%s.", ot->verb,
+			 kc_clean(s->cluster->name, name, sizeof(name)), id, through);
+	else
+		snprintf(done, size, "%s cluster %s%s.", ot->verb, id[0] ? id : "(unknown)",
+			 through);
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* The outcome line made before the call. */
+static void fixed_text(struct kl_client *c, const Keel__Vim__Task *task, void *arg, char *done,
+		       size_t size)
+{
+	(void)c;
+	(void)task;
+	snprintf(done, size, "%s", (const char *)arg);
+}
+
+static int api_create(struct kc_ctx *ctx, const struct kc_call *call, const char *name)
+{
+	Keel__Vim__ClusterCreateRequest rq = KEEL__VIM__CLUSTER_CREATE_REQUEST__INIT;
+	struct op_text ot = {.verb = "Created"};
+
+	rq.name = (char *)name;
+	return kc_task_run(ctx, call, "ClusterCreate", &rq.base, cluster_text, &ot);
+}
+
+static int api_join(struct kc_ctx *ctx, const struct kc_call *call, const char *address,
+		    const char *token)
+{
+	Keel__Vim__ClusterJoinRequest rq = KEEL__VIM__CLUSTER_JOIN_REQUEST__INIT;
+	struct op_text ot = {.verb = "Joined", .address = address};
+
+	rq.address = (char *)address;
+	rq.token = (char *)token;
+	return kc_task_run(ctx, call, "ClusterJoin", &rq.base, cluster_text, &ot);
+}
+
+static int api_leave(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Vim__ClusterLeaveRequest rq = KEEL__VIM__CLUSTER_LEAVE_REQUEST__INIT;
+	char text[] = "this host left the cluster."; /* as the local command says */
+
+	return kc_task_run(ctx, call, "ClusterLeave", &rq.base, fixed_text, text);
+}
+
+static int api_remove_host(struct kc_ctx *ctx, const struct kc_call *call, const char *host)
+{
+	Keel__Vim__RemoveHostRequest rq = KEEL__VIM__REMOVE_HOST_REQUEST__INIT;
+	char text[320], h[256];
+
+	rq.host = (char *)host;
+	snprintf(text, sizeof(text), "host %s removed from the cluster.",
+		 kc_clean(host, h, sizeof(h)));
+	return kc_task_run(ctx, call, "ClusterRemoveHost", &rq.base, fixed_text, text);
+}
+
+static int create_run(struct kc_ctx *ctx, const struct kc_call *call)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterCreate cr = KEEL__CLUSTER__CLUSTER_CREATE__INIT;
+	bool api;
+	int rc = op_through_api(ctx, call, &api);
+
+	if (rc)
+		return rc;
+	if (api)
+		return api_create(ctx, call, call->pos[0]);
+	cr.name = (char *)call->pos[0];
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CREATE;
+	rq.create = &cr;
+	return run_request(ctx, call, &rq);
 }
 
 static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
@@ -441,11 +597,18 @@ static int join_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterJoin j = KEEL__CLUSTER__CLUSTER_JOIN__INIT;
+	bool api;
+	int rc;
 
 	j.address = (char *)call->pos[0];
 	j.token = (char *)kc_opt(call, O_TOKEN);
-	if (!j.token)
+	if (!j.token || !j.token[0])
 		return kc_usage(ctx, call, "--token is required");
+	rc = op_through_api(ctx, call, &api);
+	if (rc)
+		return rc;
+	if (api)
+		return api_join(ctx, call, j.address, j.token);
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_JOIN;
 	rq.join = &j;
 	return run_request(ctx, call, &rq);
@@ -480,7 +643,13 @@ static int leave_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterLeave l = KEEL__CLUSTER__CLUSTER_LEAVE__INIT;
+	bool api;
+	int rc = op_through_api(ctx, call, &api);
 
+	if (rc)
+		return rc;
+	if (api)
+		return api_leave(ctx, call);
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_LEAVE;
 	rq.leave = &l;
 	return simple_run(ctx, call, &rq, "this host left the cluster");
@@ -491,7 +660,13 @@ static int remove_run(struct kc_ctx *ctx, const struct kc_call *call)
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterRemoveHost r = KEEL__CLUSTER__CLUSTER_REMOVE_HOST__INIT;
 	char done[128];
+	bool api;
+	int rc = op_through_api(ctx, call, &api);
 
+	if (rc)
+		return rc;
+	if (api)
+		return api_remove_host(ctx, call, call->pos[0]);
 	r.host = (char *)call->pos[0];
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_REMOVE_HOST;
 	rq.remove_host = &r;
@@ -501,10 +676,11 @@ static int remove_run(struct kc_ctx *ctx, const struct kc_call *call)
 
 static const char *event_kind(int k)
 {
-	static const char *const names[] = {"-",	 "config", "host-added", "host-state",
-					    "host-role", "host-removed", "vm",	"note"};
+	static const char *const names[] = {"-",	 "config",	 "host-added", "host-state",
+					    "host-role", "host-removed", "vm",	       "note",
+					    "ha"};
 
-	return k >= 0 && k < 8 ? names[k] : "?";
+	return k >= 0 && k < 9 ? names[k] : "?";
 }
 
 static int events_run(struct kc_ctx *ctx, const struct kc_call *call)
@@ -588,12 +764,43 @@ static int config_run(struct kc_ctx *ctx, const struct kc_call *call)
 		for (r = 1; r < 4 && strcmp(resp, isolation_name(r)) != 0; r++)
 			;
 		if (r == 4)
-			return kc_usage(ctx, call, "--isolation-response: power-off, shutdown or "
-						   "leave-powered-on");
+			return kc_usage(ctx, call,
+					"--isolation-response: power-off, shutdown or "
+					"leave-powered-on");
 		cs.isolation_response = (Keel__Cluster__IsolationResponse)r;
 	}
 	cs.failure_timeout_ms = (uint32_t)ft;
-	if (ft || resp) {
+	if (kc_has(call, O_HA)) {
+		const char *v = kc_opt(call, O_HA);
+
+		if (strcmp(v, "on") == 0)
+			cs.ha = KEEL__CLUSTER__CLUSTER_CONFIG_SET__HA_SWITCH__HA_ON;
+		else if (strcmp(v, "off") == 0)
+			cs.ha = KEEL__CLUSTER__CLUSTER_CONFIG_SET__HA_SWITCH__HA_OFF;
+		else
+			return kc_usage(ctx, call, "--ha: on or off");
+	}
+	if ((kc_has(call, O_ADM_FAIL) + kc_has(call, O_ADM_PCT) + kc_has(call, O_ADM_OFF)) > 1)
+		return kc_usage(ctx, call,
+				"one of --admission-failures, --admission-percent, --admission-off");
+	if (kc_has(call, O_ADM_FAIL)) {
+		uint32_t v;
+
+		if (kc_parse_u32(kc_opt(call, O_ADM_FAIL), 1, 31, &v))
+			return kc_usage(ctx, call, "--admission-failures: 1..31 hosts");
+		cs.admission_set = true;
+		cs.admission_failures = v;
+	} else if (kc_has(call, O_ADM_PCT)) {
+		uint32_t v;
+
+		if (kc_parse_u32(kc_opt(call, O_ADM_PCT), 1, 100, &v))
+			return kc_usage(ctx, call, "--admission-percent: 1..100");
+		cs.admission_set = true;
+		cs.admission_percent = v;
+	} else if (kc_has(call, O_ADM_OFF)) {
+		cs.admission_set = true;
+	}
+	if (ft || resp || cs.ha || cs.admission_set) {
 		rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET;
 		rq.config_set = &cs;
 	} else {
@@ -605,12 +812,16 @@ static int config_run(struct kc_ctx *ctx, const struct kc_call *call)
 
 static const struct kc_cmd config_cmd = {
     .name = "config",
-    .summary = "Show or change the cluster-wide settings: failure timeout, isolation response.",
+    .summary = "Show or change the cluster-wide settings: failure timeout, isolation response, HA.",
     .detail = "Without options: the status. The failure timeout (default 1000 ms) is how long a\n"
 	      "host may be silent on the network and on the datastores before it is failed;\n"
 	      "a host that hears no leader for as long is isolated and applies the isolation\n"
 	      "response to its VMs: power-off (default; locks released), shutdown (today the\n"
-	      "same as power-off), leave-powered-on (locks stay held).\n",
+	      "same as power-off), leave-powered-on (locks stay held).\n"
+	      "HA (on by default) restarts the VMs of a failed host on the others, and the\n"
+	      "released VMs of an isolated or maintenance host (docs/ha.md). Admission control\n"
+	      "refuses a power-on that would leave too little room: for N host failures, or\n"
+	      "a percentage of CPU and memory kept free.\n",
     .opts = config_opts,
     .run = config_run,
 };
@@ -687,20 +898,28 @@ static const struct kc_cmd join_cmd = {
     .summary = "Join this host to the cluster of the member at ADDR.",
     .detail = "ADDR: a member's vmk0 address (A.B.C.D, or A.B.C.D:PORT of its join port,\n"
 	      "default 7001). The host proves the token over TLS, gets a certificate from the\n"
-	      "cluster CA and is added to Raft by the leader (spare, then standby or voter).\n",
+	      "cluster CA and is added to Raft by the leader (spare, then standby or voter).\n"
+	      "Through hostd's API (--server) the host joining is the server's, ADDR is reached\n"
+	      "from it, and the join is a task (--no-wait: print its id). The server's\n"
+	      "certificate then becomes one the cluster CA signed: log in to it again with\n"
+	      "--ca-file (the CA, ca.crt in a member's state directory) or its new thumbprint.\n",
     .min_pos = 1,
     .max_pos = 1,
     .opts = join_opts,
     .run = join_run,
+    .api = true,
 };
 
 static const struct kc_cmd leave_cmd = {
     .name = "leave",
     .summary = "Take this host out of its cluster (it must own no VMs).",
     .detail = "The leader removes the host from the state and from Raft; clusterd then\n"
-	      "forgets the cluster (Raft data, certificates) and waits for a create or join.\n",
-    .opts = cluster_opts,
+	      "forgets the cluster (Raft data, certificates) and waits for a create or join.\n"
+	      "Through hostd's API (--server) the server's host leaves, as a task (--no-wait:\n"
+	      "print its id); its hostd goes back to its self-signed certificate.\n",
+    .opts = op_opts,
     .run = leave_run,
+    .api = true,
 };
 
 static const struct kc_cmd remove_cmd = {
@@ -708,11 +927,13 @@ static const struct kc_cmd remove_cmd = {
     .args = "HOST",
     .summary = "Remove a dead host (name or id) from the cluster.",
     .detail = "For a host that cannot leave by itself: it must not be connected and must own\n"
-	      "no VMs.\n",
+	      "no VMs. Through hostd's API (--server) a task (--no-wait: print its id); HOST\n"
+	      "may also be the API's id, host-<id>.\n",
     .min_pos = 1,
     .max_pos = 1,
-    .opts = cluster_opts,
+    .opts = op_opts,
     .run = remove_run,
+    .api = true,
 };
 
 static const struct kc_cmd events_cmd = {
@@ -731,11 +952,17 @@ static const struct kc_cmd create_cmd = {
     .summary = "Create a cluster with this host as its first member and leader.",
     .detail = "NAME: letters, digits, '.', '_' and '-', 1 to 63 characters. The host must not\n"
 	      "be in a cluster yet. Answers once the cluster's configuration and this host are\n"
-	      "committed, with the status.\n",
+	      "committed, with the status.\n"
+	      "Through hostd's API (--server) the server's host creates it, as a task\n"
+	      "(--no-wait: print its id), and one line names the cluster and its id. The\n"
+	      "server's certificate then becomes one the cluster CA signed: log in to it\n"
+	      "again with --ca-file (the CA, ca.crt in its state directory) or its new\n"
+	      "thumbprint.\n",
     .min_pos = 1,
     .max_pos = 1,
-    .opts = cluster_opts,
+    .opts = op_opts,
     .run = create_run,
+    .api = true,
 };
 
 static const struct kc_cmd status_cmd = {
@@ -747,13 +974,15 @@ static const struct kc_cmd status_cmd = {
 };
 
 static const struct kc_cmd *const cluster_subs[] = {
-    &create_cmd, &status_cmd, &token_cmd, &join_cmd, &leave_cmd, &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, NULL};
+    &create_cmd, &status_cmd, &token_cmd,  &join_cmd,  &leave_cmd,
+    &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, NULL};
 
 const struct kc_cmd kc_cluster_cmd = {
     .name = "cluster",
     .summary = "The cluster this host belongs to (through clusterd).",
     .detail = "clusterd's socket: --cluster-socket, else clusterd.sock beside --socket,\n"
 	      "else $KEEL_CLUSTER_SOCKET, else " KC_DEFAULT_CLUSTER_SOCKET ".\n"
-	      "status, events and join-token also work through hostd's API (--server URL).\n",
+	      "status, events, join-token, create, join, leave and remove-host also work\n"
+	      "through hostd's API (--server URL).\n",
     .subs = cluster_subs,
 };

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks a kguest disk-sequence image from the host side (format: kernel/guest/diskseq.c,
 docs/kguest.md): the header's checksum, and that records 1..last (those still in their
-slots) are each intact and numbered in order. Prints "last=N runs=R"; exits 1 on any
-corruption."""
+slots) are each intact and numbered in order, and that their run numbers never go down
+(two writers interleaving — two instances of one VM — would make them alternate). Prints
+"last=N runs=R"; exits 1 on any corruption."""
 import struct
 import sys
 
@@ -28,6 +29,7 @@ def main(path):
         sys.exit("header checksum mismatch")
     _, _, _, last, slots, runs = hdr
     first = max(1, last - slots + 1)
+    prev_run = 0
     for n in range(first, last + 1):
         off = 512 * (1 + (n - 1) % slots)
         w = struct.unpack_from("<64Q", data, off)
@@ -38,6 +40,11 @@ def main(path):
         for i in range(60):
             if w[3 + i] != ((n * 0x9e3779b97f4a7c15) & MASK) ^ i:
                 sys.exit(f"record {n}: fill word {i} wrong")
+        if w[2] < prev_run:
+            sys.exit(f"record {n}: run {w[2]} after run {prev_run}: two writers interleaved")
+        if w[2] > runs:
+            sys.exit(f"record {n}: run {w[2]} above the header's {runs} runs")
+        prev_run = w[2]
     print(f"last={last} runs={runs}")
 
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "clusterd/fsm.h"
+#include "clusterd/snapshot.h"
 #include "lib/heap.h"
 #include "tests/unit/cluster_fsm_helpers.h"
 
@@ -568,7 +569,7 @@ static void test_events_from_commands(void **state)
 	assert_int_equal(s->next_event_seq, 12);
 	expect_event(0, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 0, 0, "",
 		     "cluster prod configured: failure timeout 1000 ms, isolation response power "
-		     "off");
+		     "off, HA on");
 	expect_event(1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 1, "",
 		     "host esx1 (1) added at vmk0 198.18.0.1:7000");
 	/* No time in the command or the record: the latest event's. */
@@ -576,7 +577,7 @@ static void test_events_from_commands(void **state)
 		     "host esx2 (2) added at vmk0 198.18.0.2:7000");
 	expect_event(3, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 1500, 0, "",
 		     "cluster prod configured: failure timeout 2000 ms, isolation response leave "
-		     "powered on");
+		     "powered on, HA on");
 	expect_event(4, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 3000, 2, "",
 		     "host esx2: connected -> failed");
 	expect_event(5, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3000, 2, "",
@@ -628,6 +629,177 @@ static void test_event_ring_wraps(void **state)
 	assert_int_equal(cd_state_events_since(s, 1000), 1000 - 250);
 	assert_int_equal(cd_state_events_since(s, total), CD_EVENTS_MAX);
 	assert_int_equal(last_event()->seq, total);
+}
+
+/* ---- maintenance mode and the auth store ---------------------------------------------- */
+
+static Keel__Cluster__HostSetMaintenance maint_msg;
+static Keel__Cluster__AuthSet auth_msg;
+static Keel__Cluster__Command maint_cmd, auth_cmd;
+
+static Keel__Cluster__Command *maint(uint64_t host, bool enter, uint64_t at_ms)
+{
+	keel__cluster__host_set_maintenance__init(&maint_msg);
+	keel__cluster__command__init(&maint_cmd);
+	maint_msg.host = host;
+	maint_msg.enter = enter;
+	maint_msg.at_ms = at_ms;
+	maint_cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_HOST_SET_MAINTENANCE;
+	maint_cmd.host_set_maintenance = &maint_msg;
+	return &maint_cmd;
+}
+
+/* An AuthSet of len bytes from blob (borrowed until applied). */
+static Keel__Cluster__Command *auth(uint64_t expect, const void *blob, size_t len,
+				    uint64_t host, uint64_t at_ms)
+{
+	keel__cluster__auth_set__init(&auth_msg);
+	keel__cluster__command__init(&auth_cmd);
+	auth_msg.expect_version = expect;
+	auth_msg.blob.data = (uint8_t *)blob;
+	auth_msg.blob.len = len;
+	auth_msg.host = host;
+	auth_msg.at_ms = at_ms;
+	auth_cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_AUTH_SET;
+	auth_cmd.auth_set = &auth_msg;
+	return &auth_cmd;
+}
+
+/* Restores cf_fsm's snapshot into a fresh FSM g (closed by the caller). */
+static void restore_into(struct cd_fsm *g)
+{
+	struct raft_buffer b = cf_snap(&cf_fsm);
+
+	cd_fsm_init(g);
+	assert_int_equal(cd_fsm_restore(&g->raft, &b), 0); /* takes b.base */
+}
+
+static void test_host_maintenance(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	unsigned n;
+	struct cd_fsm g;
+
+	cf_populate();
+	refused(maint(99, true, 1000), KB_ENOTFOUND);
+	assert_false(cd_state_host(s, 2)->maintenance);
+	assert_int_equal(cf_apply1(maint(2, true, 5000)), 0);
+	assert_true(cd_state_host(s, 2)->maintenance);
+	assert_false(cd_state_host(s, 1)->maintenance);
+	n = cd_state_n_events(s);
+	expect_event(n - 1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 5000, 2, "",
+		     "host esx2 entered maintenance mode");
+	/* Entering again changes nothing visible: applied, no event. */
+	assert_int_equal(cf_apply1(maint(2, true, 6000)), 0);
+	assert_int_equal(cd_state_n_events(s), n);
+	/* Carried by the snapshot. */
+	restore_into(&g);
+	assert_true(cd_state_host(cd_fsm_state(&g), 2)->maintenance);
+	assert_false(cd_state_host(cd_fsm_state(&g), 3)->maintenance);
+	cd_fsm_close(&g);
+	assert_int_equal(cf_apply1(maint(2, false, 7000)), 0);
+	assert_false(cd_state_host(s, 2)->maintenance);
+	expect_event(n, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 7000, 2, "",
+		     "host esx2 left maintenance mode");
+	/* A host that has left cannot enter it. */
+	assert_int_equal(cf_apply1(cf_host_update(3, KEEL__CLUSTER__HOST_STATE__HOST_LEFT, 8000)),
+			 0);
+	refused(maint(3, true, 9000), KB_ESTATE);
+}
+
+static void test_auth_set_cas(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	const struct cd_result *r;
+	Keel__Cluster__Command *cmds[2];
+	Keel__Cluster__AuthSet second;
+	Keel__Cluster__Command c2 = KEEL__CLUSTER__COMMAND__INIT;
+
+	cf_populate();
+	assert_int_equal(s->auth.version, 0);
+	/* Nothing set yet: only expect_version 0 applies. */
+	refused(auth(1, "one", 3, 1, 1000), -ESTALE);
+	refused(auth(0, "", 0, 1, 1000), -EINVAL);
+	assert_int_equal(cf_apply1(auth(0, "one", 3, 1, 2000)), 0);
+	assert_int_equal(s->auth.version, 1);
+	assert_int_equal(s->auth.len, 3);
+	assert_memory_equal(s->auth.blob, "one", 3);
+	assert_int_equal(s->auth.host, 1);
+	assert_int_equal(s->auth.at_ms, 2000);
+	expect_event(cd_state_n_events(s) - 1, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 2000,
+		     1, "", "users and permissions changed by host esx1 (version 1)");
+	/* A second host that also saw nothing loses; the reason says why. */
+	refused(auth(0, "two", 3, 2, 2100), -ESTALE);
+	assert_int_equal(cd_fsm_state(&cf_fsm)->auth.version, 1);
+	refused(auth(2, "two", 3, 2, 2100), -ESTALE);
+	/* Versions grow by one per applied set. */
+	assert_int_equal(cf_apply1(auth(1, "second", 6, 2, 3000)), 0);
+	assert_int_equal(s->auth.version, 2);
+	assert_int_equal(s->auth.len, 6);
+	assert_memory_equal(s->auth.blob, "second", 6);
+	assert_int_equal(s->auth.host, 2);
+	/* Two sets from the same version in one batch: the first wins, the second is stale. */
+	cmds[0] = auth(2, "third", 5, 3, 4000);
+	second = auth_msg;
+	second.blob.data = (uint8_t *)"fourth";
+	second.blob.len = 6;
+	second.host = 1;
+	c2.cmd_case = KEEL__CLUSTER__COMMAND__CMD_AUTH_SET;
+	c2.auth_set = &second;
+	cmds[1] = &c2;
+	r = cf_apply_n(cmds, 2);
+	assert_int_equal(r->status, 0);
+	assert_int_equal(r->cmds[0].code, 0);
+	assert_int_equal(r->cmds[1].code, -ESTALE);
+	assert_non_null(strstr(r->cmds[1].reason, "version 3"));
+	assert_int_equal(s->auth.version, 3);
+	assert_memory_equal(s->auth.blob, "third", 5);
+}
+
+static void test_auth_set_limit_and_snapshot(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+	uint8_t *big = malloc(CD_AUTH_BLOB_MAX + 1);
+	struct cd_state bad;
+	struct raft_buffer b;
+	struct kb_errmsg e = {{0}};
+	struct cd_fsm g;
+
+	assert_non_null(big);
+	for (size_t i = 0; i <= CD_AUTH_BLOB_MAX; i++)
+		big[i] = (uint8_t)(i * 7);
+	cf_populate();
+	refused(auth(0, big, CD_AUTH_BLOB_MAX + 1, 1, 1000), KB_ETOOBIG);
+	assert_int_equal(s->auth.version, 0);
+	/* Exactly the limit is accepted (the batch limit leaves room for it). */
+	assert_int_equal(cf_apply1(auth(0, big, CD_AUTH_BLOB_MAX, 1, 1000)), 0);
+	assert_int_equal(s->auth.version, 1);
+	assert_int_equal(s->auth.len, CD_AUTH_BLOB_MAX);
+	assert_memory_equal(s->auth.blob, big, CD_AUTH_BLOB_MAX);
+	/* A smaller blob afterwards replaces it whole. */
+	assert_int_equal(cf_apply1(auth(1, "small", 5, 2, 2000)), 0);
+	assert_int_equal(s->auth.len, 5);
+	/* The snapshot carries it: a restored FSM holds the same store and the same bytes. */
+	restore_into(&g);
+	assert_int_equal(cd_fsm_state(&g)->auth.version, 2);
+	assert_int_equal(cd_fsm_state(&g)->auth.len, 5);
+	assert_memory_equal(cd_fsm_state(&g)->auth.blob, "small", 5);
+	assert_int_equal(cd_fsm_state(&g)->auth.host, 2);
+	assert_int_equal(cd_fsm_state(&g)->auth.at_ms, 2000);
+	b = cf_snap(&g);
+	assert_true(cf_same_as(&b));
+	raft_free(b.base);
+	cd_fsm_close(&g);
+	/* A snapshot whose store has a version but no bytes is refused. */
+	cd_state_init(&bad);
+	bad.auth.version = 4;
+	assert_int_equal(cd_snapshot_encode(&bad, &b, &e), 0);
+	cd_state_close(&bad);
+	cd_state_init(&bad);
+	assert_int_equal(cd_snapshot_decode(b.base, b.len, &bad, &e), KB_EPROTO);
+	assert_non_null(strstr(e.msg, "auth"));
+	raft_free(b.base);
+	free(big);
 }
 
 /* ---- batches ----------------------------------------------------------------------- */
@@ -682,6 +854,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_event_add, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_events_from_commands, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_event_ring_wraps, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_host_maintenance, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_set_cas, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_set_limit_and_snapshot, cf_setup,
+					    cf_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

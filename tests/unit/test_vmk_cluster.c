@@ -214,7 +214,7 @@ static void test_client_no_clusterd(void **unused)
 
 	snprintf(path, sizeof(path), "%s/none.sock", th_tmpdir());
 	cv.member = true;
-	assert_int_equal(vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, &cv, &e),
+	assert_int_equal(vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, NULL, &cv, &e),
 			 0);
 	assert_false(cv.member);
 
@@ -224,7 +224,7 @@ static void test_client_no_clusterd(void **unused)
 	assert_true(fd >= 0);
 	close(fd);
 	cv.member = true;
-	assert_int_equal(vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, &cv, &e),
+	assert_int_equal(vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, NULL, &cv, &e),
 			 0);
 	assert_false(cv.member);
 	unlink(path);
@@ -242,7 +242,7 @@ static void test_client_replies(void **unused)
 
 	/* not a member: standalone */
 	assert_int_equal(
-	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_ON, "u1", "n1", NULL, &cv, &e), 0);
+	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_ON, "u1", "n1", NULL, NULL, &cv, &e), 0);
 	assert_false(cv.member);
 
 	/* a member's answer, and what the request carried */
@@ -251,7 +251,7 @@ static void test_client_replies(void **unused)
 	    (struct fake_answer){
 		.member = true, .owner = 0x42, .epoch = 1, .host_id = 0x42, .owner_name = "esx1"});
 	assert_int_equal(vmk_cluster_call(path, 1000, VMK_CLUSTER_REGISTER, "u2", "web",
-					  "/ds/web/web.vmx", &cv, &e),
+					  "/ds/web/web.vmx", NULL, &cv, &e),
 			 0);
 	assert_true(cv.member);
 	assert_int_equal(cv.owner, 0x42);
@@ -269,21 +269,21 @@ static void test_client_replies(void **unused)
 							  .error = "VM is owned by host esx2",
 							  .member = true});
 	assert_int_equal(
-	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_ON, "u2", "web", NULL, &cv, &e),
+	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_ON, "u2", "web", NULL, NULL, &cv, &e),
 	    KB_ESTATE);
 	assert_string_equal(e.msg, "VM is owned by host esx2");
 
 	/* garbage */
 	fk_set(VMK_CLUSTER_POWER_OFF, (struct fake_answer){.mode = FK_GARBAGE});
 	assert_int_equal(
-	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_OFF, "u2", "web", NULL, &cv, &e),
+	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_OFF, "u2", "web", NULL, NULL, &cv, &e),
 	    KB_EPROTO);
 
 	/* no answer: a timeout, never standalone */
 	fk_set(VMK_CLUSTER_SUSPEND, (struct fake_answer){.mode = FK_HANG});
 	uint64_t t0 = kb_now_ns();
 	assert_int_equal(
-	    vmk_cluster_call(path, 300, VMK_CLUSTER_SUSPEND, "u2", "web", NULL, &cv, &e),
+	    vmk_cluster_call(path, 300, VMK_CLUSTER_SUSPEND, "u2", "web", NULL, NULL, &cv, &e),
 	    KB_ETIMEOUT);
 	uint64_t ms = (kb_now_ns() - t0) / KB_NSEC_PER_MSEC;
 	assert_true(ms >= 290 && ms < 2000);
