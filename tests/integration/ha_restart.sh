@@ -4,7 +4,8 @@
 # and each disk's sequence is continuous with runs that never interleave (one writer at a
 # time); the killed host comes back and runs none of them. Then isolation: a VM on an
 # isolated follower is powered off there, its lock released, and only then restarted on
-# the majority side; healed, the host does not run it. Admission control: a power-on that
+# the majority side; healed, the host does not run it; with "leave powered on" the VM keeps
+# running on the isolated host and is never restarted elsewhere. Admission control: a power-on that
 # would leave no room for one host failure, or less than a percentage free, is refused with
 # the figures; HA off: a killed host's VM stays where it is.
 source "$(dirname "$0")/common.bash"
@@ -22,6 +23,8 @@ lab_cleanup() {
 	for h in 1 2 3; do
 		[ -f "$LAB/hosts/host$h/clusterd.out" ] &&
 			{ echo "--- clusterd host$h"; grep -E "HA|reconcile|admission" "$LAB/hosts/host$h/clusterd.out" | tail -15; }
+		[ -f "$LAB/hosts/host$h/vmkernel.log" ] &&
+			{ echo "--- vmkernel host$h"; grep -Ei "fenc|ended|exited|killed|lock" "$LAB/hosts/host$h/vmkernel.log" | tail -15; }
 	done
 	"$KEEL_BIN" lab down --dir "$LAB" >/dev/null 2>&1
 	cleanup
@@ -152,6 +155,31 @@ sleep 2
 [ "$(power_on "${h#host}" iso1)" = poweredOn ] || fail "iso1 stopped on $h"
 kv "${h#host}" vm power-off iso1 >/dev/null
 kv "${h#host}" vm destroy iso1 >/dev/null || fail "destroy iso1"
+
+# ---- isolation with "leave powered on": the lock stays held, the majority never restarts it ------
+kc 1 config --isolation-response leave-powered-on >/dev/null || fail "config leave-powered-on"
+L=$(leader_of "$(st 1)")
+V=3; [ "$V" = "$L" ] && V=2
+kv $V vm create lpo1 --memory 64 --vcpus 1 --datastore shared1 --cmdline "counter_ms=100" >/dev/null ||
+	fail "create lpo1"
+kv $V vm power-on lpo1 >/dev/null || fail "power-on lpo1"
+lpid=$(py 'd["vms"][0]["pid"]' "$(kv $V --json vm info lpo1)")
+lab host-isolate $V --dir "$LAB" >/dev/null || fail "host-isolate $V (leave powered on)"
+partitioned() { [ "$(py "[h['state'] for h in d['hosts'] if h['name'] == 'host$V'][0]" "$(st "$L")")" = partitioned ]; }
+until_ok 10 partitioned || fail "host$V not partitioned"
+sleep 3
+[ "$(owner lpo1)" = "host$V 1 on" ] || fail "leave powered on, yet lpo1 moved: $(owner lpo1)"
+[ "$(py 'd["vms"][0]["pid"]' "$(kv $V --json vm info lpo1)")" = "$lpid" ] || fail "lpo1's vmx changed"
+for h in 1 2 3; do
+	[ "$h" = "$V" ] && continue
+	[ "$(power_on $h lpo1)" != poweredOn ] || fail "lpo1 runs on host$h too"
+done
+lab host-heal $V --dir "$LAB" >/dev/null || fail "host-heal $V (leave powered on)"
+until_ok 20 all_healthy || fail "host$V not back after heal (leave powered on)"
+kc 1 config --isolation-response power-off >/dev/null || fail "config power-off"
+kv $V vm power-off lpo1 >/dev/null
+kv $V vm destroy lpo1 >/dev/null || fail "destroy lpo1"
+echo "leave powered on: lpo1 kept running on host$V, never restarted elsewhere"
 
 # ---- admission control ---------------------------------------------------------------------------
 mem_mib=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024))
