@@ -473,9 +473,31 @@ static int vm_set_power(struct cd_state *s, const Keel__Cluster__VmSetPower *c, 
 	return 0;
 }
 
+static const char *priority_word(int p)
+{
+	switch (p) {
+	case KEEL__CLUSTER__RESTART_PRIORITY__RESTART_DISABLED:
+		return "disabled";
+	case KEEL__CLUSTER__RESTART_PRIORITY__RESTART_LOWEST:
+		return "lowest";
+	case KEEL__CLUSTER__RESTART_PRIORITY__RESTART_LOW:
+		return "low";
+	case KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGH:
+		return "high";
+	case KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGHEST:
+		return "highest";
+	default:
+		return "medium";
+	}
+}
+
+/* Every restart-after VM must exist, once; then "VM X: restart priority P, restart after
+ * A, B" (names; the list is cut at the event's size). */
 static int vm_set_ha(struct cd_state *s, const Keel__Cluster__VmSetHa *c, struct kb_errmsg *e)
 {
 	struct cd_vm *vm = find_vm(s, c->uuid, e), tmp;
+	char after[CD_EVENT_MSG_MAX + 1] = "";
+	size_t off = 0;
 	int rv;
 
 	if (vm == NULL)
@@ -483,7 +505,28 @@ static int vm_set_ha(struct cd_state *s, const Keel__Cluster__VmSetHa *c, struct
 	tmp = *vm;
 	if ((rv = cd__ha_from_pb(c->ha, vm->uuid, &tmp, e)))
 		return rv;
+	for (unsigned i = 0; i < tmp.n_restart_after; i++) {
+		const struct cd_vm *dep = cd_state_vm(s, tmp.restart_after[i]);
+
+		if (dep == NULL) {
+			kb_errmsg_setf(e, "VM %s: restart-after VM %s is not registered", vm->uuid,
+				       tmp.restart_after[i]);
+			return KB_ENOTFOUND;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(tmp.restart_after[j], tmp.restart_after[i]) == 0) {
+				kb_errmsg_setf(e, "VM %s: restart-after VM %s is listed twice",
+					       vm->uuid, dep->name);
+				return -EINVAL;
+			}
+		if (off < sizeof(after))
+			off += (size_t)snprintf(after + off, sizeof(after) - off, "%s%s",
+						i ? ", " : ", restart after ", dep->name);
+	}
 	*vm = tmp;
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM,
+		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), vm->owner, vm->uuid,
+		  "VM %s: restart priority %s%s", vm->name, priority_word(vm->priority), after);
 	return 0;
 }
 

@@ -72,6 +72,7 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	unsigned n = cd_state_n_hosts(s);
 	Keel__Cluster__ClusterHostStatus *hs = NULL, **hp = NULL;
 	Keel__Cluster__ClusterVmStatus *vs = NULL, **vp = NULL;
+	char **after = NULL; /* CD_RESTART_AFTER_MAX per VM */
 	unsigned nv;
 	const char *laddr = NULL;
 	raft_id leader = 0;
@@ -129,7 +130,8 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	if (nv) {
 		vs = kb_calloc(nv, sizeof(*vs));
 		vp = kb_calloc(nv, sizeof(*vp));
-		if (!vs || !vp)
+		after = kb_calloc((size_t)nv * CD_RESTART_AFTER_MAX, sizeof(*after));
+		if (!vs || !vp || !after)
 			nv = 0;
 	}
 	for (unsigned i = 0; i < nv; i++) {
@@ -147,6 +149,10 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		vs[i].mem_mib = vm->mem_mib;
 		vs[i].cpu_mhz = vm->cpu_mhz;
 		vs[i].priority = vm->priority;
+		vs[i].n_restart_after = vm->n_restart_after;
+		vs[i].restart_after = after + (size_t)i * CD_RESTART_AFTER_MAX;
+		for (unsigned j = 0; j < vm->n_restart_after; j++)
+			vs[i].restart_after[j] = (char *)vm->restart_after[j];
 		vp[i] = &vs[i];
 	}
 	st.n_vms = nv;
@@ -157,6 +163,7 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	kb_free(hp);
 	kb_free(vs);
 	kb_free(vp);
+	kb_free(after);
 }
 
 /* ---- create --------------------------------------------------------------------------- */
@@ -369,6 +376,25 @@ static void maintenance_request(struct cd_daemon *d, struct kb_ctlclient *c,
 	}
 }
 
+static void vm_ha_request(struct cd_daemon *d, struct kb_ctlclient *c,
+			  const Keel__Cluster__ClusterVmHa *rq)
+{
+	struct kb_errmsg e = {{0}};
+	struct waiter *w = waiter_new(c);
+	int rv;
+
+	if (!w) {
+		error_reply(c, -ENOMEM, "out of memory", false);
+		return;
+	}
+	kb_log(d->log, KB_LOG_INFO, "request: HA settings of VM %s", rq->vm ? rq->vm : "");
+	rv = cd_node_vm_ha(d, rq, on_member_done, w, &e);
+	if (rv) {
+		waiter_free(w);
+		error_reply(c, rv, e.msg, false);
+	}
+}
+
 /* The local replica's store: any member answers from its own FSM. */
 static void auth_get_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 {
@@ -504,6 +530,9 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_MAINTENANCE:
 		maintenance_request(d, c, rq->maintenance);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM_HA:
+		vm_ha_request(d, c, rq->vm_ha);
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_AUTH_GET:
 		auth_get_reply(d, c);

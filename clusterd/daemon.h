@@ -284,6 +284,13 @@ void cd_ha_stop(struct cd_daemon *d);
  * thread): 0, or -ENOSPC with e saying which policy refuses and the figures. */
 int cd_ha_admit(struct cd_daemon *d, const struct cd_vm *vm, uint64_t mem_mib, uint32_t cpu_mhz,
 		struct kb_errmsg *e);
+/* The owner host could not power vm on (error says why; leader, loop thread): an HA event,
+ * and host is excluded for this VM so the next tick places it elsewhere (docs/ha.md). */
+void cd_ha_start_failed(struct cd_daemon *d, const struct cd_vm *vm, uint64_t host,
+			const char *error);
+/* The owner powered vm on (leader, loop thread): a VM HA moved counts as running again
+ * for the VMs restarted after it. */
+void cd_ha_started(struct cd_daemon *d, const struct cd_vm *vm);
 
 /* ---- commit benchmark (bench.c) --------------------------------------------------------- */
 
@@ -313,6 +320,20 @@ int cd_node_maintenance(struct cd_daemon *d, const char *host, bool enter, cd_me
 			void *arg, struct kb_errmsg *e);
 int cd_node_auth_set(struct cd_daemon *d, uint64_t expect, const void *blob, size_t len,
 		     cd_member_cb cb, void *arg, struct kb_errmsg *e);
+/* A VM's HA settings (ClusterVmHa, borrowed for the call): on the leader, VmSetHa of the VM
+ * and restart-after VMs named (names or uuids), what is not set kept; cb as above (auth
+ * NULL). Errors: KB_ENOTFOUND (an unknown VM), -EINVAL (no VM, an ambiguous name, the VM
+ * after itself, a VM twice, more than CD_RESTART_AFTER_MAX, a priority out of range),
+ * KB_ESTATE, -ENOMEM. cd_node_vm_ha: this host's request, on the leader or forwarded
+ * (STEP_VM_HA), and KB_ESTATE in no cluster. Loop thread. */
+int cd_vm_ha_leader(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq, cd_member_cb cb,
+		    void *arg, struct kb_errmsg *e);
+int cd_node_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq, cd_member_cb cb,
+		  void *arg, struct kb_errmsg *e);
+/* Forwards STEP_VM_HA (rq: copied) to the leader on a worker (joincli.c); cb runs once from
+ * the loop. 0 or -ENOMEM. */
+int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
+		      cd_member_cb cb, void *arg, struct kb_errmsg *e);
 /* Forwards STEP_MAINTENANCE (host, enter) or STEP_AUTH_SET (expect, blob: copied) to the
  * leader on a worker (joincli.c); cb runs once from the loop. 0 or -ENOMEM. */
 int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,

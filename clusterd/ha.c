@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clusterd/daemon.h"
 #include "ha/lock.h"
@@ -38,6 +39,8 @@
 #define HA_PENDING_MS  5000
 #define HA_LOCK_MS     500 /* lock files of partitioned hosts' VMs are read this often */
 #define HA_SAID_MAX    256
+#define HA_EXCL_MS     (10 * 60 * 1000)
+#define HA_STARTED_MS  60000 /* a moved VM not reported started counts as running after this */
 
 struct pending {
 	char uuid[CD_UUID_LEN + 1];
@@ -45,9 +48,22 @@ struct pending {
 	uint64_t until_ms;
 };
 
+struct moved { /* a VM HA gave a new owner: not running until the owner says so */
+	char uuid[CD_UUID_LEN + 1];
+	uint64_t epoch;
+	uint64_t at_ms;
+};
+
 struct said { /* one "waiting" event per VM and epoch */
 	char uuid[CD_UUID_LEN + 1];
 	uint64_t epoch;
+};
+
+struct excl { /* hosts a VM could not power on on (OP_START_FAILED) */
+	char uuid[CD_UUID_LEN + 1];
+	uint64_t hosts[HA_PLAN_EXCLUDE_MAX];
+	unsigned n;
+	uint64_t at_ms; /* the last failure; forgotten HA_EXCL_MS later */
 };
 
 struct lockq { /* a VM whose lock the worker reads */
@@ -72,6 +88,10 @@ struct cd_ha {
 	unsigned n_pend, cap_pend;
 	struct said said[HA_SAID_MAX];
 	unsigned n_said, said_next;
+	struct excl *excl;
+	unsigned n_excl, cap_excl;
+	struct moved *moved;
+	unsigned n_moved, cap_moved;
 };
 
 static enum ha_prio prio_of(int p)
@@ -190,6 +210,125 @@ int cd_ha_admit(struct cd_daemon *d, const struct cd_vm *vm, uint64_t mem_mib, u
 	return rv;
 }
 
+/* ---- VMs moved and not yet started (restart-after waits for them) ------------------------- */
+
+static void moved_add(struct cd_ha *ha, const char *uuid, uint64_t epoch, uint64_t now)
+{
+	if (ha->n_moved == ha->cap_moved) {
+		unsigned cap = ha->cap_moved ? 2 * ha->cap_moved : 64;
+		struct moved *m = kb_realloc(ha->moved, cap * sizeof(*m));
+
+		if (!m)
+			return; /* then it counts as running at once, as after a leader change */
+		ha->moved = m;
+		ha->cap_moved = cap;
+	}
+	snprintf(ha->moved[ha->n_moved].uuid, sizeof(ha->moved[0].uuid), "%s", uuid);
+	ha->moved[ha->n_moved].epoch = epoch;
+	ha->moved[ha->n_moved].at_ms = now;
+	ha->n_moved++;
+}
+
+/* Moved to its current owner and epoch, and not reported started yet. */
+static bool awaiting_start(struct cd_ha *ha, const struct cd_vm *vm, uint64_t now)
+{
+	for (unsigned i = 0; i < ha->n_moved; i++) {
+		struct moved *m = &ha->moved[i];
+
+		if (strcmp(m->uuid, vm->uuid) != 0)
+			continue;
+		if (m->epoch == vm->epoch && now - m->at_ms < HA_STARTED_MS)
+			return true;
+		ha->moved[i] = ha->moved[--ha->n_moved]; /* moved again, or given up on */
+		return false;
+	}
+	return false;
+}
+
+void cd_ha_started(struct cd_daemon *d, const struct cd_vm *vm)
+{
+	struct cd_ha *ha = d->ha;
+
+	for (unsigned i = 0; ha && i < ha->n_moved; i++)
+		if (strcmp(ha->moved[i].uuid, vm->uuid) == 0 && ha->moved[i].epoch <= vm->epoch) {
+			ha->moved[i] = ha->moved[--ha->n_moved];
+			return;
+		}
+}
+
+/* ---- hosts a VM could not start on ---------------------------------------------------------- */
+
+static struct excl *excl_of(struct cd_ha *ha, const char *uuid)
+{
+	for (unsigned i = 0; i < ha->n_excl; i++)
+		if (strcmp(ha->excl[i].uuid, uuid) == 0)
+			return &ha->excl[i];
+	return NULL;
+}
+
+static bool excluded_owner(struct cd_ha *ha, const struct cd_vm *vm)
+{
+	const struct excl *x = excl_of(ha, vm->uuid);
+
+	for (unsigned i = 0; x && i < x->n; i++)
+		if (x->hosts[i] == vm->owner)
+			return true;
+	return false;
+}
+
+static void excl_prune(struct cd_ha *ha, uint64_t now)
+{
+	for (unsigned i = 0; i < ha->n_excl;)
+		if (now - ha->excl[i].at_ms >= HA_EXCL_MS)
+			ha->excl[i] = ha->excl[--ha->n_excl];
+		else
+			i++;
+}
+
+static int submit_event(struct cd_daemon *d, uint64_t host, const char *vm, const char *text);
+
+void cd_ha_start_failed(struct cd_daemon *d, const struct cd_vm *vm, uint64_t host,
+			const char *error)
+{
+	struct cd_ha *ha = d->ha;
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	const struct cd_host *h = cd_state_host(s, host);
+	bool moving = ha && s->config.set && !s->config.ha_disabled &&
+		      vm->desired_power == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
+		      vm->priority != KEEL__CLUSTER__RESTART_PRIORITY__RESTART_DISABLED &&
+		      vm->ft_role == KEEL__CLUSTER__FT_ROLE__FT_NONE;
+	char text[256];
+	struct excl *x;
+
+	snprintf(text, sizeof(text), "HA: VM %s could not power on on host %s: %.120s%s", vm->name,
+		 h ? h->name : "?", error, moving ? "; placing it on another host" : "");
+	kb_log(d->log, KB_LOG_WARN, "%s", text);
+	submit_event(d, host, vm->uuid, text);
+	if (!moving)
+		return;
+	x = excl_of(ha, vm->uuid);
+	if (!x) {
+		if (ha->n_excl == ha->cap_excl) {
+			unsigned cap = ha->cap_excl ? 2 * ha->cap_excl : 16;
+			struct excl *n = kb_realloc(ha->excl, cap * sizeof(*n));
+
+			if (!n)
+				return;
+			ha->excl = n;
+			ha->cap_excl = cap;
+		}
+		x = &ha->excl[ha->n_excl++];
+		memset(x, 0, sizeof(*x));
+		snprintf(x->uuid, sizeof(x->uuid), "%s", vm->uuid);
+	}
+	x->at_ms = kb_now_ns() / 1000000u;
+	for (unsigned i = 0; i < x->n; i++)
+		if (x->hosts[i] == host)
+			return;
+	if (x->n < HA_PLAN_EXCLUDE_MAX)
+		x->hosts[x->n++] = host;
+}
+
 /* ---- pending moves and one-time notes -------------------------------------------------- */
 
 static bool is_pending(struct cd_ha *ha, const struct cd_vm *vm, uint64_t now)
@@ -276,6 +415,8 @@ static const char *why(const struct cd_state *s, const struct cd_vm *vm)
 		return "failed";
 	if (h->maintenance)
 		return "is in maintenance mode";
+	if (h->state == KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED)
+		return "could not power it on";
 	return "lost the cluster and released it";
 }
 
@@ -307,6 +448,7 @@ static int move(struct cd_ha *ha, const struct cd_state *s, const struct cd_vm *
 	}
 	kb_log(d->log, KB_LOG_INFO, "%s, epoch %" PRIu64, text, vm->epoch + 1);
 	add_pending(ha, vm->uuid, vm->epoch + 1, now);
+	moved_add(ha, vm->uuid, vm->epoch + 1, now);
 	return 0;
 }
 
@@ -320,6 +462,15 @@ static bool released_now(struct cd_ha *ha, const struct cd_vm *vm)
 	return false;
 }
 
+static bool vm_dir_visible(const char *lock_path)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", lock_path);
+	return stat(dirname(dir), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static void lock_work(uv_work_t *w)
 {
 	struct cd_ha *ha = w->data;
@@ -329,8 +480,13 @@ static void lock_work(uv_work_t *w)
 		struct ha_lock lk;
 		struct kb_errmsg e = {{0}};
 
-		q->released = ha_lock_read(q->path, &lk, &e) == 0 && lk.state == HA_LOCK_RELEASED &&
-			      lk.epoch == q->epoch && strcmp(lk.vm_uuid, q->uuid) == 0;
+		int rv = ha_lock_read(q->path, &lk, &e);
+
+		/* no lock file in a VM directory we can see: it never ran under the lock, so
+		 * nobody runs it (a directory we cannot see proves nothing) */
+		q->released = (rv == KB_ENOTFOUND && vm_dir_visible(q->path)) ||
+			      (rv == 0 && lk.state == HA_LOCK_RELEASED && lk.epoch == q->epoch &&
+			       strcmp(lk.vm_uuid, q->uuid) == 0);
 	}
 }
 
@@ -345,6 +501,8 @@ static void lock_done(uv_work_t *w, int status)
 		kb_free(ha->released);
 		kb_free(ha->released_epoch);
 		kb_free(ha->pend);
+		kb_free(ha->excl);
+		kb_free(ha->moved);
 		kb_free(ha);
 		return;
 	}
@@ -422,6 +580,7 @@ static void on_tick(uv_timer_t *t)
 
 	if (!cd_node_is_ready_leader(d) || !s->config.set || s->config.ha_disabled)
 		return;
+	excl_prune(ha, now);
 	lock_scan(ha, s, now);
 	nh = cd_state_n_hosts(s);
 	nv = cd_state_n_vms(s);
@@ -429,7 +588,8 @@ static void on_tick(uv_timer_t *t)
 		const struct cd_vm *vm = cd_state_vm_at(s, k);
 
 		if (protected_vm(vm) &&
-		    (owner_dead(s, vm) || (owner_may_release(s, vm) && released_now(ha, vm))) &&
+		    (owner_dead(s, vm) || (owner_may_release(s, vm) && released_now(ha, vm)) ||
+		     excluded_owner(ha, vm)) &&
 		    !is_pending(ha, vm, now))
 			n++;
 	}
@@ -444,8 +604,11 @@ static void on_tick(uv_timer_t *t)
 	for (unsigned k = 0; k < nv; k++) {
 		const struct cd_vm *vm = cd_state_vm_at(s, k);
 		struct ha_plan_vm *p;
-		bool move_it = protected_vm(vm) && (owner_dead(s, vm) ||
-						    (owner_may_release(s, vm) && released_now(ha, vm)));
+		bool move_it = protected_vm(vm) &&
+			       (owner_dead(s, vm) ||
+				(owner_may_release(s, vm) && released_now(ha, vm)) ||
+				excluded_owner(ha, vm));
+		const struct excl *x = excl_of(ha, vm->uuid);
 
 		/* Every protected VM is in the plan so restart-after can see which run. */
 		if (vm->desired_power != KEEL__CLUSTER__POWER_STATE__POWER_ON)
@@ -457,9 +620,11 @@ static void on_tick(uv_timer_t *t)
 		p->priority = prio_of(vm->priority);
 		p->mem_mib = vm->mem_mib;
 		p->cpu_mhz = vm->cpu_mhz;
-		p->running = !move_it;
+		p->running = !move_it && !awaiting_start(ha, vm, now);
 		for (unsigned j = 0; j < vm->n_restart_after && j < HA_PLAN_AFTER_MAX; j++)
 			p->after[p->n_after++] = vm->restart_after[j];
+		for (unsigned j = 0; x && j < x->n; j++)
+			p->exclude[p->n_exclude++] = x->hosts[j];
 	}
 	if (ha_plan_place(hosts, nh, vms, n) < 0)
 		goto out;
@@ -514,6 +679,8 @@ static void on_closed(uv_handle_t *h)
 	kb_free(ha->released);
 	kb_free(ha->released_epoch);
 	kb_free(ha->pend);
+	kb_free(ha->excl);
+	kb_free(ha->moved);
 	kb_free(ha);
 }
 

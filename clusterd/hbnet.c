@@ -34,6 +34,7 @@
 #include "vmk.pb-c.h"
 
 #define BEAT_MS		  100 /* a beat to the leader */
+#define NO_LEADER_BEAT_MS 300 /* a beat to every member while no leader is known */
 #define TICK_MS		  20  /* the leader judges this often: detection waits for no tick */
 #define DS_READ_MS	  50  /* the leader reads the datastore records this often */
 #define DS_REFRESH_MS	  2000
@@ -500,8 +501,7 @@ static void on_tick(uv_timer_t *t)
 			cd_live_close(&h->live);
 			h->live_on = false;
 		}
-		if (leader && leader != d->id && laddr &&
-		    now + TICK_MS / 2 >= h->next_beat_ms) {
+		if (now + TICK_MS / 2 >= h->next_beat_ms) {
 			Keel__Cluster__Heartbeat hb = KEEL__CLUSTER__HEARTBEAT__INIT;
 			struct sockaddr_in to;
 
@@ -511,8 +511,22 @@ static void on_tick(uv_timer_t *t)
 			hb.seq = ++h->seq;
 			hb.isolated = h->was_isolated;
 			h->next_beat_ms = now + BEAT_MS;
-			if (addr_of(laddr, &to) == 0)
-				send_hb(h, &hb, &to);
+			if (leader && leader != d->id && laddr) {
+				if (addr_of(laddr, &to) == 0)
+					send_hb(h, &hb, &to);
+			} else {
+				/* No leader known: beat to every member, so a leader that no
+				 * longer replicates to this host (it made it a spare while it
+				 * was down) still hears it, sees it connected and takes it
+				 * back in (docs/liveness.md). Non-leaders drop these. */
+				h->next_beat_ms = now + NO_LEADER_BEAT_MS;
+				for (unsigned i = 0; i < cd_state_n_hosts(s); i++) {
+					const struct cd_host *o = cd_state_host_at(s, i);
+
+					if (o->id != d->id && addr_of(o->vmk0, &to) == 0)
+						send_hb(h, &hb, &to);
+				}
+			}
 		}
 	}
 	was = h->iso.isolated;

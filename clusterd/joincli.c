@@ -1,7 +1,7 @@
 /*
  * The client side of the join port (docs/clusterd.md, "Joining"): joining a cluster, and
  * member requests (join-token, leave, remove-host, settings, VM operations, maintenance
- * mode, the auth store) forwarded to the leader. Each runs on a
+ * mode, the auth store, VMs' HA settings) forwarded to the leader. Each runs on a
  * libuv worker thread with blocking TLS (clusterd/tls.h); the result comes back to the
  * loop, which starts Raft after a join and reports to the control client.
  *
@@ -57,6 +57,7 @@ struct cli_op {
 	char vm_path[CD_PATH_MAX + 1];
 	uint64_t vm_mem_mib;
 	uint32_t vm_cpu_mhz;
+	char vm_error[256]; /* OP_START_FAILED */
 	bool vm_answered;
 	uint64_t vm_owner, vm_epoch, vm_host;
 	char vm_owner_name[CD_NAME_MAX + 1];
@@ -73,13 +74,17 @@ struct cli_op {
 	uint64_t auth_version, auth_host, auth_at_ms;
 	cd_member_cb m_cb;
 	void *m_arg;
+	/* STEP_VM_HA: the ClusterVmHa, packed (kb_malloc'ed) */
+	uint8_t *vmha;
+	size_t vmha_len;
 };
 
 static bool detached_step(int step)
 {
 	return step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM ||
 	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MAINTENANCE ||
-	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET;
+	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET ||
+	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA;
 }
 
 static void fail(struct cli_op *op, int code, const char *fmt, ...)
@@ -430,6 +435,14 @@ static void member_work(uv_work_t *w)
 		arq.blob.len = op->auth_len;
 		rq.auth_set = &arq;
 	}
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA) {
+		rq.vm_ha = keel__cluster__cluster_vm_ha__unpack(NULL, op->vmha_len, op->vmha);
+		if (!rq.vm_ha) {
+			fail(op, -ENOMEM, "out of memory");
+			SSL_CTX_free(ctx);
+			return;
+		}
+	}
 	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
 		vmrq.op = op->vm_op;
 		vmrq.uuid = op->vm_uuid;
@@ -437,6 +450,7 @@ static void member_work(uv_work_t *w)
 		vmrq.vmx_path = op->vm_path;
 		vmrq.mem_mib = op->vm_mem_mib;
 		vmrq.cpu_mhz = op->vm_cpu_mhz;
+		vmrq.error = op->vm_error;
 		rq.vm = &vmrq;
 	}
 	snprintf(addr, sizeof(addr), "%s", op->address);
@@ -493,6 +507,8 @@ static void member_work(uv_work_t *w)
 		hops = 0;
 		kb_sleep_ns(300 * 1000000ull);
 	}
+	if (rq.vm_ha)
+		keel__cluster__cluster_vm_ha__free_unpacked(rq.vm_ha, NULL);
 	SSL_CTX_free(ctx);
 }
 
@@ -534,6 +550,7 @@ static void fwd_done(struct cli_op *op)
 	op->m_cb(op->d, op->m_arg, op->res.code, op->res.code ? op->res.error : NULL,
 		 with_auth ? &a : NULL);
 	kb_free(op->auth_blob);
+	kb_free(op->vmha);
 	kb_free(op);
 }
 
@@ -659,6 +676,7 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
 	snprintf(op->vm_path, sizeof(op->vm_path), "%s", rq->vmx_path ? rq->vmx_path : "");
 	op->vm_mem_mib = rq->mem_mib;
 	op->vm_cpu_mhz = rq->cpu_mhz;
+	snprintf(op->vm_error, sizeof(op->vm_error), "%s", rq->error ? rq->error : "");
 	op->vm_cb = cb;
 	op->vm_arg = arg;
 	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);
@@ -673,8 +691,10 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
 
 /* ---- maintenance and the auth store ------------------------------------------------------- */
 
-int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
-		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e)
+/* Queues a forwarded request; blob and vmha (packed ClusterVmHa) are copied. */
+static int forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
+		   const void *blob, size_t len, const void *vmha, size_t vmha_len,
+		   cd_member_cb cb, void *arg, struct kb_errmsg *e)
 {
 	struct cli_op *op = kb_calloc(1, sizeof(*op));
 	char ip[32];
@@ -687,12 +707,23 @@ int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uin
 			op = NULL;
 		}
 	}
+	if (op && vmha) {
+		op->vmha = kb_malloc(vmha_len ? vmha_len : 1);
+		if (!op->vmha) {
+			kb_free(op->auth_blob);
+			kb_free(op);
+			op = NULL;
+		}
+	}
 	if (!op) {
 		kb_errmsg_setf(e, "out of memory");
 		return -ENOMEM;
 	}
 	if (len)
 		memcpy(op->auth_blob, blob, len);
+	if (vmha && vmha_len)
+		memcpy(op->vmha, vmha, vmha_len);
+	op->vmha_len = vmha_len;
 	op->auth_len = len;
 	op->auth_expect = expect;
 	op->d = d;
@@ -711,4 +742,28 @@ int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uin
 	}
 	uv_queue_work(d->loop, &op->work, member_work, member_done);
 	return 0;
+}
+
+int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
+		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e)
+{
+	return forward(d, step, host, enter, expect, blob, len, NULL, 0, cb, arg, e);
+}
+
+int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
+		      cd_member_cb cb, void *arg, struct kb_errmsg *e)
+{
+	size_t n = keel__cluster__cluster_vm_ha__get_packed_size(rq);
+	uint8_t *p = kb_malloc(n ? n : 1);
+	int rv;
+
+	if (!p) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	keel__cluster__cluster_vm_ha__pack(rq, p);
+	rv = forward(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA, NULL, false, 0, NULL, 0, p,
+		     n, cb, arg, e);
+	kb_free(p);
+	return rv;
 }

@@ -120,7 +120,7 @@ static const char *step_name(const struct cd_job *j)
 {
 	static const char *const names[] = {"request", "hello",	 "join",	"token",
 					    "leave",   "remove-host", "vm",	"config",
-					    "maintenance", "auth-set"};
+					    "maintenance", "auth-set", "vm-ha"};
 
 	if (!j->rq || j->rq->step >= sizeof(names) / sizeof(names[0]))
 		return "request";
@@ -621,6 +621,24 @@ static void do_auth_set(struct cd_job *j)
 		job_error(j, rv, "%s", e.msg);
 }
 
+/* A VM's HA settings, asked by a member host (any member may change them). */
+static void do_vm_ha(struct cd_job *j)
+{
+	const Keel__Cluster__ClusterVmHa *h = j->rq->vm_ha;
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (redirect(j))
+		return;
+	if (!h || !h->vm || !h->vm[0]) {
+		job_error(j, -EINVAL, "a VM HA request needs its VM");
+		return;
+	}
+	rv = cd_vm_ha_leader(j->d, h, on_member_done, j, &e);
+	if (rv)
+		job_error(j, rv, "%s", e.msg);
+}
+
 /* ---- the loop side ------------------------------------------------------------------------ */
 
 static void process(struct cd_job *j)
@@ -638,7 +656,7 @@ static void process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA) {
 		job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -656,6 +674,8 @@ static void process(struct cd_job *j)
 		do_maintenance(j);
 	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET)
 		do_auth_set(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA)
+		do_vm_ha(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }

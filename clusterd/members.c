@@ -71,9 +71,11 @@ void cd_members_plan(const struct cd_member *m, unsigned n, uint64_t self,
 		for (unsigned i = 0; i < n; i++) {
 			if (m[i].in_state && m[i].role == RAFT_VOTER && m[i].dead &&
 			    m[i].id != self) {
+				/* a standby, not a spare: the log is still sent to it, so
+				 * when it comes back it hears the leader at once */
 				out->kind = CD_MEMBER_ASSIGN;
 				out->id = m[i].id;
-				out->role = RAFT_SPARE;
+				out->role = RAFT_STANDBY;
 				return;
 			}
 		}

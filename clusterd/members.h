@@ -9,8 +9,10 @@
  *   3. while fewer than the target live voters exist (3; 5 once the state has 7 or more
  *      hosts; never more than the hosts that can vote), an eligible (connected) standby is
  *      made a voter, else an eligible spare is made a standby (it catches up first);
- *   4. a voter that is dead (failed past the replacement threshold) is made a spare once
- *      the live voters reach the target without it;
+ *   4. a voter that is dead (failed past the replacement threshold) is made a standby
+ *      once the live voters reach the target without it (a standby, not a spare: the
+ *      leader keeps sending it the log, so a host that comes back hears of the leader
+ *      even when its own log is behind, and is promoted again once connected);
  *   5. more live voters than the target: one (not the leader, highest id first) becomes
  *      a standby (live voters, not all: a dead leader must not make the planner demote
  *      the standby it has just promoted);

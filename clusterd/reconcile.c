@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "clusterd/daemon.h"
+#include "ha/lock.h"
 #include "lib/frame.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -45,6 +47,8 @@
 #define RETRY_MS  10000
 #define PARALLEL  32
 #define BACKOFF_MAX 64
+#define REFUSED_MAX 64
+#define STARTED_MAX 256
 
 struct rvm { /* a VM of the state, as the worker sees it */
 	char uuid[CD_UUID_LEN + 1];
@@ -59,6 +63,11 @@ struct adopt {
 	char uuid[CD_UUID_LEN + 1];
 	char name[CD_NAME_MAX + 1];
 	char path[CD_PATH_MAX + 1];
+};
+
+struct refused { /* a power-on vmkernel refused: told to the leader (OP_START_FAILED) */
+	char uuid[CD_UUID_LEN + 1];
+	char why[256];
 };
 
 struct backoff {
@@ -81,6 +90,10 @@ struct cd_reconciler {
 	struct adopt *adopt;
 	unsigned n_adopt, cap_adopt;
 	struct backoff backoff[BACKOFF_MAX];
+	struct refused refused[REFUSED_MAX]; /* this run's, sent from done() */
+	unsigned n_refused;
+	char started[STARTED_MAX][CD_UUID_LEN + 1]; /* powered on this run: OP_STARTED */
+	unsigned n_started;
 	unsigned n_backoff;
 	bool vmk_down_logged;
 };
@@ -132,18 +145,42 @@ Keel__Vmk__VmkReply *cd_vmk_call(int fd, const Keel__Vmk__VmkRequest *rq)
 	return rp;
 }
 
-/* One action; logs its outcome; false when it failed. */
-static bool act(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, const char *what,
-		const char *name)
+/* One action; logs its outcome; false when it failed, with why (when not NULL) holding
+ * vmkernel's refusal if it was one that is not a passing state ("" otherwise). */
+static bool act_why(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, const char *what,
+		    const char *name, char *why, size_t size)
 {
 	Keel__Vmk__VmkReply *rp = cd_vmk_call(fd, rq);
 	bool ok = rp && rp->code == 0;
+
+	if (why) {
+		why[0] = '\0';
+		if (rp && rp->code && rp->code != KB_ESTATE)
+			snprintf(why, size, "%s", rp->error && rp->error[0] ? rp->error : "refused");
+	}
 
 	kb_log(r->d->log, ok ? KB_LOG_INFO : KB_LOG_WARN, "reconcile: %s VM %s%s%s", what, name,
 	       ok ? "" : ": ", ok ? "" : rp && rp->error ? rp->error : "vmkernel did not answer");
 	if (rp)
 		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 	return ok;
+}
+
+static bool act(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, const char *what,
+		const char *name)
+{
+	return act_why(r, fd, rq, what, name, NULL, 0);
+}
+
+static void note_refused(struct cd_reconciler *r, const char *uuid, const char *why)
+{
+	struct refused *x;
+
+	if (!why[0] || r->n_refused >= REFUSED_MAX)
+		return;
+	x = &r->refused[r->n_refused++];
+	snprintf(x->uuid, sizeof(x->uuid), "%s", uuid);
+	snprintf(x->why, sizeof(x->why), "%s", why);
 }
 
 static const struct rvm *state_vm(const struct cd_reconciler *r, const char *uuid)
@@ -159,7 +196,8 @@ static const struct rvm *state_vm(const struct cd_reconciler *r, const char *uui
 struct pon_run {
 	struct cd_reconciler *r;
 	const struct rvm **v;
-	bool *failed;
+	bool *failed; /* else started */
+	char (*why)[256]; /* vmkernel's refusal, "" when none worth telling the leader */
 	unsigned n;
 	atomic_uint next;
 };
@@ -171,6 +209,8 @@ static void *pon_thread(void *arg)
 
 	for (;;) {
 		unsigned i = atomic_fetch_add(&p->next, 1);
+		Keel__Vmk__VmkReply *rp;
+		bool ok;
 		Keel__Vmk__VmkRequest on = KEEL__VMK__VMK_REQUEST__INIT;
 		Keel__Vmk__VmkVmPowerOn po = KEEL__VMK__VMK_VM_POWER_ON__INIT;
 
@@ -181,12 +221,24 @@ static void *pon_thread(void *arg)
 		po.vm = (char *)p->v[i]->uuid;
 		on.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON;
 		on.vm_power_on = &po;
-		if (fd < 0 || !act(p->r, fd, &on, "powered on (desired on)", p->v[i]->name)) {
+		rp = fd >= 0 ? cd_vmk_call(fd, &on) : NULL;
+		ok = rp && rp->code == 0;
+		kb_log(p->r->d->log, ok ? KB_LOG_INFO : KB_LOG_WARN,
+		       "reconcile: powered on (desired on) VM %s%s%s", p->v[i]->name, ok ? "" : ": ",
+		       ok ? "" : rp && rp->error ? rp->error : "vmkernel did not answer");
+		if (!ok) {
 			p->failed[i] = true;
+			/* vmkernel refused it here (not a passing state such as another
+			 * operation in progress): the leader may place it elsewhere */
+			if (rp && rp->code != KB_ESTATE)
+				snprintf(p->why[i], sizeof(p->why[i]), "%s",
+					 rp->error && rp->error[0] ? rp->error : "refused");
 			if (fd >= 0)
 				close(fd); /* a failed exchange may leave the stream out of step */
 			fd = -1;
 		}
+		if (rp)
+			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -203,8 +255,12 @@ static void power_on_all(struct cd_reconciler *r, const struct rvm **v, unsigned
 	if (n == 0)
 		return;
 	p.failed = kb_calloc(n, sizeof(*p.failed));
-	if (!p.failed)
+	p.why = kb_calloc(n, sizeof(*p.why));
+	if (!p.failed || !p.why) {
+		kb_free(p.failed);
+		kb_free(p.why);
 		return;
+	}
 	atomic_init(&p.next, 0);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -215,10 +271,54 @@ static void power_on_all(struct cd_reconciler *r, const struct rvm **v, unsigned
 	pon_thread(&p); /* this thread works too (and alone when threads cannot start) */
 	for (unsigned i = 0; i < nt; i++)
 		pthread_join(th[i], NULL);
-	for (unsigned i = 0; i < n; i++)
-		if (p.failed[i])
-			back_off(r, v[i]->uuid);
+	for (unsigned i = 0; i < n; i++) {
+		if (!p.failed[i]) {
+			if (r->n_started < STARTED_MAX)
+				snprintf(r->started[r->n_started++], sizeof(r->started[0]), "%s",
+					 v[i]->uuid);
+			continue;
+		}
+		back_off(r, v[i]->uuid);
+		note_refused(r, v[i]->uuid, p.why[i]);
+	}
 	kb_free(p.failed);
+	kb_free(p.why);
+}
+
+/* A host in maintenance mode lets go of a VM the cluster wants on: powered on here, it is
+ * powered off fenced (its lock released, the cluster still wanting it on), so HA restarts
+ * it elsewhere; already off here but its lock still ours (its vmx ended by fencing, which
+ * leaves the lock alone), the lock is released, as no vmx for it runs here. */
+static void maintenance_let_go(struct cd_reconciler *r, int fd, const struct rvm *v,
+			       const Keel__Vmk__VmInfo *local)
+{
+	if (strcmp(local->power_state, "poweredOn") == 0) {
+		Keel__Vmk__VmkRequest off = KEEL__VMK__VMK_REQUEST__INIT;
+		Keel__Vmk__VmkVmPowerOff pf = KEEL__VMK__VMK_VM_POWER_OFF__INIT;
+
+		pf.vm = (char *)v->uuid;
+		pf.fence = true;
+		off.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
+		off.vm_power_off = &pf;
+		act(r, fd, &off, "powered off for maintenance mode", v->name);
+	} else if (strcmp(local->power_state, "poweredOff") == 0) {
+		char dir[CD_PATH_MAX + 1], path[CD_PATH_MAX + 16];
+		struct ha_lock lk;
+		struct kb_errmsg e = {{0}};
+
+		snprintf(dir, sizeof(dir), "%s", v->path);
+		snprintf(path, sizeof(path), "%s/%s", dirname(dir), HA_LOCK_NAME);
+		if (ha_lock_read(path, &lk, NULL) == 0 && lk.state == HA_LOCK_HELD &&
+		    lk.host_id == r->self && lk.epoch == v->epoch) {
+			if (ha_lock_release(path, v->uuid, r->self, v->epoch, 0, &e) == 0)
+				kb_log(r->d->log, KB_LOG_INFO,
+				       "reconcile: VM %s is off here: lock released for maintenance "
+				       "mode",
+				       v->name);
+			else
+				kb_log(r->d->log, KB_LOG_WARN, "reconcile: VM %s: %s", v->name, e.msg);
+		}
+	}
 }
 
 static void work(uv_work_t *w)
@@ -232,6 +332,8 @@ static void work(uv_work_t *w)
 	int fd = kb_unix_connect(r->sock);
 
 	r->n_adopt = 0;
+	r->n_refused = 0;
+	r->n_started = 0;
 	if (fd < 0 || !pon) {
 		if (fd >= 0)
 			close(fd);
@@ -253,11 +355,18 @@ static void work(uv_work_t *w)
 		const struct rvm *v = &r->vms[i];
 		const Keel__Vmk__VmInfo *local = NULL;
 
-		if (v->owner != r->self || backed_off(r, v->uuid))
+		if (v->owner != r->self)
 			continue;
 		for (size_t k = 0; k < rp->n_vms; k++)
 			if (strcmp(rp->vms[k]->uuid, v->uuid) == 0)
 				local = rp->vms[k];
+		/* Maintenance mode goes first, whatever failed before: it must not wait. */
+		if (r->maintenance && local && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON) {
+			maintenance_let_go(r, fd, v, local);
+			continue;
+		}
+		if (backed_off(r, v->uuid))
+			continue;
 		if (!local) {
 			Keel__Vmk__VmkRequest reg = KEEL__VMK__VMK_REQUEST__INIT;
 			Keel__Vmk__VmkVmRegister rr = KEEL__VMK__VMK_VM_REGISTER__INIT;
@@ -266,26 +375,15 @@ static void work(uv_work_t *w)
 			rr.from_cluster = true;
 			reg.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_REGISTER;
 			reg.vm_register = &rr;
-			if (!act(r, fd, &reg, "registered (the cluster names this host its owner)",
-				 v->name)) {
+			char why[256];
+
+			if (!act_why(r, fd, &reg, "registered (the cluster names this host its owner)",
+				     v->name, why, sizeof(why))) {
 				back_off(r, v->uuid);
+				if (v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON)
+					note_refused(r, v->uuid, why);
 				continue;
 			}
-		}
-		if (r->maintenance && local && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
-		    strcmp(local->power_state, "poweredOn") == 0) {
-			Keel__Vmk__VmkRequest off = KEEL__VMK__VMK_REQUEST__INIT;
-			Keel__Vmk__VmkVmPowerOff pf = KEEL__VMK__VMK_VM_POWER_OFF__INIT;
-
-			/* fenced: the lock is released and the cluster still wants it on, so
-			 * HA restarts it on another host */
-			pf.vm = (char *)v->uuid;
-			pf.fence = true;
-			off.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
-			off.vm_power_off = &pf;
-			if (!act(r, fd, &off, "powered off for maintenance mode", v->name))
-				back_off(r, v->uuid);
-			continue;
 		}
 		if (!r->maintenance && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
 		    (!local || strcmp(local->power_state, "poweredOff") == 0) && n_pon < r->n_vms)
@@ -353,6 +451,16 @@ static void on_adopted(struct cd_daemon *d, void *arg, int code, const char *err
 	kb_free(uuid);
 }
 
+static void on_told(struct cd_daemon *d, void *arg, int code, const char *error,
+		    const Keel__Cluster__ClusterVmReply *rp)
+{
+	(void)rp;
+	if (code)
+		kb_log(d->log, KB_LOG_WARN, "reconcile: telling the cluster about VM %s: %s",
+		       (char *)arg, error);
+	kb_free(arg);
+}
+
 static void done(uv_work_t *w, int status)
 {
 	struct cd_reconciler *r = w->data;
@@ -365,6 +473,37 @@ static void done(uv_work_t *w, int status)
 		kb_free(r);
 		return;
 	}
+	for (unsigned i = 0; status == 0 && i < r->n_refused; i++) {
+		Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+		struct kb_errmsg e = {{0}};
+		char *uuid = kb_strdup(r->refused[i].uuid);
+
+		if (!uuid)
+			break;
+		rq.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_START_FAILED;
+		rq.uuid = r->refused[i].uuid;
+		rq.error = r->refused[i].why;
+		if (cd_node_vm_request(d, &rq, on_told, uuid, &e)) {
+			kb_free(uuid);
+			kb_log(d->log, KB_LOG_WARN, "reconcile: VM %s: %s", r->refused[i].uuid, e.msg);
+		}
+	}
+	r->n_refused = 0;
+	for (unsigned i = 0; status == 0 && i < r->n_started; i++) {
+		Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+		struct kb_errmsg e = {{0}};
+		char *uuid = kb_strdup(r->started[i]);
+
+		if (!uuid)
+			break;
+		rq.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_STARTED;
+		rq.uuid = r->started[i];
+		if (cd_node_vm_request(d, &rq, on_told, uuid, &e)) {
+			kb_free(uuid);
+			kb_log(d->log, KB_LOG_WARN, "reconcile: VM %s: %s", r->started[i], e.msg);
+		}
+	}
+	r->n_started = 0;
 	for (unsigned i = 0; status == 0 && i < r->n_adopt; i++) {
 		Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
 		struct kb_errmsg e = {{0}};

@@ -11,6 +11,10 @@
  *   POWER_ON     must be registered and owned by host; VmSetPower(on) unless already
  *   POWER_OFF, SUSPEND
  *                owned by host: VmSetPower; otherwise no change
+ *   START_FAILED owned by host: the HA engine notes host as a place the VM cannot start
+ *                and moves it (cd_ha_start_failed); otherwise no change
+ *   STARTED      owned by host: the HA engine counts it running (cd_ha_started), so VMs
+ *                restarted after it may go
  * Every answer carries the VM's owner and epoch after the operation.
  */
 #include <errno.h>
@@ -194,6 +198,19 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 		c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_POWER;
 		c.vm_set_power = &sp;
 		break;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_START_FAILED:
+		if (!vm || vm->owner != host) {
+			answer(d, cb, arg, uuid, host, 0, NULL); /* moved meanwhile: nothing to do */
+			return 0;
+		}
+		cd_ha_start_failed(d, vm, host, rq->error ? rq->error : "");
+		answer(d, cb, arg, uuid, host, 0, NULL);
+		return 0;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_STARTED:
+		if (vm && vm->owner == host)
+			cd_ha_started(d, vm);
+		answer(d, cb, arg, uuid, host, 0, NULL);
+		return 0;
 	default:
 		kb_errmsg_setf(e, "unknown VM operation %d", rq->op);
 		return KB_EPROTO;

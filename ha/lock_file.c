@@ -114,7 +114,9 @@ int ha_lock_acquire(const char *path, const char *vm_uuid, uint64_t host, uint64
 		kb_errmsg_setf(err, "%s: lock names VM %s, not %s", path, cur.vm_uuid, vm_uuid);
 		return KB_ECONFIG;
 	}
-	if (have && cur.host_id != host && lookup)
+	/* The holder's lease decides only a lock another host holds at a lower epoch: do not
+	 * make the caller watch it otherwise (ha_lock_decide ignores it then). */
+	if (have && cur.host_id != host && cur.state == HA_LOCK_HELD && cur.epoch < epoch && lookup)
 		lease = lookup(arg, cur.host_id);
 	v = ha_lock_decide(have ? &cur : NULL, host, epoch, lease);
 	if (v == HA_LOCK_OURS) {

@@ -68,6 +68,9 @@ const struct hd_method hd_vim_methods[] = {
      false},
     {"LoginByCertificate", &keel__vim__login_by_certificate_request__descriptor,
      hd_vim_login_by_certificate, false},
+    {"GetHaConfig", &keel__vim__ha_config_request__descriptor, hd_vim_get_ha_config, false},
+    {"SetHaConfig", &keel__vim__ha_config_change__descriptor, hd_vim_set_ha_config, false},
+    {"SetVmHa", &keel__vim__vm_ha_change__descriptor, hd_vim_set_vm_ha, false},
 };
 
 const size_t hd_vim_methods_count = sizeof(hd_vim_methods) / sizeof(hd_vim_methods[0]);

@@ -73,6 +73,11 @@ void hd_vim_retrieve_inventory(struct hd_call *call, const ProtobufCMessage *req
 /* vim_certlogin.c: LoginByCertificate (docs/hostd-certlogin.md). */
 void hd_vim_login_by_certificate(struct hd_call *call, const ProtobufCMessage *req);
 
+/* vim_ha.c: GetHaConfig, SetHaConfig, SetVmHa (docs/ha-settings.md). */
+void hd_vim_get_ha_config(struct hd_call *call, const ProtobufCMessage *req);
+void hd_vim_set_ha_config(struct hd_call *call, const ProtobufCMessage *req);
+void hd_vim_set_vm_ha(struct hd_call *call, const ProtobufCMessage *req);
+
 /* Replaces the live database with db (takes ownership) and ends the sessions of users
  * that db does not hold or whose password changed; frees the old one. Loop thread
  * (vim_session.c). */

@@ -37,6 +37,11 @@ int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size
  * not NULL, its directory. KB_ENOTFOUND when no datastore has that name. Any thread. */
 int vmk_subsys_ds_shared(struct vmk_host *h, const char *name, bool *shared, char *path,
 			 size_t size);
+/* The host's lease watcher (kernel/ds/leasewatch.h): vmk_ds_lw_lookup() on the watcher
+ * that follows the host's registry, KB_ENOTFOUND when it is not running. Any thread. */
+struct vmk_ds_lw_view;
+int vmk_subsys_ds_lease_view(struct vmk_host *h, const char *ds_path, uint64_t host_id,
+			     struct vmk_ds_lw_view *out);
 /* Where a new VM's directory goes on datastore ds_name ("" or NULL: the default). */
 int vmk_subsys_vm_dir(struct vmk_host *h, const char *ds_name, const char *vm_name, char *dir,
 		      size_t dir_size, char *ds_out, size_t ds_size, struct kb_errmsg *err);

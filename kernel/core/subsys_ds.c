@@ -4,7 +4,9 @@
  * writers (kernel/ds/heartbeat.h), kept matching the registry: one per shared datastore,
  * started at init and by an add, stopped by a remove and at close. A failure to start a
  * writer's thread is logged and does not fail the request: the datastore is registered,
- * and the next change of the registry tries again.
+ * and the next change of the registry tries again. The lease watcher (kernel/ds/leasewatch.h)
+ * follows the same shared datastores; when it cannot start, lock holders' leases are
+ * watched from scratch at each power-on, as without it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "kernel/core/subsys.h"
 #include "kernel/ds/datastore.h"
 #include "kernel/ds/heartbeat.h"
+#include "kernel/ds/leasewatch.h"
 #include "kernel/vm/vm.h"
 #include "lib/heap.h"
 
@@ -20,7 +23,8 @@ static struct vmk_ds_registry reg;
 static bool reg_open;
 static struct vmk_ds_hb_set hbs;
 static bool hbs_open;
-static pthread_mutex_t ds_lock = PTHREAD_MUTEX_INITIALIZER; /* guards reg and hbs */
+static struct vmk_ds_lw *lw;				    /* the lease watcher; NULL: none */
+static pthread_mutex_t ds_lock = PTHREAD_MUTEX_INITIALIZER; /* guards reg, hbs and lw */
 
 /* Brings the heartbeat writers in line with the registry. Called with ds_lock held. */
 static void hb_sync(struct vmk_host *h)
@@ -29,6 +33,29 @@ static void hb_sync(struct vmk_host *h)
 
 	if (vmk_ds_hb_sync(&hbs, &reg, &err) < 0)
 		kb_log(h->log, KB_LOG_ERROR, "%s", err.msg);
+	if (lw != NULL && vmk_ds_lw_sync(lw, &reg) < 0)
+		kb_log(h->log, KB_LOG_ERROR, "lease watch: out of memory following the datastores");
+}
+
+/* Starts the lease watcher; on failure vmkernel runs without it. */
+static void lw_open(struct vmk_host *h)
+{
+	struct vmk_ds_lw_config cfg;
+	int rv;
+
+	vmk_ds_lw_config_init(&cfg);
+	cfg.host_id = h->host_id;
+	cfg.log = h->log;
+	rv = vmk_ds_lw_create(&cfg, &lw);
+	if (rv == 0) {
+		rv = vmk_ds_lw_start(lw);
+		if (rv < 0) {
+			vmk_ds_lw_destroy(lw);
+			lw = NULL;
+		}
+	}
+	if (rv < 0)
+		kb_log(h->log, KB_LOG_ERROR, "lease watch not running: %s", kb_strerror(rv));
 }
 
 int vmk_subsys_ds_init(struct vmk_host *h, struct kb_errmsg *err)
@@ -49,6 +76,7 @@ int vmk_subsys_ds_init(struct vmk_host *h, struct kb_errmsg *err)
 		return rv;
 	}
 	hbs_open = true;
+	lw_open(h);
 	pthread_mutex_lock(&ds_lock);
 	hb_sync(h);
 	pthread_mutex_unlock(&ds_lock);
@@ -60,6 +88,11 @@ void vmk_subsys_ds_close(struct vmk_host *h)
 	if (hbs_open)
 		vmk_ds_hb_set_close(&hbs);
 	hbs_open = false;
+	pthread_mutex_lock(&ds_lock);
+	struct vmk_ds_lw *w = lw;
+	lw = NULL;
+	pthread_mutex_unlock(&ds_lock);
+	vmk_ds_lw_destroy(w);
 	if (reg_open)
 		vmk_ds_registry_close(&reg);
 	reg_open = false;
@@ -71,6 +104,19 @@ int vmk_subsys_ds_hb_status(struct vmk_host *h, struct vmk_ds_hb_status **out, s
 	*out = NULL;
 	*n = 0;
 	return hbs_open ? vmk_ds_hb_status(&hbs, out, n) : 0;
+}
+
+int vmk_subsys_ds_lease_view(struct vmk_host *h, const char *ds_path, uint64_t host_id,
+			     struct vmk_ds_lw_view *out)
+{
+	int rv = KB_ENOTFOUND;
+
+	(void)h;
+	pthread_mutex_lock(&ds_lock);
+	if (lw != NULL)
+		rv = vmk_ds_lw_lookup(lw, ds_path, host_id, out);
+	pthread_mutex_unlock(&ds_lock);
+	return rv;
 }
 
 int vmk_subsys_ds_of(struct vmk_host *h, const char *dir, char *out, size_t size,

@@ -12,9 +12,17 @@
  * datastore there is no shared heartbeat and no lock: the registry alone.
  *
  * Lease observation: the holder's record <datastore>/.keel-hb/<holder> is read every
- * OBSERVE_READ_MS; any change of its counter is an advance (alive, at once), and only a
- * counter that stays unchanged (or unreadable) for HA_LEASE_MS + OBSERVE_MARGIN_MS by our
- * own monotonic clock is an expired lease. This blocks the worker for up to ~1.25 s.
+ * OBSERVE_READ_MS; any change of its counter between these reads is an advance (alive, at
+ * once), and only a counter that stays unchanged (or unreadable) for HA_LEASE_MS +
+ * OBSERVE_MARGIN_MS by our own monotonic clock is an expired lease. The watch starts from
+ * the lease watcher's observation of that record (kernel/ds/leasewatch.h), which vmkernel
+ * keeps for every host on its shared datastores: its counter, the time of its last change
+ * and whether it was ever read. If our first read returns the same counter, the time since
+ * that change counts, so a holder that stopped a lease ago is expired at once and one that
+ * stopped recently is waited on for the remainder; a different counter is a change at the
+ * time of our read. A holder the watcher does not know, or whose last read by the watcher
+ * is more than its gap (VMK_DS_LW_GAP_MS) before our first read returns, is watched from
+ * scratch. This blocks the worker for up to ~1.25 s.
  *
  * Release: after the vmx is gone (operator power-off, isolation power-off, suspend, or a
  * vmx that ended on its own other than by fencing), the lock is written released at (H,
@@ -32,6 +40,7 @@
 #include "ha/lock.h"
 #include "kernel/core/cluster.h"
 #include "kernel/core/subsys.h"
+#include "kernel/ds/leasewatch.h"
 #include "kernel/vm/vm.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -45,22 +54,38 @@ struct observe_arg {
 };
 
 /* ha_lease_lookup_cb: watches host_id's record until it advances or the lease (plus our
- * margin) passes without a change. */
+ * margin) passes without a change, starting from the lease watcher's observation when our
+ * first read follows the watcher's last one by no more than its gap. */
 static enum ha_lease_state observe_lease(void *arg, uint64_t host_id)
 {
+	const uint64_t gap = (uint64_t)VMK_DS_LW_GAP_MS * KB_NSEC_PER_MSEC;
 	struct observe_arg *a = arg;
 	struct ha_lease_observer o;
+	struct vmk_ds_lw_view v;
 	struct ha_hb_record rec;
 	char path[HA_HB_PATH_MAX];
-	bool seen = false;
-	uint64_t first = 0;
+	bool seen = false, watched, first_read = true;
+	uint64_t first = 0, start = kb_now_ns();
 
 	if (ha_hb_path(a->ds_path, host_id, path) < 0)
 		return HA_LEASE_ALIVE; /* cannot watch it: never call it expired */
-	ha_lease_observer_init(&o, HA_LEASE_MS + OBSERVE_MARGIN_MS, kb_now_ns());
+	ha_lease_observer_init(&o, HA_LEASE_MS + OBSERVE_MARGIN_MS, start);
+	watched = vmk_subsys_ds_lease_view(a->vm->host, a->ds_path, host_id, &v) == 0;
 	for (;;) {
-		uint64_t now = kb_now_ns();
-		if (ha_hb_read(path, &rec, NULL) == 0 && rec.host_id == host_id) {
+		int rc = ha_hb_read(path, &rec, NULL);
+		uint64_t now = kb_now_ns(); /* a change is stamped when the read returned */
+
+		if (first_read) {
+			first_read = false;
+			watched = watched && now >= v.last_read_ns && now - v.last_read_ns <= gap;
+			if (watched) {
+				/* Same clock (kb_now_ns), same rules; only the lease time is ours. */
+				o.counter = v.obs.counter;
+				o.seen = v.obs.seen;
+				o.last_change_ns = v.obs.last_change_ns;
+			}
+		}
+		if (rc == 0 && rec.host_id == host_id) {
 			if (seen && rec.counter != first) {
 				kb_log(a->vm->host->log, KB_LOG_INFO,
 				       "VM %s: lock holder %016" PRIx64
@@ -73,11 +98,14 @@ static enum ha_lease_state observe_lease(void *arg, uint64_t host_id)
 			seen = true;
 			ha_lease_observe(&o, rec.counter, now);
 		}
-		if (ha_lease_state(&o, kb_now_ns()) == HA_LEASE_EXPIRED) {
+		if (ha_lease_state(&o, now) == HA_LEASE_EXPIRED) {
 			kb_log(a->vm->host->log, KB_LOG_INFO,
 			       "VM %s: lock holder %016" PRIx64 "'s lease expired (no change of %s "
-			       "for %d ms)",
-			       a->vm->cfg.name, host_id, path, HA_LEASE_MS + OBSERVE_MARGIN_MS);
+			       "for %" PRIu64 " ms, %s; waited %" PRIu64 " ms)",
+			       a->vm->cfg.name, host_id, path,
+			       (uint64_t)(ha_lease_age_ns(&o, now) / KB_NSEC_PER_MSEC),
+			       watched ? "watched in the background" : "watched from scratch",
+			       (uint64_t)((now - start) / KB_NSEC_PER_MSEC));
 			return HA_LEASE_EXPIRED;
 		}
 		kb_sleep_ns((uint64_t)OBSERVE_READ_MS * KB_NSEC_PER_MSEC);
@@ -160,6 +188,29 @@ void vmk__owner_release(struct vmk_vm *vm, const struct vmk_vm_owner *own)
 	else
 		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: lock released at epoch %" PRIu64,
 		       vm->cfg.name, own->epoch);
+}
+
+void vmk__owner_release_orphan(struct vmk_vm *vm)
+{
+	struct vmk_host *h = vm->host;
+	struct kb_errmsg e = {{0}};
+	char path[PATH_MAX];
+	struct ha_lock lk;
+
+	if (h->host_id == 0 || snprintf(path, sizeof(path), "%s/%s", vm->dir, HA_LOCK_NAME) >=
+				   (int)sizeof(path))
+		return;
+	if (ha_lock_read(path, &lk, NULL) != 0 || lk.state != HA_LOCK_HELD ||
+	    lk.host_id != h->host_id || strcmp(lk.vm_uuid, vm->cfg.uuid) != 0)
+		return;
+	if (ha_lock_release(path, vm->cfg.uuid, h->host_id, lk.epoch, 0, &e) < 0)
+		kb_log(h->log, KB_LOG_WARN, "VM %s: releasing the lock its gone vmx held: %s",
+		       vm->cfg.name, e.msg);
+	else
+		kb_log(h->log, KB_LOG_INFO,
+		       "VM %s: its vmx was gone: lock released at epoch %" PRIu64
+		       " (no vmx of this host runs it)",
+		       vm->cfg.name, lk.epoch);
 }
 
 void vmk__owner_tell(struct vmk_vm *vm, int op)

@@ -288,6 +288,7 @@ static void adopt(struct vmk_host *h, struct vmk_vm *vm)
 	vm->power = VMK_POWERED_ON; /* so release cleans up what the record names */
 	vmk__vm_release(vm, VMK_POWERED_OFF, "vmx was gone when vmkernel started");
 	kb_log(h->log, KB_LOG_WARN, "VM %s: %s", vm->cfg.name, vm->last_event);
+	vmk__owner_release_orphan(vm);
 }
 
 void vmk_vm_adopt_all(struct vmk_host *h)

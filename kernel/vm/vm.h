@@ -133,6 +133,10 @@ void vmk__supervise_watch(struct vmk_vm *vm);
 int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_errmsg *err);
 /* Releases own's lock, if any (logged on failure). vm->lock not held: blocks on I/O. */
 void vmk__owner_release(struct vmk_vm *vm, const struct vmk_vm_owner *own);
+/* At start, for a VM whose vmx was gone: a lock this host still holds for it (the vmx died
+ * with the host) is released, since no vmx of this host runs it; otherwise the new owner
+ * HA chose would find it held by a host whose lease is alive again. Blocks on I/O. */
+void vmk__owner_release_orphan(struct vmk_vm *vm);
 /* Tells clusterd op (OP_POWER_OFF, OP_SUSPEND) after the fact; failures are logged. */
 void vmk__owner_tell(struct vmk_vm *vm, int op);
 /* Recovers own from a re-adopted vmx's command line (n bytes of NUL-separated args). */

@@ -185,6 +185,12 @@ close:
 	return ex;
 }
 
+int kc_cluster_call(struct kc_ctx *ctx, const struct kc_call *call,
+		    const Keel__Cluster__ClusterRequest *rq, Keel__Cluster__ClusterReply **out)
+{
+	return call_clusterd(ctx, call, rq, out);
+}
+
 static const char *host_state(int s)
 {
 	static const char *const names[] = {"-",      "connected", "unreachable", "partitioned",
@@ -291,6 +297,10 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		kc_json_u64(&j, "mem_mib", v->mem_mib);
 		kc_json_u64(&j, "cpu_mhz", v->cpu_mhz);
 		kc_json_str(&j, "restart_priority", priority_name(v->priority));
+		kc_json_arr_begin(&j, "restart_after");
+		for (size_t k = 0; k < v->n_restart_after; k++)
+			kc_json_str(&j, NULL, v->restart_after[k]);
+		kc_json_arr_end(&j);
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);
@@ -975,14 +985,14 @@ static const struct kc_cmd status_cmd = {
 
 static const struct kc_cmd *const cluster_subs[] = {
     &create_cmd, &status_cmd, &token_cmd,  &join_cmd,  &leave_cmd,
-    &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, NULL};
+    &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, &kc_cluster_ha_cmd, NULL};
 
 const struct kc_cmd kc_cluster_cmd = {
     .name = "cluster",
     .summary = "The cluster this host belongs to (through clusterd).",
     .detail = "clusterd's socket: --cluster-socket, else clusterd.sock beside --socket,\n"
 	      "else $KEEL_CLUSTER_SOCKET, else " KC_DEFAULT_CLUSTER_SOCKET ".\n"
-	      "status, events, join-token, create, join, leave and remove-host also work\n"
-	      "through hostd's API (--server URL).\n",
+	      "status, events, join-token, create, join, leave, remove-host and ha also\n"
+	      "work through hostd's API (--server URL).\n",
     .subs = cluster_subs,
 };

@@ -350,6 +350,14 @@ extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_
 /* Nouns of `keel network` defined outside network.c (network_vmknic.c). */
 extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
 extern const struct kc_cmd kc_cluster_cmd; /* cluster.c: talks to clusterd, not vmkernel */
+extern const struct kc_cmd kc_cluster_ha_cmd; /* cluster_ha.c: `keel cluster ha` */
+/* cluster.c: one ClusterRequest to clusterd's socket (--cluster-socket is option id 1) and
+ * its reply: KC_EXIT_OK and *out (caller frees), or the failure reported and its exit code. */
+struct Keel__Cluster__ClusterRequest;
+struct Keel__Cluster__ClusterReply;
+int kc_cluster_call(struct kc_ctx *ctx, const struct kc_call *call,
+		    const struct Keel__Cluster__ClusterRequest *rq,
+		    struct Keel__Cluster__ClusterReply **out);
 extern const struct kc_cmd kc_lab_cmd;	   /* lab_fault.c: runs locally, not through vmkernel */
 /* login.c, inventory.c, task.c: through hostd's API only. */
 extern const struct kc_cmd kc_login_cmd, kc_logout_cmd, kc_inventory_cmd, kc_session_cmd,

@@ -65,7 +65,10 @@
 	X(ChangeRole, change_role, RoleChange, role_change, Empty, empty) \
 	X(ListPermissions, list_permissions, Empty, empty, PermissionList, permission_list) \
 	X(ChangePermission, change_permission, PermissionChange, permission_change, Empty, empty) \
-	X(LoginByCertificate, login_by_certificate, LoginByCertificateRequest, login_by_certificate_request, Session, session)
+	X(LoginByCertificate, login_by_certificate, LoginByCertificateRequest, login_by_certificate_request, Session, session) \
+	X(GetHaConfig, get_ha_config, HaConfigRequest, ha_config_request, HaConfig, ha_config) \
+	X(SetHaConfig, set_ha_config, HaConfigChange, ha_config_change, HaConfig, ha_config) \
+	X(SetVmHa, set_vm_ha, VmHaChange, vm_ha_change, VmHaObject, vm_ha_object)
 /* clang-format on */
 
 #define KL__VIM_CALL_DECLARE(M, name, Rq, rq, Rp, rp)                      \

@@ -2,7 +2,8 @@
 # disk sequences run on a follower; `keel lab host-kill` of that host → each VM runs again
 # on a survivor at epoch 2 within seconds (the time is printed), an HA event names each,
 # and each disk's sequence is continuous with runs that never interleave (one writer at a
-# time); the killed host comes back and runs none of them. Then isolation: a VM on an
+# time); the killed host comes back and runs none of them. A power-on refused on the host HA
+# chose is retried on another (the refusal is an event). Then isolation: a VM on an
 # isolated follower is powered off there, its lock released, and only then restarted on
 # the majority side; healed, the host does not run it; with "leave powered on" the VM keeps
 # running on the isolated host and is never restarted elsewhere. Admission control: a power-on that
@@ -78,7 +79,8 @@ for n in 1 2 3; do
 	kv $V vm power-on ha$n >/dev/null || fail "power-on ha$n"
 done
 for n in 1 2 3; do
-	[ "$(owner ha$n)" = "host$V 1 on" ] || fail "ha$n registry: $(owner ha$n)"
+	reg_ok() { [ "$(owner ha$n)" = "host$V 1 on" ]; }
+	until_ok 5 reg_ok || fail "ha$n registry: $(owner ha$n) / $(st "$L")"
 	wait_for "$LAB/shared/ha$n/console.log" "disk seq 20\b"
 done
 lab host-kill $V --dir "$LAB" >/dev/null || fail "host-kill $V"
@@ -128,6 +130,37 @@ for n in 1 2 3; do
 	echo "ha$n: $r"
 	kv "${h#host}" vm destroy ha$n >/dev/null || fail "destroy ha$n"
 done
+
+# ---- a power-on that fails on the chosen host is retried on another -----------------------------
+# Portgroup pgHA exists on the victim V and on X only; a 4 GiB VM running on X makes Y, with
+# more free memory, HA's first choice; Y's vmkernel refuses (no such portgroup), so the
+# leader excludes Y and places the VM on X.
+L=$(leader_of "$(st 1)")
+V=3; [ "$V" = "$L" ] && V=2
+X=$L
+Y=1; { [ "$Y" = "$V" ] || [ "$Y" = "$X" ]; } && Y=2; { [ "$Y" = "$V" ] || [ "$Y" = "$X" ]; } && Y=3
+for h in $V $X; do
+	kv $h network portgroup add pgHA --vswitch vSwitch0 >/dev/null || fail "portgroup pgHA on host$h"
+done
+kv $X vm create ballast --memory 4096 --vcpus 1 --datastore shared1 --cmdline "counter_ms=1000" >/dev/null ||
+	fail "create ballast"
+kv $X vm power-on ballast >/dev/null || fail "power-on ballast"
+kv $V vm create pg1 --memory 64 --vcpus 1 --datastore shared1 --nic pgHA --cmdline "counter_ms=100" >/dev/null ||
+	fail "create pg1"
+kv $V vm power-on pg1 >/dev/null || fail "power-on pg1"
+lab host-kill $V --dir "$LAB" >/dev/null || fail "host-kill $V (retry)"
+on_x() { [ "$(owner pg1)" = "host$X 3 on" ] && [ "$(power_on $X pg1)" = poweredOn ]; }
+until_ok 40 on_x || fail "pg1 not running on host$X at epoch 3: $(owner pg1); events: $(kc "$L" events --limit 20)"
+ev=$(kc "$L" events --json --limit 200) || fail "events"
+[ "$(py "any(e['kind'] == 'ha' and 'could not power on on host host$Y' in e['message'] for e in d['events'])" "$ev")" = True ] ||
+	fail "no event for pg1's failed power-on on host$Y: $ev"
+echo "pg1: refused on host$Y (no portgroup), running on host$X at epoch 3"
+kv $X vm power-off pg1 >/dev/null
+kv $X vm destroy pg1 >/dev/null || fail "destroy pg1"
+kv $X vm power-off ballast >/dev/null
+kv $X vm destroy ballast >/dev/null || fail "destroy ballast"
+lab host-start $V --dir "$LAB" >/dev/null || fail "host-start $V (retry)"
+until_ok 30 all_healthy || fail "host$V not back (retry)"
 
 # ---- isolation: powered off and released there first, then restarted on the majority ----------
 L=$(leader_of "$(st 1)")

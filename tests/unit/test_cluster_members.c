@@ -127,21 +127,22 @@ static const struct row rows[] = {
      * voter, so no dead voter becomes a spare (with a target of 0, 2 would); rule 5 counts
      * live voters (none), so nothing changes */
     {"nobody can vote: target 1, not 0", 1, 3, {DEAD(1, V), DEAD(2, V), DEAD(3, V)}, NONE},
-    /* 4. a dead voter becomes a spare once the live voters reach the target without it */
+    /* 4. a dead voter becomes a standby (still sent the log) once the live voters reach the
+     * target without it */
     {"dead voter waits for a promotion", 1, 4, {LIVE(1, V), LIVE(2, V), DEAD(3, V), LIVE(4, S)},
      ASSIGN(4, V)},
     {"dead voter waits for a spare to catch up", 1, 4,
      {LIVE(1, V), LIVE(2, V), DEAD(3, V), LIVE(4, P)}, ASSIGN(4, S)},
-    {"dead voter made spare once replaced", 1, 4, {LIVE(1, V), LIVE(2, V), DEAD(3, V), LIVE(4, V)},
-     ASSIGN(3, P)},
-    {"dead voter made spare: target capped at 2", 1, 3, {LIVE(1, V), LIVE(2, V), DEAD(3, V)},
-     ASSIGN(3, P)},
+    {"dead voter made standby once replaced", 1, 4, {LIVE(1, V), LIVE(2, V), DEAD(3, V), LIVE(4, V)},
+     ASSIGN(3, S)},
+    {"dead voter made standby: target capped at 2", 1, 3, {LIVE(1, V), LIVE(2, V), DEAD(3, V)},
+     ASSIGN(3, S)},
     {"failed voter not dead yet is kept", 1, 4, {LIVE(1, V), LIVE(2, V), DOWN(3, V), LIVE(4, S)},
      NONE},
     {"lowest dead voter first", 1, 5,
-     {LIVE(1, V), DEAD(2, V), DEAD(3, V), LIVE(4, V), LIVE(5, V)}, ASSIGN(2, P)},
+     {LIVE(1, V), DEAD(2, V), DEAD(3, V), LIVE(4, V), LIVE(5, V)}, ASSIGN(2, S)},
     {"dead leader skipped, next dead voter", 1, 5,
-     {DEAD(1, V), DEAD(2, V), LIVE(3, V), LIVE(4, V), LIVE(5, V)}, ASSIGN(2, P)},
+     {DEAD(1, V), DEAD(2, V), LIVE(3, V), LIVE(4, V), LIVE(5, V)}, ASSIGN(2, S)},
     {"dead leader not demoted while short", 1, 4, {DEAD(1, V), LIVE(2, V), LIVE(3, S), LIVE(4, S)},
      ASSIGN(3, V)},
     /* 5. more voters than the target: highest id first, never the leader */
@@ -293,12 +294,12 @@ static void test_sim_grow_and_fail(void **state)
 	count_roles(m, n, &v, &s, &p);
 	assert_int_equal(v, 3);
 	assert_int_equal(s, 2);
-	/* voter 3 dies: standby 4 is promoted, then 3 made a spare */
+	/* voter 3 dies: standby 4 is promoted, then 3 made a standby */
 	m[2].eligible = false;
 	m[2].dead = true;
 	assert_int_equal(sim_converge(m, &n, 1, 20, false), 2);
 	assert_int_equal(m[3].role, RAFT_VOTER);
-	assert_int_equal(m[2].role, RAFT_SPARE);
+	assert_int_equal(m[2].role, RAFT_STANDBY);
 	/* 2 more hosts: 5 voters */
 	m[5] = (struct cd_member)LIVE(6, NC);
 	m[6] = (struct cd_member)LIVE(7, NC);
@@ -306,8 +307,8 @@ static void test_sim_grow_and_fail(void **state)
 	assert_true(sim_converge(m, &n, 1, 20, false) > 0);
 	count_roles(m, n, &v, &s, &p);
 	assert_int_equal(v, 5);
-	assert_int_equal(s, 1);
-	assert_int_equal(p, 1);
+	assert_int_equal(s, 2); /* the dead host 3 and host 7 */
+	assert_int_equal(p, 0);
 	/* host 6 leaves: removed, and a standby replaces it */
 	m[5].in_state = false;
 	assert_true(sim_converge(m, &n, 1, 20, false) > 0);
@@ -691,7 +692,8 @@ static void test_fixture_membership(void **state)
 	assert_true(raft_fixture_step_until_has_leader(&C.f, 5000));
 	assert_int_equal(raft_fixture_leader_index(&C.f), l);
 
-	/* A voter other than the leader dies: a standby is promoted, then it becomes a spare. */
+	/* A voter other than the leader dies: a standby is promoted, then it becomes a standby
+	 * (the leader keeps sending it the log). */
 	victim = l == 2 ? 1 : 2; /* index of voter 3, or 2 */
 	raft_fixture_kill(&C.f, victim);
 	C.eligible[victim + 1] = false;
@@ -699,13 +701,13 @@ static void test_fixture_membership(void **state)
 	l = converge(log, &n);
 	assert_int_equal(n, 2);
 	assert_action(&log[0], CD_MEMBER_ASSIGN, 4, RAFT_VOTER);
-	assert_action(&log[1], CD_MEMBER_ASSIGN, victim + 1, RAFT_SPARE);
+	assert_action(&log[1], CD_MEMBER_ASSIGN, victim + 1, RAFT_STANDBY);
 	assert_true(raft_fixture_alive(&C.f, l));
 	r = raft_fixture_get(&C.f, l);
 	count_conf(r, &v, &s, &p);
 	assert_int_equal(v, 3);
-	assert_int_equal(s, 1);
-	assert_int_equal(p, 1);
+	assert_int_equal(s, 2);
+	assert_int_equal(p, 0);
 	for (unsigned i = 0; i < r->configuration.n; i++)
 		if (r->configuration.servers[i].role == RAFT_VOTER)
 			assert_true(raft_fixture_alive(&C.f, r->configuration.servers[i].id - 1));
@@ -733,9 +735,9 @@ static void test_fixture_membership(void **state)
 	r = raft_fixture_get(&C.f, l);
 	count_conf(r, &v, &s, &p);
 	assert_int_equal(v, 5);
-	assert_int_equal(s, 1);
-	assert_int_equal(p, 1);
-	assert_int_equal(conf_role(r, victim + 1), RAFT_SPARE);
+	assert_int_equal(s, 2);
+	assert_int_equal(p, 0);
+	assert_int_equal(conf_role(r, victim + 1), RAFT_STANDBY);
 	propose_and_commit(l, 2);
 	printf("# test_fixture_membership: settled at t=%llu ms\n", (unsigned long long)C.f.time);
 	cluster_stop();
