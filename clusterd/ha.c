@@ -621,6 +621,7 @@ static void on_tick(uv_timer_t *t)
 		p->mem_mib = vm->mem_mib;
 		p->cpu_mhz = vm->cpu_mhz;
 		p->running = !move_it && !awaiting_start(ha, vm, now);
+		p->starting = !move_it && !p->running;
 		for (unsigned j = 0; j < vm->n_restart_after && j < HA_PLAN_AFTER_MAX; j++)
 			p->after[p->n_after++] = vm->restart_after[j];
 		for (unsigned j = 0; x && j < x->n; j++)

@@ -112,7 +112,7 @@ int ha_plan_place(struct ha_plan_host *hosts, size_t n_hosts, struct ha_plan_vm 
 		uint64_t best_free = 0;
 
 		vm->host = 0;
-		if (vm->running) {
+		if (vm->running || vm->starting) {
 			vm->result = HA_PLAN_RUNNING;
 			continue;
 		}

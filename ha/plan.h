@@ -65,7 +65,7 @@ enum ha_plan_result {
 	HA_PLAN_WAITING,     /* a restart-after dependency is not running yet */
 	HA_PLAN_NO_CAPACITY, /* no eligible host fits it now */
 	HA_PLAN_DISABLED,    /* restart priority "disabled": never restarted */
-	HA_PLAN_RUNNING,     /* already running: nothing to do */
+	HA_PLAN_RUNNING,     /* already running, or starting on its host: nothing to do */
 };
 
 struct ha_plan_vm {
@@ -78,7 +78,9 @@ struct ha_plan_vm {
 	size_t n_after;
 	uint64_t exclude[HA_PLAN_EXCLUDE_MAX]; /* hosts not to try again */
 	size_t n_exclude;
-	bool running; /* already running (a dependency others may wait for) */
+	bool running;  /* already running (a dependency others may wait for) */
+	bool starting; /* has its host and is starting there: not placed, and not yet running
+			* for the VMs restarted after it */
 	/* out */
 	enum ha_plan_result result;
 	uint64_t host;

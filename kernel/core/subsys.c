@@ -5,6 +5,7 @@
  * read-only after init and needs no lock.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,10 +23,17 @@ static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;
 static int res_init(struct vmk_host *h, struct kb_errmsg *err)
 {
 	struct vmk_res_config cfg;
+	char parent[64];
 	int rv;
 
 	vmk_res_config_init(&cfg);
 	cfg.log = h->log;
+	/* One parent per host: several hosts on one machine (a lab) never share a VM's group,
+	 * which the same VM has on each host it runs on after HA moves it. */
+	if (h->host_id) {
+		snprintf(parent, sizeof(parent), "keel/host-%016" PRIx64 "/vms", h->host_id);
+		cfg.parent = parent;
+	}
 	rv = vmk_res_init(&res, &cfg, err);
 	if (rv == KB_ENOTSUP || rv == -EACCES || rv == -EROFS) {
 		kb_log(h->log, KB_LOG_WARN,

@@ -1,6 +1,7 @@
 # clusterd on a five-host lab (docs/clusterd.md, DESIGN.md §4): the cluster formed from host1
 # has exactly 3 voters and 2 standbys; a killed voter that does not lead is replaced by a
-# standby after the 5 s voter grace and becomes a spare; remove-host removes it (gone from
+# standby after the 5 s voter grace and becomes a standby itself (still sent the log, so it
+# rejoins when it comes back); remove-host removes it (gone from
 # every status, a host-removed event) and refuses a connected host; a connected standby
 # leaves (gone from the others' status, its clusterd back unbootstrapped); the remaining
 # cluster still commits (a join token is issued).
@@ -85,7 +86,7 @@ replaced() {
 	local s
 	s=$(st "$L") || return 1
 	[ "$(field_of "$s" "host$V" state)" = failed ] || return 1
-	[ "$(field_of "$s" "host$V" raft_role)" = spare ] || return 1
+	[ "$(field_of "$s" "host$V" raft_role)" = standby ] || return 1
 	[ "$(py 'len([h for h in d["hosts"] if h["state"] == "connected" and h["raft_role"] == "voter" and h["role"] == "voter"])' "$s")" = 3 ]
 }
 until_ok 15 replaced || fail "no standby promoted within 15 s of killing voter host$V: $(st "$L")"
@@ -96,7 +97,7 @@ s=$(st "$L")
 promoted=$(names "$s" connected voter)
 P=$(comm -13 <(tr ' ' '\n' <<<"$voters" | sort) <(tr ' ' '\n' <<<"$promoted" | sort))
 [ -n "$P" ] && [[ " $standbys " == *" $P "* ]] || fail "the new voter ($promoted) is not a former standby ($standbys)"
-[ "$(field_of "$s" "host$V" role)" = spare ] || fail "host$V's wanted role is not spare: $s"
+[ "$(field_of "$s" "host$V" role)" = standby ] || fail "host$V's wanted role is not standby: $s"
 [ "$(leader_of "$s")" = "$L" ] || fail "the leader changed: $s"
 
 # ---- remove-host: the dead host goes, a connected one stays ---------------------------------------

@@ -121,6 +121,8 @@ vmk_cleanup() {
 	pkill -9 -f -- "--ctl $T/state/run/" 2>/dev/null || true
 	[ -d "$T/state" ] && cp "$T/state/vmkernel.log" "$T/vmkernel.log" 2>/dev/null
 	if [ -n "$NS" ]; then ip netns del "$NS" 2>/dev/null || true; fi
-	for d in /sys/fs/cgroup/*/keel/vms/*/; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+	for d in /sys/fs/cgroup/*/keel/vms/*/ /sys/fs/cgroup/*/keel/host-*/vms/*/; do
+		[ -d "$d" ] && rmdir "$d" 2>/dev/null
+	done
 	cleanup
 }

@@ -148,6 +148,23 @@ static void test_restart_after(void **state)
 	assert_int_equal(by_uuid(v, 4, "db")->result, HA_PLAN_RUNNING);
 }
 
+/* A VM starting on the host HA gave it is not placed again, and the VMs restarted after it
+ * wait until it runs. */
+static void test_starting(void **state)
+{
+	struct ha_plan_host h[] = {host(1, 8192, 0), host(2, 8192, 0)};
+	struct ha_plan_vm v[] = {vm("db", HA_PRIO_HIGH, 64), vm("app", HA_PRIO_MEDIUM, 64)};
+
+	v[0].starting = true;
+	v[1].after[0] = "db";
+	v[1].n_after = 1;
+	assert_int_equal(ha_plan_place(h, 2, v, 2), 0);
+	assert_int_equal(by_uuid(v, 2, "db")->result, HA_PLAN_RUNNING);
+	assert_int_equal(by_uuid(v, 2, "db")->host, 0);
+	assert_int_equal(by_uuid(v, 2, "app")->result, HA_PLAN_WAITING);
+	assert_int_equal(h[0].inflight + h[1].inflight, 0);
+}
+
 static void test_inflight_bound(void **state)
 {
 	enum { N = HA_PLAN_INFLIGHT_MAX + 10 };
@@ -311,6 +328,7 @@ int main(void)
 	    cmocka_unit_test(test_anti_affinity),
 	    cmocka_unit_test(test_exclusions),
 	    cmocka_unit_test(test_restart_after),
+	    cmocka_unit_test(test_starting),
 	    cmocka_unit_test(test_inflight_bound),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_random),
