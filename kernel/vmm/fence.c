@@ -100,6 +100,15 @@ static void *fence_thread(void *arg)
 		}
 		now = kb_now_ns();
 		if (ha_self_fence_due(f->last_advance_ns, now, f->cfg.lease_ms, f->cfg.margin_ms)) {
+			/* One more read first: the last one may be most of a read period old, and
+			 * an advance since then is the lease alive (reads only ever show writes
+			 * that happened, so this never keeps a stopped host's VM running). */
+			pthread_mutex_unlock(&f->lock);
+			read_hb(f);
+			pthread_mutex_lock(&f->lock);
+			now = kb_now_ns();
+		}
+		if (ha_self_fence_due(f->last_advance_ns, now, f->cfg.lease_ms, f->cfg.margin_ms)) {
 			snprintf(why, sizeof(why),
 				 "the host's heartbeat record has not advanced for %llu ms",
 				 (unsigned long long)((now - f->last_advance_ns) / KB_NSEC_PER_MSEC));
