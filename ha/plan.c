@@ -105,7 +105,8 @@ int ha_plan_place(struct ha_plan_host *hosts, size_t n_hosts, struct ha_plan_vm 
 		    vms[i].n_exclude > HA_PLAN_EXCLUDE_MAX)
 			return -EINVAL;
 
-	qsort(vms, n_vms, sizeof(*vms), vm_order);
+	if (n_vms > 1)
+		qsort(vms, n_vms, sizeof(*vms), vm_order);
 	for (size_t i = 0; i < n_vms; i++) {
 		struct ha_plan_vm *vm = &vms[i];
 		struct ha_plan_host *best = NULL;
