@@ -45,8 +45,7 @@ fi
 echo "seed $SEED (KEEL_SEED=$SEED replays)"
 
 LAB=$T/lab
-kc() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 15 cluster "$@"; }
-kv() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 30 "$@"; }
+source "$(dirname "$0")/ha_common.bash"
 lab_cleanup() {
 	set +e
 	if [ "${ok:-0}" != 1 ] && [ -d "$LAB/hosts" ]; then
@@ -73,18 +72,6 @@ lab_cleanup() {
 	cleanup
 }
 trap lab_cleanup EXIT
-py() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($1)" "$2" 2>/dev/null; }
-st() { kc "$1" status --json 2>/dev/null; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-until_ok() {
-	local end=$(($(now_ms) + $1 * 1000))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
 healthy() {
 	local s
 	s=$(st "$1") || return 1

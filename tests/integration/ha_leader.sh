@@ -19,10 +19,8 @@ need_kvm
 
 START=$(date +%s)
 LAB=$T/lab
+source "$(dirname "$0")/ha_common.bash"
 HOSTS="1 2 3 4 5"
-lab() { "$KEEL_BIN" lab "$@"; }
-kc() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 15 cluster "$@"; }
-kv() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 30 "$@"; }
 lab_cleanup() {
 	set +e
 	if [ "${ok:-0}" != 1 ] && [ -d "$LAB/hosts" ]; then
@@ -48,21 +46,6 @@ lab_cleanup() {
 	cleanup
 }
 trap lab_cleanup EXIT
-py() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($1)" "$2" 2>/dev/null; }
-st() { kc "$1" status --json 2>/dev/null; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-until_ok() {
-	local end=$(($(now_ms) + $1 * 1000))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
-leader_of() {
-	py '([h["name"][4:] for h in d["hosts"] if d["leader_id"] and h["id"] == d["leader_id"]] + [""])[0]' "$1"
-}
 # names JSON STATE RAFT_ROLE: the numbers of the hosts in that state and Raft role
 names() { py "' '.join(sorted(h['name'][4:] for h in d['hosts'] if h['state'] == '$2' and h['raft_role'] == '$3'))" "$1"; }
 unbootstrapped() { local s; s=$(st "$1") && [ "$(py 'd["node_state"]' "$s")" = "not bootstrapped" ]; }

@@ -19,9 +19,7 @@ command -v nsenter >/dev/null || { echo "SKIP: nsenter missing"; exit 77; }
 need_kvm
 
 LAB=$T/lab
-lab() { "$KEEL_BIN" lab "$@"; }
-kc() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 15 cluster "$@"; }
-kv() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/host$h/vmkernel.sock" --timeout 30 "$@"; }
+source "$(dirname "$0")/ha_common.bash"
 lab_cleanup() {
 	set +e
 	for h in 1 2 3; do
@@ -32,18 +30,6 @@ lab_cleanup() {
 	cleanup
 }
 trap lab_cleanup EXIT
-py() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($1)" "$2" 2>/dev/null; }
-st() { kc "$1" status --json 2>/dev/null; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-until_ok() {
-	local end=$(($(now_ms) + $1 * 1000))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
 expect_fail() { # WANT_EXIT CMD...: the command fails with that exit code; $msg is its output
 	local want=$1 rc
 	shift
@@ -51,9 +37,6 @@ expect_fail() { # WANT_EXIT CMD...: the command fails with that exit code; $msg 
 	rc=$?
 	[ "$rc" = "$want" ] || fail "$*: exit $rc, not $want: $msg"
 	return 0
-}
-leader_of() {
-	py '([h["name"][4:] for h in d["hosts"] if d["leader_id"] and h["id"] == d["leader_id"]] + [""])[0]' "$1"
 }
 healthy() {
 	local s
