@@ -9,7 +9,11 @@
  * first reads the status to find the VM (by "vm-<uuid>", uuid or name) and its owner, then
  * checks VirtualMachine.Config.Settings on {"root", "host-<owner>", "vm-<uuid>"} on the
  * loop, then sends ClusterVmHa (clusterd resolves the restart-after names and the leader
- * commits VmSetHa) and answers with the VM's settings as this host then sees them.
+ * commits VmSetHa) and answers with the VM's settings as this host then sees them. VM
+ * monitoring lives in the VM's .vmx on its owner (kernel/vm/monitor.c): SetVmHa changes it
+ * with VmkVmGet + VmkVmMonitor to DIR/vmkernel.sock when this host owns the VM, and refuses
+ * with FAILED_PRECONDITION naming the owner otherwise; answers carry the monitoring of the
+ * VMs this host runs (one VmkVmList).
  *
  * Failure modes: no clusterd or no answer: UNAVAILABLE; clusterd refuses (an unknown VM,
  * the VM after itself, more than 16 dependencies, no cluster): FAILED_PRECONDITION with its
@@ -26,6 +30,7 @@
 #include <string.h>
 
 #include "cluster.pb-c.h"
+#include "vmk.pb-c.h"
 #include "hostagent/vim.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -52,8 +57,12 @@ struct hareq {
 	bool set_after;
 	size_t n_after;
 	char after[AFTER_MAX][NAME_MAX_ + 1];
+	int monitoring; /* 0: unchanged, 1: on, 2: off */
+	uint32_t mon_timeout_s, mon_max_resets; /* 0: unchanged */
 	char uuid[40];
 	uint64_t owner;
+	char owner_name[NAME_MAX_ + 1];
+	Keel__Vmk__VmkReply *vl; /* this host's VMs (their monitoring), or NULL */
 	/* the outcome */
 	Keel__Cluster__ClusterReply *st; /* the last status read */
 	enum hd_status status;		 /* HD_OK, or the error's */
@@ -206,6 +215,90 @@ static bool vm_applied(const struct hareq *r)
 	return true;
 }
 
+/* One request to vmkernel: its reply (caller frees), or NULL with r's error set. */
+static Keel__Vmk__VmkReply *ask_vmk(struct hareq *r, const Keel__Vmk__VmkRequest *rq)
+{
+	Keel__Vmk__VmkReply *rp;
+	size_t len = 0;
+	uint8_t *b = hd_backend_call(r->v->vmk_sock, &rq->base, ASK_TIMEOUT_S, REPLY_MAX, &len);
+
+	if (!b) {
+		set_error(r, HD_UNAVAILABLE, "vmkernel at %s does not answer", r->v->vmk_sock);
+		return NULL;
+	}
+	rp = keel__vmk__vmk_reply__unpack(NULL, len, b);
+	kb_free(b);
+	if (!rp) {
+		set_error(r, HD_UNAVAILABLE, "vmkernel at %s: a reply that does not decode",
+			  r->v->vmk_sock);
+		return NULL;
+	}
+	if (rp->code) {
+		set_error(r, rp->code == KB_ENOTFOUND ? HD_NOT_FOUND : HD_FAILED_PRECONDITION,
+			  "vmkernel: %s",
+			  rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+		return NULL;
+	}
+	return rp;
+}
+
+/* Reads this host's VMs into r->vl for their monitoring; without vmkernel the answer simply
+ * has none. */
+static void read_local_vms(struct hareq *r)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmList l = KEEL__VMK__VMK_VM_LIST__INIT;
+	enum hd_status st = r->status;
+	char error[sizeof(r->error)];
+
+	memcpy(error, r->error, sizeof(error));
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
+	rq.vm_list = &l;
+	if (r->vl)
+		keel__vmk__vmk_reply__free_unpacked(r->vl, NULL);
+	r->vl = ask_vmk(r, &rq);
+	r->status = st;
+	memcpy(r->error, error, sizeof(error));
+}
+
+/* Changes the VM's monitoring on this host: what is not asked for stays. */
+static bool set_monitoring(struct hareq *r)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmGet get = KEEL__VMK__VMK_VM_GET__INIT;
+	Keel__Vmk__VmkVmMonitor mon = KEEL__VMK__VMK_VM_MONITOR__INIT;
+	Keel__Vmk__VmkReply *rp;
+	const Keel__Vmk__VmMonitorInfo *cur;
+
+	if (r->owner != r->st->status->node_id) {
+		set_error(r, HD_FAILED_PRECONDITION,
+			  "VM %s runs on %s (host-%" PRIu64 ") and its monitoring lives in its .vmx "
+			  "there: change it through that host's API",
+			  r->vm, r->owner_name[0] ? r->owner_name : "another host", r->owner);
+		return false;
+	}
+	get.vm = r->uuid;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_GET;
+	rq.vm_get = &get;
+	rp = ask_vmk(r, &rq);
+	if (!rp)
+		return false;
+	cur = rp->n_vms ? rp->vms[0]->monitor : NULL;
+	mon.vm = r->uuid;
+	mon.enabled = r->monitoring ? r->monitoring == 1 : cur && cur->enabled;
+	mon.timeout_s = r->mon_timeout_s ? r->mon_timeout_s : cur ? cur->timeout_s : 0;
+	mon.max_resets = r->mon_max_resets ? r->mon_max_resets : cur ? cur->max_resets : 0;
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MONITOR;
+	rq.vm_monitor = &mon;
+	rp = ask_vmk(r, &rq);
+	if (!rp)
+		return false;
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	return true;
+}
+
 /* Reads the status until done(r) or CHANGE_WAIT_MS passed. */
 static void wait_applied(struct hareq *r, bool (*done)(const struct hareq *r))
 {
@@ -226,7 +319,8 @@ static void ha_work(uv_work_t *w)
 
 	switch (r->kind) {
 	case K_GET:
-		read_status(r);
+		if (read_status(r))
+			read_local_vms(r);
 		return;
 	case K_SET_CFG:
 		rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET;
@@ -250,6 +344,14 @@ static void ha_work(uv_work_t *w)
 		}
 		snprintf(r->uuid, sizeof(r->uuid), "%s", vm->uuid);
 		r->owner = vm->owner;
+		snprintf(r->owner_name, sizeof(r->owner_name), "%s",
+			 vm->owner_name ? vm->owner_name : "");
+		return;
+	}
+	if ((r->monitoring || r->mon_timeout_s || r->mon_max_resets) && !set_monitoring(r))
+		return;
+	if (!r->priority && !r->set_after) {
+		read_local_vms(r);
 		return;
 	}
 	for (size_t i = 0; i < r->n_after; i++) {
@@ -271,6 +373,7 @@ static void ha_work(uv_work_t *w)
 		return;
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	wait_applied(r, vm_applied);
+	read_local_vms(r);
 }
 
 /* ---- answers on the loop ------------------------------------------------------------------- */
@@ -279,6 +382,8 @@ static void hareq_free(struct hareq *r)
 {
 	if (r->st)
 		keel__cluster__cluster_reply__free_unpacked(r->st, NULL);
+	if (r->vl)
+		keel__vmk__vmk_reply__free_unpacked(r->vl, NULL);
 	kb_free(r);
 }
 
@@ -292,10 +397,25 @@ static void cancelled(struct hd_call *call, void *arg)
 
 /* Fills o with vm's settings; ids: room for "vm-<uuid>" of it and its restart-after VMs,
  * host: for "host-<id>". */
-static void vm_object(const Keel__Cluster__ClusterVmStatus *vm, Keel__Vim__VmHaObject *o,
-		      char (*ids)[48], char **idp, char *host, size_t host_size)
+static void vm_object(const struct hareq *r, const Keel__Cluster__ClusterVmStatus *vm,
+		      Keel__Vim__VmHaObject *o, Keel__Vim__VmMonitoring *mon, char (*ids)[48],
+		      char **idp, char *host, size_t host_size)
 {
 	keel__vim__vm_ha_object__init(o);
+	keel__vim__vm_monitoring__init(mon);
+	for (size_t i = 0; r->vl && i < r->vl->n_vms; i++) {
+		const Keel__Vmk__VmInfo *l = r->vl->vms[i];
+
+		if (!l->monitor || strcmp(l->uuid, vm->uuid) != 0 || vm->owner != r->st->status->node_id)
+			continue;
+		mon->enabled = l->monitor->enabled;
+		mon->heartbeat_timeout_s = l->monitor->timeout_s;
+		mon->max_resets = l->monitor->max_resets;
+		mon->resets_last_hour = l->monitor->resets_last_hour;
+		mon->state = l->monitor->state;
+		o->monitoring = mon;
+		break;
+	}
 	snprintf(ids[0], sizeof(ids[0]), "vm-%.40s", vm->uuid);
 	snprintf(host, host_size, "host-%" PRIu64, vm->owner);
 	o->vm = ids[0];
@@ -312,6 +432,7 @@ static void vm_object(const Keel__Cluster__ClusterVmStatus *vm, Keel__Vim__VmHaO
 
 struct vmslot {
 	Keel__Vim__VmHaObject o;
+	Keel__Vim__VmMonitoring mon;
 	char ids[1 + AFTER_MAX][48];
 	char *idp[AFTER_MAX];
 	char host[32];
@@ -330,8 +451,8 @@ static void answer_config(struct hareq *r)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		vm_object(s->vms[i], &slots[i].o, slots[i].ids, slots[i].idp, slots[i].host,
-			  sizeof(slots[i].host));
+		vm_object(r, s->vms[i], &slots[i].o, &slots[i].mon, slots[i].ids, slots[i].idp,
+			  slots[i].host, sizeof(slots[i].host));
 		vp[i] = &slots[i].o;
 	}
 	hc.enabled = s->ha_enabled;
@@ -405,7 +526,7 @@ static void ha_done(uv_work_t *w, int status)
 		hd_call_error(r->call, HD_NOT_FOUND, "VM %s is gone", r->uuid);
 		goto out;
 	}
-	vm_object(vm, &slot.o, slot.ids, slot.idp, slot.host, sizeof(slot.host));
+	vm_object(r, vm, &slot.o, &slot.mon, slot.ids, slot.idp, slot.host, sizeof(slot.host));
 	hd_call_reply(r->call, &slot.o.base);
 out:
 	hareq_free(r);
@@ -511,8 +632,24 @@ void hd_vim_set_vm_ha(struct hd_call *call, const ProtobufCMessage *req)
 	}
 	if (!invalid && c->n_restart_after && !c->set_restart_after)
 		invalid = "restart_after needs set_restart_after";
-	if (!invalid && !r->priority && !c->set_restart_after)
-		invalid = "nothing to change: priority or set_restart_after";
+	if (c->monitoring && c->monitoring[0]) {
+		if (strcmp(c->monitoring, "on") == 0)
+			r->monitoring = 1;
+		else if (strcmp(c->monitoring, "off") == 0)
+			r->monitoring = 2;
+		else
+			invalid = "monitoring: \"on\", \"off\" or \"\"";
+	}
+	if (c->heartbeat_timeout_s > 86400)
+		invalid = "heartbeat_timeout_s: 1..86400 seconds (0: unchanged)";
+	if (c->max_resets > 100)
+		invalid = "max_resets: 1..100 an hour (0: unchanged)";
+	r->mon_timeout_s = c->heartbeat_timeout_s;
+	r->mon_max_resets = c->max_resets;
+	if (!invalid && !r->priority && !c->set_restart_after && !r->monitoring &&
+	    !r->mon_timeout_s && !r->mon_max_resets)
+		invalid = "nothing to change: priority, set_restart_after, monitoring, "
+			  "heartbeat_timeout_s or max_resets";
 	r->set_after = c->set_restart_after;
 	r->n_after = c->set_restart_after ? c->n_restart_after : 0;
 	/* The privilege is on the VM, checked once it is found: a session is enough here. */

@@ -3,10 +3,10 @@
  *
  * status: HA on or off, admission control, and a table of the cluster's VMs with their
  * restart priority, restart-after VMs and VM monitoring (monitoring is a .vmx setting that
- * vmkernel reports for the VMs registered on this host; "-" for the others and through the
- * API). set: the cluster-wide switches, the same ClusterConfigSet as `keel cluster config`.
- * vm: one VM's priority and restart-after list (ClusterVmHa), then its settings as this host
- * sees them once applied.
+ * vmkernel reports for the VMs registered on this host, hostd likewise; "-" for the others). set: the cluster-wide switches, the same ClusterConfigSet as `keel cluster config`.
+ * vm: one VM's priority and restart-after list (ClusterVmHa) and its VM monitoring (VmkVmGet
+ * + VmkVmMonitor to this host's vmkernel, so only for a VM this host runs; through the API
+ * the owner's hostd does the same), then its settings as this host sees them once applied.
  *
  * Locally these talk to clusterd's socket (kc_cluster_call); with --server to hostd's API
  * (GetHaConfig, SetHaConfig, SetVmHa). Both answers are turned into one view and printed the
@@ -36,6 +36,16 @@ enum {
 	O_PRIORITY,
 	O_AFTER,
 	O_NO_AFTER,
+	O_MONITORING,
+	O_MON_TIMEOUT,
+	O_MON_RESETS,
+};
+
+/* VM monitoring as the VM's owner reports it */
+struct mon_view {
+	bool enabled;
+	uint32_t timeout_s, max_resets, resets_last_hour;
+	char state[64];
 };
 
 /* ---- one view of the settings, from clusterd or from the API -------------------------------- */
@@ -45,7 +55,8 @@ struct vm_view {
 	int priority; /* RestartPriority */
 	size_t n_after;
 	char after[AFTER_MAX][40];	     /* uuids */
-	const Keel__Vmk__VmMonitorInfo *mon; /* borrowed from the VM list, or NULL */
+	bool has_mon;			     /* known only on the VM's owner */
+	struct mon_view mon;
 };
 
 struct ha_view {
@@ -155,6 +166,15 @@ static int view_from_api(struct ha_view *v, const Keel__Vim__HaConfig *c)
 				 strncmp(m->restart_after[j], "vm-", 3) == 0
 				     ? m->restart_after[j] + 3
 				     : m->restart_after[j]);
+		if (m->monitoring) {
+			o->has_mon = true;
+			o->mon.enabled = m->monitoring->enabled;
+			o->mon.timeout_s = m->monitoring->heartbeat_timeout_s;
+			o->mon.max_resets = m->monitoring->max_resets;
+			o->mon.resets_last_hour = m->monitoring->resets_last_hour;
+			snprintf(o->mon.state, sizeof(o->mon.state), "%s",
+				 m->monitoring->state ? m->monitoring->state : "");
+		}
 	}
 	return 0;
 }
@@ -182,10 +202,22 @@ static void view_add_monitoring(struct kc_ctx *ctx, struct ha_view *v)
 		return;
 	}
 	v->local = rp;
-	for (size_t i = 0; i < rp->n_vms; i++)
-		for (size_t k = 0; k < v->n_vms; k++)
-			if (strcmp(rp->vms[i]->uuid, v->vms[k].uuid) == 0)
-				v->vms[k].mon = rp->vms[i]->monitor;
+	for (size_t i = 0; i < rp->n_vms; i++) {
+		const Keel__Vmk__VmMonitorInfo *mi = rp->vms[i]->monitor;
+
+		for (size_t k = 0; mi && k < v->n_vms; k++) {
+			struct vm_view *o = &v->vms[k];
+
+			if (strcmp(rp->vms[i]->uuid, o->uuid) != 0)
+				continue;
+			o->has_mon = true;
+			o->mon.enabled = mi->enabled;
+			o->mon.timeout_s = mi->timeout_s;
+			o->mon.max_resets = mi->max_resets;
+			o->mon.resets_last_hour = mi->resets_last_hour;
+			snprintf(o->mon.state, sizeof(o->mon.state), "%s", mi->state ? mi->state : "");
+		}
+	}
 }
 
 /* ---- printing ------------------------------------------------------------------------------ */
@@ -218,13 +250,13 @@ static void after_text(const struct ha_view *v, const struct vm_view *m, char *o
 
 static void monitor_text(const struct vm_view *m, char *out, size_t size)
 {
-	if (!m->mon)
+	if (!m->has_mon)
 		snprintf(out, size, "-");
-	else if (!m->mon->enabled)
+	else if (!m->mon.enabled)
 		snprintf(out, size, "off");
 	else
-		snprintf(out, size, "on (%" PRIu32 " s, %" PRIu32 "/h)", m->mon->timeout_s,
-			 m->mon->max_resets);
+		snprintf(out, size, "on (%" PRIu32 " s, %" PRIu32 "/h)", m->mon.timeout_s,
+			 m->mon.max_resets);
 }
 
 static void vm_json(struct kc_json *j, const struct ha_view *v, const struct vm_view *m)
@@ -241,12 +273,13 @@ static void vm_json(struct kc_json *j, const struct ha_view *v, const struct vm_
 		kc_json_str(j, NULL, d ? d->name : m->after[i]);
 	}
 	kc_json_arr_end(j);
-	if (m->mon) {
+	if (m->has_mon) {
 		kc_json_obj_begin(j, "monitoring");
-		kc_json_bool(j, "enabled", m->mon->enabled);
-		kc_json_u64(j, "timeout_s", m->mon->timeout_s);
-		kc_json_u64(j, "max_resets", m->mon->max_resets);
-		kc_json_str(j, "state", m->mon->state);
+		kc_json_bool(j, "enabled", m->mon.enabled);
+		kc_json_u64(j, "timeout_s", m->mon.timeout_s);
+		kc_json_u64(j, "max_resets", m->mon.max_resets);
+		kc_json_u64(j, "resets_last_hour", m->mon.resets_last_hour);
+		kc_json_str(j, "state", m->mon.state);
 		kc_json_obj_end(j);
 	} else {
 		kc_json_null(j, "monitoring");
@@ -498,8 +531,44 @@ static bool vm_applied(const struct ha_view *v, const char *uuid, int prio, bool
 	return true;
 }
 
+/* Changes VM monitoring through this host's vmkernel: what is not given stays. */
+static int local_monitoring(struct kc_ctx *ctx, const char *name, int on, uint32_t timeout_s,
+			    uint32_t max_resets)
+{
+	Keel__Vmk__VmkRequest req = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmGet get = KEEL__VMK__VMK_VM_GET__INIT;
+	Keel__Vmk__VmkVmMonitor mon = KEEL__VMK__VMK_VM_MONITOR__INIT;
+	Keel__Vmk__VmkReply *rp;
+	const Keel__Vmk__VmMonitorInfo *cur;
+	int rc;
+
+	get.vm = (char *)name;
+	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_GET;
+	req.vm_get = &get;
+	rc = kc_rpc(ctx, &req, &rp);
+	if (rc)
+		return rc;
+	cur = rp->n_vms ? rp->vms[0]->monitor : NULL;
+	mon.vm = (char *)name;
+	mon.enabled = on ? on == 1 : cur && cur->enabled;
+	mon.timeout_s = timeout_s ? timeout_s : cur ? cur->timeout_s : 0;
+	mon.max_resets = max_resets ? max_resets : cur ? cur->max_resets : 0;
+	kc_reply_free(rp);
+	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MONITOR;
+	req.vm_monitor = &mon;
+	rc = kc_rpc(ctx, &req, &rp);
+	if (rc)
+		return rc;
+	kc_reply_free(rp);
+	return 0;
+}
+
 static int vm_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
+	const char *mw = kc_opt(call, O_MONITORING);
+	uint32_t mon_timeout = 0, mon_resets = 0;
+	int mon_on = 0; /* 0: unchanged, 1: on, 2: off */
+	bool mon_set;
 	const char *name = call->pos[0], *after[AFTER_MAX];
 	const char *pw = kc_opt(call, O_PRIORITY);
 	bool set_after = kc_has(call, O_AFTER) || kc_has(call, O_NO_AFTER);
@@ -521,7 +590,20 @@ static int vm_run(struct kc_ctx *ctx, const struct kc_call *call)
 			return kc_usage(ctx, call, "at most %d --restart-after VMs", AFTER_MAX);
 		after[n_after++] = call->opts[i].val;
 	}
-	if (kc_api_wanted(ctx) && (prio || set_after)) {
+	if (mw && strcmp(mw, "on") == 0)
+		mon_on = 1;
+	else if (mw && strcmp(mw, "off") == 0)
+		mon_on = 2;
+	else if (mw)
+		return kc_usage(ctx, call, "--monitoring: on or off");
+	if (kc_has(call, O_MON_TIMEOUT) &&
+	    kc_parse_u32(kc_opt(call, O_MON_TIMEOUT), 1, 86400, &mon_timeout))
+		return kc_usage(ctx, call, "--heartbeat-timeout: seconds, 1..86400");
+	if (kc_has(call, O_MON_RESETS) &&
+	    kc_parse_u32(kc_opt(call, O_MON_RESETS), 1, 100, &mon_resets))
+		return kc_usage(ctx, call, "--max-resets: 1..100");
+	mon_set = mon_on || mon_timeout || mon_resets;
+	if (kc_api_wanted(ctx) && (prio || set_after || mon_set)) {
 		Keel__Vim__VmHaChange ch = KEEL__VIM__VM_HA_CHANGE__INIT;
 		ProtobufCMessage *reply;
 
@@ -534,6 +616,9 @@ static int vm_run(struct kc_ctx *ctx, const struct kc_call *call)
 		ch.set_restart_after = set_after;
 		ch.n_restart_after = n_after;
 		ch.restart_after = (char **)after;
+		ch.monitoring = (char *)(mon_on == 1 ? "on" : mon_on == 2 ? "off" : "");
+		ch.heartbeat_timeout_s = mon_timeout;
+		ch.max_resets = mon_resets;
 		rc = kc_api_call(ctx, call, "SetVmHa", &ch.base,
 				 &keel__vim__vm_ha_object__descriptor, &reply);
 		if (rc)
@@ -556,6 +641,31 @@ static int vm_run(struct kc_ctx *ctx, const struct kc_call *call)
 		if (rc)
 			return rc;
 		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	}
+	if (!kc_api_wanted(ctx) && mon_set) {
+		/* the settings live in the VM's .vmx on its owner: only that host can change them */
+		rc = get_view(ctx, call, &v);
+		if (rc)
+			return rc;
+		m = view_vm(&v, name);
+		if (!m) {
+			view_close(&v);
+			return kc_fail(ctx, KC_EXIT_FAILED, KB_ENOTFOUND,
+				       "no such VM in the cluster: %s", name);
+		}
+		if (!m->has_mon) {
+			rc = kc_fail(ctx, KC_EXIT_FAILED, KB_ENOTFOUND,
+				     "VM %s runs on %s, not on this host: its monitoring lives in "
+				     "its .vmx there; run this on that host or through its API",
+				     name, m->host);
+			view_close(&v);
+			return rc;
+		}
+		snprintf(uuid, sizeof(uuid), "%s", m->uuid);
+		view_close(&v);
+		rc = local_monitoring(ctx, uuid, mon_on, mon_timeout, mon_resets);
+		if (rc)
+			return rc;
 	}
 	/* The settings as this host sees them, once it applied the change. */
 	for (uint64_t until = kb_now_ns() + APPLY_WAIT_MS * 1000000ull;;) {
@@ -605,6 +715,11 @@ static const struct kc_opt vm_opts[] = {
     {"restart-after", "VM", "restart after this VM (name or uuid; repeat for more, at most 16)",
      O_AFTER, true},
     {"no-restart-after", NULL, "restart after no other VM", O_NO_AFTER, false},
+    {"monitoring", "on|off", "VM monitoring: reset the VM when its guest heartbeat stops",
+     O_MONITORING, false},
+    {"heartbeat-timeout", "SECONDS", "VM monitoring: heartbeat silence before a reset (1..86400)",
+     O_MON_TIMEOUT, false},
+    {"max-resets", "N", "VM monitoring: resets allowed per hour (1..100)", O_MON_RESETS, false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
     {NULL, NULL, NULL, 0, false},
 };
@@ -613,7 +728,7 @@ static const struct kc_cmd ha_status_cmd = {
     .name = "status",
     .summary = "Show HA on/off, admission control and every VM's HA settings.",
     .detail = "MONITORING is VM monitoring (keel vm monitor) of the VMs registered on this\n"
-	      "host; \"-\" for the others and through the API.\n",
+	      "host (through the API: on the host the API belongs to); \"-\" for the others.\n",
     .opts = status_opts,
     .run = status_run,
     .api = true,
@@ -633,11 +748,14 @@ static const struct kc_cmd ha_set_cmd = {
 static const struct kc_cmd ha_vm_cmd = {
     .name = "vm",
     .args = "VM",
-    .summary = "Show or set a VM's restart priority and the VMs it restarts after.",
+    .summary = "Show or set a VM's restart priority, restart order and VM monitoring.",
     .detail = "VM: its name (unique in the cluster) or uuid. A VM with priority disabled is\n"
 	      "never restarted by HA. After a host failure, higher priorities are placed first,\n"
 	      "and a VM waits until each of its restart-after VMs runs. --restart-after\n"
-	      "replaces the whole list; --no-restart-after empties it. Without options: show.\n",
+	      "replaces the whole list; --no-restart-after empties it. VM monitoring resets a\n"
+	      "VM whose guest heartbeat stops for --heartbeat-timeout seconds, at most\n"
+	      "--max-resets times an hour; it is kept in the VM's .vmx, so it is changed on the\n"
+	      "host that runs the VM (or through that host's API). Without options: show.\n",
     .min_pos = 1,
     .max_pos = 1,
     .opts = vm_opts,

@@ -1,7 +1,7 @@
 """HA settings through the Vim API from a third party's side (Debian's grpcio, stubs made
 from proto/vim.proto alone), run inside a lab host's namespace by ha_settings.sh:
 
-    ha_settings.py STUBS CA ROOTPW HOST PORT NAME VM_A VM_B
+    ha_settings.py STUBS CA ROOTPW HOST PORT NAME VM_A VM_B VM_ELSEWHERE
 
 As root: GetHaConfig lists both VMs with their priorities; SetVmHa sets VM_B's priority and
 makes it restart after VM_A (the answer carries VM_A's id), refuses a bad priority word
@@ -10,7 +10,11 @@ and a list without set_restart_after (INVALID_ARGUMENT); SetHaConfig refuses a b
 and both admission policies (INVALID_ARGUMENT) and sets and clears a percentage. A user with
 the ReadOnly role reads GetHaConfig but is denied SetHaConfig and SetVmHa
 (PERMISSION_DENIED), and nothing changes. Last, VM_B's settings are put back (medium, no
-dependencies). Prints "ok" at the end.
+dependencies). VM monitoring: GetHaConfig carries it for this host's VMs (VM_A, VM_B) and
+not for VM_ELSEWHERE (another host's); SetVmHa turns it on with a timeout and a reset limit,
+changes one of them alone (the rest stays), refuses a bad word (INVALID_ARGUMENT) and a VM of
+another host (FAILED_PRECONDITION naming that host), and turns it off again. Prints "ok" at
+the end.
 """
 import sys
 import time
@@ -23,6 +27,7 @@ import vim_pb2_grpc  # noqa: E402
 CA = open(sys.argv[2], "rb").read()
 ROOTPW = open(sys.argv[3]).read().strip()
 HOST, PORT, NAME, VM_A, VM_B = sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8]
+VM_ELSEWHERE = sys.argv[9]
 SC = grpc.StatusCode
 
 
@@ -60,6 +65,36 @@ cfg = config()
 a, b = vm_of(cfg, VM_A), vm_of(cfg, VM_B)
 if not cfg.enabled or not a.vm.startswith("vm-") or not b.host.startswith("host-"):
     fail("GetHaConfig: %s" % cfg)
+
+# VM monitoring: the settings of this host's VMs only
+x = vm_of(cfg, VM_ELSEWHERE)
+if not a.HasField("monitoring") or a.monitoring.enabled or x.HasField("monitoring"):
+    fail("monitoring in GetHaConfig: %s / %s" % (a, x))
+got = stub.SetVmHa(vim_pb2.VmHaChange(vm=VM_A, monitoring="on", heartbeat_timeout_s=45,
+                                      max_resets=2), metadata=md, timeout=20)
+m = got.monitoring
+if not m.enabled or m.heartbeat_timeout_s != 45 or m.max_resets != 2 or not m.state:
+    fail("SetVmHa monitoring on: %s" % got)
+got = stub.SetVmHa(vim_pb2.VmHaChange(vm=a.vm, max_resets=4), metadata=md, timeout=20)
+m = got.monitoring
+if not m.enabled or m.heartbeat_timeout_s != 45 or m.max_resets != 4:
+    fail("SetVmHa max_resets alone: %s" % got)
+m = vm_of(config(), VM_A).monitoring
+if not m.enabled or m.heartbeat_timeout_s != 45 or m.max_resets != 4:
+    fail("GetHaConfig after SetVmHa monitoring: %s" % m)
+for req, want, text in [
+        (vim_pb2.VmHaChange(vm=VM_A, monitoring="maybe"), SC.INVALID_ARGUMENT, "monitoring"),
+        (vim_pb2.VmHaChange(vm=VM_A, max_resets=1000), SC.INVALID_ARGUMENT, "max_resets"),
+        (vim_pb2.VmHaChange(vm=VM_ELSEWHERE, monitoring="on"), SC.FAILED_PRECONDITION,
+         x.host)]:
+    c, d = code_of(stub.SetVmHa, req, metadata=md, timeout=20)
+    if c != want or text not in d:
+        fail("SetVmHa %s: %s %s (want %s, %r)" % (req, c, d, want, text))
+    print("SetVmHa refused: %s %s" % (c, d))
+got = stub.SetVmHa(vim_pb2.VmHaChange(vm=VM_A, monitoring="off"), metadata=md, timeout=20)
+if got.monitoring.enabled or got.monitoring.heartbeat_timeout_s != 45:
+    fail("SetVmHa monitoring off: %s" % got)
+print("SetVmHa: monitoring of %s on (45 s, 2 then 4 an hour) and off" % VM_A)
 
 got = stub.SetVmHa(vim_pb2.VmHaChange(vm=VM_B, priority="highest", restart_after=[VM_A],
                                       set_restart_after=True), metadata=md, timeout=20)

@@ -114,6 +114,17 @@ s=$(kc $V --json ha status)
 	fail "monitoring on the owner: $s"
 [ "$(py "[v['monitoring'] for v in d['vms'] if v['name'] == 'c1'][0]" "$(kc "$L" --json ha status)")" = None ] ||
 	fail "monitoring on another host"
+# set on the owner; refused elsewhere, naming the owner; it lives in the .vmx and moves with it
+j=$(kc $V --json ha vm c1 --monitoring on --heartbeat-timeout 40 --max-resets 2) || fail "ha vm c1 --monitoring: $j"
+[ "$(py "(d['vms'][0]['monitoring']['enabled'], d['vms'][0]['monitoring']['timeout_s'], d['vms'][0]['monitoring']['max_resets'])" "$j")" = "(True, 40, 2)" ] ||
+	fail "ha vm c1 --monitoring on: $j"
+j=$(kc $V --json ha vm c1 --max-resets 3) || fail "ha vm c1 --max-resets: $j"
+[ "$(py "(d['vms'][0]['monitoring']['enabled'], d['vms'][0]['monitoring']['timeout_s'], d['vms'][0]['monitoring']['max_resets'])" "$j")" = "(True, 40, 3)" ] ||
+	fail "ha vm c1 --max-resets alone: $j"
+expect_fail 1 kc "$L" ha vm c1 --monitoring off
+[[ $msg == *"runs on host$V"* ]] || fail "monitoring refusal on another host: $msg"
+expect_fail 2 kc $V ha vm c1 --monitoring sometimes
+expect_fail 2 kc $V ha vm c1 --heartbeat-timeout 0
 txt=$(kc "$L" ha status) || fail "ha status text"
 echo "$txt"
 echo "$txt" | grep -Eq "^b1 +host$V +high +a1 +- *$" || fail "ha status row of b1: $txt"
@@ -129,6 +140,10 @@ sleep 2
 [ "$(owner dis1)" = "host$V 1 on" ] || fail "dis1 (priority disabled) moved: $(owner dis1)"
 [ "$(py "[(v['host'], v['priority']) for v in d['vms'] if v['name'] == 'dis1'][0]" "$(kc "$L" --json ha status)")" = "('host$V', 'disabled')" ] ||
 	fail "ha status of dis1"
+hc=$(owner_host c1)
+j=$(kc "${hc#host}" --json ha status) || fail "ha status on $hc"
+[ "$(py "[(v['monitoring']['enabled'], v['monitoring']['timeout_s'], v['monitoring']['max_resets']) for v in d['vms'] if v['name'] == 'c1'][0]" "$j")" = "(True, 40, 3)" ] ||
+	fail "c1's monitoring did not move with it to $hc: $j"
 sa=$(seq_of "restarting VM a1 on")
 sb=$(seq_of "restarting VM b1 on")
 [ -n "$sa" ] && [ -n "$sb" ] && [ "$sa" -lt "$sb" ] || fail "HA events: a1 at '$sa', b1 at '$sb': $(events)"
@@ -209,7 +224,7 @@ if /usr/bin/python3 -c 'import grpc' 2>/dev/null && command -v protoc >/dev/null
 		fail "protoc"
 	nsenter --net="/run/netns/$prefix-lab-host$M" timeout 120 /usr/bin/python3 \
 		"$KEEL_TOP/tests/integration/ha_settings.py" "$T/stubs" "$LAB/hosts/host1/ca.crt" \
-		"$pwfile" 198.18.0.$M 8443 "host$M" m1 m2 || fail "ha_settings.py"
+		"$pwfile" 198.18.0.$M 8443 "host$M" m1 m2 x1 || fail "ha_settings.py"
 else
 	echo "no python3-grpcio or protoc: the third-party client part is left out"
 fi
