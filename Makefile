@@ -45,6 +45,7 @@ include lib/lib.mk
 include proto/proto.mk
 include kernel/guest/guest.mk
 include ha/ha.mk
+include vmotion/vmotion.mk
 include kernel/vmm/vmm.mk
 include kernel/kernel.mk
 include clusterd/clusterd.mk

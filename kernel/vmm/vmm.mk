@@ -5,10 +5,10 @@ LIBVMM   := $(BUILD)/lib/libvmm.a
 $(LIBVMM): $(patsubst %.c,$(BUILD)/obj/%.o,$(VMM_SRCS))
 LIBS += $(LIBVMM)
 
-$(BUILD)/bin/vmx: $(BUILD)/obj/kernel/vmm/main.o $(LIBVMM) $(LIBHA) $(LIBPROTO) $(LIBKB)
+$(BUILD)/bin/vmx: $(BUILD)/obj/kernel/vmm/main.o $(LIBVMOTION) $(LIBVMM) $(LIBHA) $(LIBPROTO) $(LIBKB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(PROTO_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(PROTO_LIBS) $(VMOTION_LIBS) $(LDLIBS)
 BINS += $(BUILD)/bin/vmx
 
 # vmxctl: a small client of one vmx's control socket, for tests, benchmarks and debugging.
