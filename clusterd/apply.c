@@ -563,10 +563,42 @@ static int vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, struct
 	return 0;
 }
 
+/* A migration's switchover (c->op set): the operation must be the VM's migration from its
+ * owner at its epoch to the new owner at the next epoch. */
+static int check_switchover(const struct cd_state *s, const struct cd_vm *vm,
+			    const Keel__Cluster__VmChangeOwner *c, struct kb_errmsg *e)
+{
+	const struct cd_op *op = cd_state_op(s, c->op);
+
+	if (op == NULL) {
+		kb_errmsg_setf(e, "VM %s: migration %llu is not in flight (ended or aborted)",
+			       vm->uuid, (unsigned long long)c->op);
+		return KB_ENOTFOUND;
+	}
+	if (op->kind != KEEL__CLUSTER__OP_KIND__OP_MIGRATE || strcmp(op->vm, vm->uuid) != 0 ||
+	    op->destination != c->new_owner) {
+		kb_errmsg_setf(e, "operation %llu is not the migration of VM %s to host %llu",
+			       (unsigned long long)c->op, vm->uuid,
+			       (unsigned long long)c->new_owner);
+		return KB_ESTATE;
+	}
+	if (op->source != vm->owner || op->epoch != vm->epoch || c->new_epoch != vm->epoch + 1) {
+		kb_errmsg_setf(e,
+			       "VM %s: migration %llu started from host %llu at epoch %llu, the VM "
+			       "is now on host %llu at epoch %llu",
+			       vm->uuid, (unsigned long long)c->op, (unsigned long long)op->source,
+			       (unsigned long long)op->epoch, (unsigned long long)vm->owner,
+			       (unsigned long long)vm->epoch);
+		return KB_ESTATE;
+	}
+	return 0;
+}
+
 static int vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeOwner *c,
 			   struct kb_errmsg *e)
 {
 	struct cd_vm *vm = find_vm(s, c->uuid, e);
+	const struct cd_op *op;
 	uint64_t old_owner;
 	int rv;
 
@@ -579,13 +611,27 @@ static int vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeOwne
 			       (unsigned long long)c->new_epoch, (unsigned long long)vm->epoch);
 		return KB_ESTATE;
 	}
+	if (c->op && (rv = check_switchover(s, vm, c, e)))
+		return rv;
 	old_owner = vm->owner;
 	vm->owner = c->new_owner;
 	vm->epoch = c->new_epoch;
 	/* Host names, not ids: two names and the VM's fit the message limit. */
 	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, cd__state_last_event_ms(s), vm->owner,
-		  vm->uuid, "VM %s: owner %s -> %s, epoch %llu", vm->name, host_name(s, old_owner),
-		  host_name(s, vm->owner), (unsigned long long)vm->epoch);
+		  vm->uuid, "VM %s: owner %s -> %s, epoch %llu%s", vm->name,
+		  host_name(s, old_owner), host_name(s, vm->owner), (unsigned long long)vm->epoch,
+		  c->op ? " (migrated)" : "");
+	op = cd_state_op_for_vm(s, vm->uuid);
+	if (op) {
+		uint64_t id = op->id;
+
+		if (!c->op && op->kind == KEEL__CLUSTER__OP_KIND__OP_MIGRATE)
+			add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION,
+				  cd__state_last_event_ms(s), op->source, vm->uuid,
+				  "migration of VM %s to %s ended: the VM changed owner", vm->name,
+				  host_name(s, op->destination));
+		cd__state_op_remove(s, id);
+	}
 	return 0;
 }
 
@@ -625,9 +671,19 @@ static int op_begin(struct cd_state *s, const Keel__Cluster__OpBegin *c, struct 
 		kb_errmsg_setf(e, "%d operations are already in flight", CD_OPS_MAX);
 		return KB_ETOOBIG;
 	}
+	if (op.kind == KEEL__CLUSTER__OP_KIND__OP_MIGRATE &&
+	    (op.source != vm->owner || op.destination == vm->owner)) {
+		kb_errmsg_setf(e, "a migration of VM %s must go from its owner to another host",
+			       vm->name);
+		return -EINVAL;
+	}
 	if (cd__state_reserve(s, 0, 0, 1))
 		return -ENOMEM;
 	cd__state_op_insert(s, &op);
+	if (op.kind == KEEL__CLUSTER__OP_KIND__OP_MIGRATE)
+		add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION, cd__state_last_event_ms(s),
+			  op.source, vm->uuid, "migration of VM %s from %s to %s began", vm->name,
+			  host_name(s, op.source), host_name(s, op.destination));
 	return 0;
 }
 
@@ -648,12 +704,35 @@ static int op_advance(struct cd_state *s, const Keel__Cluster__OpAdvance *c, str
 	return 0;
 }
 
+#define OP_REASON_MAX 160 /* bytes of an OpEnd reason: it goes into an event */
+
 static int op_end(struct cd_state *s, const Keel__Cluster__OpEnd *c, struct kb_errmsg *e)
 {
-	if (cd_state_op(s, c->id) == NULL) {
+	const struct cd_op *op = cd_state_op(s, c->id);
+	const struct cd_vm *vm;
+
+	if (op == NULL) {
 		kb_errmsg_setf(e, "operation %llu does not exist", (unsigned long long)c->id);
 		return KB_ENOTFOUND;
 	}
+	if (c->reason && strlen(c->reason) > OP_REASON_MAX) {
+		kb_errmsg_setf(e, "operation %llu: the reason is over %d bytes",
+			       (unsigned long long)c->id, OP_REASON_MAX);
+		return -EINVAL;
+	}
+	for (const char *r = c->reason; r && *r; r++) {
+		if (*r < 0x20 || *r > 0x7e) {
+			kb_errmsg_setf(e, "operation %llu: the reason is not printable ASCII",
+				       (unsigned long long)c->id);
+			return -EINVAL;
+		}
+	}
+	vm = cd_state_vm(s, op->vm);
+	if (op->kind == KEEL__CLUSTER__OP_KIND__OP_MIGRATE && vm)
+		add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION, cd__state_last_event_ms(s),
+			  op->source, op->vm, "migration of VM %s to %s ended%s%s", vm->name,
+			  host_name(s, op->destination), c->reason && c->reason[0] ? ": " : "",
+			  c->reason ? c->reason : "");
 	cd__state_op_remove(s, c->id);
 	return 0;
 }

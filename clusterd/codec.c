@@ -575,7 +575,7 @@ int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struc
 		return -EINVAL;
 	}
 	if ((rv = check_enum(pb->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
-			     KEEL__CLUSTER__EVENT_KIND__EVENT_HA, "event kind", e)))
+			     KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION, "event kind", e)))
 		return rv;
 	if (pb->vm != NULL && pb->vm[0] != '\0' && (rv = cd__check_uuid(pb->vm, "event VM", e)))
 		return rv;

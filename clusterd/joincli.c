@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 
 #include "clusterd/ca.h"
+#include "clusterd/codec.h"
 #include "clusterd/daemon.h"
 #include "clusterd/tls.h"
 #include "clusterd/token.h"
@@ -57,10 +58,13 @@ struct cli_op {
 	char vm_path[CD_PATH_MAX + 1];
 	uint64_t vm_mem_mib;
 	uint32_t vm_cpu_mhz;
-	char vm_error[256]; /* OP_START_FAILED */
+	char vm_error[256]; /* OP_START_FAILED, OP_MIGRATE_ABORT */
+	uint64_t vm_op_id, vm_destination; /* the OP_MIGRATE_* requests */
 	bool vm_answered;
 	uint64_t vm_owner, vm_epoch, vm_host;
 	char vm_owner_name[CD_NAME_MAX + 1];
+	bool vm_has_op; /* the operation in flight on the VM, as the leader answered */
+	struct cd_op vm_inflight;
 	cd_vmop_cb vm_cb;
 	void *vm_arg;
 	/* STEP_CONFIG */
@@ -451,6 +455,8 @@ static void member_work(uv_work_t *w)
 		vmrq.mem_mib = op->vm_mem_mib;
 		vmrq.cpu_mhz = op->vm_cpu_mhz;
 		vmrq.error = op->vm_error;
+		vmrq.op_id = op->vm_op_id;
+		vmrq.destination = op->vm_destination;
 		rq.vm = &vmrq;
 	}
 	snprintf(addr, sizeof(addr), "%s", op->address);
@@ -480,6 +486,12 @@ static void member_work(uv_work_t *w)
 				op->vm_host = rp->vm->host_id;
 				snprintf(op->vm_owner_name, sizeof(op->vm_owner_name), "%s",
 					 rp->vm->owner_name ? rp->vm->owner_name : "");
+				if (rp->vm->op) {
+					struct kb_errmsg ignore = {{0}};
+
+					op->vm_has_op = cd__op_from_pb(rp->vm->op, &op->vm_inflight,
+								       &ignore) == 0;
+				}
 			}
 			if (rp->auth) {
 				op->auth_answered = true;
@@ -524,12 +536,24 @@ static void on_leave_timer(uv_timer_t *t)
 static void vm_done(struct cli_op *op)
 {
 	Keel__Cluster__ClusterVmReply rp = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
+	Keel__Cluster__Operation pop = KEEL__CLUSTER__OPERATION__INIT;
 
 	rp.member = true;
 	rp.owner = op->vm_owner;
 	rp.epoch = op->vm_epoch;
 	rp.host_id = op->vm_answered ? op->vm_host : op->id;
 	rp.owner_name = op->vm_owner_name;
+	if (op->vm_has_op) {
+		pop.id = op->vm_inflight.id;
+		pop.kind = op->vm_inflight.kind;
+		pop.vm = op->vm_inflight.vm;
+		pop.source = op->vm_inflight.source;
+		pop.destination = op->vm_inflight.destination;
+		pop.epoch = op->vm_inflight.epoch;
+		pop.phase = op->vm_inflight.phase;
+		pop.started_at_ms = op->vm_inflight.started_at_ms;
+		rp.op = &pop;
+	}
 	if (op->vm_cb)
 		op->vm_cb(op->d, op->vm_arg, op->res.code, op->res.code ? op->res.error : NULL,
 			  &rp);
@@ -677,6 +701,8 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
 	op->vm_mem_mib = rq->mem_mib;
 	op->vm_cpu_mhz = rq->cpu_mhz;
 	snprintf(op->vm_error, sizeof(op->vm_error), "%s", rq->error ? rq->error : "");
+	op->vm_op_id = rq->op_id;
+	op->vm_destination = rq->destination;
 	op->vm_cb = cb;
 	op->vm_arg = arg;
 	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);

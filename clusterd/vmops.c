@@ -15,12 +15,21 @@
  *                and moves it (cd_ha_start_failed); otherwise no change
  *   STARTED      owned by host: the HA engine counts it running (cd_ha_started), so VMs
  *                restarted after it may go
- * Every answer carries the VM's owner and epoch after the operation.
+ *   MIGRATE_BEGIN   (any member) the VM desired on, no operation in flight on it, its owner
+ *                and the destination connected, the destination another host not in
+ *                maintenance: OpBegin(OP_MIGRATE, a random id, owner -> destination, epoch)
+ *   MIGRATE_COMMIT  (the source, which owns the VM) VmChangeOwner(destination, epoch + 1,
+ *                op): applied only while the migration is in flight (docs/vmotion.md)
+ *   MIGRATE_ABORT   (any member) OpEnd(op, reason) while the migration is in flight; when
+ *                it is not (switched over, or ended), no change
+ * Every answer carries the VM's owner and epoch after the operation, and the operation in
+ * flight on it; for the two last, they are how the caller learns which came first.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "clusterd/daemon.h"
 #include "lib/heap.h"
@@ -34,11 +43,13 @@ struct vmop {
 };
 
 static void fill_reply(struct cd_daemon *d, const char *uuid, uint64_t host,
-		       Keel__Cluster__ClusterVmReply *rp, char *owner_name, size_t size)
+		       Keel__Cluster__ClusterVmReply *rp, char *owner_name, size_t size,
+		       Keel__Cluster__Operation *op)
 {
 	const struct cd_state *s = cd_fsm_state(&d->fsm);
 	const struct cd_vm *vm = cd_state_vm(s, uuid);
 	const struct cd_host *h = vm ? cd_state_host(s, vm->owner) : NULL;
+	const struct cd_op *o = vm ? cd_state_op_for_vm(s, uuid) : NULL;
 
 	rp->member = true;
 	rp->host_id = host;
@@ -46,15 +57,27 @@ static void fill_reply(struct cd_daemon *d, const char *uuid, uint64_t host,
 	rp->epoch = vm ? vm->epoch : 0;
 	snprintf(owner_name, size, "%s", h ? h->name : "");
 	rp->owner_name = owner_name;
+	if (o) {
+		op->id = o->id;
+		op->kind = o->kind;
+		op->vm = (char *)vm->uuid;
+		op->source = o->source;
+		op->destination = o->destination;
+		op->epoch = o->epoch;
+		op->phase = o->phase;
+		op->started_at_ms = o->started_at_ms;
+		rp->op = op;
+	}
 }
 
 static void answer(struct cd_daemon *d, cd_vmop_cb cb, void *arg, const char *uuid,
 		   uint64_t host, int code, const char *error)
 {
 	Keel__Cluster__ClusterVmReply rp = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
+	Keel__Cluster__Operation op = KEEL__CLUSTER__OPERATION__INIT;
 	char owner[CD_NAME_MAX + 1];
 
-	fill_reply(d, uuid, host, &rp, owner, sizeof(owner));
+	fill_reply(d, uuid, host, &rp, owner, sizeof(owner), &op);
 	if (cb)
 		cb(d, arg, code, error, &rp);
 }
@@ -96,6 +119,119 @@ static int propose_one(struct cd_daemon *d, Keel__Cluster__Command *c, uint64_t 
 	return rv;
 }
 
+/* A reason for an event: printable ASCII, at most 160 bytes (what OpEnd accepts). */
+static void clean_reason(const char *in, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; in && *in && n + 1 < size && n < 160; in++)
+		out[n++] = *in >= 0x20 && *in <= 0x7e ? *in : '?';
+	out[n] = '\0';
+}
+
+/* The three migration requests (see the top of the file). 1: answered already. */
+static int migrate_cmd(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
+		       const struct cd_vm *vm, Keel__Cluster__Command *c,
+		       Keel__Cluster__OpBegin *ob, Keel__Cluster__Operation *op,
+		       Keel__Cluster__VmChangeOwner *co, Keel__Cluster__OpEnd *oe, char *reason,
+		       size_t reason_size, struct kb_errmsg *e)
+{
+	const struct cd_state *s = cd_fsm_state(&d->fsm);
+	const struct cd_op *cur;
+	const struct cd_host *src, *dst;
+
+	if (!vm) {
+		kb_errmsg_setf(e, "VM %s is not registered in the cluster", rq->uuid ? rq->uuid : "");
+		return KB_ENOTFOUND;
+	}
+	cur = cd_state_op_for_vm(s, vm->uuid);
+	switch (rq->op) {
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_BEGIN:
+		src = cd_state_host(s, vm->owner);
+		dst = cd_state_host(s, rq->destination);
+		if (cur) {
+			kb_errmsg_setf(e, "VM %s already has an operation in flight (%" PRIu64 ")",
+				       vm->name, cur->id);
+			return KB_ESTATE;
+		}
+		if (vm->desired_power != KEEL__CLUSTER__POWER_STATE__POWER_ON) {
+			kb_errmsg_setf(e, "VM %s is not powered on: only a running VM migrates "
+					  "(power it on where it should run)",
+				       vm->name);
+			return KB_ESTATE;
+		}
+		if (!dst || dst->state == KEEL__CLUSTER__HOST_STATE__HOST_LEFT) {
+			kb_errmsg_setf(e, "destination host %" PRIu64 " is not in the cluster",
+				       rq->destination);
+			return KB_ENOTFOUND;
+		}
+		if (dst->id == vm->owner) {
+			kb_errmsg_setf(e, "VM %s already runs on %s", vm->name, dst->name);
+			return KB_EEXIST;
+		}
+		if (dst->state != KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED) {
+			kb_errmsg_setf(e, "destination %s is not connected", dst->name);
+			return KB_ESTATE;
+		}
+		if (dst->maintenance) {
+			kb_errmsg_setf(e, "destination %s is in maintenance mode", dst->name);
+			return KB_ESTATE;
+		}
+		if (!src || src->state != KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED) {
+			kb_errmsg_setf(e, "VM %s's host %s is not connected", vm->name,
+				       src ? src->name : "?");
+			return KB_ESTATE;
+		}
+		do {
+			if (getrandom(&op->id, sizeof(op->id), 0) != sizeof(op->id)) {
+				kb_errmsg_setf(e, "getrandom: %s", kb_strerror(-errno));
+				return -errno;
+			}
+		} while (op->id == 0 || cd_state_op(s, op->id));
+		op->kind = KEEL__CLUSTER__OP_KIND__OP_MIGRATE;
+		op->vm = (char *)vm->uuid;
+		op->source = vm->owner;
+		op->destination = dst->id;
+		op->epoch = vm->epoch;
+		op->started_at_ms = cd_now_ms();
+		ob->op = op;
+		c->cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_BEGIN;
+		c->op_begin = ob;
+		return 0;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_COMMIT:
+		if (vm->owner != host) {
+			kb_errmsg_setf(e, "VM %s is owned by another host: only the source commits "
+					  "its migration",
+				       vm->name);
+			return -EPERM;
+		}
+		if (!cur || cur->id != rq->op_id || cur->kind != KEEL__CLUSTER__OP_KIND__OP_MIGRATE) {
+			kb_errmsg_setf(e, "migration %" PRIu64 " of VM %s is not in flight",
+				       rq->op_id, vm->name);
+			return KB_ENOTFOUND;
+		}
+		co->uuid = (char *)vm->uuid;
+		co->new_owner = cur->destination;
+		co->new_epoch = vm->epoch + 1;
+		co->op = cur->id;
+		c->cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_CHANGE_OWNER;
+		c->vm_change_owner = co;
+		return 0;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_ABORT:
+		if (!cur || cur->id != rq->op_id)
+			return 1; /* switched over or ended: the answer tells which */
+		clean_reason(rq->error, reason, reason_size);
+		oe->id = cur->id;
+		oe->reason = reason;
+		c->cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_END;
+		c->op_end = oe;
+		return 0;
+	default:
+		kb_errmsg_setf(e, "unknown VM operation %d", rq->op);
+		return KB_EPROTO;
+	}
+}
+
 int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
 		   cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
 {
@@ -109,6 +245,11 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 	Keel__Cluster__VmRegister reg = KEEL__CLUSTER__VM_REGISTER__INIT;
 	Keel__Cluster__VmUnregister unreg = KEEL__CLUSTER__VM_UNREGISTER__INIT;
 	Keel__Cluster__VmSetPower sp = KEEL__CLUSTER__VM_SET_POWER__INIT;
+	Keel__Cluster__OpBegin ob = KEEL__CLUSTER__OP_BEGIN__INIT;
+	Keel__Cluster__Operation op = KEEL__CLUSTER__OPERATION__INIT;
+	Keel__Cluster__VmChangeOwner co = KEEL__CLUSTER__VM_CHANGE_OWNER__INIT;
+	Keel__Cluster__OpEnd oe = KEEL__CLUSTER__OP_END__INIT;
+	char reason[168];
 	int want, rv;
 
 	if (!cd_node_is_ready_leader(d)) {
@@ -211,6 +352,17 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 			cd_ha_started(d, vm);
 		answer(d, cb, arg, uuid, host, 0, NULL);
 		return 0;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_BEGIN:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_COMMIT:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_ABORT:
+		rv = migrate_cmd(d, host, rq, vm, &c, &ob, &op, &co, &oe, reason, sizeof(reason), e);
+		if (rv < 0)
+			return rv;
+		if (rv == 1) {
+			answer(d, cb, arg, uuid, host, 0, NULL);
+			return 0;
+		}
+		break;
 	default:
 		kb_errmsg_setf(e, "unknown VM operation %d", rq->op);
 		return KB_EPROTO;

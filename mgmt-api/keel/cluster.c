@@ -688,9 +688,9 @@ static const char *event_kind(int k)
 {
 	static const char *const names[] = {"-",	 "config",	 "host-added", "host-state",
 					    "host-role", "host-removed", "vm",	       "note",
-					    "ha"};
+					    "ha",	 "migration"};
 
-	return k >= 0 && k < 9 ? names[k] : "?";
+	return k >= 0 && k < 10 ? names[k] : "?";
 }
 
 static int events_run(struct kc_ctx *ctx, const struct kc_call *call)

@@ -179,6 +179,22 @@ Keel__Cluster__Command *cf_owner(const char *uuid, uint64_t owner, uint64_t epoc
 	return &b->cmd;
 }
 
+Keel__Cluster__Command *cf_owner_op(const char *uuid, uint64_t owner, uint64_t epoch, uint64_t op)
+{
+	Keel__Cluster__Command *c = cf_owner(uuid, owner, epoch);
+
+	c->vm_change_owner->op = op;
+	return c;
+}
+
+Keel__Cluster__Command *cf_op_end_reason(uint64_t id, const char *reason)
+{
+	Keel__Cluster__Command *c = cf_op_end(id);
+
+	c->op_end->reason = (char *)reason;
+	return c;
+}
+
 Keel__Cluster__Command *cf_power(const char *uuid, int power)
 {
 	struct cmdbuf *b = cb_new();

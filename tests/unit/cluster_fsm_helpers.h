@@ -36,6 +36,9 @@ Keel__Cluster__Command *cf_op_begin(uint64_t id, const char *vm, uint64_t src, u
 				    uint64_t epoch);
 Keel__Cluster__Command *cf_op_advance(uint64_t id, uint32_t phase);
 Keel__Cluster__Command *cf_op_end(uint64_t id);
+/* A migration's switchover (VmChangeOwner with op) and an OpEnd with a reason. */
+Keel__Cluster__Command *cf_owner_op(const char *uuid, uint64_t owner, uint64_t epoch, uint64_t op);
+Keel__Cluster__Command *cf_op_end_reason(uint64_t id, const char *reason);
 /* A join token record whose id and secret hash are the bytes id and hash repeated. */
 Keel__Cluster__Command *cf_token_add(uint8_t id, uint8_t hash, uint64_t expires_s, uint64_t at_s);
 /* HostJoin of host (id, name, vmk0; as cf_host_add) with token id and secret hash bytes

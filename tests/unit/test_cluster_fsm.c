@@ -285,12 +285,80 @@ static void test_operations(void **state)
 	assert_int_equal(cf_apply1(cf_op_advance(1, 1)), KB_ESTATE);
 	assert_int_equal(cf_apply1(cf_op_advance(9, 3)), KB_ENOTFOUND);
 	assert_int_equal(cd_state_op(s, 1)->phase, 2);
-	/* The switchover of a migration: owner at E+1, then the end. */
+	/* A change of owner without the operation (an HA restart) ends it: its epoch is
+	 * stale from then on. */
 	assert_int_equal(cf_apply1(cf_owner(UUID_A, 2, 2)), 0);
-	assert_int_equal(cf_apply1(cf_op_end(1)), 0);
-	assert_int_equal(cf_apply1(cf_op_end(1)), KB_ENOTFOUND);
 	assert_int_equal(cd_state_n_ops(s), 0);
+	assert_int_equal(cf_apply1(cf_op_end(1)), KB_ENOTFOUND);
 	assert_int_equal(cf_apply1(cf_host_remove(1)), 0);
+}
+
+/* vMotion's rules (docs/vmotion.md): the switchover is one VmChangeOwner naming the
+ * migration, applied only while it is in flight and only from its start; an abort
+ * (OpEnd) and a switchover race in the log and the first wins. */
+static void test_migration(void **state)
+{
+	const struct cd_state *s = cd_fsm_state(&cf_fsm);
+
+	cf_populate(); /* A on host 1 at epoch 1, B on host 2 */
+	/* a migration goes from the owner to another host */
+	assert_int_equal(cf_apply1(cf_op_begin(7, UUID_A, 2, 3, 1)), -EINVAL);
+	assert_int_equal(cf_apply1(cf_op_begin(7, UUID_A, 1, 1, 1)), -EINVAL);
+	assert_int_equal(cf_apply1(cf_op_begin(7, UUID_A, 1, 2, 1)), 0);
+	assert_non_null(strstr(last_event()->message, "migration of VM"));
+	/* switchover refused unless it is this migration, from its start, at epoch + 1 */
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 2, 2, 8)), KB_ENOTFOUND);
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 3, 2, 7)), KB_ESTATE); /* other host */
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 2, 3, 7)), KB_ESTATE); /* epoch + 2 */
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_B, 2, 2, 7)), KB_ESTATE); /* other VM */
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 1);
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 2, 2, 7)), 0);
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 2);
+	assert_int_equal(cd_state_vm(s, UUID_A)->epoch, 2);
+	assert_null(cd_state_op(s, 7)); /* the switchover ended it */
+	assert_non_null(strstr(last_event()->message, "(migrated)"));
+	/* an abort that comes after the switchover changes nothing */
+	assert_int_equal(cf_apply1(cf_op_end_reason(7, "cancelled")), KB_ENOTFOUND);
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 2);
+	/* and a switchover after an abort is refused: the VM stays where it ran */
+	assert_int_equal(cf_apply1(cf_op_begin(9, UUID_A, 2, 3, 2)), 0);
+	assert_int_equal(cf_apply1(cf_op_end_reason(9, "bad\nreason")), -EINVAL);
+	assert_int_equal(cf_apply1(cf_op_end_reason(9, "destination host3 went away")), 0);
+	assert_non_null(strstr(last_event()->message, "ended: destination host3 went away"));
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 3, 3, 9)), KB_ENOTFOUND);
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 2);
+	assert_int_equal(cd_state_vm(s, UUID_A)->epoch, 2);
+	/* an HA restart while a migration is in flight ends the migration; its switchover
+	 * can then never apply */
+	assert_int_equal(cf_apply1(cf_op_begin(10, UUID_A, 2, 3, 2)), 0);
+	assert_int_equal(cf_apply1(cf_owner(UUID_A, 1, 3)), 0);
+	assert_null(cd_state_op(s, 10));
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 3, 3, 10)), KB_ESTATE); /* epoch 3 not above 3 */
+	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 3, 4, 10)), KB_ENOTFOUND);
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 1);
+	/* both orders of a racing abort and switchover in one batch: the first wins */
+	assert_int_equal(cf_apply1(cf_op_begin(11, UUID_A, 1, 2, 3)), 0);
+	{
+		Keel__Cluster__Command *cmds[] = {cf_owner_op(UUID_A, 2, 4, 11),
+						  cf_op_end_reason(11, "cancelled")};
+		const struct cd_result *r = cf_apply_n(cmds, 2);
+
+		assert_int_equal(r->n, 2);
+		assert_int_equal(r->cmds[0].code, 0);
+		assert_int_equal(r->cmds[1].code, KB_ENOTFOUND);
+	}
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 2);
+	assert_int_equal(cf_apply1(cf_op_begin(12, UUID_A, 2, 1, 4)), 0);
+	{
+		Keel__Cluster__Command *cmds[] = {cf_op_end_reason(12, "cancelled"),
+						  cf_owner_op(UUID_A, 1, 5, 12)};
+		const struct cd_result *r = cf_apply_n(cmds, 2);
+
+		assert_int_equal(r->cmds[0].code, 0);
+		assert_int_equal(r->cmds[1].code, KB_ENOTFOUND);
+	}
+	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 2);
+	assert_int_equal(cd_state_vm(s, UUID_A)->epoch, 4);
 }
 
 static void test_empty_command(void **state)
@@ -845,6 +913,7 @@ int main(void)
 					    cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_vm_settings, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_operations, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_migration, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_command, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_each_command_on_its_own, cf_setup,
 					    cf_teardown),

@@ -499,7 +499,7 @@ static void test_snapshot_inconsistent_tokens_events(void **state)
 	REFUSED(st.next_event_seq = 4, st.next_event_seq = 9); /* not above the last seq */
 	REFUSED(st.next_event_seq = 0, st.next_event_seq = 9);
 	REFUSED(ev[0].kind = 0, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
-	REFUSED(ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_HA + 1, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
+	REFUSED(ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION + 1, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
 	REFUSED(ev[0].message = "", ev[0].message = "note");
 	REFUSED(ev[0].message = "two\nlines", ev[0].message = "note");
 	REFUSED(ev[0].message = "bad \xc3(", ev[0].message = "note");
