@@ -325,8 +325,10 @@ static int event_add(struct cd_state *s, const Keel__Cluster__EventAdd *c, struc
 	if ((rv = cd__check_event_message(ev->message, e)))
 		return rv;
 	add_event(s,
-		  ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_HA ? KEEL__CLUSTER__EVENT_KIND__EVENT_HA
-								   : KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE,
+		  ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_HA ||
+			  ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION
+		      ? ev->kind
+		      : KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE,
 		  ev->at_ms, ev->host, ev->vm, "%s", ev->message);
 	return 0;
 }

@@ -153,6 +153,16 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		vs[i].restart_after = after + (size_t)i * CD_RESTART_AFTER_MAX;
 		for (unsigned j = 0; j < vm->n_restart_after; j++)
 			vs[i].restart_after[j] = (char *)vm->restart_after[j];
+		{
+			const struct cd_op *op = cd_state_op_for_vm(s, vm->uuid);
+			const struct cd_host *to = op ? cd_state_host(s, op->destination) : NULL;
+
+			if (op && op->kind == KEEL__CLUSTER__OP_KIND__OP_MIGRATE) {
+				vs[i].migration = op->id;
+				vs[i].migrating_to = op->destination;
+				vs[i].migrating_to_name = (char *)(to ? to->name : "");
+			}
+		}
 		vp[i] = &vs[i];
 	}
 	st.n_vms = nv;

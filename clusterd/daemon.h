@@ -58,6 +58,7 @@ struct cd_hbnet;
 struct cd_ca;
 struct cd_bench;
 struct cd_reconciler;
+struct cd_migrator;
 struct cd_ha;
 struct cd_vm;
 struct cd_proposer;
@@ -163,6 +164,7 @@ struct cd_daemon {
 
 	struct cd_bench *bench; /* bench.c: a commit benchmark in progress */
 	struct cd_reconciler *rec; /* reconcile.c */
+	struct cd_migrator *mig;   /* migrate.c: the migrations this host takes part in */
 	struct cd_ha *ha;	   /* ha.c: the HA engine (acts while this node leads) */
 	struct cd_proposer *prop;  /* propose.c: batches submitted commands */
 
@@ -338,6 +340,31 @@ int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
  * leader on a worker (joincli.c); cb runs once from the loop. 0 or -ENOMEM. */
 int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
 		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e);
+
+/* One request to another member's join port, on a worker (blocking): TLS with this host's
+ * certificate, the server's certificate checked to be host expect_id's, one JoinRequest and
+ * its JoinReply (*out, caller frees). 0 or an error with e set: -ECONNREFUSED, -EKEYREJECTED
+ * (not that host), -EIO, KB_EPROTO, KB_ECONFIG. */
+int cd__peer_call(const char *state_dir, const char *address, uint64_t expect_id,
+		  const Keel__Cluster__JoinRequest *rq, Keel__Cluster__JoinReply **out,
+		  struct kb_errmsg *e);
+
+/* ---- migrations (migrate.c, docs/vmotion.md "The cluster's part") ------------------------- */
+
+/* Starts and stops the migrator: every 100 ms it starts driving the migrations this host is
+ * the source of (the destination's STEP_MIGRATE_PREPARE, then vmkernel's VmkVmMigrateOut,
+ * an abort when that fails) and watches the ones it receives (the commit given to the
+ * incoming vmx when the source is gone, a cancel when the migration was aborted). */
+int cd_migrate_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_migrate_stop(struct cd_daemon *d);
+/* The destination's side of STEP_MIGRATE_PREPARE from host peer: waits (at most ~3 s) for the
+ * operation to be in this host's replica, checks it names peer as source and this host as
+ * destination, asks vmkernel VmkVmMigrateIn, and calls cb once from the loop with the
+ * endpoints or an error. 0 (cb will run) or an error with e set (cb will not). Loop thread. */
+typedef void (*cd_migrate_prepared_cb)(struct cd_daemon *d, void *arg, int code, const char *error,
+				       char *const *endpoints, size_t n);
+int cd_migrate_prepare(struct cd_daemon *d, uint64_t peer, const Keel__Cluster__MigratePrepare *rq,
+		       cd_migrate_prepared_cb cb, void *arg, struct kb_errmsg *e);
 
 /* ---- heartbeats and liveness (hbnet.c) ---------------------------------------------------- */
 

@@ -793,3 +793,80 @@ int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
 	kb_free(p);
 	return rv;
 }
+
+/* ---- host to host (STEP_MIGRATE_PREPARE) ------------------------------------------------- */
+
+int cd__peer_call(const char *state_dir, const char *address, uint64_t expect_id,
+		  const Keel__Cluster__JoinRequest *rq, Keel__Cluster__JoinReply **out,
+		  struct kb_errmsg *e)
+{
+	char path[PATH_MAX + 16], *ca, *peer = NULL;
+	size_t n = keel__cluster__join_request__get_packed_size(rq);
+	uint8_t *p = NULL;
+	struct kb_buf in;
+	SSL_CTX *ctx;
+	SSL *ssl = NULL;
+	int rv;
+
+	*out = NULL;
+	snprintf(path, sizeof(path), "%.4000s/%s", state_dir, CD_CA_CERT_FILE);
+	ca = cd_read_text(path, CD_PEM_MAX, e);
+	ctx = ca ? cd_tls_client_ctx(ca, state_dir, e) : NULL;
+	if (!ctx) {
+		kb_free(ca);
+		return KB_ECONFIG;
+	}
+	kb_buf_init(&in, 0);
+	ssl = cd_tls_connect(ctx, address, CONNECT_TIMEOUT_MS, e);
+	if (!ssl) {
+		rv = -ECONNREFUSED;
+		goto out;
+	}
+	/* The key goes only to the host the operation names: its certificate must say so. */
+	peer = cd_tls_peer_cert_pem(ssl);
+	if (!peer) {
+		kb_errmsg_setf(e, "%s presented no certificate", address);
+		rv = -EKEYREJECTED;
+		goto out;
+	}
+	rv = cd_ca_verify_host_cert(ca, peer, expect_id, NULL, time(NULL), NULL, e);
+	if (rv) {
+		kb_errmsg_wrapf(e, "%s is not host %016" PRIx64, address, expect_id);
+		goto out;
+	}
+	p = kb_malloc(n ? n : 1);
+	if (!p) {
+		kb_errmsg_setf(e, "out of memory");
+		rv = -ENOMEM;
+		goto out;
+	}
+	keel__cluster__join_request__pack(rq, p);
+	rv = cd_tls_send(ssl, p, n, e);
+	OPENSSL_cleanse(p, n);
+	if (rv) {
+		kb_errmsg_wrapf(e, "%s", address);
+		rv = -EIO;
+		goto out;
+	}
+	rv = cd_tls_recv(ssl, &in, REPLY_MAX, e);
+	if (rv) {
+		if (rv == -EPIPE)
+			kb_errmsg_setf(e, "%s: connection closed", address);
+		rv = -EIO;
+		goto out;
+	}
+	*out = keel__cluster__join_reply__unpack(NULL, in.len, in.data);
+	if (!*out) {
+		kb_errmsg_setf(e, "%s: the reply is not a JoinReply", address);
+		rv = KB_EPROTO;
+	}
+out:
+	kb_buf_close(&in);
+	kb_free(p);
+	kb_free(peer);
+	kb_free(ca);
+	if (ssl)
+		cd_tls_close(ssl);
+	SSL_CTX_free(ctx);
+	return rv;
+}

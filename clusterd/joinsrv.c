@@ -641,6 +641,31 @@ static void do_vm_ha(struct cd_job *j)
 
 /* ---- the loop side ------------------------------------------------------------------------ */
 
+/* ---- MIGRATE_PREPARE: host to host, never redirected (migrate.c) ---------------------- */
+
+static void on_prepared(struct cd_daemon *d, void *arg, int code, const char *error,
+			char *const *endpoints, size_t n)
+{
+	struct cd_job *j = arg;
+	Keel__Cluster__JoinReply rp = KEEL__CLUSTER__JOIN_REPLY__INIT;
+
+	(void)d;
+	rp.code = code;
+	rp.error = (char *)(error ? error : "");
+	rp.n_endpoints = n;
+	rp.endpoints = (char **)endpoints;
+	job_finish(j, &rp);
+}
+
+static void do_migrate_prepare(struct cd_job *j)
+{
+	struct kb_errmsg e = {{0}};
+	int rv = cd_migrate_prepare(j->d, j->peer_id, j->rq->migrate, on_prepared, j, &e);
+
+	if (rv)
+		job_error(j, rv, "%s", e.msg);
+}
+
 static void process(struct cd_job *j)
 {
 	int step = j->rq->step;
@@ -656,7 +681,7 @@ static void process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MIGRATE_PREPARE) {
 		job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -676,6 +701,8 @@ static void process(struct cd_job *j)
 		do_auth_set(j);
 	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA)
 		do_vm_ha(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MIGRATE_PREPARE)
+		do_migrate_prepare(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }

@@ -320,6 +320,9 @@ int cd_node_member_start(struct cd_daemon *d, struct kb_errmsg *e)
 	rv = cd_ha_start(d, e);
 	if (rv)
 		return rv;
+	rv = cd_migrate_start(d, e);
+	if (rv)
+		return rv;
 	return cd_reconcile_start(d, e);
 }
 
@@ -798,6 +801,7 @@ void cd_node_close(struct cd_daemon *d, void (*cb)(struct cd_daemon *d))
 	cd_joinsrv_stop(d);
 	cd_hbnet_stop(d);
 	cd_reconcile_stop(d);
+	cd_migrate_stop(d);
 	cd_ha_stop(d);
 	cd_proposer_close(d);
 	if (d->creating)

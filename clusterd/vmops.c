@@ -22,6 +22,7 @@
  *                op): applied only while the migration is in flight (docs/vmotion.md)
  *   MIGRATE_ABORT   (any member) OpEnd(op, reason) while the migration is in flight; when
  *                it is not (switched over, or ended), no change
+ *   MIGRATE_REPORT  (any member) EventAdd(kind migration) with the figures in error
  * Every answer carries the VM's owner and epoch after the operation, and the operation in
  * flight on it; for the two last, they are how the caller learns which came first.
  */
@@ -32,6 +33,7 @@
 #include <sys/random.h>
 
 #include "clusterd/daemon.h"
+#include "ha/place.h"
 #include "lib/heap.h"
 
 struct vmop {
@@ -129,11 +131,62 @@ static void clean_reason(const char *in, char *out, size_t size)
 	out[n] = '\0';
 }
 
+/* A destination for vm when the caller named none (ha/place.h): the cluster as the
+ * replicated state has it (VMs numbered by their place in the registry, desired-on VMs
+ * counted with their memory size and CPU reservation as demand and reservation), the
+ * VM's own host left out. NULL with e set when none fits. */
+static const struct cd_host *pick_destination(const struct cd_state *s, const struct cd_vm *vm,
+					      struct kb_errmsg *e)
+{
+	unsigned nh = cd_state_n_hosts(s), nv = cd_state_n_vms(s);
+	struct ha_place_host *hs = kb_calloc(nh ? nh : 1, sizeof(*hs));
+	struct ha_place_vm *vs = kb_calloc(nv ? nv : 1, sizeof(*vs));
+	struct ha_cluster c = {.hosts = hs, .n_hosts = nh, .vms = vs, .n_vms = nv};
+	const struct cd_host *best = NULL;
+	uint64_t me = 0, host = 0;
+
+	if (!hs || !vs) {
+		kb_errmsg_setf(e, "out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < nh; i++) {
+		const struct cd_host *h = cd_state_host_at(s, i);
+
+		hs[i].id = h->id;
+		hs[i].name = h->name;
+		hs[i].cpu_mhz = h->cpu_mhz;
+		hs[i].mem_mib = h->mem_mib;
+		hs[i].usable = h->state == KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED &&
+			       !h->maintenance;
+	}
+	for (unsigned i = 0; i < nv; i++) {
+		const struct cd_vm *v = cd_state_vm_at(s, i);
+
+		vs[i].id = i + 1;
+		vs[i].host = cd_state_host(s, v->owner) ? v->owner : 0;
+		vs[i].powered_on = v->desired_power == KEEL__CLUSTER__POWER_STATE__POWER_ON;
+		vs[i].cpu_mhz = v->cpu_mhz;
+		vs[i].mem_mib = v->mem_mib;
+		vs[i].cpu_res_mhz = v->cpu_mhz;
+		vs[i].mem_res_mib = v->mem_mib;
+		vs[i].mem_size_mib = v->mem_mib;
+		if (v == vm)
+			me = i + 1;
+	}
+	if (ha_place(&c, me, HA_PLACE_MIGRATE, &host, e) == 0)
+		best = cd_state_host(s, host);
+out:
+	kb_free(hs);
+	kb_free(vs);
+	return best;
+}
+
 /* The three migration requests (see the top of the file). 1: answered already. */
 static int migrate_cmd(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
 		       const struct cd_vm *vm, Keel__Cluster__Command *c,
 		       Keel__Cluster__OpBegin *ob, Keel__Cluster__Operation *op,
-		       Keel__Cluster__VmChangeOwner *co, Keel__Cluster__OpEnd *oe, char *reason,
+		       Keel__Cluster__VmChangeOwner *co, Keel__Cluster__OpEnd *oe,
+		       Keel__Cluster__EventAdd *ea, Keel__Cluster__Event *ev, char *reason,
 		       size_t reason_size, struct kb_errmsg *e)
 {
 	const struct cd_state *s = cd_fsm_state(&d->fsm);
@@ -148,7 +201,9 @@ static int migrate_cmd(struct cd_daemon *d, uint64_t host, const Keel__Cluster__
 	switch (rq->op) {
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_BEGIN:
 		src = cd_state_host(s, vm->owner);
-		dst = cd_state_host(s, rq->destination);
+		dst = rq->destination ? cd_state_host(s, rq->destination) : pick_destination(s, vm, e);
+		if (!rq->destination && !dst)
+			return KB_ENOTFOUND;
 		if (cur) {
 			kb_errmsg_setf(e, "VM %s already has an operation in flight (%" PRIu64 ")",
 				       vm->name, cur->id);
@@ -226,6 +281,21 @@ static int migrate_cmd(struct cd_daemon *d, uint64_t host, const Keel__Cluster__
 		c->cmd_case = KEEL__CLUSTER__COMMAND__CMD_OP_END;
 		c->op_end = oe;
 		return 0;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_REPORT:
+		clean_reason(rq->error, reason, reason_size);
+		if (!reason[0]) {
+			kb_errmsg_setf(e, "a migration report needs its text");
+			return -EINVAL;
+		}
+		ev->at_ms = cd_now_ms();
+		ev->kind = KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION;
+		ev->host = host;
+		ev->vm = (char *)vm->uuid;
+		ev->message = reason;
+		ea->event = ev;
+		c->cmd_case = KEEL__CLUSTER__COMMAND__CMD_EVENT_ADD;
+		c->event_add = ea;
+		return 0;
 	default:
 		kb_errmsg_setf(e, "unknown VM operation %d", rq->op);
 		return KB_EPROTO;
@@ -249,6 +319,8 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 	Keel__Cluster__Operation op = KEEL__CLUSTER__OPERATION__INIT;
 	Keel__Cluster__VmChangeOwner co = KEEL__CLUSTER__VM_CHANGE_OWNER__INIT;
 	Keel__Cluster__OpEnd oe = KEEL__CLUSTER__OP_END__INIT;
+	Keel__Cluster__EventAdd ea = KEEL__CLUSTER__EVENT_ADD__INIT;
+	Keel__Cluster__Event ev = KEEL__CLUSTER__EVENT__INIT;
 	char reason[168];
 	int want, rv;
 
@@ -355,7 +427,9 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_BEGIN:
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_COMMIT:
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_ABORT:
-		rv = migrate_cmd(d, host, rq, vm, &c, &ob, &op, &co, &oe, reason, sizeof(reason), e);
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_REPORT:
+		rv = migrate_cmd(d, host, rq, vm, &c, &ob, &op, &co, &oe, &ea, &ev, reason,
+				 sizeof(reason), e);
 		if (rv < 0)
 			return rv;
 		if (rv == 1) {

@@ -10,7 +10,7 @@
  * cancelled) meanwhile.
  *
  * CreateVm and RegisterVm check their privilege on the root at once and need no lookup.
- * MigrateVm is refused (UNIMPLEMENTED, no task) until vMotion exists.
+ * MigrateVm is in vim_migrate.c.
  *
  * Failure modes, all in the task's error: the VM is not on this host (with the owner's
  * name when clusterd's registry knows it: "VM x is on host h2: call that host's API");
@@ -680,18 +680,3 @@ void hd_vim_register_vm(struct hd_call *call, const ProtobufCMessage *req)
 	inventory_method(call, OP_REGISTER, rq->host, NULL, rq->vmx_path);
 }
 
-/* MigrateVm: refused with UNIMPLEMENTED and a plain message (no task is made) until
- * vMotion exists; the privilege is checked first, so a caller without it learns that. */
-void hd_vim_migrate_vm(struct hd_call *call, const ProtobufCMessage *req)
-{
-	const Keel__Vim__MigrateVmRequest *rq = (const Keel__Vim__MigrateVmRequest *)req;
-	struct hd_vim *v = hd_call_server_data(call);
-	char host[40];
-	const char *path[] = {HOSTD_AUTH_ROOT_ENTITY, host};
-
-	snprintf(host, sizeof(host), "host-%" PRIu64, v->host_id);
-	if (!hd_vim_authorize(call, path, 2, "Resource.HotMigrate"))
-		return;
-	hd_call_error(call, HD_UNIMPLEMENTED, "vMotion is not supported yet: VM %s stays where it is",
-		      rq->vm && rq->vm[0] ? rq->vm : "(none)");
-}

@@ -371,6 +371,7 @@ extern const struct kc_cmd kc_vm_power_on_cmd, kc_vm_power_off_cmd, kc_vm_reset_
     kc_vm_suspend_cmd, kc_vm_resume_cmd, kc_vm_destroy_cmd, kc_vm_unregister_cmd,
     kc_vm_register_cmd;
 extern const struct kc_cmd kc_vm_monitor_cmd; /* vm_monitor.c */
+extern const struct kc_cmd kc_vm_migrate_cmd; /* vm_migrate.c: through clusterd or the API */
 
 /* vm_api.c: `keel vm` through hostd's API (VmSpec is the API's; spec the local one the
  * options were parsed into: what the API cannot carry is refused as a usage error). */

@@ -181,6 +181,7 @@ static const struct kc_cmd *const vm_subs[] = {
     &kc_vm_console_cmd,
     &kc_vm_reconfigure_cmd,
     &kc_vm_monitor_cmd,
+    &kc_vm_migrate_cmd,
     &kc_vm_register_cmd,
     &kc_vm_unregister_cmd,
     &kc_vm_destroy_cmd,

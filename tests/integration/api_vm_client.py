@@ -119,9 +119,9 @@ if inventory_vm().power_state != "poweredOff":
 
 try:
     stub.MigrateVm(vim_pb2.MigrateVmRequest(vm=vmid, to_host="host-2"), metadata=md, timeout=20)
-    fail("MigrateVm answered with a task")
+    fail("MigrateVm on a host in no cluster answered with a task")
 except grpc.RpcError as e:
-    if e.code() != grpc.StatusCode.UNIMPLEMENTED or "not supported yet" not in e.details():
+    if e.code() != grpc.StatusCode.FAILED_PRECONDITION or "not in a cluster" not in e.details():
         fail("MigrateVm: %s %r" % (e.code(), e.details()))
 if any(x.kind == "MigrateVm" for x in stub.ListTasks(vim_pb2.ListTasksRequest(),
                                                     metadata=md, timeout=20).tasks):

@@ -1,0 +1,489 @@
+/*
+ * MigrateVm through the Vim API: vMotion of a running VM as a Task (docs/vmotion.md).
+ *
+ * Happy path, each step's blocking part on a worker and its decision on the loop:
+ *   1. clusterd's status names the VM (id, uuid or name), its owner and the destination
+ *      (to_host: "host-<id>" or a name; empty: the cluster picks);
+ *   2. the caller's Resource.HotMigrate is checked on {"root", "host-<owner>",
+ *      "vm-<uuid>"}, a MigrateVm task is made and returned, and started;
+ *   3. ClusterVmRequest OP_MIGRATE_BEGIN to this host's clusterd (the leader commits the
+ *      migration; the source host drives it);
+ *   4. every POLL_MS clusterd's status again until the VM's migration is no longer in
+ *      flight; while this host is the source, vmkernel's VmkVmMigrateStatus sets the
+ *      task's progress (bytes sent against the VM's memory, 95% at the switchover);
+ *   5. the VM owned by the destination: success, result "vm-<uuid>"; anything else: error
+ *      with the reason the migration's end event gives ("...; it runs where it ran").
+ *
+ * Failure modes: an unknown VM or host (NOT_FOUND, only to a caller with System.Read on
+ * the root), not in a cluster (FAILED_PRECONDITION); after the task exists, everything
+ * ends in the task's error. The task cannot be cancelled once running (as every VM task;
+ * `keel vm migrate` through the local socket is the same migration).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.pb-c.h"
+#include "hostagent/vim.h"
+#include "hostagent/vim_tasks.h"
+#include "hostagent/vim_vm.h"
+#include "lib/heap.h"
+#include "lib/time.h"
+#include "vim.pb-c.h"
+#include "vmk.pb-c.h"
+
+#define REPLY_MAX     (64u << 20)
+#define ASK_TIMEOUT_S 10
+#define POLL_MS	      250
+#define WAIT_MAX_MS   (3600u * 1000u)
+#define NAME_LEN      128
+
+enum { S_LOOKUP, S_BEGIN, S_POLL, S_REPORT };
+
+struct mig {
+	struct hd_vim *v;
+	struct hd_call *call; /* until answered */
+	uv_work_t work;
+	uv_timer_t timer;
+	struct hd_task *task;
+	int stage;
+	char user[HOSTD_AUTH_NAME_MAX + 1];
+	char vm_arg[NAME_LEN + 1], to_arg[NAME_LEN + 1];
+	/* the lookup */
+	char uuid[40], name[NAME_LEN], dst_name[NAME_LEN];
+	uint64_t owner, dst, self, since, mem_mib;
+	/* the migration */
+	uint64_t op_id, started_ms, epoch;
+	uint32_t progress;
+	bool ended, success;
+	int tries;
+	/* the last step's outcome */
+	enum hd_status status; /* HD_OK, or the error's (before the task exists) */
+	char error[KB_ERRMSG_SIZE];
+};
+
+static void step_done(uv_work_t *w, int status);
+
+static void mig_free_cb(uv_handle_t *h)
+{
+	struct mig *g = h->data;
+
+	if (g->task)
+		hd_task_release(g->task);
+	kb_free(g);
+}
+
+static void mig_free(struct mig *g)
+{
+	uv_close((uv_handle_t *)&g->timer, mig_free_cb);
+}
+
+static void set_error(struct mig *g, enum hd_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(struct mig *g, enum hd_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	g->status = st;
+	va_start(ap, fmt);
+	vsnprintf(g->error, sizeof(g->error), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- workers -------------------------------------------------------------------------------- */
+
+static Keel__Cluster__ClusterReply *ask_cd(struct mig *g, const Keel__Cluster__ClusterRequest *rq)
+{
+	Keel__Cluster__ClusterReply *rp;
+	size_t len = 0;
+	uint8_t *b = hd_backend_call(g->v->cd_sock, &rq->base, ASK_TIMEOUT_S, REPLY_MAX, &len);
+
+	if (!b) {
+		set_error(g, HD_UNAVAILABLE, "clusterd at %s does not answer", g->v->cd_sock);
+		return NULL;
+	}
+	rp = keel__cluster__cluster_reply__unpack(NULL, len, b);
+	kb_free(b);
+	if (!rp) {
+		set_error(g, HD_UNAVAILABLE, "clusterd: a reply that does not decode");
+		return NULL;
+	}
+	if (rp->code) {
+		set_error(g, rp->code == KB_ENOTFOUND ? HD_NOT_FOUND : HD_FAILED_PRECONDITION, "%s",
+			  rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
+		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+		return NULL;
+	}
+	return rp;
+}
+
+static Keel__Cluster__ClusterReply *ask_status(struct mig *g)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterStatusRequest sr = KEEL__CLUSTER__CLUSTER_STATUS_REQUEST__INIT;
+	Keel__Cluster__ClusterReply *rp;
+
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_STATUS;
+	rq.status = &sr;
+	rp = ask_cd(g, &rq);
+	if (rp && (!rp->status || !rp->status->name || !rp->status->name[0])) {
+		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+		set_error(g, HD_FAILED_PRECONDITION, "this host is not in a cluster: a VM migrates "
+						     "between the hosts of one cluster");
+		return NULL;
+	}
+	return rp;
+}
+
+static const Keel__Cluster__ClusterVmStatus *status_vm(const Keel__Cluster__ClusterStatus *s,
+						       const char *text)
+{
+	const Keel__Cluster__ClusterVmStatus *byname = NULL;
+
+	if (strncmp(text, "vm-", 3) == 0 && strlen(text) == 39)
+		text += 3;
+	for (size_t i = 0; i < s->n_vms; i++) {
+		if (strcmp(s->vms[i]->uuid, text) == 0)
+			return s->vms[i];
+		if (!byname && strcmp(s->vms[i]->name, text) == 0)
+			byname = s->vms[i];
+	}
+	return byname;
+}
+
+/* The newest migration event of the VM after g->since whose text holds what, or "". */
+static void find_event(struct mig *g, const char *what, char *out, size_t size)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterEventsRequest er = KEEL__CLUSTER__CLUSTER_EVENTS_REQUEST__INIT;
+	Keel__Cluster__ClusterReply *rp;
+
+	out[0] = '\0';
+	er.since = g->since;
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_EVENTS;
+	rq.events = &er;
+	rp = ask_cd(g, &rq);
+	if (!rp)
+		return;
+	for (size_t i = 0; i < rp->n_events; i++) {
+		const Keel__Cluster__Event *ev = rp->events[i];
+
+		if (ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION && ev->vm &&
+		    strcmp(ev->vm, g->uuid) == 0 && ev->message && strstr(ev->message, what))
+			snprintf(out, size, "%s", ev->message);
+		if (g->stage == S_LOOKUP && ev->seq > g->since)
+			g->since = ev->seq;
+	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+}
+
+static void lookup(struct mig *g)
+{
+	Keel__Cluster__ClusterReply *rp = ask_status(g);
+	const Keel__Cluster__ClusterVmStatus *vm;
+	char unused[8];
+
+	if (!rp)
+		return;
+	vm = status_vm(rp->status, g->vm_arg);
+	if (!vm) {
+		set_error(g, HD_NOT_FOUND, "no such VM in the cluster: %s", g->vm_arg);
+		goto out;
+	}
+	snprintf(g->uuid, sizeof(g->uuid), "%s", vm->uuid);
+	snprintf(g->name, sizeof(g->name), "%s", vm->name);
+	g->owner = vm->owner;
+	g->mem_mib = vm->mem_mib;
+	g->self = rp->status->node_id;
+	if (g->to_arg[0]) {
+		uint64_t id = strncmp(g->to_arg, "host-", 5) == 0 ? strtoull(g->to_arg + 5, NULL, 10) : 0;
+
+		for (size_t i = 0; i < rp->status->n_hosts; i++) {
+			const Keel__Cluster__ClusterHostStatus *h = rp->status->hosts[i];
+
+			if (strcmp(h->name, g->to_arg) == 0 || (id && h->id == id)) {
+				g->dst = h->id;
+				snprintf(g->dst_name, sizeof(g->dst_name), "%s", h->name);
+			}
+		}
+		if (!g->dst) {
+			set_error(g, HD_NOT_FOUND, "no such host in the cluster: %s", g->to_arg);
+			goto out;
+		}
+	}
+	/* remember where the events stand, so the outcome is read from newer ones only */
+	find_event(g, "\x01", unused, sizeof(unused));
+out:
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+}
+
+static void begin(struct mig *g)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterVmRequest vr = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+	Keel__Cluster__ClusterReply *rp;
+
+	vr.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_BEGIN;
+	vr.uuid = g->uuid;
+	vr.destination = g->dst;
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM;
+	rq.vm = &vr;
+	rp = ask_cd(g, &rq);
+	if (!rp)
+		return;
+	if (!rp->vm || !rp->vm->op)
+		set_error(g, HD_FAILED_PRECONDITION, "clusterd began no migration of VM %s", g->name);
+	else {
+		g->op_id = rp->vm->op->id;
+		g->dst = rp->vm->op->destination;
+	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+}
+
+/* Progress from this host's vmkernel, when it is the source. */
+static void local_progress(struct mig *g)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmMigrateStatus ms = KEEL__VMK__VMK_VM_MIGRATE_STATUS__INIT;
+	Keel__Vmk__VmkReply *rp;
+	size_t len = 0;
+	uint8_t *b;
+
+	ms.vm = g->uuid;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_STATUS;
+	rq.vm_migrate_status = &ms;
+	b = hd_backend_call(g->v->vmk_sock, &rq.base, ASK_TIMEOUT_S, REPLY_MAX, &len);
+	if (!b)
+		return;
+	rp = keel__vmk__vmk_reply__unpack(NULL, len, b);
+	kb_free(b);
+	if (rp && rp->code == 0 && rp->migrate && rp->migrate->phase) {
+		const Keel__Vmk__VmkMigrateInfo *f = rp->migrate;
+		uint64_t mem = g->mem_mib ? g->mem_mib << 20 : 1;
+		uint64_t pct = f->bytes_sent * 90 / mem;
+
+		if (strcmp(f->phase, "switchover") == 0 || strcmp(f->phase, "ready") == 0)
+			pct = 95;
+		g->progress = (uint32_t)(pct > 95 ? 95 : pct);
+	}
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+static void poll_once(struct mig *g)
+{
+	Keel__Cluster__ClusterReply *rp = ask_status(g);
+	const Keel__Cluster__ClusterVmStatus *vm;
+
+	if (!rp)
+		return; /* asked again at the next poll */
+	vm = status_vm(rp->status, g->uuid);
+	for (size_t i = 0; i < rp->status->n_hosts; i++)
+		if (rp->status->hosts[i]->id == g->dst)
+			snprintf(g->dst_name, sizeof(g->dst_name), "%s", rp->status->hosts[i]->name);
+	if (vm && vm->migration == g->op_id) {
+		bool here = vm->owner == g->self;
+
+		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+		if (here)
+			local_progress(g);
+		return;
+	}
+	g->ended = true;
+	g->success = vm && vm->owner == g->dst;
+	g->epoch = vm ? vm->epoch : 0;
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	if (!g->success) {
+		char why[300];
+
+		find_event(g, " ended", why, sizeof(why));
+		set_error(g, HD_FAILED_PRECONDITION, "VM %s was not migrated: %s; it runs where it ran",
+			  g->name, why[0] ? why : "the migration ended without a switchover");
+	}
+}
+
+static void step_work(uv_work_t *w)
+{
+	struct mig *g = w->data;
+
+	g->status = HD_OK;
+	switch (g->stage) {
+	case S_LOOKUP:
+		lookup(g);
+		break;
+	case S_BEGIN:
+		begin(g);
+		break;
+	case S_POLL:
+		poll_once(g);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+static void cancelled(struct hd_call *call, void *arg)
+{
+	struct mig *g = arg;
+
+	(void)call;
+	g->call = NULL;
+}
+
+static void queue_step(struct mig *g)
+{
+	g->work.data = g;
+	if (uv_queue_work(g->v->loop, &g->work, step_work, step_done) != 0)
+		step_done(&g->work, UV_EAGAIN);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	queue_step(t->data);
+}
+
+static void fail_task(struct mig *g)
+{
+	hd_task_fail(hd_vim_tasks(g->v), g->task, "%s", g->error);
+	mig_free(g);
+}
+
+/* The VM is found: the privilege on it, the task, the answer. */
+static void found(struct mig *g)
+{
+	char host[32], vm[48], target[48];
+	const char *path[3] = {HOSTD_AUTH_ROOT_ENTITY, host, vm};
+	struct hd_tasks *t = hd_vim_tasks(g->v);
+	const char *user;
+	Keel__Vim__Task m;
+
+	snprintf(host, sizeof(host), "host-%" PRIu64, g->owner);
+	snprintf(vm, sizeof(vm), "vm-%.40s", g->uuid);
+	snprintf(target, sizeof(target), "vm-%.40s", g->uuid);
+	hd_call_on_cancel(g->call, NULL, NULL);
+	user = hd_vim_authorize(g->call, path, 3, "Resource.HotMigrate");
+	if (!user) {
+		mig_free(g);
+		return;
+	}
+	if (!t || hd_tasks_add(t, "MigrateVm", target, user, &g->task) != 0) {
+		hd_call_error(g->call, HD_RESOURCE_EXHAUSTED, "out of memory");
+		mig_free(g);
+		return;
+	}
+	g->task->privilege = "Resource.HotMigrate";
+	hd_task_to_pb(g->task, &m);
+	hd_call_reply(g->call, &m.base);
+	g->call = NULL;
+	hd_task_start(t, g->task);
+	g->started_ms = kb_now_ns() / 1000000u;
+	g->stage = S_BEGIN;
+	queue_step(g);
+}
+
+static void step_done(uv_work_t *w, int status)
+{
+	struct mig *g = w->data;
+	struct hd_tasks *t = hd_vim_tasks(g->v);
+	static const char *const root_path[] = {HOSTD_AUTH_ROOT_ENTITY};
+
+	if (status && g->status == HD_OK)
+		set_error(g, HD_UNAVAILABLE, "hostd is busy");
+	switch (g->stage) {
+	case S_LOOKUP:
+		if (!g->call) {
+			mig_free(g);
+			return;
+		}
+		if (g->status != HD_OK) {
+			hd_call_on_cancel(g->call, NULL, NULL);
+			/* what exists is told only to those who may read the inventory */
+			if (g->status == HD_NOT_FOUND &&
+			    !hd_vim_authorize(g->call, root_path, 1, "System.Read")) {
+				mig_free(g);
+				return;
+			}
+			hd_call_error(g->call, g->status, "%s", g->error);
+			mig_free(g);
+			return;
+		}
+		found(g);
+		return;
+	case S_BEGIN:
+		if (g->status != HD_OK) {
+			fail_task(g);
+			return;
+		}
+		kb_log(g->v->log, KB_LOG_INFO, "%s: migrating VM %s (operation %" PRIu64 ")",
+		       g->task->id, g->name, g->op_id);
+		g->stage = S_POLL;
+		uv_timer_start(&g->timer, on_timer, POLL_MS, 0);
+		return;
+	default:
+		break;
+	}
+	/* S_POLL */
+	if (!g->ended) {
+		if (g->progress > g->task->progress)
+			hd_task_progress(t, g->task, g->progress);
+		if (kb_now_ns() / 1000000u - g->started_ms > WAIT_MAX_MS) {
+			set_error(g, HD_DEADLINE_EXCEEDED,
+				  "migration %" PRIu64 " of VM %s still runs after an hour; the cluster "
+				  "status shows it",
+				  g->op_id, g->name);
+			fail_task(g);
+			return;
+		}
+		uv_timer_start(&g->timer, on_timer, POLL_MS, 0);
+		return;
+	}
+	if (!g->success) {
+		fail_task(g);
+		return;
+	}
+	{
+		char result[64];
+
+		snprintf(result, sizeof(result), "vm-%.40s", g->uuid);
+		kb_log(g->v->log, KB_LOG_INFO, "%s: VM %s migrated to %s at epoch %" PRIu64,
+		       g->task->id, g->name, g->dst_name, g->epoch);
+		hd_task_succeed(t, g->task, result);
+	}
+	mig_free(g);
+}
+
+void hd_vim_migrate_vm(struct hd_call *call, const ProtobufCMessage *req)
+{
+	const Keel__Vim__MigrateVmRequest *rq = (const Keel__Vim__MigrateVmRequest *)req;
+	static const char *const root_path[] = {HOSTD_AUTH_ROOT_ENTITY};
+	struct mig *g;
+
+	/* a session first; the privilege is checked on the VM once it is found */
+	if (!hd_vim_authorize(call, root_path, 1, NULL))
+		return;
+	if (!rq->vm || !rq->vm[0] || strlen(rq->vm) > NAME_LEN ||
+	    (rq->to_host && strlen(rq->to_host) > NAME_LEN)) {
+		hd_call_error(call, HD_INVALID_ARGUMENT,
+			      "the VM is required (id, uuid or name; to_host: a host name or id)");
+		return;
+	}
+	g = kb_calloc(1, sizeof(*g));
+	if (!g) {
+		hd_call_error(call, HD_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	g->v = hd_call_server_data(call);
+	g->call = call;
+	snprintf(g->vm_arg, sizeof(g->vm_arg), "%s", rq->vm);
+	snprintf(g->to_arg, sizeof(g->to_arg), "%s", rq->to_host ? rq->to_host : "");
+	uv_timer_init(g->v->loop, &g->timer);
+	g->timer.data = g;
+	hd_call_on_cancel(call, cancelled, g);
+	g->stage = S_LOOKUP;
+	queue_step(g);
+}
