@@ -78,7 +78,12 @@ int vmo_send(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, in
 	     struct kb_errmsg *err);
 
 /* Typed senders. vmo_send_pages: count (1..VMO_PAGES_MAX) pages from data, numbered from
- * first. vmo_send_abort: code and a text (cut at VMO_ABORT_TEXT_MAX). */
+ * first, inside one chunk of VMO_PAGES_MAX pages that belongs to this stream.
+ * vmo_send_zero: count (1..VMO_ZERO_MAX) pages from first; with more than one stream the
+ * range stays inside one chunk of this stream (the next chunk belongs to another stream),
+ * with one stream it may span chunks. vmo_send_abort: a negative code and a text (cut at
+ * VMO_ABORT_TEXT_MAX). Arguments the receiver would refuse (page ranges beyond
+ * guest_pages or on another stream, counts out of range) are -EINVAL and send nothing. */
 int vmo_send_pages(struct vmo_conn *c, uint64_t first, uint32_t count, const void *data,
 		   struct kb_errmsg *err);
 int vmo_send_zero(struct vmo_conn *c, uint64_t first, uint32_t count, struct kb_errmsg *err);
@@ -124,7 +129,12 @@ struct vmo_rec {
 
 /* Reads, authenticates and decodes one record. Blocks. KB_ETRUNCATED when the peer closed
  * (mid-record or between records), KB_ECHECKSUM when the tag or CRC is wrong, KB_ETOOBIG
- * for a length over VMO_REC_MAX, KB_EPROTO for anything else malformed. */
+ * for a length over VMO_REC_MAX, KB_EPROTO for anything else malformed. Also KB_EPROTO: a
+ * type the peer's side does not send, and on the destination a record out of order
+ * (pages after FINAL, the state before FINAL or after STATE_END, a STATE_END whose length
+ * is not that of the STATE records). KB_ETIMEOUT when a receive timeout the caller set
+ * on the socket (SO_RCVTIMEO) passes; KB_ECANCELED after vmo_conn_shutdown; KB_ESTATE
+ * after an earlier receive failed. */
 int vmo_recv(struct vmo_conn *c, struct vmo_rec *rec, struct kb_errmsg *err);
 
 /* Decodes and checks one record's payload without any I/O (what vmo_recv does after
@@ -149,5 +159,29 @@ static inline uint32_t vmo_stream_of(uint64_t page, uint32_t count)
 {
 	return (uint32_t)((page / VMO_PAGES_MAX) % count);
 }
+
+/* Checks a client's hello without any I/O (what vmo_server_hello does once it has read
+ * VMO_HELLO_SIZE bytes with the right magic): version, MAC, flags, id, count, index and
+ * encryption against p, in that order. 0 with the claimed index and whether the client
+ * asked for encryption; otherwise the status the server answers with (KB_EVERSION,
+ * KB_ECHECKSUM for a MAC that does not verify, KB_EPROTO for unknown flags, a wrong count
+ * or index, KB_ENOTFOUND for another migration id, KB_ENOTSUP for a plain hello when p
+ * requires encryption; KB_EPROTO for a wrong magic) and a message. Pure: for the fuzz
+ * target and unit tests. */
+int vmo_hello_check(const uint8_t hello[VMO_HELLO_SIZE], const struct vmo_params *p,
+		    uint32_t *index, bool *encrypt, struct kb_errmsg *err);
+
+/* Checks a server's reply to hello without any I/O (what vmo_client_hello does once it
+ * has read VMO_REPLY_SIZE bytes). 0 when the reply accepts and proves the key; the
+ * server's status when it refuses (KB_EPROTO when that status is not a negative code);
+ * KB_EPROTO for a wrong magic, KB_EVERSION, KB_ECHECKSUM for an acceptance that does not
+ * prove the key. Pure: for the fuzz target and unit tests. */
+int vmo_reply_check(const uint8_t reply[VMO_REPLY_SIZE], const uint8_t hello[VMO_HELLO_SIZE],
+		    const struct vmo_params *p, struct kb_errmsg *err);
+
+/* The receive timeout of each hello in milliseconds (default 10000; 0 waits forever), so a
+ * silent peer cannot hold a stream: KB_ETIMEOUT. Applies to hellos started afterwards;
+ * any thread. */
+void vmo_hello_timeout_set(unsigned int ms);
 
 #endif

@@ -1,0 +1,1484 @@
+/*
+ * Tests for vmotion/wire.h: round trips of every record type over a socketpair, encrypted
+ * and plain; the hello's and the records' bytes checked against the format in
+ * docs/vmotion.md with an independent HKDF, HMAC and AES-GCM; every way a hello is
+ * refused (key, id, count, index, magic, version, flags, a plain client when encryption is
+ * required, a reply that does not prove the key, a silent or vanished peer); one flipped
+ * byte anywhere in a record, replayed and reordered records, truncation at every byte, a
+ * length over the limit (refused without reading it); the decoder's rules one by one; the
+ * receive order; a sender and a receiver thread on one conn; vmo_conn_shutdown unblocking
+ * a reader; a vanished peer (an error, not SIGPIPE); out of memory; and the sealed throughput of 1 MiB PAGES records (printed).
+ *
+ * Records are tampered with by a relay in the middle: the client's socketpair and the
+ * server's socketpair both end in the test, which forwards the hello and then captures,
+ * changes and injects record bytes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "lib/crc.h"
+#include "lib/err.h"
+#include "lib/heap.h"
+#include "vmotion/wire.h"
+
+#define GUEST_PAGES 4096u /* 16 chunks of 256 pages */
+
+static struct vmo_params params(uint32_t count, bool encrypt)
+{
+	struct vmo_params p = {.count = count, .encrypt = encrypt, .guest_pages = GUEST_PAGES};
+
+	for (int i = 0; i < VMO_KEY_SIZE; i++)
+		p.key[i] = (uint8_t)(0xa0 + i);
+	for (int i = 0; i < VMO_ID_SIZE; i++)
+		p.id[i] = (uint8_t)(0x10 + i);
+	return p;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void hmac256(const uint8_t *key, size_t klen, const uint8_t *d, size_t n, uint8_t *out)
+{
+	unsigned int len = 0;
+
+	assert_non_null(HMAC(EVP_sha256(), key, (int)klen, d, n, out, &len));
+	assert_int_equal(len, 32);
+}
+
+static void write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+
+		assert_true(w > 0);
+		b += w;
+		n -= (size_t)w;
+	}
+}
+
+static void read_exact(int fd, void *p, size_t n)
+{
+	assert_int_equal(recv(fd, p, n, MSG_WAITALL), (ssize_t)n);
+}
+
+static void big_buffers(int fd)
+{
+	int size = 4 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+/* ---- pairs of conns ---- */
+
+struct hello_job {
+	int fd;
+	struct vmo_params p;
+	uint32_t index;
+	bool server;
+	struct vmo_conn *conn;
+	struct kb_errmsg err;
+	int rc;
+};
+
+static void *hello_thread(void *arg)
+{
+	struct hello_job *j = arg;
+
+	if (j->server)
+		j->rc = vmo_server_hello(j->fd, &j->p, &j->conn, &j->index, &j->err);
+	else
+		j->rc = vmo_client_hello(j->fd, &j->p, j->index, &j->conn, &j->err);
+	return NULL;
+}
+
+struct pair {
+	struct vmo_conn *cli, *srv;
+	int cli_end, srv_end; /* the relay's ends (-1 for a direct pair) */
+	uint8_t hello[VMO_HELLO_SIZE], reply[VMO_REPLY_SIZE];
+};
+
+/* A client and a server conn for stream index of a migration with count streams; relay:
+ * through two socketpairs whose other ends the test keeps. */
+static void pair_open(struct pair *pr, uint32_t count, uint32_t index, bool encrypt, bool relay)
+{
+	struct hello_job cj = {.p = params(count, encrypt), .index = index};
+	struct hello_job sj = {.p = params(count, encrypt), .server = true};
+	int a[2], b[2];
+	pthread_t ct, st;
+
+	memset(pr, 0, sizeof(*pr));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+	cj.fd = a[0];
+	if (relay) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+		sj.fd = b[0];
+		pr->cli_end = a[1];
+		pr->srv_end = b[1];
+		big_buffers(a[1]);
+		big_buffers(b[1]);
+	} else {
+		sj.fd = a[1];
+		pr->cli_end = pr->srv_end = -1;
+	}
+	assert_int_equal(pthread_create(&st, NULL, hello_thread, &sj), 0);
+	assert_int_equal(pthread_create(&ct, NULL, hello_thread, &cj), 0);
+	if (relay) {
+		read_exact(pr->cli_end, pr->hello, sizeof(pr->hello));
+		write_all(pr->srv_end, pr->hello, sizeof(pr->hello));
+		read_exact(pr->srv_end, pr->reply, sizeof(pr->reply));
+		write_all(pr->cli_end, pr->reply, sizeof(pr->reply));
+	}
+	assert_int_equal(pthread_join(ct, NULL), 0);
+	assert_int_equal(pthread_join(st, NULL), 0);
+	if (cj.rc != 0 || sj.rc != 0)
+		fail_msg("hello: client %d (%s), server %d (%s)", cj.rc, cj.err.msg, sj.rc,
+			 sj.err.msg);
+	assert_int_equal(sj.index, index);
+	assert_int_equal(vmo_conn_index(cj.conn), index);
+	assert_int_equal(vmo_conn_index(sj.conn), index);
+	pr->cli = cj.conn;
+	pr->srv = sj.conn;
+}
+
+static void pair_close(struct pair *pr)
+{
+	vmo_conn_free(pr->cli);
+	vmo_conn_free(pr->srv);
+	if (pr->cli_end >= 0)
+		close(pr->cli_end);
+	if (pr->srv_end >= 0)
+		close(pr->srv_end);
+	kb_heap_fail_reset();
+}
+
+/* Reads one whole record the client sent from the relay's client end. */
+static size_t capture(struct pair *pr, bool encrypt, uint8_t *buf)
+{
+	size_t len;
+
+	read_exact(pr->cli_end, buf, 8);
+	len = get32(buf + 4) + (encrypt ? 16 : 4);
+	read_exact(pr->cli_end, buf + 8, len);
+	return 8 + len;
+}
+
+static int recv_code(struct vmo_conn *c, struct vmo_rec *rec, struct kb_errmsg *err)
+{
+	memset(err, 0, sizeof(*err));
+	return vmo_recv(c, rec, err);
+}
+
+static void send_ok(int rc, const struct kb_errmsg *err)
+{
+	if (rc != 0)
+		fail_msg("send: %d %s", rc, err->msg);
+}
+
+static void recv_ok(struct vmo_conn *c, struct vmo_rec *rec, enum vmo_type type)
+{
+	struct kb_errmsg err = {{0}};
+	int rc = vmo_recv(c, rec, &err);
+
+	if (rc != 0)
+		fail_msg("recv: %d %s", rc, err.msg);
+	assert_int_equal(rec->type, type);
+}
+
+/* ---- round trips ---- */
+
+static void roundtrip(bool encrypt)
+{
+	static uint8_t pages[VMO_PAGES_MAX * VMO_PAGE_SIZE];
+	uint8_t state[3000];
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec rec;
+	struct pair pr;
+
+	fill(pages, sizeof(pages), 7);
+	fill(state, sizeof(state), 9);
+	pair_open(&pr, 3, 0, encrypt, false);
+
+	/* source -> destination: every type it may send; pages 768.. are stream 0's again */
+	send_ok(vmo_send_pages(pr.cli, 0, VMO_PAGES_MAX, pages, &err), &err);
+	send_ok(vmo_send_pages(pr.cli, 768 + 5, 3, pages + VMO_PAGE_SIZE, &err), &err);
+	send_ok(vmo_send_zero(pr.cli, 768 + 255, 1, &err), &err);
+	send_ok(vmo_send_zero(pr.cli, 1536, 256, &err), &err);
+	send_ok(vmo_send_round(pr.cli, 7, 123456789012ull, &err), &err);
+	send_ok(vmo_send_final(pr.cli, 0xfedcba9876543210ull, &err), &err);
+	send_ok(vmo_send(pr.cli, VMO_STATE, &(struct iovec){state, 1000}, 1, &err), &err);
+	send_ok(vmo_send(pr.cli, VMO_STATE, &(struct iovec){state + 1000, 2000}, 1, &err), &err);
+	send_ok(vmo_send_state_end(pr.cli, sizeof(state), kb_crc32c(0, state, sizeof(state)), &err),
+		&err);
+	send_ok(vmo_send_go(pr.cli, 42, &err), &err);
+	send_ok(vmo_send_abort(pr.cli, KB_ECANCELED, "cancelled by the operator", &err), &err);
+
+	recv_ok(pr.srv, &rec, VMO_PAGES);
+	assert_int_equal(rec.u.pages.first, 0);
+	assert_int_equal(rec.u.pages.count, VMO_PAGES_MAX);
+	assert_memory_equal(rec.u.pages.data, pages, sizeof(pages));
+	recv_ok(pr.srv, &rec, VMO_PAGES);
+	assert_int_equal(rec.u.pages.first, 773);
+	assert_int_equal(rec.u.pages.count, 3);
+	assert_memory_equal(rec.u.pages.data, pages + VMO_PAGE_SIZE, 3 * VMO_PAGE_SIZE);
+	recv_ok(pr.srv, &rec, VMO_ZERO);
+	assert_int_equal(rec.u.pages.first, 1023);
+	assert_int_equal(rec.u.pages.count, 1);
+	assert_null(rec.u.pages.data);
+	recv_ok(pr.srv, &rec, VMO_ZERO);
+	assert_int_equal(rec.u.pages.first, 1536);
+	assert_int_equal(rec.u.pages.count, 256);
+	recv_ok(pr.srv, &rec, VMO_ROUND);
+	assert_int_equal(rec.u.round.round, 7);
+	assert_int_equal(rec.u.round.pages, 123456789012ull);
+	recv_ok(pr.srv, &rec, VMO_FINAL);
+	assert_int_equal(rec.u.final_pages, 0xfedcba9876543210ull);
+	recv_ok(pr.srv, &rec, VMO_STATE);
+	assert_int_equal(rec.u.state.len, 1000);
+	assert_memory_equal(rec.u.state.data, state, 1000);
+	recv_ok(pr.srv, &rec, VMO_STATE);
+	assert_int_equal(rec.u.state.len, 2000);
+	assert_memory_equal(rec.u.state.data, state + 1000, 2000);
+	recv_ok(pr.srv, &rec, VMO_STATE_END);
+	assert_int_equal(rec.u.state_end.length, sizeof(state));
+	assert_int_equal(rec.u.state_end.crc, kb_crc32c(0, state, sizeof(state)));
+	recv_ok(pr.srv, &rec, VMO_GO);
+	assert_int_equal(rec.u.go_epoch, 42);
+	recv_ok(pr.srv, &rec, VMO_ABORT);
+	assert_int_equal(rec.u.abort.code, KB_ECANCELED);
+	assert_string_equal(rec.u.abort.text, "cancelled by the operator");
+
+	/* destination -> source */
+	send_ok(vmo_send_empty(pr.srv, VMO_READY, &err), &err);
+	send_ok(vmo_send_empty(pr.srv, VMO_RESUMED, &err), &err);
+	{
+		char longtext[400];
+
+		memset(longtext, 'x', sizeof(longtext) - 1);
+		longtext[sizeof(longtext) - 1] = '\0';
+		send_ok(vmo_send_abort(pr.srv, -EIO, longtext, &err), &err);
+	}
+	send_ok(vmo_send_abort(pr.srv, KB_ETIMEOUT, NULL, &err), &err);
+	recv_ok(pr.cli, &rec, VMO_READY);
+	recv_ok(pr.cli, &rec, VMO_RESUMED);
+	recv_ok(pr.cli, &rec, VMO_ABORT);
+	assert_int_equal(rec.u.abort.code, -EIO);
+	assert_int_equal(strlen(rec.u.abort.text), VMO_ABORT_TEXT_MAX); /* cut */
+	recv_ok(pr.cli, &rec, VMO_ABORT);
+	assert_int_equal(rec.u.abort.code, KB_ETIMEOUT);
+	assert_string_equal(rec.u.abort.text, "");
+
+	assert_true(vmo_conn_bytes_sent(pr.cli) > sizeof(pages) + VMO_HELLO_SIZE);
+	assert_int_equal(vmo_conn_bytes_sent(pr.cli), vmo_conn_bytes_received(pr.srv));
+	assert_int_equal(vmo_conn_bytes_sent(pr.srv), vmo_conn_bytes_received(pr.cli));
+	assert_true(vmo_conn_fd(pr.cli) >= 0);
+	pair_close(&pr);
+}
+
+static void test_roundtrip_encrypted(void **state)
+{
+	roundtrip(true);
+}
+
+static void test_roundtrip_plain(void **state)
+{
+	roundtrip(false);
+}
+
+/* One stream: a ZERO record may span chunks (they are all this stream's). */
+static void test_zero_one_stream(void **state)
+{
+	static uint8_t pages[100 * VMO_PAGE_SIZE];
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec rec;
+	struct pair pr;
+
+	pair_open(&pr, 1, 0, true, false);
+	send_ok(vmo_send_zero(pr.cli, 100, GUEST_PAGES - 100, &err), &err);
+	recv_ok(pr.srv, &rec, VMO_ZERO);
+	assert_int_equal(rec.u.pages.first, 100);
+	assert_int_equal(rec.u.pages.count, GUEST_PAGES - 100);
+	/* PAGES never spans chunks */
+	assert_int_equal(vmo_send_pages(pr.cli, 200, 100, pages, &err), -EINVAL);
+	pair_close(&pr);
+}
+
+/* ---- the format, checked independently ---- */
+
+/* RFC 5869 HKDF-SHA256 for 36 bytes, from HMAC alone. */
+static void hkdf36(const uint8_t *ikm, const uint8_t *salt, size_t slen, const uint8_t *info,
+		   size_t ilen, uint8_t out[36])
+{
+	uint8_t prk[32], t[32 + 64 + 1], t1[32], t2[32];
+
+	hmac256(salt, slen, ikm, 32, prk);
+	memcpy(t, info, ilen);
+	t[ilen] = 1;
+	hmac256(prk, 32, t, ilen + 1, t1);
+	memcpy(t, t1, 32);
+	memcpy(t + 32, info, ilen);
+	t[32 + ilen] = 2;
+	hmac256(prk, 32, t, 32 + ilen + 1, t2);
+	memcpy(out, t1, 32);
+	memcpy(out + 32, t2, 4);
+}
+
+/* Opens a captured record with the key and salt of the doc's key schedule. */
+static void open_doc(const uint8_t *km, uint64_t seq, const uint8_t *rec, size_t n, uint8_t *out)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	uint8_t iv[12];
+	size_t len = n - 8 - 16;
+	int outl;
+
+	memcpy(iv, km + 32, 4);
+	for (int i = 0; i < 8; i++)
+		iv[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
+	assert_int_equal(EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, km, iv), 1);
+	assert_int_equal(EVP_DecryptUpdate(ctx, NULL, &outl, rec, 8), 1);
+	assert_int_equal(EVP_DecryptUpdate(ctx, out, &outl, rec + 8, (int)len), 1);
+	assert_int_equal(
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, (void *)(rec + 8 + len)), 1);
+	assert_int_equal(EVP_DecryptFinal_ex(ctx, out + len, &outl), 1);
+	EVP_CIPHER_CTX_free(ctx);
+}
+
+static void test_wire_format(void **state)
+{
+	struct vmo_params p = params(4, true);
+	uint8_t mac[32], in[18 + 88 + 32], salt[32], info[20], km[36], rec[64], plain[64];
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec r;
+	struct pair pr;
+	size_t n;
+
+	pair_open(&pr, 4, 3, true, true);
+	/* the hello */
+	assert_memory_equal(pr.hello, "KEELVMO1", 8);
+	assert_int_equal(get32(pr.hello + 8), 1);
+	assert_int_equal(get32(pr.hello + 12), 1); /* encrypted */
+	assert_memory_equal(pr.hello + 16, p.id, 16);
+	assert_int_equal(get32(pr.hello + 32), 3);
+	assert_int_equal(get32(pr.hello + 36), 4);
+	hmac256(p.key, 32, pr.hello, 56, mac);
+	assert_memory_equal(pr.hello + 56, mac, 32);
+	/* the reply */
+	assert_memory_equal(pr.reply, "KEELVMO1", 8);
+	assert_int_equal(get32(pr.reply + 8), 1);
+	assert_int_equal(get32(pr.reply + 12), 0);
+	memcpy(in, "keel-vmotion-reply", 18);
+	memcpy(in + 18, pr.hello, 88);
+	memcpy(in + 18 + 88, pr.reply, 32);
+	hmac256(p.key, 32, in, sizeof(in), mac);
+	assert_memory_equal(pr.reply + 32, mac, 32);
+	assert_memory_not_equal(pr.hello + 40, pr.reply + 16, 16);
+
+	/* client -> server: key 'c', the sequence from 0 */
+	memcpy(salt, pr.hello + 40, 16);
+	memcpy(salt + 16, pr.reply + 16, 16);
+	memcpy(info, "keel-vmotion-1 c", 16);
+	put32(info + 16, 3);
+	hkdf36(p.key, salt, 32, info, 20, km);
+	send_ok(vmo_send_go(pr.cli, 0x1122334455667788ull, &err), &err);
+	send_ok(vmo_send_final(pr.cli, 5, &err), &err);
+	n = capture(&pr, true, rec);
+	assert_int_equal(n, 8 + 8 + 16);
+	assert_memory_equal(rec, ((uint8_t[]){8, 0, 0, 0, 8, 0, 0, 0}), 8);
+	open_doc(km, 0, rec, n, plain);
+	assert_memory_equal(plain, ((uint8_t[]){0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11}),
+			    8);
+	write_all(pr.srv_end, rec, n);
+	n = capture(&pr, true, rec);
+	open_doc(km, 1, rec, n, plain);
+	assert_int_equal(plain[0], 5);
+	write_all(pr.srv_end, rec, n);
+	recv_ok(pr.srv, &r, VMO_GO);
+	assert_int_equal(r.u.go_epoch, 0x1122334455667788ull);
+	recv_ok(pr.srv, &r, VMO_FINAL);
+
+	/* server -> client: key 's' */
+	info[15] = 's';
+	hkdf36(p.key, salt, 32, info, 20, km);
+	send_ok(vmo_send_abort(pr.srv, -EIO, "disk", &err), &err);
+	read_exact(pr.srv_end, rec, 8 + 12 + 16);
+	assert_memory_equal(rec, ((uint8_t[]){10, 0, 0, 0, 12, 0, 0, 0}), 8);
+	open_doc(km, 0, rec, 8 + 12 + 16, plain);
+	assert_int_equal((int32_t)get32(plain), -EIO);
+	assert_int_equal(get32(plain + 4), 4);
+	assert_memory_equal(plain + 8, "disk", 4);
+	pair_close(&pr);
+
+	/* plain: the payload in clear, then CRC32C of header and payload */
+	pair_open(&pr, 1, 0, false, true);
+	assert_int_equal(get32(pr.hello + 12), 0);
+	send_ok(vmo_send_round(pr.cli, 9, 77, &err), &err);
+	n = capture(&pr, false, rec);
+	assert_int_equal(n, 8 + 16 + 4);
+	assert_memory_equal(rec, ((uint8_t[]){3, 0, 0, 0, 16, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 77}),
+			    17);
+	assert_int_equal(get32(rec + 24), kb_crc32c(0, rec, 24));
+	pair_close(&pr);
+}
+
+/* ---- the hello refused ---- */
+
+static void make_hello(uint8_t h[VMO_HELLO_SIZE], const struct vmo_params *p, uint32_t version,
+		       uint32_t flags, uint32_t index, uint32_t count)
+{
+	memcpy(h, "KEELVMO1", 8);
+	put32(h + 8, version);
+	put32(h + 12, flags);
+	memcpy(h + 16, p->id, 16);
+	put32(h + 32, index);
+	put32(h + 36, count);
+	fill(h + 40, 16, index + 1);
+	hmac256(p->key, 32, h, 56, h + 56);
+}
+
+/* Writes hello raw to a server conn's hello; returns its code and the status it answered
+ * with (1 when it did not answer). */
+static int server_refuses(const uint8_t *hello, size_t n, const struct vmo_params *p, int *status,
+			  struct kb_errmsg *err)
+{
+	struct vmo_conn *c = NULL;
+	uint8_t reply[VMO_REPLY_SIZE];
+	uint32_t index = 99;
+	int sv[2], rc;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	write_all(sv[0], hello, n);
+	if (n < VMO_HELLO_SIZE)
+		shutdown(sv[0], SHUT_WR);
+	memset(err, 0, sizeof(*err));
+	rc = vmo_server_hello(sv[1], p, &c, &index, err);
+	assert_null(c);
+	assert_int_equal(index, 99);
+	if (recv(sv[0], reply, sizeof(reply), MSG_DONTWAIT) == (ssize_t)sizeof(reply)) {
+		uint8_t in[18 + 88 + 32], mac[32];
+
+		memcpy(in, "keel-vmotion-reply", 18);
+		memcpy(in + 18, hello, 88);
+		memcpy(in + 18 + 88, reply, 32);
+		hmac256(p->key, 32, in, sizeof(in), mac);
+		assert_memory_equal(reply + 32, mac, 32); /* a refusal is signed too */
+		*status = (int32_t)get32(reply + 12);
+	} else {
+		*status = 1;
+	}
+	close(sv[0]);
+	close(sv[1]); /* the caller's to close after a refusal */
+	return rc;
+}
+
+static void expect_refusal(const uint8_t *hello, size_t n, const struct vmo_params *p, int code,
+			   bool answered, const char *words)
+{
+	struct kb_errmsg err;
+	int status, rc;
+
+	rc = server_refuses(hello, n, p, &status, &err);
+	if (rc != code || strstr(err.msg, words) == NULL)
+		fail_msg("expected %d '%s', got %d '%s'", code, words, rc, err.msg);
+	assert_int_equal(status, answered ? code : 1);
+}
+
+static void test_hello_refused_by_server(void **state)
+{
+	struct vmo_params p = params(4, true), other = p;
+	uint8_t h[VMO_HELLO_SIZE];
+
+	make_hello(h, &p, 1, 1, 2, 4); /* the valid one, as a check of the helper */
+	{
+		uint32_t index = 0;
+		bool enc = false;
+		struct kb_errmsg err = {{0}};
+
+		assert_int_equal(vmo_hello_check(h, &p, &index, &enc, &err), 0);
+		assert_int_equal(index, 2);
+		assert_true(enc);
+	}
+	other.key[5] ^= 1;
+	make_hello(h, &other, 1, 1, 2, 4);
+	expect_refusal(h, sizeof(h), &p, KB_ECHECKSUM, true, "does not prove the migration key");
+	other = p;
+	other.id[15] ^= 0x80;
+	make_hello(h, &other, 1, 1, 2, 4);
+	expect_refusal(h, sizeof(h), &p, KB_ENOTFOUND, true, "another migration id");
+	make_hello(h, &p, 1, 1, 2, 3);
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "claims 3 streams; this migration has 4");
+	make_hello(h, &p, 1, 1, 4, 4);
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "stream 4 of 4");
+	make_hello(h, &p, 2, 1, 0, 4);
+	expect_refusal(h, sizeof(h), &p, KB_EVERSION, true, "version 2");
+	make_hello(h, &p, 1, 3, 0, 4);
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "unknown flags 0x3");
+	make_hello(h, &p, 1, 0, 1, 4);
+	expect_refusal(h, sizeof(h), &p, KB_ENOTSUP, true, "requires encryption");
+	/* the same plain hello is fine when encryption is not required */
+	p.encrypt = false;
+	{
+		uint32_t index = 0;
+		bool enc = true;
+		struct kb_errmsg err = {{0}};
+
+		assert_int_equal(vmo_hello_check(h, &p, &index, &enc, &err), 0);
+		assert_false(enc);
+	}
+	p.encrypt = true;
+	make_hello(h, &p, 1, 1, 0, 4);
+	h[3] ^= 0x20;
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, false, "wrong magic");
+	make_hello(h, &p, 1, 1, 0, 4);
+	expect_refusal(h, 40, &p, KB_ETRUNCATED, false, "after 40 of the hello's 88 bytes");
+	expect_refusal(h, 0, &p, KB_ETRUNCATED, false, "after 0 of");
+	/* a MAC that does not cover the bytes: one byte of the id changed after signing */
+	make_hello(h, &p, 1, 1, 0, 4);
+	h[20] ^= 1;
+	expect_refusal(h, sizeof(h), &p, KB_ECHECKSUM, true, "MAC mismatch");
+	/* bad parameters are the caller's error */
+	p.count = 0;
+	expect_refusal(h, sizeof(h), &p, -EINVAL, false, "1..16 streams");
+}
+
+/* A client hello against a server thread with other parameters: codes on both sides. */
+static void client_vs_server(struct vmo_params cp, struct vmo_params sp, uint32_t index, int code,
+			     const char *client_words, const char *server_words)
+{
+	struct hello_job sj = {.p = sp, .server = true};
+	struct kb_errmsg err = {{0}};
+	struct vmo_conn *c = NULL;
+	pthread_t st;
+	int sv[2], rc;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	sj.fd = sv[1];
+	assert_int_equal(pthread_create(&st, NULL, hello_thread, &sj), 0);
+	rc = vmo_client_hello(sv[0], &cp, index, &c, &err);
+	assert_int_equal(pthread_join(st, NULL), 0);
+	assert_null(c);
+	assert_null(sj.conn);
+	if (rc != code || strstr(err.msg, client_words) == NULL)
+		fail_msg("client: expected %d '%s', got %d '%s'", code, client_words, rc, err.msg);
+	if (sj.rc != code || strstr(sj.err.msg, server_words) == NULL)
+		fail_msg("server: expected %d '%s', got %d '%s'", code, server_words, sj.rc,
+			 sj.err.msg);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_hello_refused_end_to_end(void **state)
+{
+	struct vmo_params p = params(4, true), q;
+	struct kb_errmsg err = {{0}};
+	struct vmo_conn *c = NULL;
+
+	q = p;
+	q.key[0] ^= 1;
+	client_vs_server(q, p, 1, KB_ECHECKSUM,
+			 "refused the hello: checksum mismatch (its reply does not prove",
+			 "does not prove the migration key");
+	q = p;
+	q.id[0] ^= 1;
+	client_vs_server(q, p, 1, KB_ENOTFOUND, "refused the hello: no such object",
+			 "another migration id");
+	q = p;
+	q.count = 2;
+	client_vs_server(q, p, 1, KB_EPROTO, "stream 1: the destination refused the hello",
+			 "claims 2 streams");
+	q = p;
+	q.encrypt = false;
+	client_vs_server(q, p, 1, KB_ENOTSUP, "refused the hello: operation not supported",
+			 "requires encryption");
+	/* the client refuses a bad index itself, before any I/O */
+	assert_int_equal(vmo_client_hello(-1, &p, 4, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "stream 4 of 4"));
+	assert_null(c);
+}
+
+/* A fake server: answers the client's hello with reply bytes made by make(). */
+struct fake_server {
+	int fd;
+	struct vmo_params p;
+	int how; /* 0 accept with a wrong MAC, 1 wrong magic, 2 version 2, 3 close, 4 silent,
+		    5 a short reply */
+};
+
+static void *fake_server_thread(void *arg)
+{
+	struct fake_server *f = arg;
+	uint8_t hello[VMO_HELLO_SIZE], reply[VMO_REPLY_SIZE], in[18 + 88 + 32];
+
+	read_exact(f->fd, hello, sizeof(hello));
+	memcpy(reply, "KEELVMO1", 8);
+	put32(reply + 8, f->how == 2 ? 2 : 1);
+	put32(reply + 12, 0);
+	fill(reply + 16, 16, 3);
+	memcpy(in, "keel-vmotion-reply", 18);
+	memcpy(in + 18, hello, 88);
+	memcpy(in + 18 + 88, reply, 32);
+	hmac256(f->p.key, 32, in, sizeof(in), reply + 32);
+	if (f->how == 0)
+		reply[40] ^= 1;
+	if (f->how == 1)
+		reply[0] = 'X';
+	if (f->how == 3) {
+		shutdown(f->fd, SHUT_WR);
+		return NULL;
+	}
+	if (f->how == 4)
+		return NULL;
+	write_all(f->fd, reply, f->how == 5 ? 30 : sizeof(reply));
+	if (f->how == 5)
+		shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+static void test_hello_bad_replies(void **state)
+{
+	static const struct {
+		int code;
+		const char *words;
+	} want[] = {
+	    {KB_ECHECKSUM, "reply does not prove the migration key"},
+	    {KB_EPROTO, "not a vMotion reply"},
+	    {KB_EVERSION, "reply of version 2"},
+	    {KB_ETRUNCATED, "without answering the hello"},
+	    {KB_ETIMEOUT, "no answer to the hello within 300 ms"},
+	    {KB_ETRUNCATED, "inside its reply"},
+	};
+
+	for (int how = 0; how < 6; how++) {
+		struct fake_server f = {.p = params(2, true), .how = how};
+		struct vmo_params p = params(2, true);
+		struct kb_errmsg err = {{0}};
+		struct vmo_conn *c = NULL;
+		pthread_t t;
+		int sv[2], rc;
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		f.fd = sv[1];
+		vmo_hello_timeout_set(how == 4 ? 300 : 10000);
+		assert_int_equal(pthread_create(&t, NULL, fake_server_thread, &f), 0);
+		rc = vmo_client_hello(sv[0], &p, 1, &c, &err);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_null(c);
+		if (rc != want[how].code || strstr(err.msg, want[how].words) == NULL)
+			fail_msg("case %d: expected %d '%s', got %d '%s'", how, want[how].code,
+				 want[how].words, rc, err.msg);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	vmo_hello_timeout_set(10000);
+}
+
+/* A silent source cannot hold the destination: the hello times out. */
+static void test_hello_silent_client(void **state)
+{
+	struct vmo_params p = params(2, true);
+	struct kb_errmsg err = {{0}};
+	struct vmo_conn *c = NULL;
+	uint32_t index;
+	int sv[2];
+
+	vmo_hello_timeout_set(200);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	write_all(sv[0], "KEELVMO1", 8); /* then nothing */
+	assert_int_equal(vmo_server_hello(sv[1], &p, &c, &index, &err), KB_ETIMEOUT);
+	assert_non_null(strstr(err.msg, "no hello within 200 ms"));
+	assert_null(c);
+	close(sv[0]);
+	close(sv[1]);
+	vmo_hello_timeout_set(10000);
+}
+
+/* After the hello the timeout is gone on both sides: a record may take longer than it. */
+struct waiter {
+	struct vmo_conn *c;
+	struct vmo_rec rec;
+	int rc;
+	struct kb_errmsg err;
+};
+
+static void *waiter_thread(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->rc = vmo_recv(w->c, &w->rec, &w->err);
+	return NULL;
+}
+
+static void test_hello_timeout_cleared(void **state)
+{
+	struct timespec ts = {1, 500 * 1000 * 1000};
+	struct kb_errmsg err = {{0}};
+	struct waiter a = {.rc = 1}, b = {.rc = 1};
+	struct pair pr;
+	pthread_t ta, tb;
+
+	vmo_hello_timeout_set(1000);
+	pair_open(&pr, 1, 0, true, false);
+	vmo_hello_timeout_set(10000);
+	a.c = pr.cli;
+	b.c = pr.srv;
+	assert_int_equal(pthread_create(&ta, NULL, waiter_thread, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, waiter_thread, &b), 0);
+	nanosleep(&ts, NULL);
+	send_ok(vmo_send_go(pr.cli, 3, &err), &err);
+	send_ok(vmo_send_empty(pr.srv, VMO_READY, &err), &err);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	if (a.rc || b.rc)
+		fail_msg("client %d '%s', server %d '%s'", a.rc, a.err.msg, b.rc, b.err.msg);
+	assert_int_equal(a.rec.type, VMO_READY);
+	assert_int_equal(b.rec.type, VMO_GO);
+	pair_close(&pr);
+}
+
+/* ---- tampering ---- */
+
+/* A relay pair with the client's next record captured into buf. */
+static size_t pair_with_record(struct pair *pr, bool encrypt, uint8_t *buf)
+{
+	static uint8_t page[VMO_PAGE_SIZE];
+	struct kb_errmsg err = {{0}};
+
+	fill(page, sizeof(page), 11);
+	pair_open(pr, 2, 1, encrypt, true);
+	send_ok(vmo_send_pages(pr->cli, 256 + 17, 1, page, &err), &err);
+	return capture(pr, encrypt, buf);
+}
+
+static void flip_at(bool encrypt, size_t at)
+{
+	static uint8_t buf[8 + 16 + VMO_PAGE_SIZE + 16 + 70000];
+	struct kb_errmsg err;
+	struct vmo_rec rec;
+	struct pair pr;
+	size_t n = pair_with_record(&pr, encrypt, buf);
+	int rc, want = KB_ECHECKSUM;
+
+	assert_true(at < n);
+	/* a wrong implementation times out rather than hanging */
+	setsockopt(vmo_conn_fd(pr.srv), SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){10, 0},
+		   sizeof(struct timeval));
+	buf[at] ^= 1;
+	/* enough bytes behind it that a longer length is read rather than cut short */
+	memset(buf + n, 0, 70000);
+	if (at == 7)
+		want = KB_ETOOBIG; /* 16 MiB more */
+	write_all(pr.srv_end, buf, n + (at == 7 ? 0 : 70000));
+	rc = recv_code(pr.srv, &rec, &err);
+	if (rc != want)
+		fail_msg("%s, byte %zu flipped: expected %d, got %d '%s'",
+			 encrypt ? "encrypted" : "plain", at, want, rc, err.msg);
+	/* the conn stays failed */
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_ESTATE);
+	pair_close(&pr);
+}
+
+static void test_flipped_bytes(void **state)
+{
+	size_t enc_n = 8 + 16 + VMO_PAGE_SIZE + 16, plain_n = 8 + 16 + VMO_PAGE_SIZE + 4;
+	size_t picks[] = {8, 9, 12, 16, 23, 24, 25, 1000, 4095, 4119};
+
+	for (size_t at = 0; at < 8; at++) {
+		flip_at(true, at);
+		flip_at(false, at);
+	}
+	for (size_t i = 0; i < sizeof(picks) / sizeof(picks[0]); i++) {
+		flip_at(true, picks[i]);
+		flip_at(false, picks[i]);
+	}
+	for (size_t at = enc_n - 16; at < enc_n; at++)
+		flip_at(true, at);
+	for (size_t at = plain_n - 4; at < plain_n; at++)
+		flip_at(false, at);
+}
+
+static void test_replay_and_reorder(void **state)
+{
+	uint8_t r0[64], r1[64];
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec rec;
+	struct pair pr;
+	size_t n0, n1;
+
+	/* replay: the same record twice */
+	pair_open(&pr, 1, 0, true, true);
+	send_ok(vmo_send_go(pr.cli, 1, &err), &err);
+	send_ok(vmo_send_go(pr.cli, 1, &err), &err);
+	n0 = capture(&pr, true, r0);
+	n1 = capture(&pr, true, r1);
+	assert_int_equal(n0, n1);
+	assert_memory_not_equal(r0 + 8, r1 + 8, n0 - 8); /* same plaintext, other nonce */
+	write_all(pr.srv_end, r0, n0);
+	write_all(pr.srv_end, r0, n0);
+	recv_ok(pr.srv, &rec, VMO_GO);
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_ECHECKSUM);
+	assert_non_null(strstr(err.msg, "record 1 does not verify"));
+	pair_close(&pr);
+
+	/* reorder: the second record first */
+	pair_open(&pr, 1, 0, true, true);
+	send_ok(vmo_send_round(pr.cli, 1, 10, &err), &err);
+	send_ok(vmo_send_round(pr.cli, 2, 20, &err), &err);
+	n0 = capture(&pr, true, r0);
+	n1 = capture(&pr, true, r1);
+	write_all(pr.srv_end, r1, n1);
+	write_all(pr.srv_end, r0, n0);
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_ECHECKSUM);
+	pair_close(&pr);
+
+	/* a record from another stream of the same migration (other keys) */
+	{
+		struct pair other;
+
+		pair_open(&pr, 2, 0, true, true);
+		pair_open(&other, 2, 1, true, true);
+		send_ok(vmo_send_final(other.cli, 0, &err), &err);
+		n0 = capture(&other, true, r0);
+		write_all(pr.srv_end, r0, n0);
+		assert_int_equal(recv_code(pr.srv, &rec, &err), KB_ECHECKSUM);
+		pair_close(&other);
+		pair_close(&pr);
+	}
+}
+
+static void test_truncation_everywhere(void **state)
+{
+	for (int enc = 0; enc < 2; enc++) {
+		size_t n = 8 + 8 + (enc ? 16 : 4);
+
+		for (size_t cut = 0; cut < n; cut++) {
+			struct kb_errmsg err = {{0}};
+			struct vmo_rec rec;
+			struct pair pr;
+			uint8_t buf[64];
+			int rc;
+
+			pair_open(&pr, 1, 0, enc, true);
+			send_ok(vmo_send_go(pr.cli, 77, &err), &err);
+			assert_int_equal(capture(&pr, enc, buf), n);
+			write_all(pr.srv_end, buf, cut);
+			shutdown(pr.srv_end, SHUT_WR);
+			rc = recv_code(pr.srv, &rec, &err);
+			if (rc != KB_ETRUNCATED)
+				fail_msg("%s cut at %zu: %d '%s'", enc ? "encrypted" : "plain", cut,
+					 rc, err.msg);
+			assert_non_null(strstr(err.msg, cut == 0  ? "peer closed the stream"
+							: cut < 8 ? "inside a record header"
+								  : "inside a record of 8 bytes"));
+			pair_close(&pr);
+		}
+	}
+}
+
+static void test_too_big(void **state)
+{
+	static uint8_t big[VMO_REC_MAX + 1];
+	uint8_t hdr[8 + 100] = {VMO_STATE, 0, 0, 0};
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec rec;
+	struct pair pr;
+	struct timeval tv = {5, 0};
+	struct iovec iov[2] = {{big, VMO_REC_MAX}, {big, 1}};
+
+	pair_open(&pr, 1, 0, true, true);
+	/* the sender refuses it and the conn stays usable */
+	assert_int_equal(vmo_send(pr.cli, VMO_STATE, iov, 2, &err), KB_ETOOBIG);
+	assert_int_equal(vmo_send(pr.cli, VMO_STATE, iov, 1, &err), 0);
+	/* the receiver refuses the length before reading the record: the 100 bytes after
+	 * the header stay in the socket (a wrong implementation times out instead of hanging) */
+	setsockopt(vmo_conn_fd(pr.srv), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	put32(hdr + 4, VMO_REC_MAX + 1);
+	write_all(pr.srv_end, hdr, sizeof(hdr));
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_ETOOBIG);
+	assert_non_null(strstr(err.msg, "exceeds 1048640"));
+	assert_int_equal(recv(vmo_conn_fd(pr.srv), hdr, sizeof(hdr), MSG_PEEK | MSG_DONTWAIT), 100);
+	pair_close(&pr);
+
+	/* the largest record passes */
+	pair_open(&pr, 1, 0, false, false);
+	send_ok(vmo_send_final(pr.cli, 0, &err), &err);
+	send_ok(vmo_send(pr.cli, VMO_STATE, iov, 1, &err), &err);
+	recv_ok(pr.srv, &rec, VMO_FINAL);
+	recv_ok(pr.srv, &rec, VMO_STATE);
+	assert_int_equal(rec.u.state.len, VMO_REC_MAX);
+	pair_close(&pr);
+}
+
+/* ---- decoding rules ---- */
+
+static int decode(int type, const uint8_t *p, uint32_t len, uint32_t index, uint32_t count,
+		  struct vmo_rec *rec, const char *words)
+{
+	struct kb_errmsg err = {{0}};
+	int rc = vmo_decode((enum vmo_type)type, p, len, index, count, GUEST_PAGES, rec, &err);
+
+	if (rc != 0 && (err.msg[0] == '\0' || (words && strstr(err.msg, words) == NULL)))
+		fail_msg("decode type %d: %d '%s', expected '%s'", type, rc, err.msg, words);
+	return rc;
+}
+
+static void range(uint8_t *p, uint64_t first, uint32_t count)
+{
+	put64(p, first);
+	put32(p + 8, count);
+	put32(p + 12, 0);
+}
+
+static void test_decode_rules(void **state)
+{
+	static uint8_t p[16 + VMO_PAGES_MAX * VMO_PAGE_SIZE + 1];
+	struct vmo_rec rec;
+
+	/* PAGES: size, count, reserved, chunk, stream, guest size */
+	range(p, 512, 2);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 2 * 4096, 2, 4, &rec, NULL), 0);
+	assert_int_equal(rec.u.pages.first, 512);
+	assert_ptr_equal(rec.u.pages.data, p + 16);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 2 * 4096 - 1, 2, 4, &rec, "16 + count * 4096"),
+			 KB_EPROTO);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 2 * 4096 + 1, 2, 4, &rec, "bytes"), KB_EPROTO);
+	assert_int_equal(decode(VMO_PAGES, p, 15, 2, 4, &rec, "at least 16"), KB_EPROTO);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 2 * 4096, 1, 4, &rec, "belongs to stream 2"),
+			 KB_EPROTO);
+	range(p, 767, 2);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 2 * 4096, 2, 4, &rec, "cross a chunk"),
+			 KB_EPROTO);
+	range(p, 768, 256);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 256 * 4096, 3, 4, &rec, NULL), 0);
+	range(p, 768, 257);
+	assert_int_equal(decode(VMO_PAGES, p, 16, 3, 4, &rec, "257 pages"), KB_EPROTO);
+	range(p, 768, 0);
+	assert_int_equal(decode(VMO_PAGES, p, 16, 3, 4, &rec, "0 pages"), KB_EPROTO);
+	range(p, GUEST_PAGES - 1, 1);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 4096, 3, 4, &rec, NULL), 0);
+	range(p, GUEST_PAGES, 1);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 4096, 0, 4, &rec, "beyond the guest's 4096"),
+			 KB_EPROTO);
+	range(p, UINT64_MAX - 1, 2);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 2 * 4096, 3, 4, &rec, "beyond"), KB_EPROTO);
+	range(p, 0, 1);
+	put32(p + 12, 1);
+	assert_int_equal(decode(VMO_PAGES, p, 16 + 4096, 0, 4, &rec, "reserved"), KB_EPROTO);
+
+	/* ZERO: exact size, one chunk with several streams, any span with one */
+	range(p, 256, 256);
+	assert_int_equal(decode(VMO_ZERO, p, 16, 1, 2, &rec, NULL), 0);
+	assert_null(rec.u.pages.data);
+	assert_int_equal(decode(VMO_ZERO, p, 17, 1, 2, &rec, "(16)"), KB_EPROTO);
+	range(p, 256, 257);
+	assert_int_equal(decode(VMO_ZERO, p, 16, 1, 2, &rec, "cross a chunk"), KB_EPROTO);
+	assert_int_equal(decode(VMO_ZERO, p, 16, 0, 1, &rec, NULL), 0);
+	range(p, 0, GUEST_PAGES);
+	assert_int_equal(decode(VMO_ZERO, p, 16, 0, 1, &rec, NULL), 0);
+	range(p, 1, GUEST_PAGES);
+	assert_int_equal(decode(VMO_ZERO, p, 16, 0, 1, &rec, "beyond"), KB_EPROTO);
+	range(p, 0, VMO_ZERO_MAX + 1);
+	assert_int_equal(decode(VMO_ZERO, p, 16, 0, 1, &rec, "(1..1048576)"), KB_EPROTO);
+
+	/* fixed sizes and reserved fields */
+	memset(p, 0, 32);
+	assert_int_equal(decode(VMO_ROUND, p, 16, 0, 1, &rec, NULL), 0);
+	assert_int_equal(decode(VMO_ROUND, p, 15, 0, 1, &rec, "(16)"), KB_EPROTO);
+	p[5] = 1;
+	assert_int_equal(decode(VMO_ROUND, p, 16, 0, 1, &rec, "reserved"), KB_EPROTO);
+	p[5] = 0;
+	assert_int_equal(decode(VMO_FINAL, p, 8, 0, 1, &rec, NULL), 0);
+	assert_int_equal(decode(VMO_FINAL, p, 9, 0, 1, &rec, "(8)"), KB_EPROTO);
+	assert_int_equal(decode(VMO_GO, p, 7, 0, 1, &rec, "(8)"), KB_EPROTO);
+	assert_int_equal(decode(VMO_READY, p, 0, 0, 1, &rec, NULL), 0);
+	assert_int_equal(decode(VMO_READY, p, 1, 0, 1, &rec, "(0)"), KB_EPROTO);
+	assert_int_equal(decode(VMO_RESUMED, p, 4, 0, 1, &rec, "(0)"), KB_EPROTO);
+	assert_int_equal(decode(VMO_STATE, p, 5, 0, 2, &rec, NULL), 0);
+	assert_int_equal(decode(VMO_STATE, p, 0, 0, 2, &rec, "at least 1"), KB_EPROTO);
+	assert_int_equal(decode(VMO_STATE, p, 5, 1, 2, &rec, "stream 0 only"), KB_EPROTO);
+	assert_int_equal(decode(VMO_STATE_END, p, 16, 0, 2, &rec, NULL), 0);
+	assert_int_equal(decode(VMO_STATE_END, p, 16, 1, 2, &rec, "stream 0 only"), KB_EPROTO);
+	p[15] = 1;
+	assert_int_equal(decode(VMO_STATE_END, p, 16, 0, 2, &rec, "reserved"), KB_EPROTO);
+
+	/* ABORT: negative code, text length in range and matching */
+	memset(p, 0, 300);
+	put32(p, (uint32_t)KB_ECANCELED);
+	put32(p + 4, 3);
+	memcpy(p + 8, "abc", 3);
+	assert_int_equal(decode(VMO_ABORT, p, 11, 0, 1, &rec, NULL), 0);
+	assert_string_equal(rec.u.abort.text, "abc");
+	assert_int_equal(decode(VMO_ABORT, p, 12, 0, 1, &rec, "8 + text length"), KB_EPROTO);
+	assert_int_equal(decode(VMO_ABORT, p, 7, 0, 1, &rec, "at least 8"), KB_EPROTO);
+	p[9] = 0;
+	assert_int_equal(decode(VMO_ABORT, p, 11, 0, 1, &rec, "NUL"), KB_EPROTO);
+	put32(p + 4, 257);
+	assert_int_equal(decode(VMO_ABORT, p, 8 + 257, 0, 1, &rec, "longer than 256"), KB_EPROTO);
+	put32(p + 4, 256);
+	memset(p + 8, 'y', 256);
+	assert_int_equal(decode(VMO_ABORT, p, 8 + 256, 0, 1, &rec, NULL), 0);
+	assert_int_equal(strlen(rec.u.abort.text), 256);
+	put32(p, 0);
+	assert_int_equal(decode(VMO_ABORT, p, 8 + 256, 0, 1, &rec, "negative"), KB_EPROTO);
+
+	/* unknown types, bad stream parameters, oversized payloads */
+	assert_int_equal(decode(0, p, 0, 0, 1, &rec, "unknown record type 0"), KB_EPROTO);
+	assert_int_equal(decode(11, p, 0, 0, 1, &rec, "unknown record type 11"), KB_EPROTO);
+	assert_int_equal(decode(VMO_GO, p, 8, 2, 2, &rec, "stream 2 of 2"), -EINVAL);
+	assert_int_equal(decode(VMO_GO, p, 8, 0, 17, &rec, "stream 0 of 17"), -EINVAL);
+	assert_int_equal(decode(VMO_STATE, p, VMO_REC_MAX + 1, 0, 1, &rec, "exceeds"), KB_ETOOBIG);
+}
+
+/* A record with a raw payload from the source, received by the destination. */
+static void source_sends(uint32_t count, uint32_t index, int type, const uint8_t *p, size_t n,
+			 int want, const char *words)
+{
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec rec;
+	struct pair pr;
+	int rc;
+
+	pair_open(&pr, count, index, true, false);
+	send_ok(
+	    vmo_send(pr.cli, (enum vmo_type)type, &(struct iovec){(void *)p, n}, n ? 1 : 0, &err),
+	    &err);
+	rc = recv_code(pr.srv, &rec, &err);
+	if (rc != want || strstr(err.msg, words) == NULL)
+		fail_msg("expected %d '%s', got %d '%s'", want, words, rc, err.msg);
+	pair_close(&pr);
+}
+
+static void test_pages_refused_on_the_wire(void **state)
+{
+	static uint8_t p[16 + 2 * VMO_PAGE_SIZE];
+	struct kb_errmsg err = {{0}};
+	struct pair pr;
+
+	range(p, 256, 2); /* stream 1 of 2 */
+	source_sends(2, 0, VMO_PAGES, p, sizeof(p), KB_EPROTO, "belongs to stream 1");
+	range(p, GUEST_PAGES - 1, 2);
+	source_sends(2, 1, VMO_PAGES, p, sizeof(p), KB_EPROTO, "beyond the guest's 4096 pages");
+	range(p, 512, 2);
+	source_sends(2, 0, VMO_ZERO, p, 16, 0, "");
+	range(p, 511, 2);
+	source_sends(2, 1, VMO_ZERO, p, 16, KB_EPROTO, "cross a chunk");
+
+	/* the typed senders refuse what the receiver would, and send nothing */
+	pair_open(&pr, 2, 0, true, false);
+	assert_int_equal(vmo_send_pages(pr.cli, 256, 1, p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "belongs to stream 1"));
+	assert_int_equal(vmo_send_pages(pr.cli, GUEST_PAGES - 256, 1, p, &err), -EINVAL);
+	assert_int_equal(vmo_send_pages(pr.cli, 0, 0, p, &err), -EINVAL);
+	assert_int_equal(vmo_send_pages(pr.cli, 0, 257, p, &err), -EINVAL);
+	assert_int_equal(vmo_send_pages(pr.cli, 200, 100, p, &err), -EINVAL);
+	assert_int_equal(vmo_send_zero(pr.cli, 200, 100, &err), -EINVAL);
+	assert_int_equal(vmo_send_zero(pr.cli, 0, 0, &err), -EINVAL);
+	assert_int_equal(vmo_send_abort(pr.cli, 0, "x", &err), -EINVAL);
+	assert_int_equal(vmo_send_empty(pr.cli, VMO_GO, &err), -EINVAL);
+	assert_int_equal(vmo_send(pr.cli, (enum vmo_type)11, NULL, 0, &err), -EINVAL);
+	assert_int_equal(vmo_conn_bytes_received(pr.srv), VMO_HELLO_SIZE);
+	send_ok(vmo_send_pages(pr.cli, 0, 1, p, &err), &err); /* still usable */
+	pair_close(&pr);
+}
+
+static void test_receive_order(void **state)
+{
+	uint8_t p[16] = {0};
+	struct kb_errmsg err = {{0}};
+	struct vmo_rec rec;
+	struct pair pr;
+
+	/* the destination's records come from the destination only, and back */
+	source_sends(1, 0, VMO_READY, NULL, 0, KB_EPROTO, "READY record (type 7) from the source");
+	pair_open(&pr, 1, 0, true, false);
+	send_ok(vmo_send_go(pr.srv, 1, &err), &err);
+	assert_int_equal(recv_code(pr.cli, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "GO record (type 8) from the destination"));
+	pair_close(&pr);
+
+	/* the state before FINAL, pages after it, a second FINAL, a wrong STATE_END */
+	source_sends(1, 0, VMO_STATE, p, 4, KB_EPROTO, "STATE record: before FINAL");
+	pair_open(&pr, 1, 0, true, false);
+	send_ok(vmo_send_final(pr.cli, 1, &err), &err);
+	send_ok(vmo_send_zero(pr.cli, 0, 1, &err), &err);
+	recv_ok(pr.srv, &rec, VMO_FINAL);
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "ZERO record: after FINAL"));
+	pair_close(&pr);
+
+	pair_open(&pr, 1, 0, false, false);
+	send_ok(vmo_send_final(pr.cli, 1, &err), &err);
+	send_ok(vmo_send(pr.cli, VMO_STATE, &(struct iovec){p, 16}, 1, &err), &err);
+	send_ok(vmo_send_state_end(pr.cli, 17, 0, &err), &err);
+	recv_ok(pr.srv, &rec, VMO_FINAL);
+	recv_ok(pr.srv, &rec, VMO_STATE);
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "STATE_END announces 17 bytes of state; 16 came"));
+	pair_close(&pr);
+
+	pair_open(&pr, 1, 0, true, false);
+	send_ok(vmo_send_final(pr.cli, 1, &err), &err);
+	send_ok(vmo_send_state_end(pr.cli, 0, 0, &err), &err);
+	send_ok(vmo_send(pr.cli, VMO_STATE, &(struct iovec){p, 16}, 1, &err), &err);
+	recv_ok(pr.srv, &rec, VMO_FINAL);
+	recv_ok(pr.srv, &rec, VMO_STATE_END);
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "after STATE_END"));
+	pair_close(&pr);
+
+	/* a header with a flag set (authenticated, then refused) */
+	pair_open(&pr, 1, 0, false, true);
+	send_ok(vmo_send_go(pr.cli, 1, &err), &err);
+	{
+		uint8_t buf[32];
+		size_t n = capture(&pr, false, buf);
+
+		buf[1] = 0x80;
+		put32(buf + n - 4, kb_crc32c(0, buf, n - 4));
+		write_all(pr.srv_end, buf, n);
+	}
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "flags or reserved"));
+	pair_close(&pr);
+}
+
+/* ---- threads ---- */
+
+#define THREAD_RECORDS 300
+
+struct side {
+	struct vmo_conn *c;
+	bool source;
+	int rc;
+	struct kb_errmsg err;
+};
+
+static void *side_sender(void *arg)
+{
+	struct side *s = arg;
+	uint8_t page[VMO_PAGE_SIZE * 4];
+
+	for (uint32_t i = 0; i < THREAD_RECORDS && s->rc == 0; i++) {
+		if (s->source) {
+			memset(page, (int)(i & 0xff), sizeof(page));
+			s->rc = vmo_send_pages(s->c, (i % 64) * 4, 4, page, &s->err);
+		} else {
+			s->rc = vmo_send_abort(s->c, -(int)(i + 1), "x", &s->err);
+		}
+	}
+	return NULL;
+}
+
+static void *side_receiver(void *arg)
+{
+	struct side *s = arg;
+	struct vmo_rec rec;
+
+	for (uint32_t i = 0; i < THREAD_RECORDS && s->rc == 0; i++) {
+		s->rc = vmo_recv(s->c, &rec, &s->err);
+		if (s->rc)
+			break;
+		if (s->source ? (rec.type != VMO_ABORT || rec.u.abort.code != -(int)(i + 1))
+			      : (rec.type != VMO_PAGES || rec.u.pages.first != (i % 64) * 4 ||
+				 rec.u.pages.data[4 * VMO_PAGE_SIZE - 1] != (i & 0xff))) {
+			s->rc = -1;
+			kb_errmsg_setf(&s->err, "record %u is wrong", i);
+		}
+	}
+	return NULL;
+}
+
+static void test_sender_and_receiver_threads(void **state)
+{
+	struct side s[4];
+	pthread_t t[4];
+	struct pair pr;
+
+	pair_open(&pr, 1, 0, true, false);
+	s[0] = (struct side){.c = pr.cli, .source = true};
+	s[1] = (struct side){.c = pr.cli, .source = true};
+	s[2] = (struct side){.c = pr.srv, .source = false};
+	s[3] = (struct side){.c = pr.srv, .source = false};
+	assert_int_equal(pthread_create(&t[0], NULL, side_sender, &s[0]), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, side_receiver, &s[1]), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, side_sender, &s[2]), 0);
+	assert_int_equal(pthread_create(&t[3], NULL, side_receiver, &s[3]), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		if (s[i].rc != 0)
+			fail_msg("thread %d: %d %s", i, s[i].rc, s[i].err.msg);
+	}
+	assert_int_equal(vmo_conn_bytes_sent(pr.cli), vmo_conn_bytes_received(pr.srv));
+	assert_int_equal(vmo_conn_bytes_sent(pr.srv), vmo_conn_bytes_received(pr.cli));
+	pair_close(&pr);
+}
+
+struct blocked {
+	struct vmo_conn *c;
+	int rc;
+	struct kb_errmsg err;
+};
+
+static void *blocked_reader(void *arg)
+{
+	struct blocked *b = arg;
+	struct vmo_rec rec;
+
+	b->rc = vmo_recv(b->c, &rec, &b->err);
+	return NULL;
+}
+
+static void test_shutdown_unblocks_reader(void **state)
+{
+	struct blocked b = {.rc = 1};
+	struct kb_errmsg err = {{0}};
+	struct timespec ts = {0, 50 * 1000 * 1000}, limit;
+	struct pair pr;
+	pthread_t t;
+
+	pair_open(&pr, 1, 0, true, false);
+	b.c = pr.srv;
+	assert_int_equal(pthread_create(&t, NULL, blocked_reader, &b), 0);
+	nanosleep(&ts, NULL);
+	vmo_conn_shutdown(pr.srv);
+	vmo_conn_shutdown(pr.srv); /* idempotent */
+	clock_gettime(CLOCK_REALTIME, &limit);
+	limit.tv_sec += 30;
+	assert_int_equal(pthread_timedjoin_np(t, NULL, &limit), 0);
+	assert_int_equal(b.rc, KB_ECANCELED);
+	assert_non_null(strstr(b.err.msg, "shut down"));
+	assert_int_equal(vmo_send_empty(pr.srv, VMO_READY, &err), KB_ECANCELED);
+	/* the peer sees the end of the stream */
+	{
+		struct vmo_rec rec;
+
+		assert_int_equal(recv_code(pr.cli, &rec, &err), KB_ETRUNCATED);
+		assert_non_null(strstr(err.msg, "the peer closed the stream"));
+	}
+	pair_close(&pr);
+	vmo_conn_shutdown(NULL);
+	vmo_conn_free(NULL);
+}
+
+/* A vanished peer is an error, not SIGPIPE (which would end this test program). */
+static void test_peer_gone(void **state)
+{
+	static uint8_t page[VMO_PAGE_SIZE];
+	struct kb_errmsg err = {{0}};
+	struct pair pr;
+	int rc;
+
+	pair_open(&pr, 1, 0, true, false);
+	vmo_conn_free(pr.srv);
+	pr.srv = NULL;
+	rc = vmo_send_pages(pr.cli, 0, 1, page, &err);
+	assert_true(rc == -EPIPE || rc == -ECONNRESET);
+	assert_non_null(strstr(err.msg, "sending a PAGES record"));
+	assert_int_equal(vmo_send_go(pr.cli, 1, &err), KB_ESTATE);
+	pair_close(&pr);
+}
+
+static void test_enomem(void **state)
+{
+	struct vmo_params p = params(2, true);
+	uint8_t h[VMO_HELLO_SIZE], reply[VMO_REPLY_SIZE];
+
+	for (int n = 0; n < 3; n++) {
+		struct kb_errmsg err = {{0}};
+		struct vmo_conn *c = NULL;
+		uint32_t index = 0;
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		make_hello(h, &p, 1, 1, 1, 2);
+		write_all(sv[0], h, sizeof(h));
+		kb_heap_fail_after(n, 1);
+		assert_int_equal(vmo_server_hello(sv[1], &p, &c, &index, &err), -ENOMEM);
+		kb_heap_fail_reset();
+		assert_null(c);
+		assert_non_null(strstr(err.msg, "Cannot allocate memory"));
+		/* the source is told */
+		read_exact(sv[0], reply, sizeof(reply));
+		assert_int_equal((int32_t)get32(reply + 12), -ENOMEM);
+		close(sv[0]);
+		close(sv[1]); /* still the caller's */
+	}
+}
+
+/* ---- throughput ---- */
+
+struct sink {
+	struct vmo_conn *c;
+	int records, rc;
+	struct kb_errmsg err;
+};
+
+static void *sink_thread(void *arg)
+{
+	struct sink *s = arg;
+	struct vmo_rec rec;
+
+	for (int i = 0; i < s->records; i++) {
+		s->rc = vmo_recv(s->c, &rec, &s->err);
+		if (s->rc == 0 && (rec.type != VMO_PAGES || rec.u.pages.count != VMO_PAGES_MAX)) {
+			s->rc = -1;
+			kb_errmsg_setf(&s->err, "record %d is wrong", i);
+		}
+		if (s->rc)
+			break;
+	}
+	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Opens a pair over loopback TCP (tcp) or a socketpair. */
+static void pair_open_tcp(struct pair *pr, bool encrypt)
+{
+	struct hello_job cj = {.p = params(1, encrypt)},
+			 sj = {.p = params(1, encrypt), .server = true};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pthread_t st;
+
+	memset(pr, 0, sizeof(*pr));
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+	cj.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(cj.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	sj.fd = accept(l, NULL, NULL);
+	assert_true(sj.fd >= 0);
+	close(l);
+	assert_int_equal(pthread_create(&st, NULL, hello_thread, &sj), 0);
+	hello_thread(&cj);
+	assert_int_equal(pthread_join(st, NULL), 0);
+	if (cj.rc || sj.rc)
+		fail_msg("tcp hello: %s / %s", cj.err.msg, sj.err.msg);
+	pr->cli = cj.conn;
+	pr->srv = sj.conn;
+	pr->cli_end = pr->srv_end = -1;
+}
+
+static void throughput(bool encrypt, bool tcp, int records)
+{
+	static uint8_t pages[VMO_PAGES_MAX * VMO_PAGE_SIZE];
+	struct kb_errmsg err = {{0}};
+	struct sink s = {.records = records};
+	struct pair pr;
+	pthread_t t;
+	double t0, dt;
+
+	fill(pages, sizeof(pages), 5);
+	if (tcp)
+		pair_open_tcp(&pr, encrypt);
+	else
+		pair_open(&pr, 1, 0, encrypt, false);
+	s.c = pr.srv;
+	assert_int_equal(pthread_create(&t, NULL, sink_thread, &s), 0);
+	t0 = now_s();
+	for (int i = 0; i < records; i++) {
+		int rc = vmo_send_pages(pr.cli, (uint64_t)(i % 16) * VMO_PAGES_MAX, VMO_PAGES_MAX,
+					pages, &err);
+
+		if (rc) {
+			vmo_conn_shutdown(pr.srv);
+			fail_msg("send %d: %s", i, err.msg);
+		}
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	dt = now_s() - t0;
+	if (s.rc)
+		fail_msg("receive: %d %s", s.rc, s.err.msg);
+	printf("RESULT vmo_wire_%s_%s %.0f MB/s (%d records of 1 MiB in %.3f s)\n",
+	       encrypt ? "aesgcm" : "crc32c", tcp ? "tcp" : "socketpair",
+	       (double)records * VMO_PAGES_MAX * VMO_PAGE_SIZE / 1e6 / dt, records, dt);
+	fflush(stdout);
+	pair_close(&pr);
+}
+
+static void test_throughput(void **state)
+{
+	int n = getenv("KEEL_VMO_RECORDS") ? atoi(getenv("KEEL_VMO_RECORDS")) : 256;
+
+	throughput(true, false, n);
+	throughput(false, false, n);
+	throughput(true, true, n);
+	throughput(false, true, n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip_encrypted),
+	    cmocka_unit_test(test_roundtrip_plain),
+	    cmocka_unit_test(test_zero_one_stream),
+	    cmocka_unit_test(test_wire_format),
+	    cmocka_unit_test(test_hello_refused_by_server),
+	    cmocka_unit_test(test_hello_refused_end_to_end),
+	    cmocka_unit_test(test_hello_bad_replies),
+	    cmocka_unit_test(test_hello_silent_client),
+	    cmocka_unit_test(test_hello_timeout_cleared),
+	    cmocka_unit_test(test_flipped_bytes),
+	    cmocka_unit_test(test_replay_and_reorder),
+	    cmocka_unit_test(test_truncation_everywhere),
+	    cmocka_unit_test(test_too_big),
+	    cmocka_unit_test(test_decode_rules),
+	    cmocka_unit_test(test_pages_refused_on_the_wire),
+	    cmocka_unit_test(test_receive_order),
+	    cmocka_unit_test(test_sender_and_receiver_threads),
+	    cmocka_unit_test(test_shutdown_unblocks_reader),
+	    cmocka_unit_test(test_peer_gone),
+	    cmocka_unit_test(test_enomem),
+	    cmocka_unit_test(test_throughput),
+	};
+
+	return cmocka_run_group_tests_name("vmo_wire", tests, NULL, NULL);
+}
