@@ -49,6 +49,8 @@
 #define BACKOFF_MAX 64
 #define REFUSED_MAX 64
 #define STARTED_MAX 256
+#define EVAC_MAX    64 /* VMs being evacuated by vMotion (maintenance mode) */
+#define EVAC_AT_ONCE 8 /* migrations begun at a time */
 
 struct rvm { /* a VM of the state, as the worker sees it */
 	char uuid[CD_UUID_LEN + 1];
@@ -57,6 +59,16 @@ struct rvm { /* a VM of the state, as the worker sees it */
 	uint64_t owner;
 	uint64_t epoch;
 	int desired;
+	bool migrating; /* a migration of it is in flight */
+};
+
+/* Maintenance mode moves the VMs off by vMotion first (docs/vmotion.md); a VM whose
+ * migration could not begin or ended without a switchover is powered off fenced instead,
+ * so HA restarts it elsewhere. */
+struct evac {
+	char uuid[CD_UUID_LEN + 1];
+	bool begun;  /* a migration was asked for */
+	bool failed; /* ...and did not move it: power it off instead */
 };
 
 struct adopt {
@@ -96,6 +108,12 @@ struct cd_reconciler {
 	unsigned n_started;
 	unsigned n_backoff;
 	bool vmk_down_logged;
+	struct evac evac[EVAC_MAX]; /* loop thread only */
+	unsigned n_evac;
+	char evac_req[EVAC_AT_ONCE][CD_UUID_LEN + 1]; /* this run's: begun from done() */
+	unsigned n_evac_req;
+	char evac_failed[EVAC_MAX][CD_UUID_LEN + 1]; /* copied for the worker */
+	unsigned n_evac_failed, n_evac_inflight;
 };
 
 static uint64_t mono_ms(void)
@@ -127,6 +145,14 @@ static void back_off(struct cd_reconciler *r, const char *uuid)
 	}
 	snprintf(r->backoff[i].uuid, sizeof(r->backoff[i].uuid), "%s", uuid);
 	r->backoff[i].until_ms = mono_ms() + RETRY_MS;
+}
+
+static bool evac_failed(const struct cd_reconciler *r, const char *uuid)
+{
+	for (unsigned i = 0; i < r->n_evac_failed; i++)
+		if (strcmp(r->evac_failed[i], uuid) == 0)
+			return true;
+	return false;
 }
 
 /* ---- the worker ------------------------------------------------------------------------ */
@@ -360,8 +386,16 @@ static void work(uv_work_t *w)
 		for (size_t k = 0; k < rp->n_vms; k++)
 			if (strcmp(rp->vms[k]->uuid, v->uuid) == 0)
 				local = rp->vms[k];
-		/* Maintenance mode goes first, whatever failed before: it must not wait. */
+		/* Maintenance mode goes first, whatever failed before: it must not wait. A
+		 * running VM is moved by vMotion; one that could not be is let go (powered off
+		 * fenced, restarted elsewhere by HA). */
 		if (r->maintenance && local && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON) {
+			if (strcmp(local->power_state, "poweredOn") == 0 && !evac_failed(r, v->uuid)) {
+				if (!v->migrating && r->n_evac_req + r->n_evac_inflight < EVAC_AT_ONCE)
+					snprintf(r->evac_req[r->n_evac_req++], CD_UUID_LEN + 1, "%s",
+						 v->uuid);
+				continue;
+			}
 			maintenance_let_go(r, fd, v, local);
 			continue;
 		}
@@ -461,6 +495,103 @@ static void on_told(struct cd_daemon *d, void *arg, int code, const char *error,
 	kb_free(arg);
 }
 
+static struct evac *evac_find(struct cd_reconciler *r, const char *uuid)
+{
+	for (unsigned i = 0; i < r->n_evac; i++)
+		if (strcmp(r->evac[i].uuid, uuid) == 0)
+			return &r->evac[i];
+	return NULL;
+}
+
+struct evac_arg {
+	struct cd_reconciler *r;
+	char uuid[CD_UUID_LEN + 1];
+};
+
+static void on_evac_begun(struct cd_daemon *d, void *arg, int code, const char *error,
+			  const Keel__Cluster__ClusterVmReply *rp)
+{
+	struct evac_arg *a = arg;
+	struct evac *ev = d->rec == a->r ? evac_find(a->r, a->uuid) : NULL;
+
+	(void)rp;
+	if (code) {
+		kb_log(d->log, KB_LOG_WARN,
+		       "reconcile: maintenance mode: VM %s cannot be migrated (%s): powering it "
+		       "off for HA to restart elsewhere",
+		       a->uuid, error ? error : "refused");
+		if (ev)
+			ev->failed = true;
+	} else {
+		kb_log(d->log, KB_LOG_INFO, "reconcile: maintenance mode: migrating VM %s away",
+		       a->uuid);
+	}
+	kb_free(a);
+}
+
+/* Asks the cluster to move VM uuid off this host (the cluster picks where). */
+static void evac_begin(struct cd_reconciler *r, const char *uuid)
+{
+	Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+	struct kb_errmsg e = {{0}};
+	struct evac *ev = evac_find(r, uuid);
+	struct evac_arg *a;
+
+	if (!ev) {
+		if (r->n_evac == EVAC_MAX)
+			return;
+		size_t n = strnlen(uuid, CD_UUID_LEN);
+
+		ev = &r->evac[r->n_evac++];
+		memset(ev, 0, sizeof(*ev));
+		memcpy(ev->uuid, uuid, n); /* uuid may be r->evac_req[]: not one buffer */
+	}
+	if (ev->begun || ev->failed)
+		return;
+	a = kb_calloc(1, sizeof(*a));
+	if (!a)
+		return;
+	a->r = r;
+	snprintf(a->uuid, sizeof(a->uuid), "%s", uuid);
+	ev->begun = true;
+	rq.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_BEGIN;
+	rq.uuid = (char *)uuid;
+	if (cd_node_vm_request(r->d, &rq, on_evac_begun, a, &e)) {
+		kb_log(r->d->log, KB_LOG_WARN, "reconcile: VM %s: %s", uuid, e.msg);
+		ev->failed = true;
+		kb_free(a);
+	}
+}
+
+/* The evacuations as the state now shows them: a begun one whose migration is no longer
+ * in flight either moved the VM (forgotten) or did not (failed: powered off instead). Out
+ * of maintenance mode everything is forgotten. */
+static void evac_update(struct cd_reconciler *r, const struct cd_state *s, bool maintenance)
+{
+	unsigned k = 0;
+
+	r->n_evac_inflight = 0;
+	for (unsigned i = 0; i < r->n_evac; i++) {
+		struct evac *ev = &r->evac[i];
+		const struct cd_vm *vm = cd_state_vm(s, ev->uuid);
+		const struct cd_op *op = vm ? cd_state_op_for_vm(s, ev->uuid) : NULL;
+
+		if (!maintenance || !vm || vm->owner != r->d->id)
+			continue; /* moved, gone, or maintenance over */
+		if (ev->begun && !ev->failed && op)
+			r->n_evac_inflight++;
+		else if (ev->begun && !op && !ev->failed)
+			ev->failed = true; /* ended without a switchover */
+		r->evac[k++] = *ev;
+	}
+	r->n_evac = k;
+	r->n_evac_failed = 0;
+	for (unsigned i = 0; i < r->n_evac; i++)
+		if (r->evac[i].failed) /* two fields of r: memcpy, not one buffer */
+			memcpy(r->evac_failed[r->n_evac_failed++], r->evac[i].uuid,
+			       sizeof(r->evac[i].uuid));
+}
+
 static void done(uv_work_t *w, int status)
 {
 	struct cd_reconciler *r = w->data;
@@ -504,6 +635,9 @@ static void done(uv_work_t *w, int status)
 		}
 	}
 	r->n_started = 0;
+	for (unsigned i = 0; status == 0 && i < r->n_evac_req; i++)
+		evac_begin(r, r->evac_req[i]);
+	r->n_evac_req = 0;
 	for (unsigned i = 0; status == 0 && i < r->n_adopt; i++) {
 		Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
 		struct kb_errmsg e = {{0}};
@@ -570,7 +704,9 @@ static void on_tick(uv_timer_t *t)
 		v[i].owner = vm->owner;
 		v[i].epoch = vm->epoch;
 		v[i].desired = vm->desired_power;
+		v[i].migrating = cd_state_op_for_vm(s, vm->uuid) != NULL;
 	}
+	evac_update(r, s, self->maintenance);
 	r->self = d->id;
 	r->work.data = r;
 	if (uv_queue_work(d->loop, &r->work, work, done) == 0)

@@ -28,6 +28,16 @@
  * file is removed. The call is never completed in call.c's sense: the state here is freed
  * from the cancel callback the server runs when the stream closes; while a worker still
  * uses it, it is freed when the worker is done. One log line per transfer.
+ *
+ * /host/ also serves the host's config store (docs/config-store.md), through vmkernel's
+ * socket: /host/etc/..., /host/var/log/..., /host/var/patch/... are its files and
+ * /host/config.kar its whole archive. Both are small and bounded (VMK_CFG_FILE_MAX,
+ * VMK_CFG_ARCHIVE_MAX), so they move through memory: a GET asks vmkernel on a worker
+ * (cfg_get, cfg_export) and sends the bytes it got; a PUT collects the body (giving the
+ * window back at once; 413 past the limit) and at END_STREAM a worker hands it to
+ * vmkernel (cfg_put, or cfg_import, which checks the whole archive before anything
+ * changes): 201 (a new file) or 204. vmkernel's refusals map to 400 (bad path, contents
+ * or archive), 404, 413 (a limit of the store) or 500; no answer is 503.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +57,7 @@
 #include "hostagent/files.h"
 #include "hostagent/internal.h"
 #include "hostagent/vim.h"
+#include "kernel/cfg/cfg.h" /* the store's limits and archive name (macros only) */
 #include "lib/buf.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -56,6 +67,7 @@
 #define HOST_PREFIX   "/host/"
 #define TEXT_MAX      512
 #define DS_REPLY_MAX  (16u << 20)
+#define CFG_REPLY_MAX (1u << 20)
 
 /* The host files served (read-only) from hostd's state directory. Never keys, passwords,
  * the user database or sockets. */
@@ -74,6 +86,8 @@ struct xfer {
 	enum kind kind;
 	enum phase phase;
 	bool host;     /* /host/<file> */
+	bool store;    /* /host/<file> is a file of the config store, or its archive */
+	bool archive;  /* /host/config.kar: the config store's whole archive */
 	bool busy;     /* a worker or fs request uses this */
 	bool ended;    /* the client ended its request */
 	bool answered; /* the response HEADERS were submitted */
@@ -117,6 +131,7 @@ static unsigned nxfers; /* live transfers in this process; loop thread only */
 static void on_cancel(struct hd_call *call, void *arg);
 static void advance(struct xfer *f);
 static void auth_checked(struct xfer *f);
+static void start_work(struct xfer *f, uv_work_cb cb);
 
 bool hd__file_is_request(const struct hd_call *call)
 {
@@ -389,6 +404,171 @@ out:
 	return fd < 0 ? -1 : 0;
 }
 
+/* ---- the config store: vmkernel's cfg_* requests, on workers --------------------------- */
+
+/* The most bytes a PUT of f may carry. */
+static uint64_t store_limit(const struct xfer *f)
+{
+	return f->archive ? VMK_CFG_ARCHIVE_MAX : VMK_CFG_FILE_MAX;
+}
+
+/* One request to vmkernel: its reply (caller frees), or NULL after wfail. */
+static Keel__Vmk__VmkReply *store_ask(struct xfer *f, const Keel__Vmk__VmkRequest *rq)
+{
+	Keel__Vmk__VmkReply *rp = NULL;
+	size_t len = 0;
+	uint8_t *p = hd_backend_call(f->v->vmk_sock, &rq->base, 30, CFG_REPLY_MAX, &len);
+
+	if (p)
+		rp = keel__vmk__vmk_reply__unpack(NULL, len, p);
+	kb_free(p);
+	if (!rp)
+		wfail(f, 503, "the config store: vmkernel does not answer");
+	return rp;
+}
+
+/* The HTTP status of a refusal by the store. */
+static int store_status(int code)
+{
+	switch (code) {
+	case KB_ECONFIG:
+	case KB_EPROTO:
+	case KB_ECHECKSUM:
+	case KB_EVERSION:
+	case KB_ETRUNCATED:
+		return 400;
+	case KB_ENOTFOUND:
+		return 404;
+	case KB_ETOOBIG:
+		return 413;
+	default:
+		return 500;
+	}
+}
+
+/* A GET or HEAD: the file (or the archive) into f->rbuf, all of it. */
+static void store_read(struct xfer *f)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkCfgGet g = KEEL__VMK__VMK_CFG_GET__INIT;
+	Keel__Vmk__VmkCfgExport e = KEEL__VMK__VMK_CFG_EXPORT__INIT;
+	Keel__Vmk__VmkReply *rp;
+
+	if (f->archive) {
+		rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_EXPORT;
+		rq.cfg_export = &e;
+	} else {
+		g.path = f->rel;
+		rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_GET;
+		rq.cfg_get = &g;
+	}
+	rp = store_ask(f, &rq);
+	if (!rp)
+		return;
+	if (rp->code) {
+		wfail(f, store_status(rp->code), "%s", rp->error);
+	} else if (rp->cfg_data.len && !(f->rbuf = kb_malloc(rp->cfg_data.len))) {
+		wfail(f, 500, "out of memory");
+	} else {
+		if (rp->cfg_data.len)
+			memcpy(f->rbuf, rp->cfg_data.data, rp->cfg_data.len);
+		f->size = f->rlen = f->rpos = rp->cfg_data.len;
+		f->roff = 0;
+	}
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+/* Whether the store holds f->rel now (for 201 or 204). */
+static bool store_has(struct xfer *f)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkCfgList l = KEEL__VMK__VMK_CFG_LIST__INIT;
+	Keel__Vmk__VmkReply *rp;
+	bool has = false;
+
+	l.prefix = f->rel;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_LIST;
+	rq.cfg_list = &l;
+	rp = store_ask(f, &rq);
+	if (!rp)
+		return false;
+	for (size_t i = 0; i < rp->n_cfg_files && !rp->code; i++)
+		has = has || strcmp(rp->cfg_files[i]->path, f->rel) == 0;
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	return has;
+}
+
+/* A PUT's whole body (in f->wbuf) goes to the store: cfg_put, or cfg_import. */
+static void store_write_work(uv_work_t *w)
+{
+	struct xfer *f = w->data;
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkCfgPut put = KEEL__VMK__VMK_CFG_PUT__INIT;
+	Keel__Vmk__VmkCfgImport im = KEEL__VMK__VMK_CFG_IMPORT__INIT;
+	Keel__Vmk__VmkReply *rp;
+	bool existed = true;
+
+	if (f->archive) {
+		im.archive.data = f->wbuf.data;
+		im.archive.len = f->wbuf.len;
+		rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_IMPORT;
+		rq.cfg_import = &im;
+	} else {
+		existed = store_has(f);
+		if (f->wstatus)
+			return;
+		put.path = f->rel;
+		put.data.data = f->wbuf.data;
+		put.data.len = f->wbuf.len;
+		rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_PUT;
+		rq.cfg_put = &put;
+	}
+	rp = store_ask(f, &rq);
+	if (!rp)
+		return;
+	if (rp->code) {
+		wfail(f, store_status(rp->code), "%s", rp->error);
+	} else {
+		f->done = f->wbuf.len;
+		f->stored = existed ? 204 : 201;
+		if (rp->cfg_status && rp->cfg_status->dirty)
+			kb_log(f->v->log, KB_LOG_WARN,
+			       "%s: %s is in the config store but not saved to disk yet: %s",
+			       f->peer, f->shown, rp->cfg_status->last_save_error);
+	}
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+/* A PUT to the store: what arrived joins the body (the window goes back at once: the body
+ * is bounded), and at the end the body goes to vmkernel. */
+static void store_collect(struct xfer *f)
+{
+	if (f->pend.len) {
+		uint64_t n = f->pend.len;
+
+		if (f->wbuf.len + n > store_limit(f)) {
+			refuse(f, 413, "%s takes at most %" PRIu64 " bytes", f->rel,
+			       store_limit(f));
+			return;
+		}
+		if (kb_buf_append(&f->wbuf, f->pend.data, n) != 0) {
+			refuse(f, 503, "out of memory");
+			return;
+		}
+		kb_buf_reset(&f->pend);
+		give_back(f, n);
+	}
+	if (!f->ended)
+		return;
+	if (f->have_len && f->received != f->declared) {
+		refuse(f, 400, "the body has %" PRIu64 " bytes but content-length says %" PRIu64,
+		       f->received, f->declared);
+		return;
+	}
+	f->phase = P_FINISHING;
+	start_work(f, store_write_work);
+}
+
 /* Opens the file to send: regular files only (O_NONBLOCK so a FIFO cannot hang us). */
 static void open_for_read(struct xfer *f, int root)
 {
@@ -468,6 +648,11 @@ static void open_work(uv_work_t *w)
 	struct xfer *f = w->data;
 	int root;
 
+	if (f->store) {
+		if (f->kind != K_PUT)
+			store_read(f);
+		return; /* a PUT collects its body first */
+	}
 	if (f->host) {
 		root = open(f->v->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (root < 0) {
@@ -635,6 +820,10 @@ static void advance(struct xfer *f)
 	}
 	if (f->kind != K_PUT || f->dropping)
 		return;
+	if (f->store) {
+		store_collect(f);
+		return;
+	}
 	if (f->pend.len) {
 		struct kb_buf t = f->wbuf;
 
@@ -856,9 +1045,19 @@ static bool parse_host(struct xfer *f, const char *url)
 	for (size_t i = 0; i < sizeof(host_files) / sizeof(host_files[0]); i++)
 		if (strcmp(f->rel, host_files[i]) == 0)
 			return true;
+	if (strcmp(f->rel, VMK_CFG_ARCHIVE) == 0) {
+		f->store = f->archive = true;
+		return true;
+	}
+	if ((strncmp(f->rel, "etc/", 4) == 0 || strncmp(f->rel, "var/", 4) == 0) &&
+	    !path_problem(f->rel)) {
+		f->store = true; /* vmkernel checks the rest of the name */
+		return true;
+	}
 	refuse(f, 404,
 	       "%.200s is not a host file served over HTTPS (inventory.conf, network.conf, "
-	       "vmkernel.log and the daemons' logs are)",
+	       "vmkernel.log, the daemons' logs, config.kar and the config store's etc/, "
+	       "var/log/ and var/patch/ files are)",
 	       path_problem(f->rel) ? "that name" : f->rel);
 	return false;
 }
@@ -973,6 +1172,18 @@ static bool authorize(struct xfer *f, const char *priv)
 	return false;
 }
 
+/* The config store: its logs are read with System.Read; etc/keel/network.conf is the
+ * host's networking (Host.Config.Network); every other file, and the archive (the whole
+ * configuration), takes both Host.Config.Network and Host.Config.Storage. */
+static bool authorize_store(struct xfer *f)
+{
+	if (strncmp(f->rel, "var/log/", 8) == 0 && f->kind != K_PUT)
+		return authorize(f, "System.Read");
+	if (strcmp(f->rel, "etc/keel/network.conf") == 0)
+		return authorize(f, "Host.Config.Network");
+	return authorize(f, "Host.Config.Network") && authorize(f, "Host.Config.Storage");
+}
+
 static unsigned conn_transfers(struct hd_conn *c)
 {
 	struct kb_list *pos;
@@ -1009,15 +1220,21 @@ static bool check(struct xfer *f, struct hd_call *call, const char *url)
 
 	if (f->host ? !parse_host(f, url) : !parse_folder(f, url))
 		return false;
-	if (f->host && f->kind == K_PUT) {
+	if (f->host && !f->store && f->kind == K_PUT) {
 		refuse(f, 403, "%s cannot be replaced over HTTPS; change it through the API",
 		       f->rel);
 		return false;
 	}
-	if (!authorize(f, f->host	     ? "System.Read"
-			  : f->kind == K_PUT ? "Datastore.FileManagement"
-					     : "Datastore.Browse"))
+	if (f->store ? !authorize_store(f)
+		     : !authorize(f, f->host		? "System.Read"
+				     : f->kind == K_PUT ? "Datastore.FileManagement"
+							: "Datastore.Browse"))
 		return false;
+	if (f->store && f->kind == K_PUT && (cl = hd_call_header(call, "content-length")) &&
+	    strtoull(cl, NULL, 10) > store_limit(f)) {
+		refuse(f, 413, "%s takes at most %" PRIu64 " bytes", f->rel, store_limit(f));
+		return false;
+	}
 	if (f->kind == K_PUT && (cl = hd_call_header(call, "content-length"))) {
 		char *end;
 

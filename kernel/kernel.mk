@@ -2,7 +2,7 @@
 # vm (VM registry, .vmx files, lifecycle, supervision), ds (datastores), res (cgroups and
 # admission control), net (vSwitches, portgroups, taps). Everything but core/main.c goes
 # into libvmk.a for the unit tests.
-VMK_DIRS   := kernel/core kernel/vm kernel/ds kernel/res kernel/net
+VMK_DIRS   := kernel/core kernel/vm kernel/ds kernel/res kernel/net kernel/cfg
 VMK_SRCS   := $(filter-out kernel/core/main.c,$(foreach d,$(VMK_DIRS),$(wildcard $(d)/*.c)))
 LIBVMK     := $(BUILD)/lib/libvmk.a
 # libvmk uses libha (datastore heartbeats), which uses libkb: whoever links libvmk lists

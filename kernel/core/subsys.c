@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernel/cfg/ctl.h"
 #include "kernel/core/subsys.h"
 #include "kernel/net/net.h"
 #include "kernel/res/res.h"
@@ -61,6 +62,11 @@ int vmk_subsys_init(struct vmk_host *h, struct kb_errmsg *err)
 {
 	int rv;
 
+	rv = vmk_cfg_ctl_init(h, err);
+	if (rv < 0) {
+		kb_errmsg_wrapf(err, "config store");
+		return rv;
+	}
 	rv = vmk_subsys_ds_init(h, err);
 	if (rv < 0) {
 		kb_errmsg_wrapf(err, "datastores");
@@ -88,6 +94,7 @@ void vmk_subsys_close(struct vmk_host *h)
 	if (h->res != NULL)
 		vmk_res_close(&res);
 	vmk_subsys_ds_close(h);
+	vmk_cfg_ctl_close(h);
 	h->net = NULL;
 	h->res = NULL;
 }
@@ -320,6 +327,8 @@ static int net_handle(const Keel__Vmk__VmkRequest *rq, Keel__Vmk__VmkReply *rp,
 int vmk_subsys_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
 		      Keel__Vmk__VmkReply *reply, struct kb_errmsg *err)
 {
+	if (vmk_cfg_ctl_owns(rq))
+		return vmk_cfg_ctl_handle(h, rq, reply, err);
 	switch (rq->req_case) {
 	case KEEL__VMK__VMK_REQUEST__REQ_DATASTORE_LIST:
 	case KEEL__VMK__VMK_REQUEST__REQ_DATASTORE_ADD:
@@ -341,6 +350,7 @@ void vmk_subsys_reply_free(Keel__Vmk__VmkReply *reply)
 	if (reply->netstacks != NULL)
 		vmk_net_netstack_list_free(reply->netstacks, reply->n_netstacks);
 	vmk_subsys_ds_reply_free(reply);
+	vmk_cfg_ctl_reply_free(reply);
 	reply->vswitches = NULL;
 	reply->portgroups = NULL;
 	reply->vmknics = NULL;

@@ -232,11 +232,22 @@ static const struct kc_cmd config_show_cmd = {
     .api = true,
 };
 
-static const struct kc_cmd *const config_subs[] = {&config_show_cmd, NULL};
+extern const struct kc_cmd kc_host_config_list_cmd, kc_host_config_get_cmd, kc_host_config_put_cmd,
+    kc_host_config_delete_cmd, kc_host_config_backup_cmd, kc_host_config_restore_cmd,
+    kc_host_config_status_cmd; /* host_config.c: the config store */
+static const struct kc_cmd *const config_subs[] = {&config_show_cmd,
+						   &kc_host_config_list_cmd,
+						   &kc_host_config_get_cmd,
+						   &kc_host_config_put_cmd,
+						   &kc_host_config_delete_cmd,
+						   &kc_host_config_backup_cmd,
+						   &kc_host_config_restore_cmd,
+						   &kc_host_config_status_cmd,
+						   NULL};
 
 static const struct kc_cmd config_cmd = {
     .name = "config",
-    .summary = "The host's configuration through hostd's API.",
+    .summary = "The host's config store, and its configuration through hostd's API.",
     .subs = config_subs,
 };
 
@@ -282,7 +293,7 @@ static const struct kc_cmd maintenance_cmd = {
 };
 
 static const struct kc_cmd *const host_subs[] = {&info_cmd, &log_cmd, &config_cmd, &maintenance_cmd,
-						 NULL};
+						 &kc_host_syslog_cmd, NULL};
 
 const struct kc_cmd kc_host_cmd = {
     .name = "host",

@@ -1,6 +1,6 @@
 # Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
-# .vmx files, datastores.conf files, join tokens, heartbeat datagrams, hostd requests) for a
-# bounded number of seeded mutations; any crash or sanitizer report fails.
+# .vmx files, datastores.conf files, join tokens, heartbeat datagrams, hostd requests, config
+# archives) for a bounded number of seeded mutations; any crash or sanitizer report fails.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
 need_kvm
@@ -140,4 +140,49 @@ open(f"{t}/h1", "wb").write(bytes([0, 7]) + frame(login))
 open(f"{t}/h2", "wb").write(bytes([3, 255]) + frame(b"") + frame(b""))
 PY
 run fuzz_hostd_request "$T/h1" "$T/h2"
+# config archives (kernel/cfg/archive.c): three entries, and an empty one; the trailer's
+# checksum is left zero, as the target makes it right itself
+python3 - "$T" <<'PY'
+import struct, sys
+t = sys.argv[1]
+def kar(entries):
+    b = b"KEELKAR\n" + struct.pack("<IIQQ", 1, len(entries), 9, 1700000000000000000)
+    for g, (path, mode, data) in enumerate(entries, 1):
+        b += struct.pack("<HHIQQ", len(path), mode, len(data), 1700000000000000000 + g, g)
+        b += path + data
+    return b + b"\0\0\0\0KEND"
+open(f"{t}/kar1", "wb").write(kar([(b"etc/hosts", 0o644, b"127.0.0.1 localhost\n"),
+    (b"etc/keel/advanced.conf", 0o600, b"Misc.LogLevel = debug\n"),
+    (b"var/patch/p1/a.bin", 0o644, bytes(range(64)))]))
+open(f"{t}/kar2", "wb").write(kar([]))
+PY
+run fuzz_cfg_archive "$T/kar1" "$T/kar2"
+# vMotion records: [type][count-1 << 4 | index][u64 guest pages] then a valid payload of each
+# type; a valid hello and a valid reply to the target's fixed hello (key 00 01 .. 1f, id 40
+# 41 .. 4f, 4 streams; see fuzz_vmo.c)
+python3 - "$T" <<'PY'
+import hashlib, hmac, struct, sys
+t = sys.argv[1]
+key, mid = bytes(range(32)), bytes(range(0x40, 0x50))
+def rec(name, typ, count, index, payload):
+    open(f"{t}/{name}", "wb").write(bytes([typ, (count - 1) << 4 | index]) + struct.pack("<Q", 4096) + payload)
+rec("vmo1", 1, 4, 1, struct.pack("<QII", 266, 2, 0) + bytes(range(256)) * 32)
+rec("vmo2", 2, 4, 1, struct.pack("<QII", 256, 256, 0))
+rec("vmo3", 3, 1, 0, struct.pack("<IIQ", 5, 0, 1000))
+rec("vmo4", 4, 4, 3, struct.pack("<Q", 123))
+rec("vmo5", 5, 4, 0, b"state" * 20)
+rec("vmo6", 6, 4, 0, struct.pack("<QII", 100, 0x12345678, 0))
+rec("vmo7", 7, 1, 0, b"")
+rec("vmo8", 8, 2, 1, struct.pack("<Q", 7))
+rec("vmo9", 9, 1, 0, b"")
+rec("vmo10", 10, 1, 0, struct.pack("<iI", -5, 9) + b"disk lost")
+def mac(b): return hmac.new(key, b, hashlib.sha256).digest()
+body = b"KEELVMO1" + struct.pack("<II", 1, 1) + mid + struct.pack("<II", 2, 4) + bytes(range(16))
+open(f"{t}/vmo11", "wb").write(body + mac(body))
+fixed = b"KEELVMO1" + struct.pack("<II", 1, 1) + mid + struct.pack("<II", 2, 4) + b"\x5a" * 16
+fixed += mac(fixed)
+rbody = b"KEELVMO1" + struct.pack("<Ii", 1, 0) + bytes(range(16, 32))
+open(f"{t}/vmo12", "wb").write(rbody + mac(b"keel-vmotion-reply" + fixed + rbody))
+PY
+run fuzz_vmo "$T"/vmo*
 echo "ok: $ITER mutations per target, seed $SEED"
