@@ -48,6 +48,7 @@ include ha/ha.mk
 include vmotion/vmotion.mk
 include kernel/vmm/vmm.mk
 include kernel/kernel.mk
+include kernel/syslog/syslog.mk
 include clusterd/clusterd.mk
 include hostagent/hostd.mk
 include mgmt-api/libkeel/libkeel.mk

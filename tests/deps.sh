@@ -18,6 +18,7 @@ pkgs=(
 	busybox-static cpio xz-utils gzip     # guest initramfs images
 	kmod                                  # modules tooling for the nested image
 	iproute2                              # taps and bridges for the network tests
+	rsyslog rsyslog-openssl openssl       # remote syslog test: rsyslogd's UDP/TCP/TLS receiver, a test CA
 	python3 file procps util-linux
 	clang-format
 )

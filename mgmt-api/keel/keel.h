@@ -349,8 +349,10 @@ int kc_task_run(struct kc_ctx *ctx, const struct kc_call *call, const char *meth
 extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_cmd;
 /* Nouns of `keel network` defined outside network.c (network_vmknic.c). */
 extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
+extern const struct kc_cmd kc_host_syslog_cmd; /* host_syslog.c: `keel host syslog` */
 extern const struct kc_cmd kc_cluster_cmd; /* cluster.c: talks to clusterd, not vmkernel */
 extern const struct kc_cmd kc_cluster_ha_cmd; /* cluster_ha.c: `keel cluster ha` */
+extern const struct kc_cmd kc_cluster_rule_cmd, kc_cluster_drs_cmd; /* cluster_drs.c */
 /* cluster.c: one ClusterRequest to clusterd's socket (--cluster-socket is option id 1) and
  * its reply: KC_EXIT_OK and *out (caller frees), or the failure reported and its exit code. */
 struct Keel__Cluster__ClusterRequest;
