@@ -157,9 +157,58 @@ static int vm_err(const char *uuid)
 	return cd__check_uuid(uuid, "", &scratch) ? -EINVAL : KB_ENOTFOUND;
 }
 
+static const char *automation_name(int a)
+{
+	switch (a) {
+	case KEEL__CLUSTER__DRS_AUTOMATION__DRS_PARTIAL:
+		return "partially automated";
+	case KEEL__CLUSTER__DRS_AUTOMATION__DRS_FULL:
+		return "fully automated";
+	default:
+		return "manual";
+	}
+}
+
+/* Drops a VM that was unregistered (uuid) or a host that was removed (host) from every rule
+ * naming it; a rule left with too few VMs or an empty host group goes, with an event. */
+static void rules_drop(struct cd_state *s, const char *uuid, uint64_t host)
+{
+	for (unsigned i = 0; i < s->n_rules;) {
+		struct cd_rule *r = &s->rules[i];
+		unsigned n = 0;
+
+		if (uuid) {
+			for (unsigned j = 0; j < r->n_vms; j++)
+				if (strcmp(r->vms[j], uuid) != 0)
+					memmove(r->vms[n++], r->vms[j], sizeof(r->vms[0]));
+			r->n_vms = n;
+		} else {
+			for (unsigned j = 0; j < r->n_hosts; j++)
+				if (r->hosts[j] != host)
+					r->hosts[n++] = r->hosts[j];
+			r->n_hosts = n;
+		}
+		if (r->n_vms < (cd__rule_is_host_rule(r->kind) ? 1u : 2u) ||
+		    (cd__rule_is_host_rule(r->kind) && r->n_hosts == 0)) {
+			char name[CD_NAME_MAX + 1];
+
+			strcpy(name, r->name);
+			cd__state_rule_remove(s, name);
+			add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+				  cd__state_last_event_ms(s), host, uuid, "rule %s removed: %s",
+				  name,
+				  uuid ? "too few of its VMs are registered"
+				       : "no host of its host group is left");
+			continue;
+		}
+		i++;
+	}
+}
+
 static int set_config(struct cd_state *s, const Keel__Cluster__SetConfig *c, struct kb_errmsg *e)
 {
 	struct cd_config cfg;
+	bool drs_changed;
 	int rv;
 
 	if ((rv = cd__config_from_pb(c->config, &cfg, e)))
@@ -168,6 +217,10 @@ static int set_config(struct cd_state *s, const Keel__Cluster__SetConfig *c, str
 		kb_errmsg_setf(e, "the cluster id cannot change (%s)", s->config.cluster_id);
 		return KB_ESTATE;
 	}
+	/* A config without DRS settings keeps the ones in force. */
+	if (c->config->drs == NULL && s->config.set)
+		cfg.drs = s->config.drs;
+	drs_changed = s->config.set && memcmp(&cfg.drs, &s->config.drs, sizeof(cfg.drs)) != 0;
 	s->config = cfg;
 	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
 		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), 0,
@@ -177,6 +230,13 @@ static int set_config(struct cd_state *s, const Keel__Cluster__SetConfig *c, str
 		  cfg.admission_failures ? ", admission: tolerate host failures"
 		  : cfg.admission_percent ? ", admission: keep a percentage free"
 					  : "");
+	if (drs_changed)
+		add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+			  cd__state_last_event_ms(s), 0, "",
+			  "DRS: %s, migration threshold %u, every %u s, hold %u s, at most %u "
+			  "moves a pass",
+			  automation_name(cfg.drs.automation), cfg.drs.threshold,
+			  cfg.drs.interval_s, cfg.drs.hold_s, cfg.drs.max_moves);
 	return 0;
 }
 
@@ -394,6 +454,7 @@ static int host_remove(struct cd_state *s, const Keel__Cluster__HostRemove *c, s
 	cd__state_host_remove(s, c->id);
 	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED, c->at_ms, c->id, "",
 		  "host %s (%llu) removed", name, (unsigned long long)c->id);
+	rules_drop(s, NULL, c->id);
 	return 0;
 }
 
@@ -450,6 +511,7 @@ static int vm_unregister(struct cd_state *s, const Keel__Cluster__VmUnregister *
 	cd__state_vm_remove(s, c->uuid);
 	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, cd__state_last_event_ms(s), old.owner,
 		  old.uuid, "VM %s unregistered from host %s", old.name, host_name(s, old.owner));
+	rules_drop(s, old.uuid, 0);
 	return 0;
 }
 
@@ -616,6 +678,15 @@ static int vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeOwne
 	if (c->op && (rv = check_switchover(s, vm, c, e)))
 		return rv;
 	old_owner = vm->owner;
+	if (c->new_owner != old_owner) {
+		/* The command carries no time: its event's, or its migration's start if later. */
+		const struct cd_op *mig = c->op ? cd_state_op(s, c->op) : NULL;
+		uint64_t at = cd__state_last_event_ms(s);
+
+		if (mig && mig->started_at_ms > at)
+			at = mig->started_at_ms;
+		vm->last_moved_ms = at;
+	}
 	vm->owner = c->new_owner;
 	vm->epoch = c->new_epoch;
 	/* Host names, not ids: two names and the VM's fit the message limit. */
@@ -793,6 +864,75 @@ static int auth_set(struct cd_state *s, const Keel__Cluster__AuthSet *c, struct 
 	return 0;
 }
 
+static const char *rule_words(int kind, bool mandatory)
+{
+	switch (kind) {
+	case KEEL__CLUSTER__RULE_KIND__RULE_AFFINITY:
+		return mandatory ? "must run together" : "should run together";
+	case KEEL__CLUSTER__RULE_KIND__RULE_ANTI_AFFINITY:
+		return mandatory ? "must run apart" : "should run apart";
+	case KEEL__CLUSTER__RULE_KIND__RULE_HOST_AFFINITY:
+		return mandatory ? "must run on the host group" : "should run on the host group";
+	default:
+		return mandatory ? "must not run on the host group"
+				 : "should not run on the host group";
+	}
+}
+
+/* Every VM registered, every host of the group present and not left; the rule limit. */
+static int rule_set(struct cd_state *s, const Keel__Cluster__RuleSet *c, struct kb_errmsg *e)
+{
+	const struct cd_rule *old;
+	char group[24] = "";
+	struct cd_rule r;
+	int rv;
+
+	if ((rv = cd__rule_from_pb(c->rule, &r, e)))
+		return rv;
+	for (unsigned i = 0; i < r.n_vms; i++) {
+		if (cd_state_vm(s, r.vms[i]) == NULL) {
+			kb_errmsg_setf(e, "rule %s: VM %s is not registered", r.name, r.vms[i]);
+			return KB_ENOTFOUND;
+		}
+	}
+	for (unsigned i = 0; i < r.n_hosts; i++)
+		if ((rv = live_host(s, r.hosts[i], "rule's", e))) {
+			kb_errmsg_wrapf(e, "rule %s", r.name);
+			return rv;
+		}
+	old = cd_state_rule(s, r.name);
+	if (old == NULL && s->n_rules >= CD_RULES_MAX) {
+		kb_errmsg_setf(e, "the cluster already has %d rules", CD_RULES_MAX);
+		return KB_ETOOBIG;
+	}
+	if (r.n_hosts)
+		snprintf(group, sizeof(group), " (%u hosts)", r.n_hosts);
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), 0, "",
+		  "rule %s %s: %u VMs %s%s", r.name, old ? "replaced" : "added", r.n_vms,
+		  rule_words(r.kind, r.mandatory), group);
+	cd__state_rule_put(s, &r);
+	return 0;
+}
+
+static int rule_remove(struct cd_state *s, const Keel__Cluster__RuleRemove *c, struct kb_errmsg *e)
+{
+	char name[CD_NAME_MAX + 1];
+	int rv;
+
+	if ((rv = cd__check_name(c->name, "rule name", e)))
+		return rv;
+	if (cd_state_rule(s, c->name) == NULL) {
+		kb_errmsg_setf(e, "no rule named %s", c->name);
+		return KB_ENOTFOUND;
+	}
+	strcpy(name, c->name);
+	cd__state_rule_remove(s, name);
+	add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
+		  c->at_ms ? c->at_ms : cd__state_last_event_ms(s), 0, "", "rule %s removed", name);
+	return 0;
+}
+
 int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struct kb_errmsg *e)
 {
 	int rv;
@@ -856,6 +996,12 @@ int cd__command_apply(struct cd_state *s, const Keel__Cluster__Command *c, struc
 		break;
 	case KEEL__CLUSTER__COMMAND__CMD_AUTH_SET:
 		rv = auth_set(s, c->auth_set, e);
+		break;
+	case KEEL__CLUSTER__COMMAND__CMD_RULE_SET:
+		rv = rule_set(s, c->rule_set, e);
+		break;
+	case KEEL__CLUSTER__COMMAND__CMD_RULE_REMOVE:
+		rv = rule_remove(s, c->rule_remove, e);
 		break;
 	default:
 		kb_errmsg_setf(e, "empty or unknown command");
@@ -985,6 +1131,30 @@ int cd__state_check(const struct cd_state *s, struct kb_errmsg *e)
 	}
 	if ((rv = check_paths(s, e)))
 		return rv;
+	if (s->n_rules > CD_RULES_MAX) {
+		kb_errmsg_setf(e, "%u rules exceed %d", s->n_rules, CD_RULES_MAX);
+		return KB_EPROTO;
+	}
+	for (unsigned i = 0; i < s->n_rules; i++) {
+		const struct cd_rule *r = &s->rules[i];
+
+		if (i > 0 && strcmp(r->name, s->rules[i - 1].name) <= 0) {
+			kb_errmsg_setf(e, "rule %s duplicated or out of order", r->name);
+			return KB_EPROTO;
+		}
+		for (unsigned j = 0; j < r->n_vms; j++)
+			if (cd_state_vm(s, r->vms[j]) == NULL) {
+				kb_errmsg_setf(e, "rule %s: VM %s does not exist", r->name,
+					       r->vms[j]);
+				return KB_EPROTO;
+			}
+		for (unsigned j = 0; j < r->n_hosts; j++)
+			if (cd_state_host(s, r->hosts[j]) == NULL) {
+				kb_errmsg_setf(e, "rule %s: host %llu does not exist", r->name,
+					       (unsigned long long)r->hosts[j]);
+				return KB_EPROTO;
+			}
+	}
 	for (unsigned i = 0; i < s->n_ops; i++) {
 		const struct cd_op *op = &s->ops[i];
 

@@ -332,6 +332,119 @@ int cd__ft_role_check(int role, struct kb_errmsg *e)
 
 /* ---- conversions -------------------------------------------------------------------- */
 
+int cd__drs_from_pb(const Keel__Cluster__DrsSettings *pb, struct cd_drs_settings *d,
+		    struct kb_errmsg *e)
+{
+	int rv;
+
+	if (pb == NULL) {
+		cd_drs_settings_default(d);
+		return 0;
+	}
+	if ((rv = check_enum(pb->automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_MANUAL,
+			     KEEL__CLUSTER__DRS_AUTOMATION__DRS_FULL, "DRS automation", e)))
+		return rv;
+	if (pb->threshold < 1 || pb->threshold > 5) {
+		kb_errmsg_setf(e, "DRS migration threshold %u is outside 1..5", pb->threshold);
+		return -EINVAL;
+	}
+	if (pb->interval_s < CD_DRS_INTERVAL_MIN || pb->interval_s > CD_DRS_INTERVAL_MAX) {
+		kb_errmsg_setf(e, "DRS interval %u s is outside %d..%d", pb->interval_s,
+			       CD_DRS_INTERVAL_MIN, CD_DRS_INTERVAL_MAX);
+		return -EINVAL;
+	}
+	if (pb->hold_s > CD_DRS_HOLD_MAX) {
+		kb_errmsg_setf(e, "DRS hold time %u s is over %d", pb->hold_s, CD_DRS_HOLD_MAX);
+		return -EINVAL;
+	}
+	if (pb->max_moves < 1 || pb->max_moves > CD_DRS_MOVES_MAX) {
+		kb_errmsg_setf(e, "DRS moves per pass %u is outside 1..%d", pb->max_moves,
+			       CD_DRS_MOVES_MAX);
+		return -EINVAL;
+	}
+	d->automation = pb->automation;
+	d->threshold = pb->threshold;
+	d->interval_s = pb->interval_s;
+	d->hold_s = pb->hold_s;
+	d->max_moves = pb->max_moves;
+	return 0;
+}
+
+bool cd__rule_is_host_rule(int kind)
+{
+	return kind == KEEL__CLUSTER__RULE_KIND__RULE_HOST_AFFINITY ||
+	       kind == KEEL__CLUSTER__RULE_KIND__RULE_HOST_ANTI_AFFINITY;
+}
+
+int cd__rule_from_pb(const Keel__Cluster__Rule *pb, struct cd_rule *r, struct kb_errmsg *e)
+{
+	size_t min_vms;
+	int rv;
+
+	if (pb == NULL) {
+		kb_errmsg_setf(e, "rule is missing");
+		return -EINVAL;
+	}
+	if ((rv = cd__check_name(pb->name, "rule name", e)))
+		return rv;
+	if ((rv = check_enum(pb->kind, KEEL__CLUSTER__RULE_KIND__RULE_AFFINITY,
+			     KEEL__CLUSTER__RULE_KIND__RULE_HOST_ANTI_AFFINITY, "rule kind", e))) {
+		kb_errmsg_wrapf(e, "rule %s", pb->name);
+		return rv;
+	}
+	min_vms = cd__rule_is_host_rule(pb->kind) ? 1 : 2;
+	if (pb->n_vms < min_vms || pb->n_vms > CD_RULE_VMS_MAX) {
+		kb_errmsg_setf(e, "rule %s: %zu VMs; this kind of rule names %zu to %d", pb->name,
+			       pb->n_vms, min_vms, CD_RULE_VMS_MAX);
+		return pb->n_vms > CD_RULE_VMS_MAX ? KB_ETOOBIG : -EINVAL;
+	}
+	if (cd__rule_is_host_rule(pb->kind)) {
+		if (pb->n_hosts < 1 || pb->n_hosts > CD_RULE_HOSTS_MAX) {
+			kb_errmsg_setf(e, "rule %s: a host group of %zu hosts; it has 1 to %d",
+				       pb->name, pb->n_hosts, CD_RULE_HOSTS_MAX);
+			return pb->n_hosts > CD_RULE_HOSTS_MAX ? KB_ETOOBIG : -EINVAL;
+		}
+	} else if (pb->n_hosts) {
+		kb_errmsg_setf(e, "rule %s: a VM-VM rule has no host group", pb->name);
+		return -EINVAL;
+	}
+	memset(r, 0, sizeof(*r));
+	strcpy(r->name, pb->name);
+	r->kind = pb->kind;
+	r->mandatory = pb->mandatory;
+	for (size_t i = 0; i < pb->n_vms; i++) {
+		if ((rv = cd__check_uuid(pb->vms[i], "rule VM", e))) {
+			kb_errmsg_wrapf(e, "rule %s", pb->name);
+			return rv;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(pb->vms[j], pb->vms[i]) == 0) {
+				kb_errmsg_setf(e, "rule %s: names VM %s twice", pb->name,
+					       pb->vms[i]);
+				return -EINVAL;
+			}
+		}
+		strcpy(r->vms[i], pb->vms[i]);
+	}
+	r->n_vms = (unsigned)pb->n_vms;
+	for (size_t i = 0; i < pb->n_hosts; i++) {
+		if (pb->hosts[i] == 0) {
+			kb_errmsg_setf(e, "rule %s: host id 0 is not valid", pb->name);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (pb->hosts[j] == pb->hosts[i]) {
+				kb_errmsg_setf(e, "rule %s: names host %llu twice", pb->name,
+					       (unsigned long long)pb->hosts[i]);
+				return -EINVAL;
+			}
+		}
+		r->hosts[i] = pb->hosts[i];
+	}
+	r->n_hosts = (unsigned)pb->n_hosts;
+	return 0;
+}
+
 int cd__config_from_pb(const Keel__Cluster__ClusterConfig *pb, struct cd_config *c,
 		       struct kb_errmsg *e)
 {
@@ -370,6 +483,8 @@ int cd__config_from_pb(const Keel__Cluster__ClusterConfig *pb, struct cd_config 
 		return -EINVAL;
 	}
 	memset(c, 0, sizeof(*c));
+	if ((rv = cd__drs_from_pb(pb->drs, &c->drs, e)))
+		return rv;
 	c->set = true;
 	strcpy(c->name, pb->name);
 	strcpy(c->cluster_id, pb->cluster_id);
@@ -496,6 +611,7 @@ int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errm
 	vm->desired_power = pb->desired_power;
 	vm->mem_mib = pb->mem_mib;
 	vm->cpu_mhz = pb->cpu_mhz;
+	vm->last_moved_ms = pb->last_moved_ms;
 	vm->ft_role = pb->ft_role;
 	if (pb->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE)
 		strcpy(vm->ft_peer, pb->ft_peer);

@@ -75,6 +75,16 @@ int cd__check_auth_blob(const ProtobufCBinaryData *blob, struct kb_errmsg *e);
 /* A snapshot's auth store: version >= 1 and the blob's size; copied into a (its blob grown
  * with kb_realloc as needed). 0, -EINVAL, KB_ETOOBIG or -ENOMEM. */
 int cd__auth_from_pb(const Keel__Cluster__AuthDb *pb, struct cd_auth *a, struct kb_errmsg *e);
+/* DRS settings: NULL gives the defaults; else automation set, threshold 1..5, interval
+ * CD_DRS_INTERVAL_MIN..MAX s, hold at most CD_DRS_HOLD_MAX s, 1..CD_DRS_MOVES_MAX moves. */
+int cd__drs_from_pb(const Keel__Cluster__DrsSettings *pb, struct cd_drs_settings *d,
+		    struct kb_errmsg *e);
+/* A rule's own fields: name, kind, 2..CD_RULE_VMS_MAX VM uuids for VM-VM rules (1.. for
+ * host rules), no VM twice, a host group of 1..CD_RULE_HOSTS_MAX non-zero ids exactly for
+ * host rules, none twice. Whether the VMs and hosts exist is the caller's check. 0, -EINVAL
+ * or KB_ETOOBIG. */
+int cd__rule_from_pb(const Keel__Cluster__Rule *pb, struct cd_rule *r, struct kb_errmsg *e);
+bool cd__rule_is_host_rule(int kind);
 int cd__host_state_check(int state, struct kb_errmsg *e);
 int cd__power_check(int power, struct kb_errmsg *e);
 int cd__ft_role_check(int role, struct kb_errmsg *e);

@@ -405,6 +405,42 @@ static void vm_ha_request(struct cd_daemon *d, struct kb_ctlclient *c,
 	}
 }
 
+/* Rules and DRS (drs.c): views from this host's replica, changes through the leader. */
+static void drs_view_reply(struct cd_daemon *d, struct kb_ctlclient *c, int op)
+{
+	Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
+	struct kb_errmsg e = {{0}};
+	int rv = cd_drs_view(d, op, &rp.drs, &e);
+
+	if (rv) {
+		error_reply(c, rv, e.msg, false);
+		return;
+	}
+	rp.member = true;
+	send_reply(c, &rp, false);
+	cd_drs_view_free(rp.drs);
+}
+
+static void drs_change(struct cd_daemon *d, struct kb_ctlclient *c,
+		       const Keel__Cluster__ClusterRuleRequest *rule,
+		       const Keel__Cluster__ClusterConfigSet *cs)
+{
+	struct kb_errmsg e = {{0}};
+	struct waiter *w = waiter_new(c);
+	int rv;
+
+	if (!w) {
+		error_reply(c, -ENOMEM, "out of memory", false);
+		return;
+	}
+	rv = rule ? cd_drs_rule_request(d, rule, on_member_done, w, &e)
+		  : cd_drs_config_set(d, cs, on_member_done, w, &e);
+	if (rv) {
+		waiter_free(w);
+		error_reply(c, rv, e.msg, false);
+	}
+}
+
 /* The local replica's store: any member answers from its own FSM. */
 static void auth_get_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 {
@@ -522,6 +558,10 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET:
 		kb_log(d->log, KB_LOG_INFO, "request: cluster settings");
+		if (cd_drs_config_wanted(rq->config_set)) {
+			drs_change(d, c, NULL, rq->config_set);
+			return;
+		}
 		{
 			const Keel__Cluster__ClusterConfigSet *cs = rq->config_set;
 			struct cd_cfg_change ch = {
@@ -543,6 +583,21 @@ static void serve(struct cd_daemon *d, struct kb_ctlclient *c,
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM_HA:
 		vm_ha_request(d, c, rq->vm_ha);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_RULE:
+		if (rq->rule->op == KEEL__CLUSTER__CLUSTER_RULE_REQUEST__OP__OP_LIST)
+			drs_view_reply(d, c,
+				       KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_UNSPECIFIED);
+		else
+			drs_change(d, c, rq->rule, NULL);
+		return;
+	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_DRS:
+		if (rq->drs->op != KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_STATUS &&
+		    rq->drs->op != KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_RECOMMEND) {
+			error_reply(c, -EINVAL, "unknown DRS request", false);
+			return;
+		}
+		drs_view_reply(d, c, rq->drs->op);
 		return;
 	case KEEL__CLUSTER__CLUSTER_REQUEST__REQ_AUTH_GET:
 		auth_get_reply(d, c);
@@ -595,7 +650,9 @@ int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)
 	    .close = on_close,
 	};
 
-	return kb_ctlserver_start(&server, d->loop, d->socket_path, REQ_MAX, &cbs, d, e);
+	int rv = cd_drs_start(d, e);
+
+	return rv ? rv : kb_ctlserver_start(&server, d->loop, d->socket_path, REQ_MAX, &cbs, d, e);
 }
 
 void cd_ctl_stop(struct cd_daemon *d)
@@ -605,4 +662,5 @@ void cd_ctl_stop(struct cd_daemon *d)
 		join_wait.c = NULL;
 	}
 	kb_ctlserver_stop(&server);
+	cd_drs_stop(d);
 }

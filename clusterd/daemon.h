@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "clusterd/fsm.h"
+#include "ha/place.h"
 #include "vmk.pb-c.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -293,6 +294,49 @@ void cd_ha_start_failed(struct cd_daemon *d, const struct cd_vm *vm, uint64_t ho
 /* The owner powered vm on (leader, loop thread): a VM HA moved counts as running again
  * for the VMs restarted after it. */
 void cd_ha_started(struct cd_daemon *d, const struct cd_vm *vm);
+
+/* ---- placement rules and DRS (drs.c, docs/drs.md "In the cluster") ----------------------- */
+
+/* The replicated state as ha/place.h's model: hosts by id, VM i of the state as id i + 1,
+ * rule i as id i + 1. Build allocates (kb_calloc; -ENOMEM), free releases. */
+struct cd_drs_model {
+	struct ha_place_host *hosts;
+	struct ha_place_vm *vms;
+	struct ha_rule *rules;
+	uint64_t *members; /* the rules' VM ids and host groups */
+	struct ha_cluster c;
+};
+int cd__drs_model_build(const struct cd_state *s, struct cd_drs_model *m, struct kb_errmsg *e);
+void cd__drs_model_free(struct cd_drs_model *m);
+/* Rewrites a message of ha/place.h or ha/drs.h about the model so that it names VMs and
+ * rules ("VM 3", "rule 2 (") by their names in the state. */
+void cd__drs_explain(const struct cd_state *s, struct kb_errmsg *e);
+/* The HA planner's anti-affinity groups (ha/plan.h): groups[i] (n_vms entries, zeroed by
+ * the caller) := 1 + the index of the first mandatory anti-affinity rule naming VM i. */
+void cd__drs_anti_groups(const struct cd_state *s, uint32_t *groups);
+/* Whether moving vm to host `to` breaks (raises the violation of) a mandatory rule: 0, or
+ * -EPERM with e naming the rule. */
+int cd_drs_check_move(const struct cd_state *s, const struct cd_vm *vm, uint64_t to,
+		      struct kb_errmsg *e);
+/* The rules (op OP_UNSPECIFIED), or with them the DRS status (OP_STATUS) and also the
+ * recommendations (OP_RECOMMEND), from this host's replica. *out: caller frees with
+ * cd_drs_view_free. KB_ESTATE outside a cluster, -ENOMEM. */
+int cd_drs_view(struct cd_daemon *d, int op, Keel__Cluster__ClusterDrsStatus **out,
+		struct kb_errmsg *e);
+void cd_drs_view_free(Keel__Cluster__ClusterDrsStatus *st);
+/* RuleSet / RuleRemove (rq borrowed for the call), and the DRS settings of cs, committed by
+ * this host when it is the ready leader; cb runs once from the loop (auth NULL). Errors
+ * returned directly (cb not called): -EINVAL, KB_ENOTFOUND, KB_ETOOBIG, KB_ESTATE (not in a
+ * cluster, or not the leader: e names the leader's address), -ENOMEM. */
+int cd_drs_rule_request(struct cd_daemon *d, const Keel__Cluster__ClusterRuleRequest *rq,
+			cd_member_cb cb, void *arg, struct kb_errmsg *e);
+bool cd_drs_config_wanted(const Keel__Cluster__ClusterConfigSet *cs);
+int cd_drs_config_set(struct cd_daemon *d, const Keel__Cluster__ClusterConfigSet *cs,
+		      cd_member_cb cb, void *arg, struct kb_errmsg *e);
+/* The leader's periodic pass (a 1 s timer that acts every DRS interval on the ready
+ * leader). Started with the control socket, stopped with it. */
+int cd_drs_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_drs_stop(struct cd_daemon *d);
 
 /* ---- commit benchmark (bench.c) --------------------------------------------------------- */
 

@@ -576,6 +576,8 @@ static void on_tick(uv_timer_t *t)
 	unsigned nh, nv, n = 0;
 	struct ha_plan_host *hosts = NULL;
 	struct ha_plan_vm *vms = NULL;
+	uint32_t *group = NULL, *hgroups = NULL; /* must-anti-affinity rules (drs.c) */
+	unsigned n_grouped = 0;
 	uint64_t now = kb_now_ns() / 1000000u;
 
 	if (!cd_node_is_ready_leader(d) || !s->config.set || s->config.ha_disabled)
@@ -597,9 +599,12 @@ static void on_tick(uv_timer_t *t)
 		return;
 	hosts = kb_calloc(nh ? nh : 1, sizeof(*hosts));
 	vms = kb_calloc(nv, sizeof(*vms));
-	if (!hosts || !vms)
+	group = kb_calloc(nv, sizeof(*group));
+	hgroups = kb_calloc(nv, sizeof(*hgroups));
+	if (!hosts || !vms || !group || !hgroups)
 		goto out;
 	plan_hosts(s, hosts, NULL);
+	cd__drs_anti_groups(s, group);
 	n = 0;
 	for (unsigned k = 0; k < nv; k++) {
 		const struct cd_vm *vm = cd_state_vm_at(s, k);
@@ -620,12 +625,28 @@ static void on_tick(uv_timer_t *t)
 		p->priority = prio_of(vm->priority);
 		p->mem_mib = vm->mem_mib;
 		p->cpu_mhz = vm->cpu_mhz;
+		p->group = group[k];
 		p->running = !move_it && !awaiting_start(ha, vm, now);
 		p->starting = !move_it && !p->running;
 		for (unsigned j = 0; j < vm->n_restart_after && j < HA_PLAN_AFTER_MAX; j++)
 			p->after[p->n_after++] = vm->restart_after[j];
 		for (unsigned j = 0; x && j < x->n; j++)
 			p->exclude[p->n_exclude++] = x->hosts[j];
+	}
+	/* Each host holds the groups of the VMs that stay on it (few VMs have a group);
+	 * group[] has been copied into the plan and now lists those VMs. */
+	for (unsigned k = 0; k < n; k++)
+		if (vms[k].group && (vms[k].running || vms[k].starting))
+			group[n_grouped++] = k;
+	for (unsigned i = 0, off = 0; i < nh; i++) {
+		hosts[i].groups = &hgroups[off];
+		for (unsigned g = 0; g < n_grouped; g++) {
+			const struct ha_plan_vm *p = &vms[group[g]];
+
+			if (cd_state_vm(s, p->uuid)->owner == hosts[i].id)
+				hgroups[off + hosts[i].n_groups++] = p->group;
+		}
+		off += (unsigned)hosts[i].n_groups;
 	}
 	if (ha_plan_place(hosts, nh, vms, n) < 0)
 		goto out;
@@ -649,6 +670,8 @@ static void on_tick(uv_timer_t *t)
 out:
 	kb_free(hosts);
 	kb_free(vms);
+	kb_free(group);
+	kb_free(hgroups);
 }
 
 int cd_ha_start(struct cd_daemon *d, struct kb_errmsg *e)

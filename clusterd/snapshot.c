@@ -44,6 +44,7 @@ static uint64_t get64(const uint8_t *p)
 struct pb_tree {
 	Keel__Cluster__State st;
 	Keel__Cluster__ClusterConfig cfg;
+	Keel__Cluster__DrsSettings drs;
 	Keel__Cluster__AuthDb auth;
 	Keel__Cluster__Host *hosts;
 	Keel__Cluster__Host **host_ptrs;
@@ -58,6 +59,9 @@ struct pb_tree {
 	Keel__Cluster__JoinTokenRecord **token_ptrs;
 	Keel__Cluster__Event *events;
 	Keel__Cluster__Event **event_ptrs;
+	Keel__Cluster__Rule *rules;
+	Keel__Cluster__Rule **rule_ptrs;
+	char **rule_vms; /* CD_RULE_VMS_MAX pointers per rule */
 };
 
 static void pb_tree_free(struct pb_tree *t)
@@ -75,6 +79,9 @@ static void pb_tree_free(struct pb_tree *t)
 	kb_free(t->token_ptrs);
 	kb_free(t->events);
 	kb_free(t->event_ptrs);
+	kb_free(t->rules);
+	kb_free(t->rule_ptrs);
+	kb_free(t->rule_vms);
 }
 
 /* kb_calloc of at least one element, so an empty state needs no special case. */
@@ -100,9 +107,12 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 	t->token_ptrs = alloc_n(s->n_tokens, sizeof(*t->token_ptrs));
 	t->events = alloc_n(s->n_events, sizeof(*t->events));
 	t->event_ptrs = alloc_n(s->n_events, sizeof(*t->event_ptrs));
+	t->rules = alloc_n(s->n_rules, sizeof(*t->rules));
+	t->rule_ptrs = alloc_n(s->n_rules, sizeof(*t->rule_ptrs));
+	t->rule_vms = alloc_n(s->n_rules, CD_RULE_VMS_MAX * sizeof(*t->rule_vms));
 	if (!t->hosts || !t->host_ptrs || !t->caps || !t->vms || !t->vm_ptrs || !t->has ||
 	    !t->after || !t->ops || !t->op_ptrs || !t->tokens || !t->token_ptrs || !t->events ||
-	    !t->event_ptrs) {
+	    !t->event_ptrs || !t->rules || !t->rule_ptrs || !t->rule_vms) {
 		pb_tree_free(t);
 		return -ENOMEM;
 	}
@@ -119,6 +129,13 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		t->cfg.ha_disabled = s->config.ha_disabled;
 		t->cfg.admission_failures = s->config.admission_failures;
 		t->cfg.admission_percent = s->config.admission_percent;
+		keel__cluster__drs_settings__init(&t->drs);
+		t->drs.automation = s->config.drs.automation;
+		t->drs.threshold = s->config.drs.threshold;
+		t->drs.interval_s = s->config.drs.interval_s;
+		t->drs.hold_s = s->config.drs.hold_s;
+		t->drs.max_moves = s->config.drs.max_moves;
+		t->cfg.drs = &t->drs;
 		t->st.config = &t->cfg;
 	}
 	for (unsigned i = 0; i < s->n_hosts; i++) {
@@ -164,6 +181,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		p->ft_peer = (char *)v->ft_peer;
 		p->mem_mib = v->mem_mib;
 		p->cpu_mhz = v->cpu_mhz;
+		p->last_moved_ms = v->last_moved_ms;
 		t->vm_ptrs[i] = p;
 	}
 	for (unsigned i = 0; i < s->n_ops; i++) {
@@ -218,6 +236,25 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		t->auth.at_ms = s->auth.at_ms;
 		t->st.auth = &t->auth;
 	}
+	for (unsigned i = 0; i < s->n_rules; i++) {
+		const struct cd_rule *r = &s->rules[i];
+		Keel__Cluster__Rule *p = &t->rules[i];
+		char **vms = &t->rule_vms[(size_t)i * CD_RULE_VMS_MAX];
+
+		keel__cluster__rule__init(p);
+		p->name = (char *)r->name;
+		p->kind = r->kind;
+		p->mandatory = r->mandatory;
+		for (unsigned j = 0; j < r->n_vms; j++)
+			vms[j] = (char *)r->vms[j];
+		p->n_vms = r->n_vms;
+		p->vms = vms;
+		p->n_hosts = r->n_hosts;
+		p->hosts = (uint64_t *)r->hosts;
+		t->rule_ptrs[i] = p;
+	}
+	t->st.n_rules = s->n_rules;
+	t->st.rules = t->rule_ptrs;
 	t->st.n_tokens = s->n_tokens;
 	t->st.tokens = t->token_ptrs;
 	t->st.n_events = s->n_events;
@@ -279,8 +316,10 @@ static int from_pb(const Keel__Cluster__State *st, struct cd_state *out, struct 
 		return KB_EVERSION;
 	}
 	if (st->n_hosts > CD_HOSTS_MAX || st->n_vms > CD_VMS_MAX || st->n_ops > CD_OPS_MAX ||
-	    st->n_tokens > CD_TOKENS_MAX || st->n_events > CD_EVENTS_MAX) {
-		kb_errmsg_setf(e, "state exceeds the host, VM, operation, token or event limits");
+	    st->n_tokens > CD_TOKENS_MAX || st->n_events > CD_EVENTS_MAX ||
+	    st->n_rules > CD_RULES_MAX) {
+		kb_errmsg_setf(
+		    e, "state exceeds the host, VM, operation, token, event or rule limits");
 		return KB_ETOOBIG;
 	}
 	if (st->config != NULL && (rv = cd__config_from_pb(st->config, &out->config, e)))
@@ -310,6 +349,17 @@ static int from_pb(const Keel__Cluster__State *st, struct cd_state *out, struct 
 			goto bad;
 	if (st->auth != NULL && (rv = cd__auth_from_pb(st->auth, &out->auth, e)))
 		return rv == -ENOMEM ? rv : KB_EPROTO;
+	if (st->n_rules) {
+		out->rules = kb_calloc(st->n_rules + 1, sizeof(*out->rules));
+		if (out->rules == NULL) {
+			kb_errmsg_setf(e, "out of memory");
+			return -ENOMEM;
+		}
+		out->cap_rules = (unsigned)st->n_rules + 1;
+		for (size_t i = 0; i < st->n_rules; i++)
+			if ((rv = cd__rule_from_pb(st->rules[i], &out->rules[out->n_rules++], e)))
+				goto bad;
+	}
 	out->ev_head = 0;
 	/* A snapshot made before events existed has no next_event_seq (0): events start at 1. */
 	out->next_event_seq = st->next_event_seq == 0 && st->n_events == 0 ? 1 : st->next_event_seq;

@@ -28,6 +28,7 @@ void cd_state_close(struct cd_state *s)
 	kb_free(s->tokens);
 	kb_free(s->events);
 	kb_free(s->auth.blob);
+	kb_free(s->rules);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -261,7 +262,8 @@ int cd__state_reserve(struct cd_state *s, unsigned hosts, unsigned vms, unsigned
 		return -ENOMEM;
 	if (grow((void **)&s->hosts, &s->cap_hosts, s->n_hosts, hosts, sizeof(*s->hosts)) ||
 	    grow((void **)&s->vms, &s->cap_vms, s->n_vms, vms, sizeof(*s->vms)) ||
-	    grow((void **)&s->ops, &s->cap_ops, s->n_ops, ops, sizeof(*s->ops)))
+	    grow((void **)&s->ops, &s->cap_ops, s->n_ops, ops, sizeof(*s->ops)) ||
+	    grow((void **)&s->rules, &s->cap_rules, s->n_rules, 1, sizeof(*s->rules)))
 		return -ENOMEM;
 	return 0;
 }
@@ -382,6 +384,78 @@ int cd__state_auth_reserve(struct cd_state *s, size_t len)
 	s->auth.blob = p;
 	s->auth.cap = len;
 	return 0;
+}
+
+static unsigned rule_pos(const struct cd_state *s, const char *name)
+{
+	unsigned lo = 0, hi = s->n_rules;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (strcmp(s->rules[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const struct cd_rule *cd_state_rule(const struct cd_state *s, const char *name)
+{
+	unsigned i = rule_pos(s, name);
+
+	return i < s->n_rules && strcmp(s->rules[i].name, name) == 0 ? &s->rules[i] : NULL;
+}
+
+unsigned cd_state_n_rules(const struct cd_state *s)
+{
+	return s->n_rules;
+}
+
+const struct cd_rule *cd_state_rule_at(const struct cd_state *s, unsigned i)
+{
+	return i < s->n_rules ? &s->rules[i] : NULL;
+}
+
+void cd_drs_settings_default(struct cd_drs_settings *out)
+{
+	out->automation = KEEL__CLUSTER__DRS_AUTOMATION__DRS_MANUAL;
+	out->threshold = CD_DRS_THRESHOLD_DEFAULT;
+	out->interval_s = CD_DRS_INTERVAL_DEFAULT;
+	out->hold_s = CD_DRS_HOLD_DEFAULT;
+	out->max_moves = CD_DRS_MOVES_DEFAULT;
+}
+
+void cd_state_drs_settings(const struct cd_state *s, struct cd_drs_settings *out)
+{
+	if (s->config.set)
+		*out = s->config.drs;
+	else
+		cd_drs_settings_default(out);
+}
+
+void cd__state_rule_put(struct cd_state *s, const struct cd_rule *r)
+{
+	unsigned i = rule_pos(s, r->name);
+
+	if (i < s->n_rules && strcmp(s->rules[i].name, r->name) == 0) {
+		s->rules[i] = *r;
+		return;
+	}
+	memmove(&s->rules[i + 1], &s->rules[i], (s->n_rules - i) * sizeof(*s->rules));
+	s->rules[i] = *r;
+	s->n_rules++;
+}
+
+void cd__state_rule_remove(struct cd_state *s, const char *name)
+{
+	unsigned i = rule_pos(s, name);
+
+	if (i >= s->n_rules || strcmp(s->rules[i].name, name) != 0)
+		return;
+	memmove(&s->rules[i], &s->rules[i + 1], (s->n_rules - i - 1) * sizeof(*s->rules));
+	s->n_rules--;
 }
 
 void cd__state_swap(struct cd_state *a, struct cd_state *b)

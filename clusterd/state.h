@@ -39,6 +39,27 @@
 #define CD_EVENTS_MAX	     1024 /* events kept; older ones are dropped */
 #define CD_EVENT_MSG_MAX     255  /* bytes of an event's message */
 #define CD_AUTH_BLOB_MAX     (1u << 20) /* bytes of hostd's auth store (AuthSet) */
+#define CD_RULES_MAX	     256	/* placement rules */
+#define CD_RULE_VMS_MAX	     64		/* VMs named by one rule */
+#define CD_RULE_HOSTS_MAX    64		/* hosts in one rule's host group */
+
+/* DRS settings (docs/drs.md, "In the cluster"): the defaults and ranges. */
+#define CD_DRS_THRESHOLD_DEFAULT 3
+#define CD_DRS_INTERVAL_DEFAULT	 60 /* s */
+#define CD_DRS_INTERVAL_MIN	 10
+#define CD_DRS_INTERVAL_MAX	 3600
+#define CD_DRS_HOLD_DEFAULT	 300 /* s */
+#define CD_DRS_HOLD_MAX		 86400
+#define CD_DRS_MOVES_DEFAULT	 32
+#define CD_DRS_MOVES_MAX	 4096
+
+struct cd_drs_settings {
+	int automation;	    /* KEEL__CLUSTER__DRS_AUTOMATION__DRS_* (never unspecified) */
+	uint32_t threshold; /* 1..5 */
+	uint32_t interval_s;
+	uint32_t hold_s;
+	uint32_t max_moves;
+};
 
 struct cd_config {
 	bool set; /* false until the first SetConfig */
@@ -50,6 +71,7 @@ struct cd_config {
 	bool ha_disabled;
 	uint32_t admission_failures; /* 0..CD_ADMISSION_FAILURES_MAX */
 	uint32_t admission_percent;  /* 0..100; not with admission_failures */
+	struct cd_drs_settings drs;  /* the defaults until set */
 };
 
 #define CD_ADMISSION_FAILURES_MAX 31
@@ -84,6 +106,7 @@ struct cd_vm {
 	char ft_peer[CD_UUID_LEN + 1]; /* an existing VM when ft_role is not FT_NONE */
 	uint64_t mem_mib; /* what it needs to run: HA placement and admission control */
 	uint32_t cpu_mhz; /* its CPU reservation */
+	uint64_t last_moved_ms; /* when its owner last changed to another host; 0: never */
 };
 
 struct cd_op {
@@ -122,6 +145,17 @@ struct cd_auth {
 	uint64_t at_ms; /* proposer's wall clock */
 };
 
+/* A placement rule (RuleSet): VMs by uuid, the host group (host rules) by id. */
+struct cd_rule {
+	char name[CD_NAME_MAX + 1];
+	int kind; /* KEEL__CLUSTER__RULE_KIND__* */
+	bool mandatory;
+	unsigned n_vms;
+	char vms[CD_RULE_VMS_MAX][CD_UUID_LEN + 1];
+	unsigned n_hosts;
+	uint64_t hosts[CD_RULE_HOSTS_MAX];
+};
+
 struct cd_state {
 	struct cd_config config;
 	struct cd_host *hosts;
@@ -139,6 +173,8 @@ struct cd_state {
 	unsigned n_events, ev_head;
 	uint64_t next_event_seq; /* seq of the next event; >= 1 */
 	struct cd_auth auth;
+	struct cd_rule *rules; /* sorted by name */
+	unsigned n_rules, cap_rules;
 };
 
 /* Initialises an empty state (no config, hosts, VMs, operations, tokens or events; the next
@@ -163,6 +199,14 @@ unsigned cd_state_n_vms(const struct cd_state *s);
 const struct cd_vm *cd_state_vm_at(const struct cd_state *s, unsigned i);
 unsigned cd_state_n_ops(const struct cd_state *s);
 const struct cd_op *cd_state_op_at(const struct cd_state *s, unsigned i);
+/* Placement rules, sorted by name; NULL when absent. */
+const struct cd_rule *cd_state_rule(const struct cd_state *s, const char *name);
+unsigned cd_state_n_rules(const struct cd_state *s);
+const struct cd_rule *cd_state_rule_at(const struct cd_state *s, unsigned i);
+/* The DRS settings in force: the config's, or the defaults before the first SetConfig. */
+void cd_state_drs_settings(const struct cd_state *s, struct cd_drs_settings *out);
+/* Fills the default DRS settings. */
+void cd_drs_settings_default(struct cd_drs_settings *out);
 /* The number of VMs a host owns. */
 unsigned cd_state_n_vms_owned(const struct cd_state *s, uint64_t host);
 
@@ -184,7 +228,8 @@ unsigned cd_state_events_since(const struct cd_state *s, uint64_t since);
 
 /* Makes room for that many more hosts, VMs and operations, so the inserts that follow
  * cannot fail for memory, and allocates the token and event arrays if not done yet (any
- * command may add an event). 0 or -ENOMEM (nothing visible changed). */
+ * command may add an event), and keeps room for one more rule (a RuleSet). 0 or -ENOMEM
+ * (nothing visible changed). */
 int cd__state_reserve(struct cd_state *s, unsigned hosts, unsigned vms, unsigned ops);
 /* Inserts in sorted place. The caller has checked uniqueness and limits and reserved room
  * with cd__state_reserve(). */
@@ -215,6 +260,10 @@ uint64_t cd__state_last_event_ms(const struct cd_state *s);
 /* Makes s->auth.blob hold at least len bytes, so an AuthSet cannot fail for memory once
  * applying has begun. 0 or -ENOMEM (the blob is unchanged). */
 int cd__state_auth_reserve(struct cd_state *s, size_t len);
+/* Inserts or replaces (same name) a rule in sorted place; cd__state_reserve() keeps room
+ * for one more rule. Removes a rule by name (absent: nothing). */
+void cd__state_rule_put(struct cd_state *s, const struct cd_rule *r);
+void cd__state_rule_remove(struct cd_state *s, const char *name);
 /* Exchanges the contents of two states. */
 void cd__state_swap(struct cd_state *a, struct cd_state *b);
 

@@ -138,46 +138,19 @@ static void clean_reason(const char *in, char *out, size_t size)
 static const struct cd_host *pick_destination(const struct cd_state *s, const struct cd_vm *vm,
 					      struct kb_errmsg *e)
 {
-	unsigned nh = cd_state_n_hosts(s), nv = cd_state_n_vms(s);
-	struct ha_place_host *hs = kb_calloc(nh ? nh : 1, sizeof(*hs));
-	struct ha_place_vm *vs = kb_calloc(nv ? nv : 1, sizeof(*vs));
-	struct ha_cluster c = {.hosts = hs, .n_hosts = nh, .vms = vs, .n_vms = nv};
 	const struct cd_host *best = NULL;
-	uint64_t me = 0, host = 0;
+	struct cd_drs_model m;
+	uint64_t host = 0;
 
-	if (!hs || !vs) {
-		kb_errmsg_setf(e, "out of memory");
-		goto out;
-	}
-	for (unsigned i = 0; i < nh; i++) {
-		const struct cd_host *h = cd_state_host_at(s, i);
-
-		hs[i].id = h->id;
-		hs[i].name = h->name;
-		hs[i].cpu_mhz = h->cpu_mhz;
-		hs[i].mem_mib = h->mem_mib;
-		hs[i].usable = h->state == KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED &&
-			       !h->maintenance;
-	}
-	for (unsigned i = 0; i < nv; i++) {
-		const struct cd_vm *v = cd_state_vm_at(s, i);
-
-		vs[i].id = i + 1;
-		vs[i].host = cd_state_host(s, v->owner) ? v->owner : 0;
-		vs[i].powered_on = v->desired_power == KEEL__CLUSTER__POWER_STATE__POWER_ON;
-		vs[i].cpu_mhz = v->cpu_mhz;
-		vs[i].mem_mib = v->mem_mib;
-		vs[i].cpu_res_mhz = v->cpu_mhz;
-		vs[i].mem_res_mib = v->mem_mib;
-		vs[i].mem_size_mib = v->mem_mib;
-		if (v == vm)
-			me = i + 1;
-	}
-	if (ha_place(&c, me, HA_PLACE_MIGRATE, &host, e) == 0)
+	/* The placement rules take part (drs.c builds the model with them). */
+	if (cd__drs_model_build(s, &m, e))
+		return NULL;
+	if (ha_place(&m.c, (uint64_t)(vm - cd_state_vm_at(s, 0)) + 1, HA_PLACE_MIGRATE, &host, e) ==
+	    0)
 		best = cd_state_host(s, host);
-out:
-	kb_free(hs);
-	kb_free(vs);
+	else
+		cd__drs_explain(s, e);
+	cd__drs_model_free(&m);
 	return best;
 }
 
@@ -232,6 +205,8 @@ static int migrate_cmd(struct cd_daemon *d, uint64_t host, const Keel__Cluster__
 			kb_errmsg_setf(e, "destination %s is in maintenance mode", dst->name);
 			return KB_ESTATE;
 		}
+		if (rq->destination && cd_drs_check_move(s, vm, dst->id, e))
+			return -EPERM;
 		if (!src || src->state != KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED) {
 			kb_errmsg_setf(e, "VM %s's host %s is not connected", vm->name,
 				       src ? src->name : "?");

@@ -985,7 +985,8 @@ static const struct kc_cmd status_cmd = {
 
 static const struct kc_cmd *const cluster_subs[] = {
     &create_cmd, &status_cmd, &token_cmd,  &join_cmd,  &leave_cmd,
-    &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, &kc_cluster_ha_cmd, NULL};
+    &remove_cmd, &events_cmd, &config_cmd, &bench_cmd, &kc_cluster_ha_cmd,
+    &kc_cluster_rule_cmd, &kc_cluster_drs_cmd, NULL};
 
 const struct kc_cmd kc_cluster_cmd = {
     .name = "cluster",

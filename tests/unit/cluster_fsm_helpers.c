@@ -415,3 +415,86 @@ int cf_teardown(void **state)
 	cd_fsm_close(&cf_fsm);
 	return 0;
 }
+
+/* ---- placement rules and DRS settings (their own storage, eight at a time) -------------- */
+
+struct rulebuf {
+	Keel__Cluster__Command cmd;
+	Keel__Cluster__RuleSet set;
+	Keel__Cluster__RuleRemove remove;
+	Keel__Cluster__Rule rule;
+	Keel__Cluster__SetConfig set_config;
+	Keel__Cluster__ClusterConfig cfg;
+	Keel__Cluster__DrsSettings drs;
+};
+
+static struct rulebuf rbs[8];
+static unsigned rb_next;
+
+static struct rulebuf *rb_new(void)
+{
+	struct rulebuf *b = &rbs[rb_next++ % 8];
+
+	memset(b, 0, sizeof(*b));
+	keel__cluster__command__init(&b->cmd);
+	return b;
+}
+
+Keel__Cluster__Command *cf_rule_set(const char *name, int kind, bool mandatory, char **vms,
+				    size_t n_vms, uint64_t *hosts, size_t n_hosts, uint64_t at_ms)
+{
+	struct rulebuf *b = rb_new();
+
+	keel__cluster__rule_set__init(&b->set);
+	keel__cluster__rule__init(&b->rule);
+	b->rule.name = (char *)name;
+	b->rule.kind = kind;
+	b->rule.mandatory = mandatory;
+	b->rule.vms = vms;
+	b->rule.n_vms = n_vms;
+	b->rule.hosts = hosts;
+	b->rule.n_hosts = n_hosts;
+	b->set.rule = &b->rule;
+	b->set.at_ms = at_ms;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_RULE_SET;
+	b->cmd.rule_set = &b->set;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_rule_remove(const char *name, uint64_t at_ms)
+{
+	struct rulebuf *b = rb_new();
+
+	keel__cluster__rule_remove__init(&b->remove);
+	b->remove.name = (char *)name;
+	b->remove.at_ms = at_ms;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_RULE_REMOVE;
+	b->cmd.rule_remove = &b->remove;
+	return &b->cmd;
+}
+
+Keel__Cluster__Command *cf_config_drs(const char *name, const char *id, uint32_t timeout,
+				      int automation, uint32_t threshold, uint32_t interval_s,
+				      uint32_t hold_s, uint32_t max_moves)
+{
+	struct rulebuf *b = rb_new();
+
+	keel__cluster__set_config__init(&b->set_config);
+	keel__cluster__cluster_config__init(&b->cfg);
+	keel__cluster__drs_settings__init(&b->drs);
+	b->cfg.name = (char *)name;
+	b->cfg.cluster_id = (char *)id;
+	b->cfg.format_version = 1;
+	b->cfg.failure_timeout_ms = timeout;
+	b->cfg.isolation_response = KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_POWER_OFF;
+	b->drs.automation = automation;
+	b->drs.threshold = threshold;
+	b->drs.interval_s = interval_s;
+	b->drs.hold_s = hold_s;
+	b->drs.max_moves = max_moves;
+	b->cfg.drs = &b->drs;
+	b->set_config.config = &b->cfg;
+	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_SET_CONFIG;
+	b->cmd.set_config = &b->set_config;
+	return &b->cmd;
+}

@@ -48,6 +48,15 @@ Keel__Cluster__Command *cf_host_join(uint64_t id, const char *name, const char *
 Keel__Cluster__Command *cf_event_add(uint64_t host, const char *vm, const char *message,
 				     uint64_t at_ms);
 
+/* RuleSet of a rule (vms: uuids; hosts: the host group) and RuleRemove. */
+Keel__Cluster__Command *cf_rule_set(const char *name, int kind, bool mandatory, char **vms,
+				    size_t n_vms, uint64_t *hosts, size_t n_hosts, uint64_t at_ms);
+Keel__Cluster__Command *cf_rule_remove(const char *name, uint64_t at_ms);
+/* SetConfig as cf_config, with DRS settings. */
+Keel__Cluster__Command *cf_config_drs(const char *name, const char *id, uint32_t timeout,
+				      int automation, uint32_t threshold, uint32_t interval_s,
+				      uint32_t hold_s, uint32_t max_moves);
+
 /* Applies raw bytes to cf_fsm as one entry; returns the FSM's result. */
 const struct cd_result *cf_apply_bytes(const void *data, size_t len);
 /* Encodes n commands as one batch and applies it to cf_fsm. */

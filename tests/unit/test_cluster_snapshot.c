@@ -661,6 +661,170 @@ static void test_snapshot_threshold(void **state)
 	cf_fsm.state.n_vms = 2;
 }
 
+/* ---- placement rules, DRS settings, last moved -------------------------------------------- */
+
+/* Rules, DRS settings and a VM's last move survive a round trip byte for byte. */
+static void test_snapshot_rules_drs(void **state)
+{
+	char *ab[] = {UUID_A, UUID_B}, *a[] = {UUID_A};
+	uint64_t g[] = {2, 3};
+	struct raft_buffer snap, again;
+	const struct cd_state *gs;
+	struct cd_drs_settings d;
+	struct cd_fsm g2;
+
+	cf_populate();
+	assert_int_equal(
+	    cf_apply1(cf_config_drs("prod", CLUSTER1, 1000,
+				    KEEL__CLUSTER__DRS_AUTOMATION__DRS_PARTIAL, 4, 120, 30, 7)),
+	    0);
+	assert_int_equal(
+	    cf_apply1(cf_rule_set("apart", KEEL__CLUSTER__RULE_KIND__RULE_ANTI_AFFINITY, true, ab,
+				  2, NULL, 0, 1000)),
+	    0);
+	assert_int_equal(
+	    cf_apply1(cf_rule_set("pin", KEEL__CLUSTER__RULE_KIND__RULE_HOST_ANTI_AFFINITY, false,
+				  a, 1, g, 2, 1000)),
+	    0);
+	assert_int_equal(cf_apply1(cf_event_add(0, "", "tick", 4242)), 0);
+	assert_int_equal(cf_apply1(cf_owner(UUID_A, 3, 2)), 0);
+	snap = cf_snap(&cf_fsm);
+	cd_fsm_init(&g2);
+	assert_int_equal(restore_copy(snap.base, snap.len), 0);
+	assert_int_equal(cd_fsm_restore(&g2.raft, &snap), 0); /* takes snap.base */
+	gs = cd_fsm_state(&g2);
+	again = cf_snap(&g2);
+	assert_true(cf_same_as(&again));
+	raft_free(again.base);
+	assert_int_equal(cd_state_n_rules(gs), 2);
+	assert_true(cd_state_rule(gs, "apart")->mandatory);
+	assert_int_equal(cd_state_rule(gs, "pin")->kind,
+			 KEEL__CLUSTER__RULE_KIND__RULE_HOST_ANTI_AFFINITY);
+	assert_int_equal(cd_state_rule(gs, "pin")->n_hosts, 2);
+	assert_int_equal(cd_state_rule(gs, "pin")->hosts[1], 3);
+	assert_int_equal(cd_state_vm(gs, UUID_A)->last_moved_ms, 4242);
+	cd_state_drs_settings(gs, &d);
+	assert_int_equal(d.automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_PARTIAL);
+	assert_int_equal(d.threshold, 4);
+	assert_int_equal(d.interval_s, 120);
+	assert_int_equal(d.hold_s, 30);
+	assert_int_equal(d.max_moves, 7);
+	/* The restored state takes a new rule like the original (room was kept). */
+	assert_int_equal(cd_fsm_state(&cf_fsm)->n_rules, 2);
+	assert_int_equal(cf_apply1(cf_rule_set("more", KEEL__CLUSTER__RULE_KIND__RULE_AFFINITY,
+					       false, ab, 2, NULL, 0, 1000)),
+			 0);
+	cd_fsm_close(&g2);
+}
+
+/* A snapshot written before rules and DRS existed (config without drs, no rules) restores
+ * with the default settings; rules that name missing VMs or hosts, repeat a name, come out
+ * of order or have a bad shape are refused and change nothing. */
+static void test_snapshot_rules_inconsistent(void **state)
+{
+	Keel__Cluster__State st = KEEL__CLUSTER__STATE__INIT;
+	Keel__Cluster__ClusterConfig cfg = KEEL__CLUSTER__CLUSTER_CONFIG__INIT;
+	Keel__Cluster__Host h = KEEL__CLUSTER__HOST__INIT, *hp = &h;
+	Keel__Cluster__Vm v[2], *vp[2] = {&v[0], &v[1]};
+	Keel__Cluster__HaSettings ha = KEEL__CLUSTER__HA_SETTINGS__INIT;
+	Keel__Cluster__Rule r[2], *rp[2] = {&r[0], &r[1]};
+	char *ab[] = {UUID_A, UUID_B}, *ac[] = {UUID_A, UUID_C};
+	uint64_t g1[] = {1}, g9[] = {9};
+	struct cd_drs_settings d;
+	struct raft_buffer b, before;
+
+	cfg.name = "old";
+	cfg.cluster_id = CLUSTER1;
+	cfg.format_version = 1;
+	cfg.failure_timeout_ms = 1000;
+	cfg.isolation_response = KEEL__CLUSTER__ISOLATION_RESPONSE__ISOLATION_POWER_OFF;
+	h.id = 1;
+	h.name = "esx1";
+	h.vmk0 = "198.18.0.1:7000";
+	h.state = KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED;
+	h.role = KEEL__CLUSTER__RAFT_ROLE__RAFT_ROLE_VOTER;
+	ha.priority = KEEL__CLUSTER__RESTART_PRIORITY__RESTART_LOW;
+	for (int i = 0; i < 2; i++) {
+		keel__cluster__vm__init(&v[i]);
+		v[i].uuid = i ? UUID_B : UUID_A;
+		v[i].name = "vm";
+		v[i].vmx_path = i ? "/ds/b.vmx" : "/ds/a.vmx";
+		v[i].owner = 1;
+		v[i].epoch = 1;
+		v[i].desired_power = KEEL__CLUSTER__POWER_STATE__POWER_ON;
+		v[i].ha = &ha;
+		keel__cluster__rule__init(&r[i]);
+		r[i].name = i ? "r2" : "r1";
+		r[i].kind = KEEL__CLUSTER__RULE_KIND__RULE_ANTI_AFFINITY;
+		r[i].vms = ab;
+		r[i].n_vms = 2;
+	}
+	st.format_version = 1;
+	st.config = &cfg;
+	st.hosts = &hp;
+	st.n_hosts = 1;
+	st.vms = vp;
+	st.n_vms = 2;
+	st.next_event_seq = 1;
+	/* The old form. */
+	b = wrap_state(&st);
+	assert_int_equal(restore_copy(b.base, b.len), 0);
+	raft_free(b.base);
+	cd_state_drs_settings(cd_fsm_state(&cf_fsm), &d);
+	assert_int_equal(d.automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_MANUAL);
+	assert_int_equal(d.threshold, 3);
+	assert_int_equal(d.hold_s, 300);
+	/* Two good rules restore. */
+	st.rules = rp;
+	st.n_rules = 2;
+	b = wrap_state(&st);
+	assert_int_equal(restore_copy(b.base, b.len), 0);
+	raft_free(b.base);
+	assert_int_equal(cd_state_n_rules(cd_fsm_state(&cf_fsm)), 2);
+	before = cf_snap(&cf_fsm);
+	/* Each bad variant: refused, state as before. */
+	for (int k = 0; k < 7; k++) {
+		r[0].name = "r1";
+		r[1].name = "r2";
+		r[1].vms = ab;
+		r[1].n_vms = 2;
+		r[1].kind = KEEL__CLUSTER__RULE_KIND__RULE_ANTI_AFFINITY;
+		r[1].hosts = NULL;
+		r[1].n_hosts = 0;
+		switch (k) {
+		case 0:
+			r[1].vms = ac; /* a VM that is not there */
+			break;
+		case 1:
+			r[1].name = "r1"; /* a name twice */
+			break;
+		case 2:
+			r[0].name = "r3"; /* out of order */
+			break;
+		case 3:
+			r[1].kind = KEEL__CLUSTER__RULE_KIND__RULE_HOST_AFFINITY;
+			r[1].hosts = g9; /* a host that is not there */
+			r[1].n_hosts = 1;
+			break;
+		case 4:
+			r[1].hosts = g1; /* a host group on a VM-VM rule */
+			r[1].n_hosts = 1;
+			break;
+		case 5:
+			r[1].n_vms = 1; /* one VM in a VM-VM rule */
+			break;
+		default:
+			r[1].kind = 0;
+			break;
+		}
+		b = wrap_state(&st);
+		assert_int_equal(restore_copy(b.base, b.len), RAFT_MALFORMED);
+		raft_free(b.base);
+		assert_true(cf_same_as(&before));
+	}
+	raft_free(before.base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +843,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_snapshot_inconsistent_tokens_events, cf_setup,
 					    cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_token_event_limits, cf_setup,
+					    cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_rules_drs, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_rules_inconsistent, cf_setup,
 					    cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_first_apply_oom_changes_nothing, cf_setup,
 					    cf_teardown),
