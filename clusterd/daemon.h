@@ -385,6 +385,11 @@ int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
 int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
 		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e);
 
+/* Forwards STEP_DRS (a rule change, or DRS settings: rq copied) to the leader on a worker
+ * (joincli.c); cb runs once from the loop. 0 or -ENOMEM. */
+int cd__forward_drs(struct cd_daemon *d, const Keel__Cluster__ClusterRuleRequest *rule,
+		    const Keel__Cluster__ClusterConfigSet *cs, cd_member_cb cb, void *arg,
+		    struct kb_errmsg *e);
 /* One request to another member's join port, on a worker (blocking): TLS with this host's
  * certificate, the server's certificate checked to be host expect_id's, one JoinRequest and
  * its JoinReply (*out, caller frees). 0 or an error with e set: -ECONNREFUSED, -EKEYREJECTED

@@ -547,26 +547,15 @@ static int submit(struct cd_daemon *d, const Keel__Cluster__Command *c, cd_membe
 	return rv;
 }
 
-/* Changes are committed by the leader; the join port does not forward them (yet). */
+/* Changes are committed by the leader: 0 on it; 1 on a follower (the caller forwards the
+ * request over the join port, STEP_DRS); an error outside a cluster. */
 static int need_leader(struct cd_daemon *d, struct kb_errmsg *e)
 {
-	char addr[32];
-
 	if (d->phase != CD_PHASE_RUNNING || !d->ca) {
 		kb_errmsg_setf(e, "this host is not in a cluster");
 		return KB_ESTATE;
 	}
-	if (cd_node_is_ready_leader(d))
-		return 0;
-	if (cd_node_leader_join_addr(d, addr, sizeof(addr)) == 0)
-		kb_errmsg_setf(
-		    e,
-		    "rules and DRS settings are changed on the leader (join address %s): "
-		    "run the command there",
-		    addr);
-	else
-		kb_errmsg_setf(e, "the cluster has no leader now: try again");
-	return KB_ESTATE;
+	return cd_node_is_ready_leader(d) ? 0 : 1;
 }
 
 /* A VM by uuid ("vm-" prefix allowed) or by its name, which must be unique. */
@@ -689,7 +678,7 @@ int cd_drs_rule_request(struct cd_daemon *d, const Keel__Cluster__ClusterRuleReq
 	if ((rv = cd__check_name(rq->name, "rule name", e)))
 		return rv;
 	if ((rv = need_leader(d, e)))
-		return rv;
+		return rv < 0 ? rv : cd__forward_drs(d, rq, NULL, cb, arg, e);
 	if (rq->op == KEEL__CLUSTER__CLUSTER_RULE_REQUEST__OP__OP_SET)
 		return rule_set(d, rq, cb, arg, e);
 	if (!cd_state_rule(cd_fsm_state(&d->fsm), rq->name)) {
@@ -727,7 +716,7 @@ int cd_drs_config_set(struct cd_daemon *d, const Keel__Cluster__ClusterConfigSet
 		return -EINVAL;
 	}
 	if ((rv = need_leader(d, e)))
-		return rv;
+		return rv < 0 ? rv : cd__forward_drs(d, NULL, cs, cb, arg, e);
 	cd_state_drs_settings(s, &cur);
 	ds.automation =
 	    cs->drs_automation ? cs->drs_automation : (Keel__Cluster__DrsAutomation)cur.automation;

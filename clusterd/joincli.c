@@ -78,9 +78,11 @@ struct cli_op {
 	uint64_t auth_version, auth_host, auth_at_ms;
 	cd_member_cb m_cb;
 	void *m_arg;
-	/* STEP_VM_HA: the ClusterVmHa, packed (kb_malloc'ed) */
+	/* STEP_VM_HA: the ClusterVmHa, packed (kb_malloc'ed); STEP_DRS: the ClusterRuleRequest
+	 * (drs_rule) or the ClusterConfigSet, packed the same way */
 	uint8_t *vmha;
 	size_t vmha_len;
+	bool drs_rule;
 };
 
 static bool detached_step(int step)
@@ -88,7 +90,8 @@ static bool detached_step(int step)
 	return step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM ||
 	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MAINTENANCE ||
 	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_AUTH_SET ||
-	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA;
+	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA ||
+	       step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS;
 }
 
 static void fail(struct cli_op *op, int code, const char *fmt, ...)
@@ -447,6 +450,24 @@ static void member_work(uv_work_t *w)
 			return;
 		}
 	}
+	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS) {
+		bool ok;
+
+		if (op->drs_rule) {
+			rq.rule = keel__cluster__cluster_rule_request__unpack(NULL, op->vmha_len,
+									      op->vmha);
+			ok = rq.rule != NULL;
+		} else {
+			rq.drs_config_set = keel__cluster__cluster_config_set__unpack(
+			    NULL, op->vmha_len, op->vmha);
+			ok = rq.drs_config_set != NULL;
+		}
+		if (!ok) {
+			fail(op, -ENOMEM, "out of memory");
+			SSL_CTX_free(ctx);
+			return;
+		}
+	}
 	if (op->step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM) {
 		vmrq.op = op->vm_op;
 		vmrq.uuid = op->vm_uuid;
@@ -521,6 +542,10 @@ static void member_work(uv_work_t *w)
 	}
 	if (rq.vm_ha)
 		keel__cluster__cluster_vm_ha__free_unpacked(rq.vm_ha, NULL);
+	if (rq.rule)
+		keel__cluster__cluster_rule_request__free_unpacked(rq.rule, NULL);
+	if (rq.drs_config_set)
+		keel__cluster__cluster_config_set__free_unpacked(rq.drs_config_set, NULL);
 	SSL_CTX_free(ctx);
 }
 
@@ -719,7 +744,7 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
 
 /* Queues a forwarded request; blob and vmha (packed ClusterVmHa) are copied. */
 static int forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
-		   const void *blob, size_t len, const void *vmha, size_t vmha_len,
+		   const void *blob, size_t len, const void *vmha, size_t vmha_len, bool drs_rule,
 		   cd_member_cb cb, void *arg, struct kb_errmsg *e)
 {
 	struct cli_op *op = kb_calloc(1, sizeof(*op));
@@ -750,6 +775,7 @@ static int forward(struct cd_daemon *d, int step, const char *host, bool enter, 
 	if (vmha && vmha_len)
 		memcpy(op->vmha, vmha, vmha_len);
 	op->vmha_len = vmha_len;
+	op->drs_rule = drs_rule;
 	op->auth_len = len;
 	op->auth_expect = expect;
 	op->d = d;
@@ -773,7 +799,7 @@ static int forward(struct cd_daemon *d, int step, const char *host, bool enter, 
 int cd__forward(struct cd_daemon *d, int step, const char *host, bool enter, uint64_t expect,
 		const void *blob, size_t len, cd_member_cb cb, void *arg, struct kb_errmsg *e)
 {
-	return forward(d, step, host, enter, expect, blob, len, NULL, 0, cb, arg, e);
+	return forward(d, step, host, enter, expect, blob, len, NULL, 0, false, cb, arg, e);
 }
 
 int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
@@ -789,7 +815,30 @@ int cd__forward_vm_ha(struct cd_daemon *d, const Keel__Cluster__ClusterVmHa *rq,
 	}
 	keel__cluster__cluster_vm_ha__pack(rq, p);
 	rv = forward(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_VM_HA, NULL, false, 0, NULL, 0, p,
-		     n, cb, arg, e);
+		     n, false, cb, arg, e);
+	kb_free(p);
+	return rv;
+}
+
+int cd__forward_drs(struct cd_daemon *d, const Keel__Cluster__ClusterRuleRequest *rule,
+		    const Keel__Cluster__ClusterConfigSet *cs, cd_member_cb cb, void *arg,
+		    struct kb_errmsg *e)
+{
+	size_t n = rule ? keel__cluster__cluster_rule_request__get_packed_size(rule)
+			: keel__cluster__cluster_config_set__get_packed_size(cs);
+	uint8_t *p = kb_malloc(n ? n : 1);
+	int rv;
+
+	if (!p) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	if (rule)
+		keel__cluster__cluster_rule_request__pack(rule, p);
+	else
+		keel__cluster__cluster_config_set__pack(cs, p);
+	rv = forward(d, KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS, NULL, false, 0, NULL, 0, p, n,
+		     rule != NULL, cb, arg, e);
 	kb_free(p);
 	return rv;
 }

@@ -639,6 +639,26 @@ static void do_vm_ha(struct cd_job *j)
 		job_error(j, rv, "%s", e.msg);
 }
 
+/* A rule change or DRS settings from a follower (drs.c). */
+static void do_drs(struct cd_job *j)
+{
+	struct kb_errmsg e = {{0}};
+	int rv;
+
+	if (redirect(j))
+		return;
+	if (j->rq->rule)
+		rv = cd_drs_rule_request(j->d, j->rq->rule, on_member_done, j, &e);
+	else if (j->rq->drs_config_set)
+		rv = cd_drs_config_set(j->d, j->rq->drs_config_set, on_member_done, j, &e);
+	else {
+		rv = -EINVAL;
+		kb_errmsg_setf(&e, "a DRS request needs a rule or settings");
+	}
+	if (rv)
+		job_error(j, rv, "%s", e.msg);
+}
+
 /* ---- the loop side ------------------------------------------------------------------------ */
 
 /* ---- MIGRATE_PREPARE: host to host, never redirected (migrate.c) ---------------------- */
@@ -681,7 +701,7 @@ static void process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MIGRATE_PREPARE) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS) {
 		job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -703,6 +723,8 @@ static void process(struct cd_job *j)
 		do_vm_ha(j);
 	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_MIGRATE_PREPARE)
 		do_migrate_prepare(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS)
+		do_drs(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }
