@@ -39,6 +39,7 @@
 #define ASK_TIMEOUT_S 10
 #define POLL_MS	      250
 #define WAIT_MAX_MS   (3600u * 1000u)
+#define SEEN_WAIT_MS  5000 /* for this host's replica to show the migration */
 #define NAME_LEN      128
 
 enum { S_LOOKUP, S_BEGIN, S_POLL, S_REPORT };
@@ -58,7 +59,7 @@ struct mig {
 	/* the migration */
 	uint64_t op_id, started_ms, epoch;
 	uint32_t progress;
-	bool ended, success;
+	bool ended, success, seen; /* seen: this host's replica showed the migration */
 	int tries;
 	/* the last step's outcome */
 	enum hd_status status; /* HD_OK, or the error's (before the task exists) */
@@ -284,9 +285,16 @@ static void poll_once(struct mig *g)
 	for (size_t i = 0; i < rp->status->n_hosts; i++)
 		if (rp->status->hosts[i]->id == g->dst)
 			snprintf(g->dst_name, sizeof(g->dst_name), "%s", rp->status->hosts[i]->name);
+	if (!(vm && vm->migration == g->op_id) && !g->seen && vm && vm->owner != g->dst &&
+	    kb_now_ns() / 1000000u - g->started_ms < SEEN_WAIT_MS) {
+		/* this host's replica may apply the migration's start after the leader did */
+		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+		return;
+	}
 	if (vm && vm->migration == g->op_id) {
 		bool here = vm->owner == g->self;
 
+		g->seen = true;
 		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 		if (here)
 			local_progress(g);

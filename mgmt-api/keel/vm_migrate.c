@@ -25,6 +25,7 @@
 #define POLL_MS	       200
 #define PROGRESS_MS    500
 #define WAIT_MAX_S     3600
+#define SEEN_WAIT_MS   5000 /* for this host's replica to show the migration */
 
 enum { O_CSOCK = 1, O_TO };
 
@@ -170,8 +171,8 @@ static int migrate_run(struct kc_ctx *ctx, const struct kc_call *call)
 	const Keel__Cluster__ClusterVmStatus *vm;
 	const Keel__Cluster__ClusterHostStatus *to = NULL;
 	char uuid[40], name[128], from[128], dst_name[128], report[300], why[300];
-	uint64_t op_id, dst, self, since, until, next_progress = 0;
-	bool tty = isatty(2);
+	uint64_t op_id, dst, self, since, until, next_progress = 0, seen_by;
+	bool tty = isatty(2), seen = false;
 	int rc;
 
 	if (kc_api_wanted(ctx))
@@ -228,6 +229,8 @@ static int migrate_run(struct kc_ctx *ctx, const struct kc_call *call)
 		fprintf(stderr, "Migrating VM %s from %s (operation %" PRIu64 ")...\n", name, from,
 			op_id);
 	until = kb_now_ns() + (uint64_t)WAIT_MAX_S * KB_NSEC_PER_SEC;
+	/* this host's replica may apply the migration's start a moment after the leader did */
+	seen_by = kb_now_ns() + (uint64_t)SEEN_WAIT_MS * KB_NSEC_PER_MSEC;
 	for (;;) {
 		rc = status_of(ctx, call, &st);
 		if (rc)
@@ -236,7 +239,9 @@ static int migrate_run(struct kc_ctx *ctx, const struct kc_call *call)
 		for (size_t i = 0; i < st->status->n_hosts; i++)
 			if (st->status->hosts[i]->id == dst)
 				snprintf(dst_name, sizeof(dst_name), "%s", st->status->hosts[i]->name);
-		if (!vm || vm->migration != op_id)
+		if (vm && vm->migration == op_id)
+			seen = true;
+		else if (seen || !vm || vm->owner == dst || kb_now_ns() > seen_by)
 			break;
 		if (vm->owner == self && kb_now_ns() >= next_progress) {
 			progress(ctx, uuid, tty);
