@@ -211,6 +211,7 @@ static void source_work(uv_work_t *w)
 	}
 	mo.vm = g->uuid;
 	mo.op_id = g->op_id;
+	mo.destination = g->dst;
 	mo.id.data = id;
 	mo.id.len = sizeof(id);
 	mo.key.data = key;

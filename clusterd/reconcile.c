@@ -179,6 +179,13 @@ static bool act_why(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, 
 	Keel__Vmk__VmkReply *rp = cd_vmk_call(fd, rq);
 	bool ok = rp && rp->code == 0;
 
+	/* A VM vmkernel no longer has needs no unregister (it left with a migration). */
+	if (rp && rp->code == KB_ENOTFOUND &&
+	    rq->req_case == KEEL__VMK__VMK_REQUEST__REQ_VM_UNREGISTER) {
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+		return true;
+	}
+
 	if (why) {
 		why[0] = '\0';
 		if (rp && rp->code && rp->code != KB_ESTATE)

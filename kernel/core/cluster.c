@@ -31,6 +31,10 @@ const char *vmk_cluster_op_name(enum vmk_cluster_op op)
 		return "power-off";
 	case VMK_CLUSTER_SUSPEND:
 		return "suspend";
+	case VMK_CLUSTER_MIGRATE_COMMIT:
+		return "migration commit";
+	case VMK_CLUSTER_MIGRATE_ABORT:
+		return "migration abort";
 	}
 	return "?";
 }
@@ -132,13 +136,11 @@ static int exchange(int fd, const Keel__Cluster__ClusterRequest *rq, uint64_t de
 	return rv;
 }
 
-int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op op,
-		     const char *uuid, const char *name, const char *vmx_path,
-		     const struct vmk_cluster_res *res, struct vmk_cluster_vm *out,
-		     struct kb_errmsg *err)
+/* One ClusterVmRequest, answered into out (contract of vmk_cluster_call()). */
+static int call(const char *sock_path, int timeout_ms, Keel__Cluster__ClusterVmRequest *vrq,
+		struct vmk_cluster_vm *out, struct kb_errmsg *err)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
-	Keel__Cluster__ClusterVmRequest vrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
 	Keel__Cluster__ClusterReply *rp = NULL;
 	struct kb_buf in;
 	int fd = -1, rv;
@@ -148,16 +150,8 @@ int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op 
 		timeout_ms = VMK_CLUSTER_TIMEOUT_MS;
 	uint64_t deadline = kb_now_ns() + (uint64_t)timeout_ms * KB_NSEC_PER_MSEC;
 
-	vrq.op = (Keel__Cluster__ClusterVmRequest__Op)op;
-	vrq.uuid = (char *)(uuid ? uuid : "");
-	vrq.name = (char *)(name ? name : "");
-	vrq.vmx_path = (char *)(vmx_path ? vmx_path : "");
-	if (res) {
-		vrq.mem_mib = res->mem_mib;
-		vrq.cpu_mhz = res->cpu_mhz;
-	}
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM;
-	rq.vm = &vrq;
+	rq.vm = vrq;
 
 	rv = connect_by(sock_path, deadline, &fd);
 	if (rv == -ENOENT || rv == -ECONNREFUSED)
@@ -198,9 +192,44 @@ int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op 
 		out->host_id = rp->vm->host_id;
 		snprintf(out->owner_name, sizeof(out->owner_name), "%s",
 			 rp->vm->owner_name ? rp->vm->owner_name : "");
+		if (rp->vm->op != NULL) {
+			out->op_id = rp->vm->op->id;
+			out->op_destination = rp->vm->op->destination;
+		}
 	}
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	return rv;
+}
+
+int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op op,
+		     const char *uuid, const char *name, const char *vmx_path,
+		     const struct vmk_cluster_res *res, struct vmk_cluster_vm *out,
+		     struct kb_errmsg *err)
+{
+	Keel__Cluster__ClusterVmRequest vrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+
+	vrq.op = (Keel__Cluster__ClusterVmRequest__Op)op;
+	vrq.uuid = (char *)(uuid ? uuid : "");
+	vrq.name = (char *)(name ? name : "");
+	vrq.vmx_path = (char *)(vmx_path ? vmx_path : "");
+	if (res) {
+		vrq.mem_mib = res->mem_mib;
+		vrq.cpu_mhz = res->cpu_mhz;
+	}
+	return call(sock_path, timeout_ms, &vrq, out, err);
+}
+
+int vmk_cluster_migrate_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op op,
+			     const char *uuid, const struct vmk_cluster_mig *m,
+			     struct vmk_cluster_vm *out, struct kb_errmsg *err)
+{
+	Keel__Cluster__ClusterVmRequest vrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+
+	vrq.op = (Keel__Cluster__ClusterVmRequest__Op)op;
+	vrq.uuid = (char *)(uuid ? uuid : "");
+	vrq.op_id = m->op_id;
+	vrq.error = (char *)(m->error ? m->error : "");
+	return call(sock_path, timeout_ms, &vrq, out, err);
 }
 
 int vmk_cluster_vm(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid, const char *name,
@@ -209,4 +238,12 @@ int vmk_cluster_vm(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid,
 {
 	return vmk_cluster_call(h->cluster_sock, h->cluster_timeout_ms, op, uuid, name, vmx_path,
 				res, out, err);
+}
+
+int vmk_cluster_migrate(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid,
+			const struct vmk_cluster_mig *m, struct vmk_cluster_vm *out,
+			struct kb_errmsg *err)
+{
+	return vmk_cluster_migrate_call(h->cluster_sock, h->cluster_timeout_ms, op, uuid, m, out,
+					err);
 }

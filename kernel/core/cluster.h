@@ -32,11 +32,13 @@
 
 /* ClusterVmRequest.Op, same values. */
 enum vmk_cluster_op {
-	VMK_CLUSTER_REGISTER = 1,   /* after a create or register here */
-	VMK_CLUSTER_UNREGISTER = 2, /* after an unregister or destroy here */
-	VMK_CLUSTER_POWER_ON = 3,   /* before starting the vmx: ownership and the epoch */
-	VMK_CLUSTER_POWER_OFF = 4,  /* after an operator's power-off */
-	VMK_CLUSTER_SUSPEND = 5,    /* after a suspend */
+	VMK_CLUSTER_REGISTER = 1,	/* after a create or register here */
+	VMK_CLUSTER_UNREGISTER = 2,	/* after an unregister or destroy here */
+	VMK_CLUSTER_POWER_ON = 3,	/* before starting the vmx: ownership and the epoch */
+	VMK_CLUSTER_POWER_OFF = 4,	/* after an operator's power-off */
+	VMK_CLUSTER_SUSPEND = 5,	/* after a suspend */
+	VMK_CLUSTER_MIGRATE_COMMIT = 9, /* the source at "ready": the destination owns at E + 1 */
+	VMK_CLUSTER_MIGRATE_ABORT = 10, /* ends the migration unless the switchover came first */
 };
 
 /* What clusterd answered (ClusterVmReply). */
@@ -53,6 +55,14 @@ struct vmk_cluster_vm {
 	uint64_t epoch;	  /* its ownership epoch */
 	uint64_t host_id; /* this host's id as clusterd knows it */
 	char owner_name[64];
+	uint64_t op_id;		 /* the operation in flight on the VM after the request (0: none) */
+	uint64_t op_destination; /* its destination host */
+};
+
+/* The migration fields of a ClusterVmRequest (VMK_CLUSTER_MIGRATE_COMMIT, _ABORT). */
+struct vmk_cluster_mig {
+	uint64_t op_id;	   /* the cluster's migration operation */
+	const char *error; /* ABORT: why (NULL: none) */
 };
 
 const char *vmk_cluster_op_name(enum vmk_cluster_op op);
@@ -68,9 +78,21 @@ int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op 
 		     const struct vmk_cluster_res *res, struct vmk_cluster_vm *out,
 		     struct kb_errmsg *err);
 
+/* vmk_cluster_call() for a migration request (op VMK_CLUSTER_MIGRATE_COMMIT or
+ * VMK_CLUSTER_MIGRATE_ABORT) carrying m's op_id and error; outcomes as vmk_cluster_call().
+ * The reply's owner and epoch tell whether the switchover happened (docs/vmotion.md). */
+int vmk_cluster_migrate_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op op,
+			     const char *uuid, const struct vmk_cluster_mig *m,
+			     struct vmk_cluster_vm *out, struct kb_errmsg *err);
+
 /* vmk_cluster_call() on h's socket (h->cluster_sock) and timeout. */
 int vmk_cluster_vm(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid, const char *name,
 		   const char *vmx_path, const struct vmk_cluster_res *res,
 		   struct vmk_cluster_vm *out, struct kb_errmsg *err);
+
+/* vmk_cluster_migrate_call() on h's socket and timeout. */
+int vmk_cluster_migrate(struct vmk_host *h, enum vmk_cluster_op op, const char *uuid,
+			const struct vmk_cluster_mig *m, struct vmk_cluster_vm *out,
+			struct kb_errmsg *err);
 
 #endif

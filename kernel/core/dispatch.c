@@ -103,6 +103,14 @@ static const char *vm_key(const Keel__Vmk__VmkRequest *rq)
 		return rq->vm_console->vm;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_MONITOR:
 		return rq->vm_monitor->vm;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_OUT:
+		return rq->vm_migrate_out->vm;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_STATUS:
+		return rq->vm_migrate_status->vm;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_CANCEL:
+		return rq->vm_migrate_cancel->vm;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_COMMIT:
+		return rq->vm_migrate_commit->vm;
 	default:
 		return NULL;
 	}
@@ -127,6 +135,7 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 {
 	Keel__Vmk__VmkReply rp = KEEL__VMK__VMK_REPLY__INIT;
 	Keel__Vmk__HostInfo hi = KEEL__VMK__HOST_INFO__INIT;
+	Keel__Vmk__VmkMigrateInfo mi = KEEL__VMK__VMK_MIGRATE_INFO__INIT;
 	struct kb_errmsg err = {{0}};
 	struct vminfo_slot *slots = NULL;
 	Keel__Vmk__VmInfo **infos = NULL;
@@ -182,6 +191,21 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_MONITOR:
 		rv = vmk_vm_monitor_set(vm, rq->vm_monitor->enabled, rq->vm_monitor->timeout_s,
 					rq->vm_monitor->max_resets, &err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_IN:
+		rv = vmk_vm_migrate_in(h, rq->vm_migrate_in, &mi, &vm, &err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_OUT:
+		rv = vmk_vm_migrate_out(vm, rq->vm_migrate_out, &mi, &err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_STATUS:
+		rv = vmk_vm_migrate_status(vm, &mi, &err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_CANCEL:
+		rv = vmk_vm_migrate_cancel(vm, rq->vm_migrate_cancel->reason, &mi, &err);
+		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_COMMIT:
+		rv = vmk_vm_migrate_commit(vm, rq->vm_migrate_commit->epoch, &mi, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_CONSOLE:
 		rv = console_tail(vm, rq->vm_console->tail_bytes, &rp.console_tail);
@@ -263,6 +287,8 @@ reply:
 	rp.code = rv;
 	rp.error = err.msg;
 	rp.elapsed_ns = kb_now_ns() - t0;
+	if (mi.uuid != NULL && mi.uuid[0] != '\0')
+		rp.migrate = &mi; /* vm_migrate_*, also with an error once a migration began */
 	if (pack(&rp, out) < 0)
 		kb_log(h->log, KB_LOG_ERROR, "cannot pack a reply");
 	if (slots != NULL) {
@@ -275,4 +301,5 @@ reply:
 	kb_free(log_text);
 	kb_free(rp.console_tail.data);
 	vmk_subsys_reply_free(&rp);
+	vmk_vm_migrate_info_free(&mi);
 }

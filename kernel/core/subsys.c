@@ -123,8 +123,8 @@ int vmk_subsys_admit(struct vmk_vm *vm, struct kb_errmsg *err)
 	kb_list_for_each(pos, &h->vms)
 	{
 		struct vmk_vm *o = kb_list_entry(pos, struct vmk_vm, link);
-		/* powered on, or starting (busy with power-on) */
-		if (o == vm || (o->power != VMK_POWERED_ON &&
+		/* powered on, being received by a migration, or starting (busy with power-on) */
+		if (o == vm || (o->power != VMK_POWERED_ON && o->power != VMK_INCOMING &&
 				!(o->busy != NULL && strcmp(o->busy, "power-on") == 0)))
 			continue;
 		settings_of(o, &s);

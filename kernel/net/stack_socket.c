@@ -135,3 +135,86 @@ int vmk_net_tagged_socket(const char *state_dir, const char *tag, int type, uint
 		*bound = m.addr;
 	return m.fd;
 }
+
+int vmk_net_tagged_list(const char *state_dir, const char *tag, struct vmk_net_tagged *out,
+			size_t max, size_t *n, struct kb_errmsg *err)
+{
+	struct vmk__net_conf *c;
+	struct kb_errmsg scratch;
+	char path[PATH_MAX];
+	uint32_t bit;
+	int rv;
+
+	err = err ? err : &scratch;
+	*n = 0;
+	rv = vmk__tag_parse(tag, &bit, err);
+	if (rv < 0)
+		return rv;
+	if ((size_t)snprintf(path, sizeof(path), "%s/" VMK_NET_CONF_FILE, state_dir) >=
+	    sizeof(path)) {
+		kb_errmsg_setf(err, "%s: path too long", state_dir);
+		return -ENAMETOOLONG;
+	}
+	rv = vmk__conf_load(path, &c, err);
+	if (rv < 0)
+		return rv;
+	for (size_t i = 0; i < c->n_vmknics; i++) {
+		const struct vmk__vmknic *v = &c->vmknics[i];
+
+		if (!(v->tags & bit))
+			continue;
+		if (*n < max) {
+			struct vmk_net_tagged *t = &out[*n];
+			memset(t, 0, sizeof(*t));
+			snprintf(t->vmknic, sizeof(t->vmknic), "%s", v->name);
+			snprintf(t->netstack, sizeof(t->netstack), "%s", v->netstack);
+			t->addr.sin_family = AF_INET;
+			t->addr.sin_addr.s_addr = v->ip;
+			t->prefix = v->prefix;
+		}
+		(*n)++;
+	}
+	vmk__conf_free(c);
+	return 0;
+}
+
+int vmk_net_adapter_socket(const char *state_dir, const struct vmk_net_tagged *t, int type,
+			   uint16_t port, struct sockaddr_in *bound, struct kb_errmsg *err)
+{
+	struct make_socket m = {.type = type, .fd = -1};
+	struct kb_errmsg scratch;
+	char path[PATH_MAX], a[16];
+	int nsfd, rv;
+
+	err = err ? err : &scratch;
+	m.addr = t->addr;
+	m.addr.sin_port = htons(port);
+	if (vmk__netstack_is_default(t->netstack)) {
+		rv = make_socket(&m);
+	} else {
+		if ((size_t)snprintf(path, sizeof(path), "%s/" VMK_NET_NETNS_DIR "/%s", state_dir,
+				     t->netstack) >= sizeof(path)) {
+			kb_errmsg_setf(err, "%s: path too long", state_dir);
+			return -ENAMETOOLONG;
+		}
+		rv = vmk__netns_open(path, &nsfd);
+		if (rv < 0) {
+			kb_errmsg_setf(err, "netstack %s of %s: %s: %s", t->netstack, t->vmknic,
+				       path,
+				       rv == KB_ENOTFOUND ? "not a mounted network namespace"
+							  : kb_strerror(rv));
+			return rv;
+		}
+		rv = vmk__netns_call(nsfd, make_socket, &m);
+		close(nsfd);
+	}
+	if (rv < 0) {
+		kb_errmsg_setf(err, "socket on %s (%s:%u, netstack %s): %s", t->vmknic,
+			       vmk__ipv4_format(t->addr.sin_addr.s_addr, a), port, t->netstack,
+			       kb_strerror(rv));
+		return rv;
+	}
+	if (bound)
+		*bound = m.addr;
+	return m.fd;
+}

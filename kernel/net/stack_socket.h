@@ -49,4 +49,15 @@ int vmk_net_tagged_lookup(const char *state_dir, const char *tag, struct vmk_net
 int vmk_net_tagged_socket(const char *state_dir, const char *tag, int type, uint16_t port,
 			  struct sockaddr_in *bound, struct kb_errmsg *err);
 
+/* Every adapter of <state_dir>/network.conf carrying tag, in configuration order: up to
+ * max of them into out, their number (all of them, even past max) into *n. 0 (also when
+ * none carries it: *n is 0); errors as vmk_net_tagged_lookup() otherwise. */
+int vmk_net_tagged_list(const char *state_dir, const char *tag, struct vmk_net_tagged *out,
+			size_t max, size_t *n, struct kb_errmsg *err);
+
+/* As vmk_net_tagged_socket(), on the adapter t (from vmk_net_tagged_lookup() or _list()):
+ * a socket created in t's netstack, bound to t's address and port. */
+int vmk_net_adapter_socket(const char *state_dir, const struct vmk_net_tagged *t, int type,
+			   uint16_t port, struct sockaddr_in *bound, struct kb_errmsg *err);
+
 #endif

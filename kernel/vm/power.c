@@ -11,6 +11,7 @@
  * vmx is gone and tell clusterd (an isolation power-off, `fence`, does not tell it).
  * Suspend: pause, save the whole VM state to <name>.vmss in the VM directory, end the
  * vmx; a failed save resumes the VM, which keeps running.
+ * A migration's destination (migrate.c) starts its vmx the same way, in incoming mode.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,7 +31,7 @@
 #define STOP_MS	 10000
 #define SAVE_MS	 120000
 
-static int claim(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
+int vmk__vm_claim(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
 {
 	if (vm->busy != NULL) {
 		kb_errmsg_setf(err, "VM %s is busy: %s in progress", vm->cfg.name, vm->busy);
@@ -43,7 +44,7 @@ static int claim(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
 /* Claims a powered-on VM for op. vm->lock held. */
 static int claim_on(struct vmk_vm *vm, const char *op, struct kb_errmsg *err)
 {
-	int rv = claim(vm, op, err);
+	int rv = vmk__vm_claim(vm, op, err);
 
 	if (rv == 0 && vm->power != VMK_POWERED_ON) {
 		kb_errmsg_setf(err, "VM %s is not powered on", vm->cfg.name);
@@ -92,7 +93,7 @@ static int ctl_simple(struct vmk_vm *vm, Keel__Vmk__VmxRequest__ReqCase what, in
 	return rv;
 }
 
-static int build_argv(struct vmk_vm *vm, const char *restore, char **argv, int max,
+static int build_argv(struct vmk_vm *vm, const char *restore, bool incoming, char **argv, int max,
 		      char store[][PATH_MAX + 64])
 {
 	const struct vmk_vmx *c = &vm->cfg;
@@ -145,6 +146,10 @@ static int build_argv(struct vmk_vm *vm, const char *restore, char **argv, int m
 		ARG("--restore");
 		ARG(restore);
 	}
+	for (int i = 0; incoming && i < vm->nr_inherit_fds && n < max - 24; i++) {
+		ARG("--incoming-fd"); /* docs/vmotion.md: the destination's listening sockets */
+		ARGF("%d", vm->inherit_fds[i]);
+	}
 	if (vm->own.fenced) { /* DESIGN.md section 4: the guest runs only while it may */
 		ARG("--fence-hb");
 		ARG(vm->own.hb);
@@ -169,11 +174,10 @@ static int attach_cb(void *arg, pid_t pid, struct kb_errmsg *err)
 	return vmk_subsys_res_attach(vm, pid, err);
 }
 
-/* Starts the vmx; on failure everything is undone. vm->busy is held. */
-static int start(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err)
+int vmk__vm_start(struct vmk_vm *vm, const char *restore, bool incoming, struct kb_errmsg *err)
 {
-	char *argv[96];
-	static __thread char store[40][PATH_MAX + 64];
+	char *argv[128];
+	static __thread char store[60][PATH_MAX + 64];
 	struct vmk_world_hooks hooks = {.attach = attach_cb, .arg = vm};
 	int rv;
 
@@ -186,7 +190,7 @@ static int start(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err)
 	rv = vmk_subsys_ports_create(vm, err);
 	if (rv < 0)
 		goto undo_res;
-	build_argv(vm, restore, argv, 96, store);
+	build_argv(vm, restore, incoming, argv, 128, store);
 	vm->exited = false;
 	vm->expect_exit = false;
 	rv = vmk__world_spawn(vm, argv, &hooks, err);
@@ -201,8 +205,16 @@ static int start(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err)
 		vm->pid = 0;
 		goto undo_ports;
 	}
-	vm->power = VMK_POWERED_ON;
-	vm->powered_on_ns = kb_now_ns();
+	pthread_mutex_lock(&vm->lock);
+	if (incoming) {
+		/* its pid record says so: a vmkernel started meanwhile ends it (supervise.c);
+		 * migrate.c rewrites it once the guest runs here */
+		vm->power = VMK_INCOMING;
+	} else {
+		vm->power = VMK_POWERED_ON;
+		vm->powered_on_ns = kb_now_ns();
+	}
+	pthread_mutex_unlock(&vm->lock);
 	if (vmk__pidfile_write(vm) < 0)
 		kb_log(vm->host->log, KB_LOG_WARN, "VM %s: cannot write its pid record",
 		       vm->cfg.name);
@@ -222,7 +234,7 @@ int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 	int rv;
 
 	pthread_mutex_lock(&vm->lock);
-	rv = claim(vm, "power-on", err);
+	rv = vmk__vm_claim(vm, "power-on", err);
 	if (rv == 0 && vm->power == VMK_POWERED_ON) {
 		kb_errmsg_setf(err, "VM %s is already powered on", vm->cfg.name);
 		vm->busy = NULL;
@@ -242,7 +254,7 @@ int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 		pthread_mutex_lock(&vm->lock);
 		vm->own = own;
 		pthread_mutex_unlock(&vm->lock);
-		rv = start(vm, resume ? vmss : NULL, err);
+		rv = vmk__vm_start(vm, resume ? vmss : NULL, false, err);
 		if (rv < 0) {
 			vmk__owner_release(vm, &own);
 			pthread_mutex_lock(&vm->lock);

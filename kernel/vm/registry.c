@@ -6,7 +6,8 @@
  * replaced atomically (lib/file.h: tmp, fsync, rename, fsync of the state dir) on every
  * change. At load, a VM whose .vmx is missing or invalid is logged and left out (its line
  * is dropped at the next save). A VM whose directory holds <name>.vmss is suspended; pid
- * records of running vmx are checked afterwards (supervise.c).
+ * records of running vmx are checked afterwards (supervise.c). A VM registered for an
+ * incoming migration (migrate.c) is listed only once its guest runs here.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@ const char *vmk_power_name(enum vmk_power p)
 		return "poweredOn";
 	case VMK_SUSPENDED:
 		return "suspended";
+	case VMK_INCOMING:
+		return "incoming";
 	}
 	return "unknown";
 }
@@ -117,7 +120,10 @@ int vmk__inventory_save(struct vmk_host *h)
 	rv = kb_buf_append(&b, head, sizeof(head) - 1);
 	kb_list_for_each(pos, &h->vms)
 	{
-		const char *vmx = kb_list_entry(pos, struct vmk_vm, link)->vmx_path;
+		const struct vmk_vm *vm = kb_list_entry(pos, struct vmk_vm, link);
+		const char *vmx = vm->vmx_path;
+		if (vm->transient)
+			continue; /* not ours (yet): an incoming migration may still fail */
 		if (rv == 0)
 			rv = kb_buf_append(&b, vmx, strlen(vmx));
 		if (rv == 0)
@@ -210,4 +216,17 @@ int vmk_vm_inventory_load(struct vmk_host *h)
 	}
 	fclose(f);
 	return 0;
+}
+
+void vmk__vm_unlist(struct vmk_host *h, struct vmk_vm *vm)
+{
+	int rv;
+
+	pthread_mutex_lock(&h->lock);
+	kb_list_del(&vm->link);
+	kb_list_init(&vm->link);
+	rv = vmk__inventory_save(h);
+	pthread_mutex_unlock(&h->lock);
+	if (rv < 0)
+		kb_log(h->log, KB_LOG_WARN, "saving the inventory: %s", kb_strerror(rv));
 }

@@ -5,7 +5,9 @@
  * instruction of its own, and watched through a pidfd.
  *
  * The child waits on a pipe until the parent has moved it into its cgroup, then execs.
- * Between fork and exec the child calls only async-signal-safe functions.
+ * Between fork and exec the child calls only async-signal-safe functions. A migration's
+ * destination vmx inherits its listening sockets (vm->inherit_fds): they are close-on-exec
+ * in vmkernel, so no other child ever gets them, and only this child clears the flag.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +96,9 @@ int vmk__world_spawn(struct vmk_vm *vm, char *const argv[], const struct vmk_wor
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 		close(gate[1]);
+		for (int i = 0; i < vm->nr_inherit_fds; i++)
+			if (fcntl(vm->inherit_fds[i], F_SETFD, 0) < 0)
+				_exit(125);
 		if (read(gate[0], &go, 1) != 1)
 			_exit(126); /* the parent gave up on us */
 		execv(argv[0], argv);

@@ -13,12 +13,25 @@
  * A re-adopted vmx's cluster ownership (host, epoch, lock) is read back from its command
  * line (--fence-*), which is exactly what it fences on.
  *
+ * Migrations (migrate.c): a source vmx ends with status 4 once the destination runs the
+ * guest ("migrated away": its lock is the destination's now, so it is never released
+ * here), an incoming vmx with 5 when its migration failed. migrate.c waits for both
+ * itself; the loop only reports them (an incoming VM is never powered off here).
+ *
  * Pid record format (text, one "key value" per line): pid N / start T (field 22 of
- * /proc/PID/stat) / tap NAME (one line per NIC). Replaced atomically (lib/file.h).
+ * /proc/PID/stat) / tap NAME (one line per NIC) / incoming 1 (the vmx of an incoming
+ * migration). Replaced atomically (lib/file.h).
+ *
+ * An incoming migration does not survive vmkernel: the thread that would finish or undo it
+ * is gone. At start, a record marked incoming (of a VM registered here, or of one that was
+ * registered only for the migration and so is in no inventory) gets its vmx killed and its
+ * taps, cgroup, sockets and record removed; the source keeps the VM (its stream breaks).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,13 +80,14 @@ static unsigned long long proc_start_time(pid_t pid)
 
 int vmk__pidfile_write(struct vmk_vm *vm)
 {
-	char path[PATH_MAX], text[64 + VMK_MAX_NICS * sizeof("tap \n") + sizeof(vm->taps)];
+	char path[PATH_MAX], text[80 + VMK_MAX_NICS * sizeof("tap \n") + sizeof(vm->taps)];
 	struct kb_errmsg err = {{0}}; /* the caller reports the code only */
 	size_t n;
 
 	vmk_vm_pidfile_path(vm, path, sizeof(path));
-	n = (size_t)snprintf(text, sizeof(text), "pid %d\nstart %llu\n", (int)vm->pid,
-			     proc_start_time(vm->pid));
+	n = (size_t)snprintf(text, sizeof(text), "pid %d\nstart %llu\n%s", (int)vm->pid,
+			     proc_start_time(vm->pid),
+			     vm->power == VMK_INCOMING ? "incoming 1\n" : "");
 	for (int i = 0; i < vm->nr_taps && n < sizeof(text); i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "tap %s\n", vm->taps[i]);
 	if (n >= sizeof(text))
@@ -91,6 +105,10 @@ static void describe_exit(struct vmk_vm *vm, char *out, size_t size)
 		snprintf(out, size, "fenced: lost its lease or its lock moved (%s)", tail);
 	else if (vm->exit_code == 0)
 		snprintf(out, size, "guest powered off");
+	else if (vm->exit_code == 4)
+		snprintf(out, size, "migrated away: the guest runs on another host (%s)", tail);
+	else if (vm->exit_code == 5)
+		snprintf(out, size, "incoming migration failed: %s", tail);
 	else if (vm->exit_code > 0)
 		snprintf(out, size, "vmx stopped with status %d: %s", vm->exit_code, tail);
 	else if (vm->exit_code == INT_MIN)
@@ -139,6 +157,8 @@ static void on_exit_event(uv_poll_t *p, int status, int events)
 		describe_exit(vm, event, sizeof(event));
 		kb_log(vm->host->log, code == 0 ? KB_LOG_INFO : KB_LOG_WARN, "VM %s: %s",
 		       vm->cfg.name, event);
+		if (code == 4) /* the lock names the destination at a higher epoch now */
+			memset(&vm->own, 0, sizeof(vm->own));
 		vmk__owner_after_exit(vm);
 		vmk__vm_release(vm, VMK_POWERED_OFF, event);
 	}
@@ -221,11 +241,22 @@ int vmk__vmx_wait_exit(struct vmk_vm *vm, int timeout_ms)
 	return 0;
 }
 
-/* Re-adoption of one VM at start; vm->lock not needed yet (the loop is not running). */
-static void adopt(struct vmk_host *h, struct vmk_vm *vm)
+/* Kills the process behind pfd and waits (at most 2 s) until it is gone. */
+static void kill_wait(int pfd)
+{
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
+
+	syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+	poll(&p, 1, 2000);
+}
+
+/* Re-adoption of one VM at start; vm->lock not needed yet (the loop is not running).
+ * orphan: a VM of no inventory, whose record is acted on only when marked incoming. */
+static void adopt(struct vmk_host *h, struct vmk_vm *vm, bool orphan)
 {
 	char path[PATH_MAX], key[16], val[PATH_MAX], ctl[PATH_MAX];
 	unsigned long long start = 0;
+	bool incoming = false;
 	pid_t pid = 0;
 	FILE *f;
 
@@ -238,10 +269,14 @@ static void adopt(struct vmk_host *h, struct vmk_vm *vm)
 			pid = (pid_t)atoi(val);
 		else if (strcmp(key, "start") == 0)
 			start = strtoull(val, NULL, 10);
+		else if (strcmp(key, "incoming") == 0)
+			incoming = true;
 		else if (strcmp(key, "tap") == 0 && vm->nr_taps < VMK_MAX_NICS)
 			snprintf(vm->taps[vm->nr_taps++], sizeof(vm->taps[0]), "%.15s", val);
 	}
 	fclose(f);
+	if (orphan && !incoming)
+		return;
 
 	int pfd = pid > 0 ? vmk__pidfd_open(pid) : -ESRCH;
 	bool same = pfd >= 0 && start != 0 && proc_start_time(pid) == start;
@@ -260,8 +295,31 @@ static void adopt(struct vmk_host *h, struct vmk_vm *vm)
 				same = true;
 		}
 		/* the cluster ownership it runs at: --fence-host H --fence-epoch E ... */
-		if (same)
+		if (same && !incoming)
 			vmk__owner_from_cmdline(vm, cmd, (size_t)n);
+	}
+	if (incoming) {
+		/* nothing here can finish or undo its migration any more */
+		if (same) {
+			kb_log(h->log, KB_LOG_WARN,
+			       "VM %s: an incoming migration was under way when vmkernel stopped: "
+			       "ending its vmx (pid %d)",
+			       vm->cfg.name, (int)pid);
+			kill_wait(pfd);
+		}
+		if (pfd >= 0)
+			close(pfd);
+		vm->pidfd = -1;
+		vm->pid = 0;
+		vm->power = VMK_POWERED_ON; /* so release cleans up what the record names */
+		vmk__vm_release(vm, VMK_POWERED_OFF,
+				"incoming migration ended: vmkernel stopped during it");
+		unlink(ctl);
+		vmk_vm_console_path(vm, path, sizeof(path));
+		unlink(path);
+		kb_log(h->log, KB_LOG_WARN, "VM %s: %s%s", vm->cfg.name, vm->last_event,
+		       orphan ? " (it was registered here only for the migration)" : "");
+		return;
 	}
 	if (same) {
 		vm->pid = pid;
@@ -291,9 +349,37 @@ static void adopt(struct vmk_host *h, struct vmk_vm *vm)
 	vmk__owner_release_orphan(vm);
 }
 
+/* Pid records of VMs in no inventory: those of incoming migrations (the VM registered only
+ * for it) are ended; others are left alone. */
+static void adopt_orphans(struct vmk_host *h)
+{
+	DIR *d = opendir(h->run_dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		struct vmk_vm *vm;
+
+		if (n <= 4 || n - 4 > VMK_UUID_LEN || strcmp(e->d_name + n - 4, ".pid") != 0)
+			continue;
+		vm = vmk__vm_alloc(h);
+		if (vm == NULL)
+			break;
+		snprintf(vm->cfg.uuid, sizeof(vm->cfg.uuid), "%.*s", (int)(n - 4), e->d_name);
+		snprintf(vm->cfg.name, sizeof(vm->cfg.name), "%s", vm->cfg.uuid);
+		if (vmk_vm_find(h, vm->cfg.uuid) == NULL)
+			adopt(h, vm, true);
+		vmk__vm_free(vm);
+	}
+	closedir(d);
+}
+
 void vmk_vm_adopt_all(struct vmk_host *h)
 {
 	struct kb_list *pos;
 
-	kb_list_for_each(pos, &h->vms) adopt(h, kb_list_entry(pos, struct vmk_vm, link));
+	kb_list_for_each(pos, &h->vms) adopt(h, kb_list_entry(pos, struct vmk_vm, link), false);
+	adopt_orphans(h);
 }

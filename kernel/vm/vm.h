@@ -2,10 +2,12 @@
  * VMs as vmkernel sees them (kernel/vm): the registry of VMs on the host's datastores,
  * their power state, and the vmx process ("world") that runs each powered-on VM.
  *
- * Power states: poweredOff, poweredOn, suspended. A VM is powered on exactly when a vmx
- * for it runs; vmkernel learns of its end through a pidfd on the loop thread, including
- * after a vmkernel restart, when running vmx processes are re-adopted from their pid
- * records in <state dir>/run.
+ * Power states: poweredOff, poweredOn, suspended, and incoming (the destination of a live
+ * migration: a vmx in incoming mode runs for it, receiving the guest; kernel/vm/migrate.c).
+ * A VM is powered on exactly when a vmx for it runs and its guest runs here; vmkernel
+ * learns of its end through a pidfd on the loop thread, including after a vmkernel
+ * restart, when running vmx processes are re-adopted from their pid records in
+ * <state dir>/run.
  *
  * Locking: host->lock guards the VM list; each VM's lock guards its fields; `busy` marks
  * a power operation in progress so operations on one VM never overlap (others get
@@ -31,6 +33,7 @@ enum vmk_power {
 	VMK_POWERED_OFF,
 	VMK_POWERED_ON,
 	VMK_SUSPENDED,
+	VMK_INCOMING, /* a migration's destination: its vmx receives the guest (busy meanwhile) */
 };
 
 #define VMK_MAX_NICS VMK_VMX_NICS
@@ -46,10 +49,34 @@ struct vmk_vm_owner {
 	char hb[PATH_MAX];   /* <datastore>/.keel-hb/<this host's id> */
 };
 
+/* A live migration of the VM on this host (kernel/vm/migrate.c), under vm->lock; kept
+ * after its end for the status until the next one. */
+#define VMK_MIG_MAX_ENDPOINTS 16
+
+struct vmk_vm_mig {
+	bool active;	 /* under way */
+	bool dest;	 /* this host is the destination (else the source) */
+	bool registered; /* destination: the VM was registered here for the migration */
+	bool cancel;	 /* destination: a cancel ends the incoming vmx */
+	char cancel_reason[128];
+	char endpoints[VMK_MIG_MAX_ENDPOINTS][24]; /* "IP:PORT" */
+	int nr_endpoints;
+	char phase[16]; /* VmxMigrateReply.phase, or starting, done, failed */
+	uint64_t epoch; /* the epoch of the switchover (0: none) */
+	uint64_t t0_ns; /* when it started here */
+	struct {	/* the vmx's last figures (VmxMigrateReply) */
+		uint32_t round, throttle_pct, streams;
+		uint64_t bytes_sent, pages_sent, zero_pages, dirty_rate, bandwidth;
+		uint64_t est_downtime_us, downtime_us, total_us;
+	} fig;
+	int error_code;
+	char error[256];
+};
+
 /* VM monitoring's view of a running VM (kernel/vm/monitor.c), under vm->lock. */
 struct vmk_vm_mon {
-	uint64_t seq;	      /* the guest's last heartbeat sequence seen (0: none) */
-	uint64_t age_ms;      /* since that heartbeat, by the vmx's clock, when last asked */
+	uint64_t seq;	 /* the guest's last heartbeat sequence seen (0: none) */
+	uint64_t age_ms; /* since that heartbeat, by the vmx's clock, when last asked */
 	uint64_t last_reset_ns;
 	uint64_t limit_logged_ns;
 	uint64_t resets_ns[VMK_VMX_MON_RESETS_MAX]; /* ring of reset times (0: unused) */
@@ -82,6 +109,14 @@ struct vmk_vm {
 	uv_poll_t *poll;	 /* loop thread only */
 	struct vmk_vm_owner own; /* the running vmx's cluster ownership */
 	struct vmk_vm_mon mon;
+	struct vmk_vm_mig mig;
+	/* Registered for an incoming migration that has not ended: left out of
+	 * inventory.conf until the guest runs here (host->lock). */
+	bool transient;
+	/* Listening sockets a vmx about to start inherits (--incoming-fd), set around one
+	 * vmk__vm_start() only; the descriptors stay close-on-exec in vmkernel. */
+	const int *inherit_fds;
+	int nr_inherit_fds;
 };
 
 /* Paths of a VM's vmx sockets, records and files. */
@@ -109,6 +144,19 @@ void vmk__vm_free(struct vmk_vm *vm);
  * keel__vmk__vmx_reply__free_unpacked. timeout in ms. */
 int vmk_vmx_call(const char *ctl_path, Keel__Vmk__VmxRequest *rq, Keel__Vmk__VmxReply **out,
 		 int timeout_ms, struct kb_errmsg *err);
+
+/* power.c: starts the VM's vmx as a power-on does (admission, cgroup, taps, the vmx
+ * placed in its cgroup, its control socket answering); on failure everything is undone.
+ * restore: a .vmss to resume from, or NULL; incoming: the vmx starts in incoming mode with
+ * vm->inherit_fds as --incoming-fd (the VM becomes VMK_INCOMING, else VMK_POWERED_ON, and
+ * is watched by the loop). vm->busy is held, vm->lock not. */
+int vmk__vm_start(struct vmk_vm *vm, const char *restore, bool incoming, struct kb_errmsg *err);
+/* power.c: claims vm for op (vm->busy) when no operation is in progress; vm->lock held. */
+int vmk__vm_claim(struct vmk_vm *vm, const char *op, struct kb_errmsg *err);
+
+/* registry.c: takes vm off the list and saves the inventory (nothing is told to the
+ * cluster; vm is never freed, as a request may hold a pointer to it). host->lock not held. */
+void vmk__vm_unlist(struct vmk_host *h, struct vmk_vm *vm);
 
 /* spawn.c / supervise.c */
 int vmk__vmx_spawn(struct vmk_vm *vm, const char *restore, struct kb_errmsg *err);
@@ -168,6 +216,22 @@ int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err);
 int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_resume(struct vmk_vm *vm, struct kb_errmsg *err);
+/* migrate.c: live migration, vmkernel's part (docs/vmotion.md). Each fills info (strings
+ * allocated with kb_; freed by vmk_vm_migrate_info_free()) and err. MigrateIn returns at
+ * once with the endpoints (the migration goes on in the background); MigrateOut blocks
+ * until the migration ended (thread-pool thread). */
+int vmk_vm_migrate_in(struct vmk_host *h, const Keel__Vmk__VmkVmMigrateIn *rq,
+		      Keel__Vmk__VmkMigrateInfo *info, struct vmk_vm **out, struct kb_errmsg *err);
+int vmk_vm_migrate_out(struct vmk_vm *vm, const Keel__Vmk__VmkVmMigrateOut *rq,
+		       Keel__Vmk__VmkMigrateInfo *info, struct kb_errmsg *err);
+int vmk_vm_migrate_status(struct vmk_vm *vm, Keel__Vmk__VmkMigrateInfo *info,
+			  struct kb_errmsg *err);
+int vmk_vm_migrate_cancel(struct vmk_vm *vm, const char *reason, Keel__Vmk__VmkMigrateInfo *info,
+			  struct kb_errmsg *err);
+int vmk_vm_migrate_commit(struct vmk_vm *vm, uint64_t epoch, Keel__Vmk__VmkMigrateInfo *info,
+			  struct kb_errmsg *err);
+void vmk_vm_migrate_info_free(Keel__Vmk__VmkMigrateInfo *info);
+
 /* Fills a VmInfo (strings point into scratch, valid until the next call with it). */
 struct vmk_vminfo_scratch;
 void vmk_vm_info(struct vmk_vm *vm, Keel__Vmk__VmInfo *info, struct vmk_vminfo_scratch *s);
