@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "clusterd/daemon.h"
+#include "clusterd/hbclock.h"
 #include "lib/buf.h"
 #include "lib/ctlserver.h"
 #include "lib/heap.h"
@@ -116,9 +117,14 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		hs[i].n_vms = cd_state_n_vms_owned(s, h->id);
 		hs[i].last_change_ms = h->last_change_ms;
 		hs[i].maintenance = h->maintenance;
+		hs[i].clock_known = cd_hbnet_clock(d, h->id, &hs[i].clock_offset_us);
+		hs[i].clock_warn = hs[i].clock_known &&
+				   (hs[i].clock_offset_us > CD_CLOCK_WARN_MS * 1000ll ||
+				    hs[i].clock_offset_us < -CD_CLOCK_WARN_MS * 1000ll);
 		hp[i] = &hs[i];
 	}
 	st.isolated = cd_hbnet_isolated(d, &st.leader_contact_age_ms);
+	st.clock_offset_warn_ms = CD_CLOCK_WARN_MS;
 	st.failure_timeout_ms = s->config.set ? s->config.failure_timeout_ms : 0;
 	st.isolation_response = s->config.set ? s->config.isolation_response : 0;
 	st.ha_enabled = s->config.set && !s->config.ha_disabled;

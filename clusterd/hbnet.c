@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 
 #include "clusterd/daemon.h"
+#include "clusterd/hbclock.h"
 #include "clusterd/hbwire.h"
 #include "clusterd/liveness.h"
 #include "ha/hb.h"
@@ -44,6 +45,8 @@
 struct seq_slot {
 	uint64_t id;
 	struct cd_hb_seq seq;
+	bool clock_known; /* leader: the clock offset of its last beat */
+	int64_t clock_us;
 };
 
 struct ds_read {
@@ -57,6 +60,8 @@ struct peer_view {
 	uint64_t id;
 	int64_t net, ds; /* ages at the time of the ACK */
 	uint64_t at_ms;	 /* when the ACK came (monotonic) */
+	bool clock_known;
+	int64_t clock_us;
 };
 
 struct cd_hbnet {
@@ -65,6 +70,9 @@ struct cd_hbnet {
 	uv_timer_t timer;
 	uint64_t seq;
 	struct sockaddr_in self;
+	bool clock_known; /* this host's clock offset (hbclock.h), read every second */
+	int64_t clock_us;
+	uint64_t clock_read_ms;
 
 	/* leader side */
 	bool live_on;
@@ -488,6 +496,10 @@ static void on_tick(uv_timer_t *t)
 
 	if (d->phase != CD_PHASE_RUNNING || !s->config.set)
 		return;
+	if (now - h->clock_read_ms >= 1000) {
+		h->clock_read_ms = now;
+		h->clock_known = cd_clock_read(d->state_dir, kb_wall_ns(), &h->clock_us);
+	}
 	raft_leader(&d->raft, &leader, &laddr);
 	if (raft_state(&d->raft) == RAFT_LEADER) {
 		cd_iso_contact(&h->iso, now);
@@ -510,6 +522,8 @@ static void on_tick(uv_timer_t *t)
 			hb.from = d->id;
 			hb.seq = ++h->seq;
 			hb.isolated = h->was_isolated;
+			hb.clock_known = h->clock_known;
+			hb.clock_offset_us = h->clock_known ? h->clock_us : 0;
 			h->next_beat_ms = now + BEAT_MS;
 			if (leader && leader != d->id && laddr) {
 				if (addr_of(laddr, &to) == 0)
@@ -559,6 +573,7 @@ static struct cd_hb_seq *seq_of(struct cd_hbnet *h, uint64_t id)
 		return NULL;
 	h->seqs[h->n_seqs].id = id;
 	h->seqs[h->n_seqs].seq.last = 0;
+	h->seqs[h->n_seqs].clock_known = false;
 	return &h->seqs[h->n_seqs++].seq;
 }
 
@@ -584,6 +599,8 @@ static void answer_beat(struct cd_hbnet *h, const Keel__Cluster__Heartbeat *in,
 					&peers[n].ds_age_ms)) {
 			peers[n].net_age_ms = peers[n].ds_age_ms = -1;
 		}
+		if (cd_state_n_hosts(s) <= CD_CLOCK_PEERS_MAX)
+			peers[n].clock_known = cd_hbnet_clock(d, ho->id, &peers[n].clock_offset_us);
 		pp[n] = &peers[n];
 		n++;
 	}
@@ -615,6 +632,8 @@ static void take_ack(struct cd_hbnet *h, const Keel__Cluster__Heartbeat *in, uin
 		v[i].net = in->peers[i]->net_age_ms;
 		v[i].ds = in->peers[i]->ds_age_ms;
 		v[i].at_ms = now;
+		v[i].clock_known = in->peers[i]->clock_known;
+		v[i].clock_us = in->peers[i]->clock_offset_us;
 	}
 }
 
@@ -664,6 +683,12 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
 			note_event(h, hb->from, text);
 		}
 		cd_live_net_beat(&h->live, hb->from, now, hb->isolated);
+		for (unsigned i = 0; i < h->n_seqs; i++) {
+			if (h->seqs[i].id == hb->from) {
+				h->seqs[i].clock_known = hb->clock_known;
+				h->seqs[i].clock_us = hb->clock_offset_us;
+			}
+		}
 		answer_beat(h, hb, (const struct sockaddr_in *)addr, now);
 	} else if (hb->kind == KEEL__CLUSTER__HEARTBEAT__KIND__KIND_ACK) {
 		raft_leader(&d->raft, &leader, &laddr);
@@ -791,4 +816,33 @@ bool cd_hbnet_isolated(struct cd_daemon *d, int64_t *contact_age_ms)
 	}
 	*contact_age_ms = (int64_t)(mono_ms() - h->iso.last_contact_ms);
 	return h->iso.isolated;
+}
+
+bool cd_hbnet_clock(struct cd_daemon *d, uint64_t id, int64_t *offset_us)
+{
+	struct cd_hbnet *h = d->hb;
+
+	*offset_us = 0;
+	if (!h)
+		return false;
+	if (id == d->id) {
+		*offset_us = h->clock_known ? h->clock_us : 0;
+		return h->clock_known;
+	}
+	if (h->live_on) {
+		for (unsigned i = 0; i < h->n_seqs; i++) {
+			if (h->seqs[i].id == id) {
+				*offset_us = h->seqs[i].clock_known ? h->seqs[i].clock_us : 0;
+				return h->seqs[i].clock_known;
+			}
+		}
+		return false;
+	}
+	for (unsigned i = 0; i < h->n_view; i++) {
+		if (h->view[i].id == id) {
+			*offset_us = h->view[i].clock_known ? h->view[i].clock_us : 0;
+			return h->view[i].clock_known;
+		}
+	}
+	return false;
 }

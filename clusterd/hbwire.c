@@ -54,6 +54,11 @@ static int check_fields(const Keel__Cluster__Heartbeat *hb, int bad, struct kb_e
 		kb_errmsg_setf(e, "heartbeat ack from %llu: term 0", (unsigned long long)hb->from);
 		return bad;
 	}
+	if (hb->clock_offset_us < -CD_HB_CLOCK_MAX_US || hb->clock_offset_us > CD_HB_CLOCK_MAX_US) {
+		kb_errmsg_setf(e, "heartbeat from %llu: clock offset out of range",
+			       (unsigned long long)hb->from);
+		return bad;
+	}
 	if (hb->n_peers > CD_HB_PEERS_MAX) {
 		kb_errmsg_setf(e, "heartbeat from %llu: %zu peers exceed %u",
 			       (unsigned long long)hb->from, hb->n_peers, CD_HB_PEERS_MAX);
@@ -64,7 +69,9 @@ static int check_fields(const Keel__Cluster__Heartbeat *hb, int bad, struct kb_e
 
 		if (pr == NULL || pr->host == 0 || pr->net_age_ms < -1 || pr->ds_age_ms < -1 ||
 		    pr->state < KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED ||
-		    pr->state > KEEL__CLUSTER__HOST_STATE__HOST_LEFT) {
+		    pr->state > KEEL__CLUSTER__HOST_STATE__HOST_LEFT ||
+		    pr->clock_offset_us < -CD_HB_CLOCK_MAX_US ||
+		    pr->clock_offset_us > CD_HB_CLOCK_MAX_US) {
 			kb_errmsg_setf(e, "heartbeat from %llu: peer %zu is invalid",
 				       (unsigned long long)hb->from, i);
 			return bad;

@@ -38,6 +38,7 @@
 #define CD_HB_MAC_SIZE	   32	/* HMAC-SHA256 */
 #define CD_HB_DATAGRAM_MAX 8192 /* whole datagram, MAC included */
 #define CD_HB_PEERS_MAX	   256	/* peers in one Heartbeat */
+#define CD_HB_CLOCK_MAX_US 86400000000ll /* |clock_offset_us| of a beat or a peer: 1 day */
 
 /* Packs hb and appends its MAC under key into out (cap bytes); *len receives the datagram
  * length. hb is borrowed. The fields are checked as cd_hb_decode() checks them (but not
@@ -54,7 +55,8 @@ int cd_hb_encode(const Keel__Cluster__Heartbeat *hb, const uint8_t key[CD_HB_KEY
  * the protobuf message (KB_EPROTO; -ENOMEM), then the fields (KB_EPROTO unless noted):
  * kind BEAT or ACK; from != 0; seq != 0; cluster id equal to cluster_id; at most
  * CD_HB_PEERS_MAX peers (KB_ETOOBIG); an ACK has term != 0; every peer has host != 0,
- * ages >= -1 and a state from HOST_CONNECTED to HOST_LEFT.
+ * ages >= -1 and a state from HOST_CONNECTED to HOST_LEFT; clock offsets of the beat and
+ * of every peer within +-CD_HB_CLOCK_MAX_US.
  * On success *out is the message: the caller frees it with cd_hb_free(). On error *out is
  * NULL and e says why. The replay rule is not applied here: see cd_hb_seq_accept(). */
 int cd_hb_decode(const uint8_t *p, size_t len, const uint8_t key[CD_HB_KEY_SIZE],

@@ -19,6 +19,7 @@ pkgs=(
 	kmod                                  # modules tooling for the nested image
 	iproute2                              # taps and bridges for the network tests
 	rsyslog rsyslog-openssl openssl       # remote syslog test: rsyslogd's UDP/TCP/TLS receiver, a test CA
+	chrony                                # NTP: vmntpd's chronyd and chronyc, the host_ntp test's servers
 	python3 file procps util-linux
 	clang-format
 )

@@ -263,6 +263,7 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 	kc_json_u64(&j, "admission_failures", s->admission_failures);
 	kc_json_u64(&j, "admission_percent", s->admission_percent);
 	kc_json_i64(&j, "leader_contact_age_ms", s->leader_contact_age_ms);
+	kc_json_u64(&j, "clock_offset_warn_ms", s->clock_offset_warn_ms);
 	kc_json_arr_begin(&j, "hosts");
 	for (size_t i = 0; i < s->n_hosts; i++) {
 		const Keel__Cluster__ClusterHostStatus *h = s->hosts[i];
@@ -279,6 +280,11 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		kc_json_u64(&j, "vms", h->n_vms);
 		kc_json_u64(&j, "last_change_ms", h->last_change_ms);
 		kc_json_bool(&j, "maintenance", h->maintenance);
+		if (h->clock_known)
+			kc_json_double(&j, "clock_offset_ms", (double)h->clock_offset_us / 1000);
+		else
+			kc_json_null(&j, "clock_offset_ms");
+		kc_json_bool(&j, "clock_warn", h->clock_warn);
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);
@@ -368,6 +374,12 @@ static int status_print(struct kc_ctx *ctx, const Keel__Cluster__ClusterStatus *
 	}
 	int rv = kc_table_print(&t, ctx, stdout);
 	kc_table_close(&t);
+	for (size_t i = 0; rv == 0 && i < s->n_hosts; i++)
+		if (s->hosts[i]->clock_warn)
+			printf("WARNING: the clock of %s is off by %+.1f ms (more than %u ms; "
+			       "docs/ntp.md)\n",
+			       s->hosts[i]->name, (double)s->hosts[i]->clock_offset_us / 1000,
+			       s->clock_offset_warn_ms);
 	if (rv || s->n_vms == 0)
 		return rv;
 	printf("\n");
