@@ -49,6 +49,7 @@ include vmotion/vmotion.mk
 include kernel/vmm/vmm.mk
 include kernel/kernel.mk
 include kernel/syslog/syslog.mk
+include kernel/snmp/snmp.mk
 include kernel/ntp/ntp.mk
 include clusterd/clusterd.mk
 include hostagent/hostd.mk

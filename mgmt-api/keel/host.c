@@ -292,8 +292,9 @@ static const struct kc_cmd maintenance_cmd = {
     .subs = maintenance_subs,
 };
 
-static const struct kc_cmd *const host_subs[] = {&info_cmd, &log_cmd, &config_cmd, &maintenance_cmd,
-						 &kc_host_syslog_cmd, &kc_host_ntp_cmd, NULL};
+static const struct kc_cmd *const host_subs[] = {
+    &info_cmd,		 &log_cmd,	   &config_cmd,	      &maintenance_cmd,
+    &kc_host_syslog_cmd, &kc_host_ntp_cmd, &kc_host_snmp_cmd, NULL};
 
 const struct kc_cmd kc_host_cmd = {
     .name = "host",
