@@ -12,7 +12,8 @@
 # host2 and host3 joined through their APIs with single-use tokens (host3 first tries
 # host2's spent one); two kguest VMs on the shared datastore, db1 on host1 and web1 on
 # host2, created and powered on as tasks; the inventory, the cluster and the tasks (and the
-# users, where keel has `user` commands); then
+# users, where keel has `user` commands); db1 moved to host3 and back by vMotion while it
+# runs (with the downtime the source reported); then
 # host2 cut off its management network: seen from its own console it declares itself
 # isolated and powers its VM off (the isolation response, releasing its lock), the others
 # see it partitioned (its datastore heartbeat goes on) and HA restarts web1 on the majority
@@ -220,6 +221,16 @@ if "$BIN/keel" user list --help >/dev/null 2>&1; then # where keel has user comm
 	printf '\nThe users who may log in:\n'
 	on 1 user list
 fi
+
+bold "vMotion: db1 moves to host3 while it runs, and back"
+on 1 vm migrate db1 --to host3
+printf 'The cluster now names host3 its owner, one epoch up; host1 has let it go:\n'
+until_ok 10 "db1 running on host3 only" is 3 runs_on db1 0
+on 3 vm list
+printf 'The figures, as host1 reported them to the cluster:\n'
+q 1 cluster events --json | jget "[e['message'] for e in d['events'] if 'VM db1 migrated to host3' in e['message']][-1]"
+on 3 vm migrate db1 --to host1
+until_ok 10 "db1 running on host1 again" is 1 runs_on db1 0
 
 bold "host2 loses its management network (keel lab host-isolate 2)"
 printf '$ keel lab host-isolate 2\n'

@@ -1,9 +1,16 @@
 /*
- * The control loop of vmx: one thread, poll(2) over the control socket and its client,
- * the VM's notify eventfd and a signalfd. Requests are handled one at a time, in order;
- * each gets exactly one reply with a code (0 or a negative Keel error) and an error text.
- * A malformed request (bad frame, undecodable protobuf, no operation set) gets an error
- * reply when possible and the connection is closed; the VM is never touched by it.
+ * The control loop of vmx: one thread, poll(2) over the control socket and up to
+ * CTL_CLIENTS clients, the VM's notify eventfd and a signalfd. Each client's requests are
+ * handled one at a time, in order; each gets exactly one reply with a code (0 or a
+ * negative Keel error) and an error text. A malformed request (bad frame, undecodable
+ * protobuf, no operation set) gets an error reply when possible and the connection is
+ * closed; the VM is never touched by it.
+ *
+ * VmxMigrateOut and VmxMigrateIn start work on the migration's own threads and their
+ * reply is deferred: the client's next request is not read until the migration reaches a
+ * phase that answers it (source: ready or an end; destination: resumed or an end), which
+ * the loop checks whenever the VM's notify eventfd fires. Other clients are served
+ * meanwhile (VmxMigrateStatus, VmxMigrateCancel, VmxMigrateCommit on any connection).
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,11 +31,113 @@
 
 #define CTL_FRAME_MAX	(64u << 10)
 #define AGENT_LINES_MAX 256
+#define CTL_CLIENTS	4
+
+enum ctl_pending {
+	CTL_PEND_NONE,
+	CTL_PEND_OUT, /* VmxMigrateOut: answered at ready, committed, aborted or failed */
+	CTL_PEND_IN,  /* VmxMigrateIn: answered at resumed, aborted or failed */
+};
+
+struct ctl_client {
+	int fd;
+	enum ctl_pending pending;
+	uint64_t t0; /* when the deferred request arrived */
+};
+
+/* Fills the migrate part of a reply from a status snapshot. */
+static void fill_migrate(const struct vmm_mig_status *ms, Keel__Vmk__VmxMigrateReply *mr)
+{
+	mr->phase = (char *)vmm_mig_phase_name(ms->phase);
+	mr->round = ms->round;
+	mr->bytes_sent = ms->bytes_sent;
+	mr->pages_sent = ms->pages_sent;
+	mr->zero_pages = ms->zero_pages;
+	mr->dirty_rate = ms->dirty_rate;
+	mr->bandwidth = ms->bandwidth;
+	mr->est_downtime_us = ms->est_downtime_us;
+	mr->throttle_pct = ms->throttle_pct;
+	mr->downtime_us = ms->downtime_us;
+	mr->total_us = ms->total_us;
+	mr->streams = ms->streams;
+	mr->error_code = ms->code;
+	mr->error = (char *)ms->error;
+}
+
+static int need_mig(struct vmm_vm *vm, struct kb_errmsg *err)
+{
+	if (vm->mig_ops == NULL) {
+		kb_errmsg_setf(err, "this vmx cannot migrate");
+		return KB_ENOTSUP;
+	}
+	return 0;
+}
+
+static int copy_bytes(uint8_t *out, size_t size, ProtobufCBinaryData in, const char *what,
+		      struct kb_errmsg *err)
+{
+	if (in.len != size) {
+		kb_errmsg_setf(err, "migration %s must be %zu bytes, not %zu", what, size, in.len);
+		return KB_ECONFIG;
+	}
+	memcpy(out, in.data, size);
+	return 0;
+}
+
+static int migrate_out(struct vmm_vm *vm, const Keel__Vmk__VmxMigrateOut *m, struct kb_errmsg *err)
+{
+	struct vmm_mig_out o = {0};
+	int rv = need_mig(vm, err);
+
+	rv = rv ?: copy_bytes(o.id, sizeof(o.id), m->id, "id", err);
+	rv = rv ?: copy_bytes(o.key, sizeof(o.key), m->key, "key", err);
+	if (rv < 0)
+		return rv;
+	if (m->n_endpoints < 1 || m->n_endpoints > VMM_MIG_MAX_ENDPOINTS) {
+		kb_errmsg_setf(err, "a migration needs 1..%d endpoints, not %zu",
+			       VMM_MIG_MAX_ENDPOINTS, m->n_endpoints);
+		return KB_ECONFIG;
+	}
+	for (size_t i = 0; i < m->n_endpoints; i++)
+		o.endpoints[i] = m->endpoints[i];
+	o.nr_endpoints = (int)m->n_endpoints;
+	o.streams_per_endpoint = m->streams_per_endpoint;
+	o.encrypt = m->encrypt;
+	o.downtime_ms = m->downtime_ms;
+	o.max_rounds = m->max_rounds;
+	o.netns = m->netns != NULL && m->netns[0] != '\0' ? m->netns : NULL;
+	return vm->mig_ops->out(vm->mig_arg, &o, err);
+}
+
+static int migrate_in(struct vmm_vm *vm, const Keel__Vmk__VmxMigrateIn *m, struct kb_errmsg *err)
+{
+	struct vmm_mig_in in = {0};
+	int rv = need_mig(vm, err);
+
+	rv = rv ?: copy_bytes(in.id, sizeof(in.id), m->id, "id", err);
+	rv = rv ?: copy_bytes(in.key, sizeof(in.key), m->key, "key", err);
+	if (rv < 0)
+		return rv;
+	in.count = m->count;
+	in.encrypt = m->encrypt;
+	return vm->mig_ops->in(vm->mig_arg, &in, err);
+}
+
+/* A reset rewrites guest memory behind the dirty log: a migration under way cannot carry
+ * it, so it is cancelled first (the guest stays here). */
+static void end_migration(struct vmm_vm *vm)
+{
+	struct kb_errmsg err = {{0}};
+
+	if (vm->mig_ops != NULL && vm->mig_ops->cancel(vm->mig_arg, &err) == 0)
+		kb_log(vm->log, KB_LOG_WARN, "guest reset: the migration under way is cancelled");
+}
 
 static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__Vmk__VmxReply *rp,
 		      Keel__Vmk__VmxStatsReply *st, Keel__Vmk__VmxStatusReply *ss,
 		      Keel__Vmk__VmxVcpuStats *vs, Keel__Vmk__VmxVcpuStats **vsp, char **lines,
-		      struct kb_errmsg *err)
+		      Keel__Vmk__VmxMigrateReply *mr, struct vmm_mig_status *ms,
+		      enum ctl_pending *pending, struct kb_errmsg *err)
 {
 	int rv = 0;
 
@@ -40,6 +149,7 @@ static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__
 		vmm_vm_stop(vm, VMM_STOP_POWEROFF, "powered off by request");
 		break;
 	case KEEL__VMK__VMX_REQUEST__REQ_RESET:
+		end_migration(vm);
 		rv = vmm_vm_reset(vm);
 		break;
 	case KEEL__VMK__VMX_REQUEST__REQ_PAUSE:
@@ -104,21 +214,116 @@ static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__
 		rp->n_agent_lines = (size_t)vmm_agent_take_lines(vm->agent, lines, AGENT_LINES_MAX);
 		rp->agent_lines = lines;
 		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_OUT:
+		rv = migrate_out(vm, rq->migrate_out, err);
+		if (rv == 0)
+			*pending = CTL_PEND_OUT;
+		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_IN:
+		rv = migrate_in(vm, rq->migrate_in, err);
+		if (rv == 0)
+			*pending = CTL_PEND_IN;
+		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_STATUS:
+		rv = need_mig(vm, err);
+		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_COMMIT:
+		rv = need_mig(vm, err);
+		rv = rv
+			 ?: vm->mig_ops->commit(vm->mig_arg, rq->migrate_commit->commit,
+						rq->migrate_commit->epoch, err);
+		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_CANCEL:
+		rv = need_mig(vm, err);
+		rv = rv ?: vm->mig_ops->cancel(vm->mig_arg, err);
+		break;
 	default:
 		kb_errmsg_setf(err, "request names no operation");
 		return KB_EPROTO;
+	}
+	if (rq->req_case >= KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_OUT &&
+	    rq->req_case <= KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_CANCEL && vm->mig_ops != NULL &&
+	    *pending == CTL_PEND_NONE) {
+		vm->mig_ops->status(vm->mig_arg, ms);
+		fill_migrate(ms, mr);
+		rp->migrate = mr;
 	}
 	if (rv < 0 && err->msg[0] == '\0')
 		kb_errmsg_setf(err, "%s", kb_strerror(rv));
 	return rv;
 }
 
-/* Serves one frame from client fd. Returns false when the client must be closed. */
-static bool serve(struct vmm_vm *vm, int fd)
+/* Sends a reply with the VM's status; false when the client is gone. */
+static bool send_reply(struct vmm_vm *vm, int fd, Keel__Vmk__VmxReply *rp, int rv,
+		       struct kb_errmsg *err, uint64_t t0)
 {
+	Keel__Vmk__VmxStatusReply ss = KEEL__VMK__VMX_STATUS_REPLY__INIT;
+
+	pthread_mutex_lock(&vm->lock);
+	ss.state = (char *)vmm_state_name(vm->state);
+	ss.stop_reason = (char *)vmm_stop_reason_name(vm->stop_reason);
+	ss.stop_message = vm->stop_msg;
+	ss.test_exit_code = vm->test_exit_code;
+	pthread_mutex_unlock(&vm->lock);
+	rp->status = &ss;
+	rp->code = rv;
+	rp->error = err->msg;
+	rp->elapsed_ns = kb_now_ns() - t0;
+	if (rv < 0)
+		kb_log(vm->log, KB_LOG_WARN, "control request failed: %s", err->msg);
+	return kb_frame_send_pb(fd, &rp->base) == 0;
+}
+
+/* Answers a deferred migration request once its phase says so. Returns false when the
+ * client must be closed. */
+static bool answer_pending(struct vmm_vm *vm, struct ctl_client *c)
+{
+	Keel__Vmk__VmxReply rp = KEEL__VMK__VMX_REPLY__INIT;
+	Keel__Vmk__VmxMigrateReply mr = KEEL__VMK__VMX_MIGRATE_REPLY__INIT;
+	struct vmm_mig_status ms;
+	struct kb_errmsg err = {{0}};
+	int rv = 0;
+
+	memset(&ms, 0, sizeof(ms));
+	vm->mig_ops->status(vm->mig_arg, &ms);
+	switch (ms.phase) {
+	case VMM_MIG_READY:
+		if (c->pending != CTL_PEND_OUT)
+			return true;
+		break;
+	case VMM_MIG_RESUMED:
+		if (c->pending != CTL_PEND_IN)
+			return true;
+		break;
+	case VMM_MIG_COMMITTED:
+	case VMM_MIG_ABORTED:
+	case VMM_MIG_FAILED:
+		rv = ms.code < 0 ? ms.code : KB_ECANCELED;
+		if (ms.phase == VMM_MIG_COMMITTED)
+			rv = 0;
+		else
+			kb_errmsg_setf(&err, "migration %s: %s", vmm_mig_phase_name(ms.phase),
+				       ms.error[0] ? ms.error : kb_strerror(rv));
+		break;
+	default:
+		return true;
+	}
+	fill_migrate(&ms, &mr);
+	rp.migrate = &mr;
+	c->pending = CTL_PEND_NONE;
+	return send_reply(vm, c->fd, &rp, rv, &err, c->t0);
+}
+
+/* Serves one frame from a client. Returns false when the client must be closed. */
+static bool serve(struct vmm_vm *vm, struct ctl_client *c)
+{
+	int fd = c->fd;
 	Keel__Vmk__VmxReply rp = KEEL__VMK__VMX_REPLY__INIT;
 	Keel__Vmk__VmxStatsReply st = KEEL__VMK__VMX_STATS_REPLY__INIT;
 	Keel__Vmk__VmxStatusReply ss = KEEL__VMK__VMX_STATUS_REPLY__INIT;
+	Keel__Vmk__VmxMigrateReply mr = KEEL__VMK__VMX_MIGRATE_REPLY__INIT;
+	struct vmm_mig_status ms;
+	enum ctl_pending pending = CTL_PEND_NONE;
 	Keel__Vmk__VmxVcpuStats vs[VMM_MAX_VCPUS];
 	Keel__Vmk__VmxVcpuStats *vsp[VMM_MAX_VCPUS];
 	char *lines[AGENT_LINES_MAX];
@@ -145,23 +350,17 @@ static bool serve(struct vmm_vm *vm, int fd)
 			kb_errmsg_setf(&err, "control message is not a valid VmxRequest");
 			keep = false;
 		} else {
-			rv = do_request(vm, rq, &rp, &st, &ss, vs, vsp, lines, &err);
+			memset(&ms, 0, sizeof(ms));
+			rv = do_request(vm, rq, &rp, &st, &ss, vs, vsp, lines, &mr, &ms, &pending,
+					&err);
 		}
 	}
-	pthread_mutex_lock(&vm->lock);
-	ss.state = (char *)vmm_state_name(vm->state);
-	ss.stop_reason = (char *)vmm_stop_reason_name(vm->stop_reason);
-	ss.stop_message = vm->stop_msg;
-	ss.test_exit_code = vm->test_exit_code;
-	pthread_mutex_unlock(&vm->lock);
-	rp.status = &ss;
-	rp.code = rv;
-	rp.error = err.msg;
-	rp.elapsed_ns = kb_now_ns() - t0;
-	if (rv < 0)
-		kb_log(vm->log, KB_LOG_WARN, "control request failed: %s", err.msg);
-	if (kb_frame_send_pb(fd, &rp.base) < 0)
+	if (pending != CTL_PEND_NONE) {
+		c->pending = pending;
+		c->t0 = t0;
+	} else if (!send_reply(vm, fd, &rp, rv, &err, t0)) {
 		keep = false;
+	}
 	for (size_t i = 0; i < rp.n_agent_lines; i++)
 		kb_free(lines[i]);
 	if (rq != NULL)
@@ -170,11 +369,30 @@ static bool serve(struct vmm_vm *vm, int fd)
 	return keep;
 }
 
+static void close_client(struct ctl_client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	c->pending = CTL_PEND_NONE;
+}
+
+/* Answers every deferred request that is due. */
+static void answer_all(struct vmm_vm *vm, struct ctl_client *cl)
+{
+	for (int i = 0; i < CTL_CLIENTS; i++) {
+		if (cl[i].fd >= 0 && cl[i].pending != CTL_PEND_NONE && !answer_pending(vm, &cl[i]))
+			close_client(&cl[i]);
+	}
+}
+
 int vmm_ctl_run(struct vmm_vm *vm, int listen_fd)
 {
+	struct ctl_client cl[CTL_CLIENTS];
 	sigset_t mask;
-	int sfd, client = -1;
+	int sfd;
 
+	for (int i = 0; i < CTL_CLIENTS; i++)
+		cl[i] = (struct ctl_client){.fd = -1};
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -185,12 +403,20 @@ int vmm_ctl_run(struct vmm_vm *vm, int listen_fd)
 		return -errno;
 
 	for (;;) {
-		struct pollfd p[4] = {
-		    {.fd = vm->notify_fd, .events = POLLIN},
-		    {.fd = sfd, .events = POLLIN},
-		    {.fd = client >= 0 ? -1 : listen_fd, .events = POLLIN},
-		    {.fd = client, .events = POLLIN},
-		};
+		struct pollfd p[3 + CTL_CLIENTS];
+		int free_slot = -1;
+		if (vm->mig_ops != NULL)
+			answer_all(vm, cl);
+		for (int i = 0; i < CTL_CLIENTS; i++) {
+			if (cl[i].fd < 0 && free_slot < 0)
+				free_slot = i;
+			/* a client waiting for a deferred reply sends nothing we read */
+			p[3 + i] = (struct pollfd){
+			    .fd = cl[i].pending == CTL_PEND_NONE ? cl[i].fd : -1, .events = POLLIN};
+		}
+		p[0] = (struct pollfd){.fd = vm->notify_fd, .events = POLLIN};
+		p[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		p[2] = (struct pollfd){.fd = free_slot >= 0 ? listen_fd : -1, .events = POLLIN};
 		pthread_mutex_lock(&vm->lock);
 		bool stopped = vm->state == VMM_STATE_STOPPED;
 		bool reset = vm->reset_req;
@@ -198,10 +424,11 @@ int vmm_ctl_run(struct vmm_vm *vm, int listen_fd)
 		if (stopped)
 			break;
 		if (reset) {
+			end_migration(vm);
 			vmm_vm_reset(vm);
 			continue;
 		}
-		if (poll(p, 4, -1) < 0) {
+		if (poll(p, 3 + CTL_CLIENTS, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -219,17 +446,18 @@ int vmm_ctl_run(struct vmm_vm *vm, int listen_fd)
 				vmm_vm_stop(vm, VMM_STOP_POWEROFF, "vmx terminated by signal");
 			}
 		}
-		if (p[2].revents & POLLIN)
-			client = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (client >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (!serve(vm, client)) {
-				close(client);
-				client = -1;
-			}
+		if (free_slot >= 0 && (p[2].revents & POLLIN))
+			cl[free_slot].fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		for (int i = 0; i < CTL_CLIENTS; i++) {
+			if (p[3 + i].fd >= 0 && (p[3 + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    cl[i].fd == p[3 + i].fd && !serve(vm, &cl[i]))
+				close_client(&cl[i]);
 		}
 	}
-	if (client >= 0)
-		close(client);
+	for (int i = 0; i < CTL_CLIENTS; i++) {
+		if (cl[i].fd >= 0)
+			close(cl[i].fd);
+	}
 	close(sfd);
 	return 0;
 }

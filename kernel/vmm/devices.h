@@ -16,4 +16,8 @@ int vmm_virtio_blk_create(struct vmm_vm *vm, const char *path, bool readonly,
 int vmm_virtio_net_create(struct vmm_vm *vm, const char *tap_name, const uint8_t mac[6],
 			  struct kb_errmsg *err);
 
+/* Announces each NIC's MAC with one broadcast RARP frame written to its backend (after a
+ * migration resumed the guest here). Returns the number of NICs. Any thread. */
+int vmm_virtio_net_announce(struct vmm_vm *vm);
+
 #endif

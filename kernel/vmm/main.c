@@ -1,17 +1,21 @@
 /*
  * vmx — the Keel virtual machine monitor: one process per VM.
  *
- * Creates the VM from its command line, starts it (or restores a saved state), serves the
- * control socket, and exits when the guest powers off (status 0), on a guest crash or an
- * internal error (status 1), or with a test payload's exit code (--test-port).
+ * Creates the VM from its command line, starts it (or restores a saved state, or receives
+ * a live migration with --incoming), serves the control socket, and exits when the guest
+ * powers off (status 0), on a guest crash or an internal error (status 1), when fenced
+ * (3), after migrating away (4), when an incoming migration failed (5), or with a test
+ * payload's exit code (--test-port).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "kernel/vmm/ctl.h"
@@ -21,9 +25,120 @@
 #include "kernel/vmm/state.h"
 #include "lib/frame.h"
 #include "lib/log.h"
+#include "vmotion/vmotion.h"
 
-#define MAX_DISKS 8
-#define MAX_NICS  8
+#define MAX_DISKS    8
+#define MAX_NICS     8
+#define MAX_INCOMING 16
+
+#define EXIT_MIGRATED	      4
+#define EXIT_MIGRATION_FAILED 5
+
+/* ---- the migration hooks: VmxMigrate* go to the source or the destination ------------ */
+
+struct mig {
+	struct vmo_source *src;
+	struct vmo_dest *dst; /* with --incoming */
+};
+
+/* The destination answers until its guest runs here; the source after that. */
+static bool dest_active(struct mig *m)
+{
+	return m->dst != NULL && vmo_dest_phase(m->dst) != VMM_MIG_RESUMED;
+}
+
+static int mig_out(void *arg, const struct vmm_mig_out *rq, struct kb_errmsg *err)
+{
+	struct mig *m = arg;
+
+	if (dest_active(m)) {
+		kb_errmsg_setf(err, "this vmx is receiving a migration");
+		return KB_ESTATE;
+	}
+	return vmo_source_out(m->src, rq, err);
+}
+
+static int mig_in(void *arg, const struct vmm_mig_in *rq, struct kb_errmsg *err)
+{
+	struct mig *m = arg;
+
+	if (m->dst == NULL) {
+		kb_errmsg_setf(err, "this vmx was not started with --incoming");
+		return KB_ESTATE;
+	}
+	return vmo_dest_in(m->dst, rq, err);
+}
+
+static void mig_status(void *arg, struct vmm_mig_status *st)
+{
+	struct mig *m = arg;
+
+	if (m->dst != NULL && !vmo_source_used(m->src))
+		vmo_dest_status(m->dst, st);
+	else
+		vmo_source_status(m->src, st);
+}
+
+static int mig_commit(void *arg, bool commit, uint64_t epoch, struct kb_errmsg *err)
+{
+	struct mig *m = arg;
+
+	if (dest_active(m))
+		return vmo_dest_commit(m->dst, commit, epoch, err);
+	return vmo_source_commit(m->src, commit, epoch, err);
+}
+
+static int mig_cancel(void *arg, struct kb_errmsg *err)
+{
+	struct mig *m = arg;
+
+	if (dest_active(m)) {
+		kb_errmsg_setf(err, "an incoming migration is ended by its source "
+				    "(or by VmxMigrateCommit with commit false once ready)");
+		return KB_ESTATE;
+	}
+	return vmo_source_cancel(m->src, err);
+}
+
+static const struct vmm_mig_ops mig_ops = {
+    .out = mig_out,
+    .in = mig_in,
+    .status = mig_status,
+    .commit = mig_commit,
+    .cancel = mig_cancel,
+};
+
+/* --incoming ADDR:PORT: a listening TCP socket. */
+static int listen_on(const char *ep)
+{
+	char host[128];
+	const char *colon = strrchr(ep, ':');
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	int fd, one = 1;
+
+	if (colon == NULL || colon == ep || (size_t)(colon - ep) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, ep, (size_t)(colon - ep));
+	host[colon - ep] = '\0';
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		return -errno;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, MAX_INCOMING) < 0) {
+		int rv = -errno;
+		freeaddrinfo(ai);
+		close(fd);
+		return rv;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
 
 static void usage(FILE *f)
 {
@@ -48,15 +163,21 @@ static void usage(FILE *f)
 	    "  --ctl PATH           control socket (proto/vmk.proto, framed)\n"
 	    "  --restore PATH       load a saved state instead of booting\n"
 	    "  --paused             do not start the vCPUs; wait for power-on or resume\n"
+	    "  --incoming ADDR:PORT receive a live migration on this address (repeatable); the\n"
+	    "                       VM starts only when the migration commits (VmxMigrateIn)\n"
+	    "  --incoming-fd N      the same on an inherited listening socket (repeatable)\n"
 	    "  --name NAME          VM name for the log\n"
 	    "  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 	    "  --test-port          enable the payload test port (exit status = payload's code)\n"
-	    "Fencing (DESIGN.md section 4; exit status 3 when fenced):\n"
+	    "Fencing (DESIGN.md section 4; exit status 3 when fenced; with --incoming the lock\n"
+	    "is taken at the migration's commit epoch):\n"
 	    "  --fence-hb PATH      this host's heartbeat record on a shared datastore\n"
 	    "  --fence-host ID      this host's id (the record's)\n"
 	    "  --fence-lock PATH    the VM's lock file; with --fence-vm UUID and --fence-epoch E\n"
 	    "  --lease-ms MS        lease time (default 1000); --fence-margin-ms MS (default 400)\n"
-	    "  -h, --help           this help\n");
+	    "  -h, --help           this help\n"
+	    "Exit status: 0 powered off, 1 error or guest crash, 2 usage, 3 fenced, 4 migrated\n"
+	    "away, 5 incoming migration failed (the guest never ran here).\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -134,6 +255,8 @@ int main(int argc, char **argv)
 	    {"fence-epoch", required_argument, NULL, 1004},
 	    {"lease-ms", required_argument, NULL, 1005},
 	    {"fence-margin-ms", required_argument, NULL, 1006},
+	    {"incoming", required_argument, NULL, 1007},
+	    {"incoming-fd", required_argument, NULL, 1008},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -147,6 +270,10 @@ int main(int argc, char **argv)
 	struct vmm_fence *fence = NULL;
 	struct kb_errmsg err = {{0}};
 	struct vmm_vm *vm;
+	int incoming[MAX_INCOMING], nr_incoming = 0;
+	static char disk_buf[MAX_DISKS][4096];
+	const char *disk_paths[MAX_DISKS];
+	struct mig mig = {0};
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -260,6 +387,39 @@ int main(int argc, char **argv)
 		case 1006:
 			fcfg.margin_ms = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
+		case 1007:
+		case 1008: {
+			if (nr_incoming == MAX_INCOMING) {
+				fprintf(stderr, "vmx: at most %d incoming sockets\n", MAX_INCOMING);
+				return 2;
+			}
+			int fd;
+			if (c == 1007) {
+				fd = listen_on(optarg);
+				if (fd < 0) {
+					fprintf(stderr, "vmx: --incoming %s: %s\n", optarg,
+						fd == -EINVAL ? "not a numeric ADDR:PORT"
+							      : kb_strerror(fd));
+					return 2;
+				}
+			} else {
+				char *end;
+				long v = strtol(optarg, &end, 10);
+				int acc = 0;
+				socklen_t al = sizeof(acc);
+				if (*end != '\0' || v < 0 || v > 65535 ||
+				    getsockopt((int)v, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 ||
+				    !acc) {
+					fprintf(stderr,
+						"vmx: --incoming-fd %s is not a listening socket\n",
+						optarg);
+					return 2;
+				}
+				fd = (int)v;
+			}
+			incoming[nr_incoming++] = fd;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -270,6 +430,10 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc || cfg.kernel == NULL) {
 		usage(stderr);
+		return 2;
+	}
+	if (nr_incoming > 0 && restore != NULL) {
+		fprintf(stderr, "vmx: --incoming and --restore exclude each other\n");
 		return 2;
 	}
 	char ident[32];
@@ -304,6 +468,8 @@ int main(int argc, char **argv)
 			path[pl - 3] = '\0';
 			ro = true;
 		}
+		snprintf(disk_buf[i], sizeof(disk_buf[i]), "%s", path);
+		disk_paths[i] = disk_buf[i];
 		if (vmm_virtio_blk_create(vm, path, ro, &err) < 0) {
 			kb_error("disk %s: %s", path, err.msg);
 			goto fail;
@@ -330,11 +496,27 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (fcfg.hb_path != NULL && (rv = vmm_fence_start(vm, &fcfg, &fence, &err)) < 0) {
+	rv = vmo_source_create(vm, disk_paths, nr_disks, &mig.src, &err);
+	if (rv < 0) {
+		kb_error("migration: %s", err.msg);
+		goto fail;
+	}
+	if (nr_incoming > 0) {
+		rv = vmo_dest_create(vm, incoming, nr_incoming, &fcfg, &mig.dst, &err);
+		nr_incoming = 0; /* the destination owns the sockets now */
+		if (rv < 0) {
+			kb_error("incoming migration: %s", err.msg);
+			goto fail;
+		}
+	}
+	vm->mig_ops = &mig_ops;
+	vm->mig_arg = &mig;
+	if (mig.dst == NULL && fcfg.hb_path != NULL &&
+	    (rv = vmm_fence_start(vm, &fcfg, &fence, &err)) < 0) {
 		kb_error("%s", err.msg);
 		goto fail;
 	}
-	if (!paused) {
+	if (!paused && mig.dst == NULL) {
 		rv = vmm_vm_resume(vm);
 		if (rv < 0) {
 			kb_error("starting the VM: %s", kb_strerror(rv));
@@ -343,9 +525,14 @@ int main(int argc, char **argv)
 	}
 	kb_info("VM %s %s: %llu MiB, %d vCPU(s), %s", name, restore ? "restored" : "created",
 		(unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
-		paused ? "paused" : "running");
+		mig.dst	 ? "waiting for an incoming migration"
+		: paused ? "paused"
+			 : "running");
 	vmm_ctl_run(vm, listen_fd);
 	vmm_fence_stop(fence);
+	vmo_dest_destroy(mig.dst);
+	vmo_source_destroy(mig.src);
+	vm->mig_ops = NULL;
 
 	pthread_mutex_lock(&vm->lock);
 	enum vmm_stop_reason why = vm->stop_reason;
@@ -360,10 +547,19 @@ int main(int argc, char **argv)
 		return code;
 	if (why == VMM_STOP_FENCED)
 		return 3;
+	if (why == VMM_STOP_MIGRATED)
+		return EXIT_MIGRATED;
+	if (why == VMM_STOP_MIGRATION_FAILED)
+		return EXIT_MIGRATION_FAILED;
 	return why == VMM_STOP_POWEROFF ? 0 : 1;
 
 fail:
 	vmm_fence_stop(fence);
+	vm->mig_ops = NULL;
+	vmo_dest_destroy(mig.dst);
+	vmo_source_destroy(mig.src);
 	vmm_vm_destroy(vm);
+	for (int i = 0; i < nr_incoming; i++)
+		close(incoming[i]);
 	return 1;
 }

@@ -170,3 +170,60 @@ int vmm_mem_write(struct vmm_mem *m, uint64_t gpa, const void *in, uint64_t len)
 	vmm_mem_dirty(m, gpa, len);
 	return 0;
 }
+
+int vmm_mem_log_dirty(struct vmm_vm *vm, bool on, struct kb_errmsg *err)
+{
+	struct vmm_mem *m = &vm->mem;
+	int rv;
+
+	if (on) {
+		for (uint64_t i = 0; i < m->dirty_words; i++)
+			__atomic_store_n(&m->dirty[i], 0, __ATOMIC_RELAXED);
+	}
+	rv = vmm__mem_register(m, vm->vm_fd, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, err);
+	if (rv < 0)
+		kb_errmsg_wrapf(err, "turning dirty logging %s", on ? "on" : "off");
+	return rv;
+}
+
+int vmm_mem_fetch_dirty(struct vmm_vm *vm, uint64_t *out, struct kb_errmsg *err)
+{
+	struct vmm_mem *m = &vm->mem;
+	uint64_t *bits = NULL;
+	size_t cap = 0;
+	int rv = 0;
+
+	for (int i = 0; i < m->nr_regions; i++) {
+		struct vmm_mem_region *r = &m->regions[i];
+		uint64_t pages = r->size / VMM_PAGE_SIZE;
+		size_t words = (size_t)((pages + 63) / 64);
+		if (words > cap) {
+			kb_free(bits);
+			bits = kb_calloc(words, sizeof(uint64_t));
+			if (bits == NULL) {
+				kb_errmsg_setf(err, "allocating a dirty bitmap");
+				return -ENOMEM;
+			}
+			cap = words;
+		} else {
+			memset(bits, 0, words * sizeof(uint64_t));
+		}
+		struct kvm_dirty_log log = {.slot = r->slot, .dirty_bitmap = bits};
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			rv = -errno;
+			kb_errmsg_setf(err, "KVM_GET_DIRTY_LOG slot %u: %s", r->slot,
+				       kb_strerror(rv));
+			break;
+		}
+		/* Regions start at 2 MiB multiples of the memfd: whole words. */
+		uint64_t w0 = r->off / VMM_PAGE_SIZE / 64;
+		for (size_t w = 0; w < words && w0 + w < m->dirty_words; w++)
+			out[w0 + w] |= bits[w];
+	}
+	kb_free(bits);
+	for (uint64_t w = 0; w < m->dirty_words; w++) {
+		if (__atomic_load_n(&m->dirty[w], __ATOMIC_RELAXED) != 0)
+			out[w] |= __atomic_exchange_n(&m->dirty[w], 0, __ATOMIC_RELAXED);
+	}
+	return rv;
+}

@@ -37,8 +37,6 @@
 #include "lib/crc.h"
 #include "lib/heap.h"
 
-
-
 /* ---- saving ---------------------------------------------------------------------------- */
 
 static int put_item(struct kb_buf *b, uint32_t kind, const void *p, uint32_t len)
@@ -256,9 +254,19 @@ static void save_memory(struct vmm_vm *vm, struct vmm_wr *w)
 	vmm__wr_u32(w, records);
 }
 
-int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
+/* An empty memory section: no records, then the end record. */
+static void save_no_memory(struct vmm_wr *w)
 {
-	struct vmm_wr w;
+	vmm__wr_u32(w, VMM_SEC_MEMORY);
+	vmm__wr_u32(w, 0);
+	vmm__wr_u64(w, 0);
+	vmm__wr_u64(w, UINT64_MAX);
+	vmm__wr_u32(w, 0);
+	vmm__wr_u32(w, 0);
+}
+
+static int save_to(struct vmm_vm *vm, struct vmm_wr *w, unsigned flags, struct kb_errmsg *err)
+{
 	struct kb_buf b;
 	uint8_t hdr[VMM_STATE_HEADER_LEN] = {0};
 	struct kvm_clock_data clock = {0};
@@ -271,9 +279,6 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 		kb_errmsg_setf(err, "the VM must be paused to save its state");
 		return KB_ESTATE;
 	}
-	rv = vmm__wr_init(&w, fd, VMM_STATE_IO_BUF);
-	if (rv < 0)
-		return rv;
 	kb_buf_init(&b, VMM_STATE_SECTION_MAX);
 
 	memcpy(hdr, VMM_STATE_MAGIC, 8);
@@ -286,7 +291,7 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	memcpy(hdr + 24, &v32, 4);
 	v32 = kb_crc32c(0, hdr, 36);
 	memcpy(hdr + 36, &v32, 4);
-	vmm__wr_put(&w, hdr, sizeof(hdr));
+	vmm__wr_put(w, hdr, sizeof(hdr));
 
 	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0) {
 		rv = -errno;
@@ -296,38 +301,64 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	rv = save_vm(vm, &b, err);
 	if (rv < 0)
 		goto out;
-	put_section(&w, VMM_SEC_VM, &b);
+	put_section(w, VMM_SEC_VM, &b);
 	sections++;
 	for (int i = 0; i < vm->nr_vcpus; i++) {
 		kb_buf_reset(&b);
 		rv = save_vcpu(&vm->vcpus[i], &b, err);
 		if (rv < 0)
 			goto out;
-		put_section(&w, VMM_SEC_VCPU, &b);
+		put_section(w, VMM_SEC_VCPU, &b);
 		sections++;
 	}
 	kb_buf_reset(&b);
 	rv = save_devices(vm, &b, err);
 	if (rv < 0)
 		goto out;
-	put_section(&w, VMM_SEC_DEVICES, &b);
+	put_section(w, VMM_SEC_DEVICES, &b);
 	kb_buf_reset(&b);
 	rv = kb_buf_append(&b, &clock, sizeof(clock));
 	if (rv < 0)
 		goto out;
-	put_section(&w, VMM_SEC_CLOCK, &b);
-	save_memory(vm, &w);
+	put_section(w, VMM_SEC_CLOCK, &b);
+	if (flags & VMM_STATE_NO_MEMORY)
+		save_no_memory(w);
+	else
+		save_memory(vm, w);
 	sections += 3;
 	kb_buf_reset(&b);
 	kb_buf_put_u32(&b, (uint32_t)sections);
-	put_section(&w, VMM_SEC_END, &b);
-	rv = vmm__wr_flush(&w);
+	put_section(w, VMM_SEC_END, &b);
+	rv = vmm__wr_flush(w);
 	if (rv < 0)
 		kb_errmsg_setf(err, "writing the state: %s", kb_strerror(rv));
 out:
 	if (rv < 0 && err->msg[0] == '\0')
 		kb_errmsg_setf(err, "%s", kb_strerror(rv));
 	kb_buf_close(&b);
+	return rv;
+}
+
+int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
+{
+	struct vmm_wr w;
+	int rv = vmm__wr_init(&w, fd, VMM_STATE_IO_BUF);
+
+	if (rv < 0)
+		return rv;
+	rv = save_to(vm, &w, 0, err);
+	vmm__wr_close(&w);
+	return rv;
+}
+
+int vmm_state_save_buf(struct vmm_vm *vm, struct kb_buf *out, unsigned flags, struct kb_errmsg *err)
+{
+	struct vmm_wr w;
+	int rv = vmm__wr_init_mem(&w, out, 64u << 10);
+
+	if (rv < 0)
+		return rv;
+	rv = save_to(vm, &w, flags, err);
 	vmm__wr_close(&w);
 	return rv;
 }

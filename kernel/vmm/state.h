@@ -16,6 +16,18 @@ int vmm_state_save(struct vmm_vm *vm, int fd, struct kb_errmsg *err);
  * and err says what was wrong. On success the VM is paused, ready to resume. */
 int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err);
 
+/* Flags of the buffer variants. VMM_STATE_NO_MEMORY: the memory section is written empty
+ * (no records) and, on load, must be empty and guest memory is kept as it is — for a
+ * migration, whose pages travel separately. The format is unchanged. */
+#define VMM_STATE_NO_MEMORY 1u
+
+/* vmm_state_save into a memory buffer: appends the state to out. */
+int vmm_state_save_buf(struct vmm_vm *vm, struct kb_buf *out, unsigned flags,
+		       struct kb_errmsg *err);
+/* vmm_state_load from len bytes at p (borrowed); the bytes must end with the end section. */
+int vmm_state_load_buf(struct vmm_vm *vm, const void *p, size_t len, unsigned flags,
+		       struct kb_errmsg *err);
+
 /* File wrappers: save writes path.tmp, fsyncs and renames; the VM is paused around it
  * and resumed after if it was running. */
 int vmm_state_save_file(struct vmm_vm *vm, const char *path, struct kb_errmsg *err);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "kernel/vmm/state_io.h"
+#include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/heap.h"
 
@@ -20,14 +21,26 @@ int vmm__wr_init(struct vmm_wr *w, int fd, size_t cap)
 	return 0;
 }
 
+int vmm__wr_init_mem(struct vmm_wr *w, struct kb_buf *mem, size_t cap)
+{
+	int rv = vmm__wr_init(w, -1, cap);
+
+	w->mem = mem;
+	return rv;
+}
+
 void vmm__wr_close(struct vmm_wr *w)
 {
 	kb_free(w->buf);
 	w->buf = NULL;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static int write_all(struct vmm_wr *w, const uint8_t *p, size_t n)
 {
+	int fd = w->fd;
+
+	if (fd < 0)
+		return kb_buf_append(w->mem, p, n);
 	while (n > 0) {
 		ssize_t k = write(fd, p, n);
 		if (k < 0) {
@@ -44,7 +57,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 int vmm__wr_flush(struct vmm_wr *w)
 {
 	if (w->err == 0 && w->len > 0) {
-		w->err = write_all(w->fd, w->buf, w->len);
+		w->err = write_all(w, w->buf, w->len);
 		w->len = 0;
 	}
 	return w->err;
@@ -57,7 +70,7 @@ void vmm__wr_put(struct vmm_wr *w, const void *p, size_t n)
 	w->total += n;
 	if (n >= w->cap) {
 		if (vmm__wr_flush(w) == 0)
-			w->err = write_all(w->fd, p, n);
+			w->err = write_all(w, p, n);
 		return;
 	}
 	if (w->len + n > w->cap)
@@ -87,9 +100,20 @@ int vmm__rd_init(struct vmm_rd *r, int fd, size_t cap)
 	return 0;
 }
 
+void vmm__rd_init_mem(struct vmm_rd *r, const void *p, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->borrowed = true;
+	r->buf = (uint8_t *)p;
+	r->len = len;
+	r->cap = len;
+}
+
 void vmm__rd_close(struct vmm_rd *r)
 {
-	kb_free(r->buf);
+	if (!r->borrowed)
+		kb_free(r->buf);
 	r->buf = NULL;
 }
 
@@ -118,7 +142,9 @@ int vmm__rd_get(struct vmm_rd *r, void *p, size_t n)
 			continue;
 		}
 		ssize_t k;
-		if (n >= r->cap) { /* large reads go straight to the destination */
+		if (r->fd < 0) {
+			k = 0;		  /* nothing past the buffer */
+		} else if (n >= r->cap) { /* large reads go straight to the destination */
 			k = read_some(r->fd, dst, n);
 			if (k > 0) {
 				dst += k, n -= (size_t)k;

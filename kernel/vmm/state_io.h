@@ -5,11 +5,15 @@
 #ifndef VMM_STATE_IO_H
 #define VMM_STATE_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct kb_buf;
+
 struct vmm_wr {
-	int fd;
+	int fd;		    /* -1: into mem */
+	struct kb_buf *mem; /* borrowed; flushes append to it */
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
@@ -18,6 +22,8 @@ struct vmm_wr {
 };
 
 int vmm__wr_init(struct vmm_wr *w, int fd, size_t cap);
+/* A writer that appends to mem (borrowed) instead of writing to an fd. */
+int vmm__wr_init_mem(struct vmm_wr *w, struct kb_buf *mem, size_t cap);
 void vmm__wr_close(struct vmm_wr *w);
 void vmm__wr_put(struct vmm_wr *w, const void *p, size_t n);
 void vmm__wr_u32(struct vmm_wr *w, uint32_t v);
@@ -26,7 +32,8 @@ void vmm__wr_u64(struct vmm_wr *w, uint64_t v);
 int vmm__wr_flush(struct vmm_wr *w);
 
 struct vmm_rd {
-	int fd;
+	int fd;	       /* -1: only the bytes in buf */
+	bool borrowed; /* buf is the caller's */
 	uint8_t *buf;
 	size_t off;
 	size_t len;
@@ -36,6 +43,8 @@ struct vmm_rd {
 };
 
 int vmm__rd_init(struct vmm_rd *r, int fd, size_t cap);
+/* A reader over len bytes at p (borrowed); reading past them is KB_ETRUNCATED. */
+void vmm__rd_init_mem(struct vmm_rd *r, const void *p, size_t len);
 void vmm__rd_close(struct vmm_rd *r);
 /* Fills p with exactly n bytes or sets err (and zero-fills p). */
 int vmm__rd_get(struct vmm_rd *r, void *p, size_t n);

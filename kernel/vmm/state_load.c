@@ -182,7 +182,7 @@ static int parse_devices(struct vmm_vm *vm, struct load *ld, struct kb_errmsg *e
 	return 0;
 }
 
-static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *err)
+static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, unsigned flags, struct kb_errmsg *err)
 {
 	struct vmm_mem *m = &vm->mem;
 	uint64_t pages = m->size / VMM_PAGE_SIZE;
@@ -210,6 +210,10 @@ static int read_memory(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 				return KB_EPROTO;
 			}
 			return 0;
+		}
+		if (flags & VMM_STATE_NO_MEMORY) {
+			kb_errmsg_setf(err, "the memory section of a migrated state must be empty");
+			return KB_EPROTO;
 		}
 		if (n == 0 || n > VMM_STATE_RUN_MAX_PAGES || first >= pages || n > pages - first) {
 			kb_errmsg_setf(err,
@@ -380,7 +384,8 @@ static int read_header(struct vmm_vm *vm, struct vmm_rd *r, struct kb_errmsg *er
 	return 0;
 }
 
-static int load(struct vmm_vm *vm, struct vmm_rd *r, struct load *ld, struct kb_errmsg *err)
+static int load(struct vmm_vm *vm, struct vmm_rd *r, struct load *ld, unsigned flags,
+		struct kb_errmsg *err)
 {
 	char name[32];
 	int rv;
@@ -399,12 +404,14 @@ static int load(struct vmm_vm *vm, struct vmm_rd *r, struct load *ld, struct kb_
 	rv = rv ?: read_section(r, VMM_SEC_CLOCK, &ld->sec_clock, "clock", err);
 	if (rv < 0)
 		return rv;
-	rv = vmm__mem_discard(&vm->mem);
-	if (rv < 0) {
-		kb_errmsg_setf(err, "clearing guest memory: %s", kb_strerror(rv));
-		return rv;
+	if (!(flags & VMM_STATE_NO_MEMORY)) {
+		rv = vmm__mem_discard(&vm->mem);
+		if (rv < 0) {
+			kb_errmsg_setf(err, "clearing guest memory: %s", kb_strerror(rv));
+			return rv;
+		}
 	}
-	rv = read_memory(vm, r, err);
+	rv = read_memory(vm, r, flags, err);
 	if (rv < 0)
 		return rv;
 	struct kb_buf end;
@@ -421,9 +428,8 @@ static int load(struct vmm_vm *vm, struct vmm_rd *r, struct load *ld, struct kb_
 	return rv ?: apply(vm, ld, err);
 }
 
-int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
+static int load_from(struct vmm_vm *vm, struct vmm_rd *r, unsigned flags, struct kb_errmsg *err)
 {
-	struct vmm_rd r;
 	struct load *ld;
 	int rv;
 
@@ -437,18 +443,13 @@ int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	ld = kb_calloc(1, sizeof(*ld));
 	if (ld == NULL)
 		return -ENOMEM;
-	rv = vmm__rd_init(&r, fd, VMM_STATE_IO_BUF);
-	if (rv < 0) {
-		kb_free(ld);
-		return rv;
-	}
 	kb_buf_init(&ld->sec_vm, VMM_STATE_SECTION_MAX);
 	kb_buf_init(&ld->sec_dev, VMM_STATE_SECTION_MAX);
 	kb_buf_init(&ld->sec_clock, VMM_STATE_SECTION_MAX);
 	for (int i = 0; i < vm->nr_vcpus; i++)
 		kb_buf_init(&ld->sec_vcpu[i], VMM_STATE_SECTION_MAX);
 
-	rv = load(vm, &r, ld, err);
+	rv = load(vm, r, ld, flags, err);
 	if (rv < 0) {
 		/* Put the VM back to power-on state: nothing of the bad state remains. */
 		struct kb_errmsg e2 = {{0}};
@@ -475,6 +476,34 @@ int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
 	kb_buf_close(&ld->sec_clock);
 	kb_free(ld->devs);
 	kb_free(ld);
+	return rv;
+}
+
+int vmm_state_load(struct vmm_vm *vm, int fd, struct kb_errmsg *err)
+{
+	struct vmm_rd r;
+	int rv = vmm__rd_init(&r, fd, VMM_STATE_IO_BUF);
+
+	if (rv < 0)
+		return rv;
+	rv = load_from(vm, &r, 0, err);
+	vmm__rd_close(&r);
+	return rv;
+}
+
+int vmm_state_load_buf(struct vmm_vm *vm, const void *p, size_t len, unsigned flags,
+		       struct kb_errmsg *err)
+{
+	struct vmm_rd r;
+	int rv;
+
+	vmm__rd_init_mem(&r, p, len);
+	rv = load_from(vm, &r, flags, err);
+	if (rv == 0 && r.off != r.len) {
+		/* the state was applied; trailing bytes mean the sender and we disagree */
+		kb_log(vm->log, KB_LOG_WARN, "%zu bytes after the end section ignored",
+		       r.len - r.off);
+	}
 	vmm__rd_close(&r);
 	return rv;
 }

@@ -20,7 +20,8 @@
 #include "kernel/vmm/vmm_internal.h"
 #include "lib/time.h"
 
-#define SIG_KICK SIGUSR1
+#define SIG_KICK	     SIGUSR1
+#define VMM_THROTTLE_SLOT_NS (10 * KB_NSEC_PER_MSEC)
 
 static void kick_handler(int sig)
 {
@@ -193,6 +194,22 @@ static bool park(struct vmm_vcpu *vcpu)
 	return go;
 }
 
+/* A throttle kick: clear the kick's immediate_exit (a pause or stop that raced with it
+ * is seen by park(), which runs next) and stay out of the guest for the throttle's share
+ * of the 10 ms slot. */
+static void throttle(struct vmm_vcpu *vcpu)
+{
+	struct vmm_vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->pause_req && vm->state == VMM_STATE_RUNNING)
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&vm->lock);
+	int pct = __atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED);
+	if (pct > 0)
+		kb_sleep_ns((uint64_t)pct * VMM_THROTTLE_SLOT_NS / 100);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *vcpu = arg;
@@ -215,6 +232,8 @@ static void *vcpu_thread(void *arg)
 		uint64_t t0 = kb_now_ns();
 		int rc = ioctl(vcpu->fd, KVM_RUN, 0);
 		vcpu->run_ns += kb_now_ns() - t0;
+		if (__atomic_exchange_n(&vcpu->throttle_kick, 0, __ATOMIC_SEQ_CST))
+			throttle(vcpu);
 		if (rc < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->exits[VMM_EXIT_INTR]++;
@@ -256,5 +275,50 @@ int vmm__vcpu_start(struct vmm_vcpu *vcpu)
 	rv = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 	if (rv == 0)
 		vcpu->created = true;
+	return rv;
+}
+
+/* The throttle ticker: every 10 ms, kicks every running vCPU out of the guest. */
+static void *throttle_thread(void *arg)
+{
+	struct vmm_vm *vm = arg;
+
+	pthread_setname_np(pthread_self(), "throttle");
+	while (__atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED) > 0) {
+		kb_sleep_ns(VMM_THROTTLE_SLOT_NS);
+		pthread_mutex_lock(&vm->lock);
+		if (vm->state == VMM_STATE_RUNNING && !vm->pause_req) {
+			for (int i = 0; i < vm->nr_vcpus; i++) {
+				struct vmm_vcpu *c = &vm->vcpus[i];
+				if (!c->started)
+					continue;
+				/* kick first: a vCPU that sees immediate_exit before the
+				 * flag spins only until the flag lands */
+				vmm__vcpu_kick(c);
+				__atomic_store_n(&c->throttle_kick, 1, __ATOMIC_SEQ_CST);
+			}
+		}
+		pthread_mutex_unlock(&vm->lock);
+	}
+	return NULL;
+}
+
+int vmm_vm_set_throttle(struct vmm_vm *vm, int pct)
+{
+	int rv = 0;
+
+	if (pct < 0 || pct > 99)
+		return KB_ECONFIG;
+	__atomic_store_n(&vm->throttle_pct, pct, __ATOMIC_SEQ_CST);
+	if (pct > 0 && !vm->throttle_running) {
+		rv = -pthread_create(&vm->throttle_thread, NULL, throttle_thread, vm);
+		if (rv == 0)
+			vm->throttle_running = true;
+		else
+			__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_SEQ_CST);
+	} else if (pct == 0 && vm->throttle_running) {
+		pthread_join(vm->throttle_thread, NULL);
+		vm->throttle_running = false;
+	}
 	return rv;
 }

@@ -53,8 +53,46 @@ const char *vmm_stop_reason_name(enum vmm_stop_reason r)
 		return "error";
 	case VMM_STOP_FENCED:
 		return "fenced";
+	case VMM_STOP_MIGRATED:
+		return "migrated";
+	case VMM_STOP_MIGRATION_FAILED:
+		return "migration-failed";
 	}
 	return "unknown";
+}
+
+const char *vmm_mig_phase_name(enum vmm_mig_phase p)
+{
+	switch (p) {
+	case VMM_MIG_NONE:
+		return "none";
+	case VMM_MIG_CONNECTING:
+		return "connecting";
+	case VMM_MIG_PRECOPY:
+		return "precopy";
+	case VMM_MIG_SWITCHOVER:
+		return "switchover";
+	case VMM_MIG_READY:
+		return "ready";
+	case VMM_MIG_COMMITTED:
+		return "committed";
+	case VMM_MIG_ABORTED:
+		return "aborted";
+	case VMM_MIG_FAILED:
+		return "failed";
+	case VMM_MIG_WAITING:
+		return "waiting";
+	case VMM_MIG_RECEIVING:
+		return "receiving";
+	case VMM_MIG_RESUMED:
+		return "resumed";
+	}
+	return "unknown";
+}
+
+void vmm_vm_notify(struct vmm_vm *vm)
+{
+	vmm__notify(vm);
 }
 
 void vmm__notify(struct vmm_vm *vm)
@@ -432,6 +470,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 
 	if (vm == NULL)
 		return;
+	vmm_vm_set_throttle(vm, 0);
 	if (vm->vcpus[0].created) {
 		vmm_vm_stop(vm, VMM_STOP_POWEROFF, "VM destroyed");
 	} else {

@@ -59,6 +59,16 @@ void vmm_mem_dirty(struct vmm_mem *m, uint64_t gpa, uint64_t len);
 int vmm_mem_read(struct vmm_mem *m, uint64_t gpa, void *out, uint64_t len);
 int vmm_mem_write(struct vmm_mem *m, uint64_t gpa, const void *in, uint64_t len);
 
+struct vmm_vm;
+/* Dirty logging for migration: re-registers every slot with (or without)
+ * KVM_MEM_LOG_DIRTY_PAGES. Turning it on also clears the VMM's own bitmap. Control or
+ * migration thread; the vCPUs may run. 0 or -errno with err set. */
+int vmm_mem_log_dirty(struct vmm_vm *vm, bool on, struct kb_errmsg *err);
+/* ORs into out (one bit per memfd page, vm->mem.dirty_words words, not cleared first) the
+ * pages written since the last call: KVM_GET_DIRTY_LOG of every slot and the VMM's own
+ * bitmap, whose words are swapped to zero atomically. Dirty logging must be on. */
+int vmm_mem_fetch_dirty(struct vmm_vm *vm, uint64_t *out, struct kb_errmsg *err);
+
 /* ---- I/O buses (bus.c) ------------------------------------------------------------- */
 
 /* Handlers get the offset from the range's base. len is 1, 2, 4 or 8. */
@@ -164,6 +174,7 @@ struct vmm_vcpu {
 	pthread_t thread;	     /* for join: written by the creator */
 	pthread_t self;		     /* for kicks: written by the thread itself, under vm->lock */
 	bool created;		     /* the thread exists and must be joined */
+	int throttle_kick;	     /* the last kick was the throttle's (atomic) */
 	bool started;		     /* the thread has registered (self is valid); under vm->lock */
 	uint64_t run_ns;	     /* time inside KVM_RUN */
 	uint64_t exits[VMM_EXIT_NR]; /* exits by reason */
@@ -183,7 +194,84 @@ enum vmm_stop_reason {
 	VMM_STOP_TEST_EXIT, /* test payload wrote its exit code */
 	VMM_STOP_ERROR,	    /* an internal error or an unhandled exit */
 	VMM_STOP_FENCED,
+	VMM_STOP_MIGRATED,	   /* the guest now runs on a migration's destination */
+	VMM_STOP_MIGRATION_FAILED, /* an incoming migration failed before the guest ran here */
 };
+
+/* ---- live migration (the hooks ctl.c calls; vmotion/ implements them) -------------- */
+
+#define VMM_MIG_ID_SIZE	      16
+#define VMM_MIG_KEY_SIZE      32
+#define VMM_MIG_MAX_ENDPOINTS 16
+
+enum vmm_mig_phase {
+	VMM_MIG_NONE,	    /* no migration */
+	VMM_MIG_CONNECTING, /* source: opening the streams */
+	VMM_MIG_PRECOPY,    /* source: full pass and dirty rounds */
+	VMM_MIG_SWITCHOVER, /* source: paused, last pages and the state on their way */
+	VMM_MIG_READY,	    /* both: the destination loaded the state; waiting for the commit */
+	VMM_MIG_COMMITTED,  /* source: GO sent; the VM stops here */
+	VMM_MIG_ABORTED,    /* not committed or cancelled: the guest runs on the source */
+	VMM_MIG_FAILED,	    /* an error: source keeps running, destination exits */
+	VMM_MIG_WAITING,    /* destination: waiting for the streams */
+	VMM_MIG_RECEIVING,  /* destination: pages arriving */
+	VMM_MIG_RESUMED,    /* destination: the guest runs here */
+};
+
+/* VmxMigrateOut as plain values; strings borrowed for the call. */
+struct vmm_mig_out {
+	uint8_t id[VMM_MIG_ID_SIZE];
+	uint8_t key[VMM_MIG_KEY_SIZE];
+	const char *endpoints[VMM_MIG_MAX_ENDPOINTS]; /* "IP:PORT" */
+	int nr_endpoints;
+	uint32_t streams_per_endpoint; /* 0: 1 */
+	bool encrypt;
+	uint32_t downtime_ms; /* 0: 5 */
+	uint32_t max_rounds;  /* 0: 30 */
+	const char *netns;    /* path of a network namespace for the sockets, or NULL */
+};
+
+/* VmxMigrateIn. */
+struct vmm_mig_in {
+	uint8_t id[VMM_MIG_ID_SIZE];
+	uint8_t key[VMM_MIG_KEY_SIZE];
+	uint32_t count; /* streams */
+	bool encrypt;
+};
+
+/* Progress and figures of the current (or last) migration. */
+struct vmm_mig_status {
+	enum vmm_mig_phase phase;
+	uint32_t round;
+	uint32_t streams;
+	uint64_t bytes_sent;	  /* source: socket bytes written; destination: read */
+	uint64_t pages_sent;	  /* pages carried as data */
+	uint64_t zero_pages;	  /* pages carried as ZERO records */
+	uint64_t dirty_rate;	  /* bytes/s the guest dirtied in the last round */
+	uint64_t bandwidth;	  /* bytes/s of the last round */
+	uint64_t est_downtime_us; /* the last dirty set at the measured bandwidth */
+	uint32_t throttle_pct;
+	uint64_t downtime_us; /* measured: pause to RESUMED (0 until known) */
+	uint64_t total_us;    /* start to now, or to the end */
+	int code;	      /* failed/aborted: the error */
+	char error[256];
+};
+
+struct vmm_mig_ops {
+	/* Starts an outgoing migration; the reply waits until phase READY or an end. */
+	int (*out)(void *arg, const struct vmm_mig_out *rq, struct kb_errmsg *err);
+	/* Starts accepting an incoming one; the reply waits until RESUMED or an end. */
+	int (*in)(void *arg, const struct vmm_mig_in *rq, struct kb_errmsg *err);
+	void (*status)(void *arg, struct vmm_mig_status *st);
+	/* Source in READY: commit (GO at epoch, then the VM stops as "migrated") or not
+	 * (ABORT, the guest resumes). Destination in READY: commit acts as GO. Blocks for at
+	 * most a few seconds. */
+	int (*commit)(void *arg, bool commit, uint64_t epoch, struct kb_errmsg *err);
+	/* Ends a migration before the commit; the guest keeps running on the source. */
+	int (*cancel)(void *arg, struct kb_errmsg *err);
+};
+
+const char *vmm_mig_phase_name(enum vmm_mig_phase p);
 
 enum vmm_guest_kind {
 	VMM_GUEST_KGUEST, /* ELF entered in 64-bit mode (kguest and test payloads) */
@@ -230,6 +318,13 @@ struct vmm_vm {
 	bool restored; /* guest state came from a saved state, not a boot */
 	int notify_fd; /* eventfd: state changed or reset requested */
 
+	/* migration: vCPU throttling (vcpu.c) and the hooks ctl.c calls (set by main.c) */
+	int throttle_pct; /* 0..99 of each 10 ms slot spent outside the guest; atomic */
+	pthread_t throttle_thread;
+	bool throttle_running;
+	const struct vmm_mig_ops *mig_ops;
+	void *mig_arg;
+
 	/* event thread */
 	int epfd;
 	int ev_wake; /* eventfd that stops the event thread */
@@ -267,6 +362,12 @@ int vmm_vm_wait_stopped(struct vmm_vm *vm, uint64_t timeout_ns);
 int vmm_vm_reset(struct vmm_vm *vm);
 /* Asks the control thread to reset (from a vCPU thread). */
 void vmm_vm_request_reset(struct vmm_vm *vm);
+/* Keeps every vCPU out of the guest for pct% (0..99) of each 10 ms: a ticker kicks the
+ * vCPUs every 10 ms and each sleeps its share. 0 stops the ticker. One caller at a time
+ * (the migration); vmm_vm_destroy stops it. */
+int vmm_vm_set_throttle(struct vmm_vm *vm, int pct);
+/* Wakes whoever waits for a change of state (the control loop). Any thread. */
+void vmm_vm_notify(struct vmm_vm *vm);
 
 const char *vmm_stop_reason_name(enum vmm_stop_reason r);
 const char *vmm_state_name(enum vmm_state s);

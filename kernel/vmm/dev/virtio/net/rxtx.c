@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernel/vmm/devices.h"
 #include "kernel/vmm/dev/virtio/net/net.h"
 
 static void backend_error(struct vmm_virtio_net *n, const char *op, int err)
@@ -151,4 +152,46 @@ void vmm__net_notify(struct vmm_virtio *v, unsigned q)
 		vmm__net_tx(n);
 	else if (q == VIRTIO_NET_RXQ && n->rx_stalled)
 		vmm__net_rx(n);
+}
+
+/* A broadcast RARP request (op 3) from mac to mac, padded to the Ethernet minimum: what
+ * a migrated VM's NIC sends so switches learn its new port. */
+static void announce_one(struct vmm_virtio_net *n)
+{
+	uint8_t f[VIRTIO_NET_HDR_SIZE + 60] = {0};
+	uint8_t *e = f + VIRTIO_NET_HDR_SIZE;
+	static const uint8_t rarp[10] = {0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03};
+	ssize_t rv;
+
+	memset(e, 0xff, 6);
+	memcpy(e + 6, n->mac, 6);
+	memcpy(e + 12, rarp, sizeof(rarp));
+	memcpy(e + 22, n->mac, 6); /* sender MAC; sender IP 0 */
+	memcpy(e + 32, n->mac, 6); /* target MAC; target IP 0 */
+	do {
+		rv = write(n->fd, f, sizeof(f));
+	} while (rv < 0 && errno == EINTR);
+	if (rv < 0)
+		backend_error(n, "write", -errno);
+	else
+		n->tx_frames++;
+}
+
+int vmm_virtio_net_announce(struct vmm_vm *vm)
+{
+	struct kb_list *pos;
+	int count = 0;
+
+	kb_list_for_each(pos, &vm->devs)
+	{
+		struct vmm_dev *d = kb_list_entry(pos, struct vmm_dev, link);
+		if (d->ops != &vmm__net_dev_ops)
+			continue;
+		struct vmm_virtio_net *n = d->opaque;
+		pthread_mutex_lock(&n->v.lock);
+		announce_one(n);
+		pthread_mutex_unlock(&n->v.lock);
+		count++;
+	}
+	return count;
 }
