@@ -13,6 +13,7 @@
 #include "hostagent/vim.h"
 #include "hostagent/vim_feed.h"
 #include "hostagent/vim_host.h"
+#include "hostagent/vim_perf.h"
 #include "hostagent/vim_tasks.h"
 #include "hostagent/vim_vm.h"
 #include "hostagent/vim_cluster.h"
@@ -71,6 +72,7 @@ const struct hd_method hd_vim_methods[] = {
     {"GetHaConfig", &keel__vim__ha_config_request__descriptor, hd_vim_get_ha_config, false},
     {"SetHaConfig", &keel__vim__ha_config_change__descriptor, hd_vim_set_ha_config, false},
     {"SetVmHa", &keel__vim__vm_ha_change__descriptor, hd_vim_set_vm_ha, false},
+    {"QueryPerf", &keel__vim__perf_request__descriptor, hd_vim_query_perf, false},
 };
 
 const size_t hd_vim_methods_count = sizeof(hd_vim_methods) / sizeof(hd_vim_methods[0]);

@@ -13,6 +13,7 @@
 #include "kernel/core/server.h"
 #include "kernel/core/subsys.h"
 #include "kernel/vm/monitor.h"
+#include "kernel/vm/stats.h"
 #include "kernel/vm/vm.h"
 #include "lib/heap.h"
 #include "lib/time.h"
@@ -263,6 +264,9 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		rp.n_log_lines = n;
 		break;
 	}
+	case KEEL__VMK__VMK_REQUEST__REQ_PERF:
+		rv = vmk_stats_perf(h, rq->perf, &rp, &err);
+		break;
 	case KEEL__VMK__VMK_REQUEST__REQ__NOT_SET:
 		kb_errmsg_setf(&err, "request names no operation");
 		rv = KB_EPROTO;
@@ -301,5 +305,6 @@ reply:
 	kb_free(log_text);
 	kb_free(rp.console_tail.data);
 	vmk_subsys_reply_free(&rp);
+	vmk_stats_reply_free(&rp);
 	vmk_vm_migrate_info_free(&mi);
 }

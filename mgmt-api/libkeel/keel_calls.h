@@ -68,7 +68,8 @@
 	X(LoginByCertificate, login_by_certificate, LoginByCertificateRequest, login_by_certificate_request, Session, session) \
 	X(GetHaConfig, get_ha_config, HaConfigRequest, ha_config_request, HaConfig, ha_config) \
 	X(SetHaConfig, set_ha_config, HaConfigChange, ha_config_change, HaConfig, ha_config) \
-	X(SetVmHa, set_vm_ha, VmHaChange, vm_ha_change, VmHaObject, vm_ha_object)
+	X(SetVmHa, set_vm_ha, VmHaChange, vm_ha_change, VmHaObject, vm_ha_object) \
+	X(QueryPerf, query_perf, PerfRequest, perf_request, PerfReport, perf_report)
 /* clang-format on */
 
 #define KL__VIM_CALL_DECLARE(M, name, Rq, rq, Rp, rp)                      \
