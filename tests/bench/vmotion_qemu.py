@@ -363,9 +363,14 @@ def _run(case, tmpdir, rate_check_s=0.0):
             time.sleep(0.02)
         t_done = time.monotonic()
         ram = info.get("ram", {})
-        out = {"total_ms": float(info["total-time"]),
-               "downtime_ms": float(info["downtime"]),
+        out = {"total_ms": float(info.get("total-time", 0)),
+               "downtime_ms": float(info.get("downtime", 0)),
                "mib_sent": ram.get("transferred", 0) / float(1 << 20)}
+        if out["total_ms"] <= 0 or (out["downtime_ms"] <= 0 and out["mib_sent"] > 64):
+            # seen under load: a completed migration whose query-migrate carries no times
+            raise RuntimeError(f"{case}: QEMU reported no times for a completed migration "
+                               f"({out['mib_sent']:.0f} MiB sent in {t_done - t_mig:.2f} s); "
+                               f"sample left out")
 
         # The guest must run on the destination now, and only there.
         deadline = time.monotonic() + 10.0
