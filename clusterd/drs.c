@@ -33,6 +33,7 @@
 #include "lib/heap.h"
 #include "lib/time.h"
 
+#define PASS_MIGRATIONS_MAX 8 /* migrations one pass begins: the rest wait for the next */
 #define DRS_TICK_MS 1000
 
 #define POWER_ON  KEEL__CLUSTER__POWER_STATE__POWER_ON
@@ -853,6 +854,10 @@ static void pass(struct cd_daemon *d)
 		    (cfg.automation == HA_DRS_PARTIAL && r->reason != HA_DRS_FIX_MANDATORY) ||
 		    cd_state_op_for_vm(s, vm->uuid)) {
 			waiting = n - i;
+			break;
+		}
+		if (begun == PASS_MIGRATIONS_MAX) {
+			waiting = n - i; /* the next pass goes on from where this one stops */
 			break;
 		}
 		mv = kb_calloc(1, sizeof(*mv));
