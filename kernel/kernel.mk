@@ -2,12 +2,12 @@
 # vm (VM registry, .vmx files, lifecycle, supervision), ds (datastores), res (cgroups and
 # admission control), net (vSwitches, portgroups, taps). Everything but core/main.c goes
 # into libvmk.a for the unit tests.
-VMK_DIRS   := kernel/core kernel/vm kernel/ds kernel/res kernel/net kernel/cfg
+VMK_DIRS   := kernel/core kernel/vm kernel/ds kernel/res kernel/net kernel/cfg kernel/world
 VMK_SRCS   := $(filter-out kernel/core/main.c,$(foreach d,$(VMK_DIRS),$(wildcard $(d)/*.c)))
 LIBVMK     := $(BUILD)/lib/libvmk.a
 # libvmk uses libha (datastore heartbeats), which uses libkb: whoever links libvmk lists
 # VMK_LIBS after it, so these come after it in the static link order too.
-VMK_LIBS   := -luv $(LIBHA) $(LIBKB)
+VMK_LIBS   := -luv $(LIBHA) $(LIBKB) -lseccomp
 $(LIBVMK): $(patsubst %.c,$(BUILD)/obj/%.o,$(VMK_SRCS))
 LIBS += $(LIBVMK)
 

@@ -21,6 +21,7 @@ pkgs=(
 	rsyslog rsyslog-openssl openssl       # remote syslog test: rsyslogd's UDP/TCP/TLS receiver, a test CA
 	chrony                                # NTP: vmntpd's chronyd and chronyc, the host_ntp test's servers
 	libsnmp-dev snmpd snmp snmptrapd      # keel-snmpd (AgentX subagent) and its test: snmpget/walk, traps
+	libseccomp-dev strace                 # user worlds' seccomp filters (kernel/world)
 	python3 file procps util-linux
 	clang-format
 )

@@ -24,6 +24,7 @@
 #include "kernel/core/server.h"
 #include "kernel/vm/monitor.h"
 #include "kernel/vm/vm.h"
+#include "kernel/world/world.h"
 #include "lib/log.h"
 #include "lib/time.h"
 
@@ -39,6 +40,10 @@ static void usage(FILE *f)
 		"  --kguest PATH       the default kguest image (default: ../guest/kguest.elf)\n"
 		"  --log-level LEVEL   error, warn, info (default), debug, trace\n"
 		"  --log-stderr        log to stderr as well as the log file\n"
+		"  --worlds FILE|default\n"
+		"                      start and supervise the host's service daemons as user\n"
+		"                      worlds, defined in FILE or the built-in set\n"
+		"                      (docs/worlds.md); default: none\n"
 		"  -h, --help          this help\n");
 }
 
@@ -87,10 +92,14 @@ int main(int argc, char **argv)
 	    {"kguest", required_argument, NULL, 'k'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"log-stderr", no_argument, NULL, 'e'},
+	    {"worlds", required_argument, NULL, 'w'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *state = "/var/lib/keel";
+	const char *worlds_file = NULL;
+	struct vmk_worlds *worlds = NULL;
+	struct vmk_world_defs *wdefs = NULL;
 	int level = KB_LOG_INFO, c, rv;
 	bool to_stderr = false;
 	struct kb_errmsg err = {{0}};
@@ -119,6 +128,9 @@ int main(int argc, char **argv)
 		case 'e':
 			to_stderr = true;
 			break;
+		case 'w':
+			worlds_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -134,6 +146,23 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	default_paths(argv[0]);
 
+	if (worlds_file != NULL) {
+		/* checked before anything starts: a bad definition stops vmkernel here */
+		char bin[PATH_MAX], dir[PATH_MAX], cwd[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", bin, sizeof(bin) - 1);
+		bin[n > 0 ? n : 0] = '\0';
+		if (state[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+			snprintf(dir, sizeof(dir), "%s", state);
+		else
+			snprintf(dir, sizeof(dir), "%s/%s", cwd, state);
+		wdefs = calloc(1, sizeof(*wdefs));
+		rv = wdefs ? vmk_world_defs_load(worlds_file, dir, dirname(bin), wdefs, &err)
+			   : -ENOMEM;
+		if (rv < 0) {
+			fprintf(stderr, "vmkernel: --worlds: %s\n", wdefs ? err.msg : "no memory");
+			return 2;
+		}
+	}
 	rv = vmk_core_init(&host, state, level, to_stderr, &err);
 	if (rv < 0) {
 		fprintf(stderr, "vmkernel: %s\n", err.msg);
@@ -163,10 +192,24 @@ int main(int argc, char **argv)
 	vmk__supervise_run_queue(&host);
 	if (vmk_monitor_start(&host, &monitor, &err) < 0)
 		kb_log(host.log, KB_LOG_ERROR, "%s: VMs are not monitored", err.msg);
+	if (wdefs != NULL) {
+		struct vmk_worlds_config wc = {.state_dir = host.state_dir,
+					       .host_id = host.host_id,
+					       .log = host.log,
+					       .backoff = VMK_WORLD_BACKOFF_DEFAULT};
+		if (vmk_worlds_start(&wc, wdefs, &worlds, &err) < 0) {
+			kb_log(host.log, KB_LOG_ERROR, "%s: no user worlds", err.msg);
+			vmk_world_defs_free(wdefs);
+		}
+		vmk_worlds_set_current(worlds);
+		free(wdefs);
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	vmk_monitor_stop(monitor);
 	vmk_server_stop(&host);
+	vmk_worlds_set_current(NULL);
+	vmk_worlds_stop(worlds);
 	vmk__supervise_stop_all(&host);
 	uv_walk(&loop, close_handle, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT); /* let the closes finish */

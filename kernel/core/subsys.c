@@ -14,6 +14,7 @@
 #include "kernel/net/net.h"
 #include "kernel/res/res.h"
 #include "kernel/vm/vm.h"
+#include "kernel/world/ctl.h"
 #include "lib/heap.h"
 #include "lib/time.h"
 
@@ -329,6 +330,8 @@ int vmk_subsys_handle(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq,
 {
 	if (vmk_cfg_ctl_owns(rq))
 		return vmk_cfg_ctl_handle(h, rq, reply, err);
+	if (vmk_world_ctl_owns(rq))
+		return vmk_world_ctl_handle(rq, reply, err);
 	switch (rq->req_case) {
 	case KEEL__VMK__VMK_REQUEST__REQ_DATASTORE_LIST:
 	case KEEL__VMK__VMK_REQUEST__REQ_DATASTORE_ADD:
@@ -351,6 +354,7 @@ void vmk_subsys_reply_free(Keel__Vmk__VmkReply *reply)
 		vmk_net_netstack_list_free(reply->netstacks, reply->n_netstacks);
 	vmk_subsys_ds_reply_free(reply);
 	vmk_cfg_ctl_reply_free(reply);
+	vmk_world_ctl_reply_free(reply);
 	reply->vswitches = NULL;
 	reply->portgroups = NULL;
 	reply->vmknics = NULL;

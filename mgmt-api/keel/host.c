@@ -295,7 +295,7 @@ static const struct kc_cmd maintenance_cmd = {
 static const struct kc_cmd *const host_subs[] = {
     &info_cmd,		 &log_cmd,	   &config_cmd,	      &maintenance_cmd,
     &kc_host_syslog_cmd, &kc_host_ntp_cmd, &kc_host_snmp_cmd, &kc_host_top_cmd,
-    NULL};
+    &kc_host_worlds_cmd, NULL};
 
 const struct kc_cmd kc_host_cmd = {
     .name = "host",

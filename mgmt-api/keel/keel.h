@@ -353,6 +353,7 @@ extern const struct kc_cmd kc_host_syslog_cmd; /* host_syslog.c: `keel host sysl
 extern const struct kc_cmd kc_host_snmp_cmd; /* host_snmp.c: `keel host snmp` */
 extern const struct kc_cmd kc_host_ntp_cmd;    /* host_ntp.c: `keel host ntp` */
 extern const struct kc_cmd kc_host_top_cmd;    /* host_top.c: `keel host top` */
+extern const struct kc_cmd kc_host_worlds_cmd; /* host_worlds.c: `keel host worlds` */
 extern const struct kc_cmd kc_cluster_cmd; /* cluster.c: talks to clusterd, not vmkernel */
 extern const struct kc_cmd kc_cluster_ha_cmd; /* cluster_ha.c: `keel cluster ha` */
 extern const struct kc_cmd kc_cluster_rule_cmd, kc_cluster_drs_cmd; /* cluster_drs.c */
