@@ -301,16 +301,22 @@ static void poll_once(struct mig *g)
 		return;
 	}
 	g->ended = true;
-	g->success = vm && vm->owner == g->dst;
 	g->epoch = vm ? vm->epoch : 0;
-	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
-	if (!g->success) {
-		char why[300];
+	{
+		char why[300], where[160] = "";
 
+		/* only a switchover ends a migration without an end event: an owner change by
+		 * HA (which may even pick the destination) ends it with one */
 		find_event(g, " ended", why, sizeof(why));
-		set_error(g, HD_FAILED_PRECONDITION, "VM %s was not migrated: %s; it runs where it ran",
-			  g->name, why[0] ? why : "the migration ended without a switchover");
+		g->success = vm && vm->owner == g->dst && !why[0];
+		if (vm)
+			snprintf(where, sizeof(where), "; it runs on %s (epoch %" PRIu64 ")",
+				 vm->owner_name, vm->epoch);
+		if (!g->success)
+			set_error(g, HD_FAILED_PRECONDITION, "VM %s was not migrated: %s%s", g->name,
+				  why[0] ? why : "the migration ended without a switchover", where);
 	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 }
 
 static void step_work(uv_work_t *w)

@@ -38,7 +38,7 @@
 #define DEFAULT_DOWNTIME_MS 5
 #define DEFAULT_MAX_ROUNDS  30
 #define CONNECT_TIMEOUT_MS  5000
-#define SEND_TIMEOUT_MS	    10000
+#define SEND_TIMEOUT_MS	    5000 /* a stream that takes nothing this long is broken */
 #define READY_TIMEOUT_MS    30000
 #define RESUMED_TIMEOUT_MS  2000
 #define COMMIT_WAIT_MS	    4000
@@ -630,8 +630,8 @@ static void give_up(struct vmo_source *s, int code, const char *why)
 {
 	struct kb_errmsg e2 = {{0}};
 
-	if (s->count > 0 && s->snd[0].conn != NULL)
-		(void)vmo_send_abort(s->snd[0].conn, code < 0 ? code : KB_ECANCELED, why, &e2);
+	/* The guest first: telling the destination may wait on a stalled stream (up to the
+	 * send timeout), and it resumes nothing without GO anyway. */
 	vmm_vm_set_throttle(s->vm, 0);
 	if (vmm_mem_log_dirty(s->vm, false, &e2) < 0)
 		kb_log(s->vm->log, KB_LOG_WARN, "%s", e2.msg);
@@ -639,6 +639,8 @@ static void give_up(struct vmo_source *s, int code, const char *why)
 		vmm_vm_resume(s->vm);
 		s->paused_by_us = false;
 	}
+	if (s->count > 0 && s->snd[0].conn != NULL)
+		(void)vmo_send_abort(s->snd[0].conn, code < 0 ? code : KB_ECANCELED, why, &e2);
 }
 
 static void *controller(void *arg)
@@ -954,9 +956,12 @@ int vmo_source_cancel(struct vmo_source *s, struct kb_errmsg *err)
 	}
 	__atomic_store_n(&s->cancel, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->cond);
-	/* a controller waiting for READY is unblocked by the shutdown */
-	if (p == VMM_MIG_SWITCHOVER && s->count > 0 && s->snd[0].conn != NULL)
-		vmo_conn_shutdown(s->snd[0].conn);
+	/* Senders blocked on a stalled stream (a cut network) and a controller waiting for
+	 * READY are unblocked by shutting the streams down: the migration thread then ends
+	 * the migration and the guest goes on here. */
+	for (uint32_t i = 0; i < s->count; i++)
+		if (s->snd[i].conn != NULL)
+			vmo_conn_shutdown(s->snd[i].conn);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

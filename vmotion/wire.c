@@ -142,7 +142,9 @@ void vmo_hello_timeout_set(unsigned int ms)
 /* ---- socket I/O ---- */
 
 /* Writes n bytes; restarts on EINTR and short writes; a vanished peer is -EPIPE, not a
- * signal. 0 or -errno. */
+ * signal. The socket is blocking, so EAGAIN means its send timeout (SO_SNDTIMEO, set by the
+ * caller) passed with the peer taking nothing: KB_ETIMEOUT — a cut network must not hold
+ * a sender forever. 0, -errno or KB_ETIMEOUT. */
 static int write_all(int fd, const uint8_t *p, size_t n, _Atomic uint64_t *count)
 {
 	while (n > 0) {
@@ -151,13 +153,8 @@ static int write_all(int fd, const uint8_t *p, size_t n, _Atomic uint64_t *count
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-
-				if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-					return -errno;
-				continue;
-			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return KB_ETIMEOUT;
 			return -errno;
 		}
 		atomic_fetch_add_explicit(count, (uint64_t)w, memory_order_relaxed);

@@ -307,6 +307,15 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		for (size_t k = 0; k < v->n_restart_after; k++)
 			kc_json_str(&j, NULL, v->restart_after[k]);
 		kc_json_arr_end(&j);
+		if (v->migration) {
+			kc_json_obj_begin(&j, "migration");
+			kc_json_u64(&j, "operation", v->migration);
+			kc_json_u64(&j, "to", v->migrating_to);
+			kc_json_str(&j, "to_name", v->migrating_to_name);
+			kc_json_obj_end(&j);
+		} else {
+			kc_json_null(&j, "migration");
+		}
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);

@@ -258,12 +258,19 @@ static int migrate_run(struct kc_ctx *ctx, const struct kc_call *call)
 	}
 	if (tty && !ctx->json)
 		fprintf(stderr, "\n");
-	if (!vm || vm->owner != dst) {
+	/* The switchover is the one way the migration ends without an end event: an owner
+	 * change by HA (which may even pick the destination) ends it with one. */
+	migration_event(ctx, call, since, uuid, " ended", why, sizeof(why));
+	if (!vm || vm->owner != dst || why[0]) {
+		char where[160] = "";
+
+		if (vm)
+			snprintf(where, sizeof(where), "; it runs on %s (epoch %" PRIu64 ")",
+				 vm->owner_name, vm->epoch);
 		keel__cluster__cluster_reply__free_unpacked(st, NULL);
-		migration_event(ctx, call, since, uuid, " ended", why, sizeof(why));
-		return kc_fail(ctx, KC_EXIT_FAILED, KB_ECANCELED,
-			       "VM %s was not migrated: %s; it runs where it ran", name,
-			       why[0] ? why : "the migration ended without a switchover");
+		return kc_fail(ctx, KC_EXIT_FAILED, KB_ECANCELED, "VM %s was not migrated: %s%s",
+			       name, why[0] ? why : "the migration ended without a switchover",
+			       where);
 	}
 	{
 		uint64_t epoch = vm->epoch;
