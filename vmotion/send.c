@@ -39,6 +39,7 @@
 #define DEFAULT_MAX_ROUNDS  30
 #define CONNECT_TIMEOUT_MS  5000
 #define SEND_TIMEOUT_MS	    5000 /* a stream that takes nothing this long is broken */
+#define CANCEL_GRACE_MS	    1000 /* a cancel ends a stuck migration by shutting its streams */
 #define READY_TIMEOUT_MS    30000
 #define RESUMED_TIMEOUT_MS  2000
 #define COMMIT_WAIT_MS	    4000
@@ -740,11 +741,17 @@ out:
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	for (uint32_t i = 0; i < s->count; i++) {
+		struct vmo_conn *c;
+
 		if (s->snd[i].running)
 			pthread_join(s->snd[i].thread, NULL);
 		s->snd[i].running = false;
-		vmo_conn_free(s->snd[i].conn);
+		/* taken out under the lock: vmo_source_cancel may be shutting it down */
+		pthread_mutex_lock(&s->lock);
+		c = s->snd[i].conn;
 		s->snd[i].conn = NULL;
+		pthread_mutex_unlock(&s->lock);
+		vmo_conn_free(c);
 	}
 	vmm_vm_notify(s->vm);
 	return NULL;
@@ -956,12 +963,25 @@ int vmo_source_cancel(struct vmo_source *s, struct kb_errmsg *err)
 	}
 	__atomic_store_n(&s->cancel, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->cond);
-	/* Senders blocked on a stalled stream (a cut network) and a controller waiting for
-	 * READY are unblocked by shutting the streams down: the migration thread then ends
-	 * the migration and the guest goes on here. */
-	for (uint32_t i = 0; i < s->count; i++)
-		if (s->snd[i].conn != NULL)
-			vmo_conn_shutdown(s->snd[i].conn);
+	/* The migration thread sees the flag between records and ends the migration, telling
+	 * the destination (ABORT). A sender blocked on a stalled stream (a cut network) or a
+	 * controller waiting for READY does not: after CANCEL_GRACE_MS the streams are shut
+	 * down, which unblocks them. */
+	{
+		struct timespec ts;
+		int w = 0;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(CANCEL_GRACE_MS % 1000) * 1000000L;
+		ts.tv_sec += CANCEL_GRACE_MS / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (!ended(s->st.phase) && s->st.phase != VMM_MIG_COMMITTED && w == 0)
+			w = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	if (!ended(s->st.phase) && s->st.phase != VMM_MIG_COMMITTED)
+		for (uint32_t i = 0; i < s->count; i++)
+			if (s->snd[i].conn != NULL)
+				vmo_conn_shutdown(s->snd[i].conn);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

@@ -2,8 +2,8 @@
  * Starting one user world: fork, then in the child, in this order: a new session, stdin
  * from /dev/null and stdout/stderr to the world's log, every other descriptor closed; wait
  * until the parent has moved it into its cgroup; its own mount namespace when it asks for
- * one (mounts made private, a tmpfs on /tmp with the host's state dir bound back when it
- * lies under /tmp, read-only binds); the capability bounding set and the ambient set
+ * one (mounts made private, a tmpfs on /tmp with the host's state dir and the program's
+ * directory bound back when they lie under /tmp, read-only binds); the capability bounding set and the ambient set
  * cleared but for the capabilities it keeps, which become its permitted and effective set;
  * PR_SET_NO_NEW_PRIVS; the seccomp filter; execve.
  *
@@ -13,6 +13,7 @@
  * cannot be confined never runs unconfined.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -63,10 +64,34 @@ static int under_tmp(const char *path)
 	return strncmp(path, "/tmp/", 5) == 0;
 }
 
+/* Binds directory fd (opened before /tmp was covered) back at path. */
+static int bind_back(int fd, const char *path)
+{
+	/* "/proc/self/fd/N" without snprintf (not async-signal-safe) */
+	char num[16], src[64];
+	int i = (int)sizeof(num) - 1, k = fd;
+
+	num[i] = '\0';
+	do {
+		num[--i] = (char)('0' + k % 10);
+		k /= 10;
+	} while (k && i > 0);
+	strcpy(src, "/proc/self/fd/");
+	strcat(src, num + i);
+	if (mkdirs(path) < 0 || mount(src, path, NULL, MS_BIND, NULL) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 static int child_mounts(const struct vmk_world_def *def, const char *state_dir)
 {
-	int keep = -1;
-	char src[64];
+	/* what must stay visible under a private /tmp: the host's state dir and the
+	 * program's own directory (a build tree under /tmp) */
+	char bin[PATH_MAX];
+	const char *keep_path[2] = {state_dir, NULL};
+	int keep[2] = {-1, -1};
+	char *slash;
 
 	if (!def->private_tmp && def->nro == 0)
 		return 0;
@@ -75,28 +100,28 @@ static int child_mounts(const struct vmk_world_def *def, const char *state_dir)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -1;
 	if (def->private_tmp) {
-		if (under_tmp(state_dir)) {
-			keep = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-			if (keep < 0)
+		if (strlen(def->argv[0]) < sizeof(bin)) {
+			strcpy(bin, def->argv[0]);
+			slash = strrchr(bin, '/');
+			if (slash && slash != bin) {
+				*slash = '\0';
+				if (under_tmp(bin) && !(under_tmp(state_dir) &&
+							strncmp(bin, state_dir, strlen(state_dir)) == 0))
+					keep_path[1] = bin;
+			}
+		}
+		for (int i = 0; i < 2; i++) {
+			if (!keep_path[i] || !under_tmp(keep_path[i]))
+				continue;
+			keep[i] = open(keep_path[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (keep[i] < 0)
 				return -1;
 		}
 		if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0)
 			return -1;
-		if (keep >= 0) {
-			/* "/proc/self/fd/N" without snprintf (not async-signal-safe) */
-			char num[16];
-			int i = (int)sizeof(num) - 1, k = keep;
-			num[i] = '\0';
-			do {
-				num[--i] = (char)('0' + k % 10);
-				k /= 10;
-			} while (k && i > 0);
-			strcpy(src, "/proc/self/fd/");
-			strcat(src, num + i);
-			if (mkdirs(state_dir) < 0 || mount(src, state_dir, NULL, MS_BIND, NULL) < 0)
+		for (int i = 0; i < 2; i++)
+			if (keep[i] >= 0 && bind_back(keep[i], keep_path[i]) < 0)
 				return -1;
-			close(keep);
-		}
 	}
 	for (int i = 0; i < def->nro; i++) {
 		const char *p = def->read_only[i];

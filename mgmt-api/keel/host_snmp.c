@@ -44,40 +44,7 @@ enum { O_COMMUNITY = 1, O_SINK, O_AGENTX, O_DROPIN, O_STATUS, O_NO_SINKS };
  * perr, text in text), or the failure reported. */
 static int get_conf(struct kc_ctx *ctx, bool *found, struct kb_buf *text, uint64_t *generation)
 {
-	Keel__Vmk__VmkRequest req = KEEL__VMK__VMK_REQUEST__INIT;
-	Keel__Vmk__VmkCfgGet g = KEEL__VMK__VMK_CFG_GET__INIT;
-	struct kb_errmsg err = {{0}};
-	Keel__Vmk__VmkReply *rp = NULL;
-	int rc, code = 0;
-
-	*found = false;
-	*generation = 0;
-	if (!ctx->tr) {
-		rc = kc_transport_local_create(ctx->socket, ctx->timeout_ms, &ctx->tr);
-		if (rc)
-			return kc_fail(ctx, KC_EXIT_FAILED, rc, "%s", kb_strerror(rc));
-	}
-	g.path = KSNMP_CONF_PATH;
-	req.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_GET;
-	req.cfg_get = &g;
-	rc = ctx->tr->call(ctx->tr, &req, &rp, &code, &err);
-	if (rc != KC_EXIT_OK)
-		return kc_fail(ctx, rc, code, "%s", err.msg);
-	if (rp->code == KB_ENOTFOUND) {
-		kc_reply_free(rp);
-		return KC_EXIT_OK;
-	}
-	if (rp->code != 0) {
-		rc = kc_fail(ctx, KC_EXIT_FAILED, rp->code, "%s",
-			     rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
-		kc_reply_free(rp);
-		return rc;
-	}
-	*found = true;
-	*generation = rp->n_cfg_files ? rp->cfg_files[0]->generation : 0;
-	rc = kb_buf_append(text, rp->cfg_data.data, rp->cfg_data.len);
-	kc_reply_free(rp);
-	return rc ? kc_fail(ctx, KC_EXIT_FAILED, rc, "out of memory") : KC_EXIT_OK;
+	return kc_store_get(ctx, KSNMP_CONF_PATH, found, text, generation);
 }
 
 /* Writes conf to the store. KC_EXIT_OK with *generation and *saved, or the failure reported. */

@@ -349,6 +349,12 @@ int kc_task_run(struct kc_ctx *ctx, const struct kc_call *call, const char *meth
 extern const struct kc_cmd kc_vm_cmd, kc_datastore_cmd, kc_host_cmd, kc_network_cmd;
 /* Nouns of `keel network` defined outside network.c (network_vmknic.c). */
 extern const struct kc_cmd kc_network_vmknic_cmd, kc_network_netstack_cmd;
+/* host_config.c: one file of this host's config store through vmkernel's socket (the
+ * services' settings: syslog.conf, ntp.conf, snmp.conf). KC_EXIT_OK with *found (false: no
+ * such file), its contents appended to b and its generation; or the failure reported. */
+struct kb_buf;
+int kc_store_get(struct kc_ctx *ctx, const char *path, bool *found, struct kb_buf *b,
+		 uint64_t *generation);
 extern const struct kc_cmd kc_host_syslog_cmd; /* host_syslog.c: `keel host syslog` */
 extern const struct kc_cmd kc_host_snmp_cmd; /* host_snmp.c: `keel host snmp` */
 extern const struct kc_cmd kc_host_ntp_cmd;    /* host_ntp.c: `keel host ntp` */
