@@ -1,5 +1,5 @@
-# vMotion, vmkernel's part (docs/vmotion.md "vmkernel's part"), standalone: `keel lab up 2`
-# without a cluster gives two hosts with the shared datastore shared1 and VMotion-tagged
+# vMotion, vmkernel's part (docs/vmotion.md "vmkernel's part"), standalone: `keel lab up 3`
+# without a cluster gives hosts (host1 and host2 used here) with the shared datastore shared1 and VMotion-tagged
 # vmk1 adapters in their vmotion netstacks. A kguest VM on shared1 runs on host1; a Python
 # client speaks VmkVmMigrate* to the vmkernels (vmk_migrate_client.py):
 #   - MigrateIn is refused, changing nothing, for a wrong uuid, a VM on a local datastore,
@@ -15,8 +15,10 @@
 #     incoming vmx and removes its tap and pid record;
 #   - MigrateIn then MigrateOut: the VM runs on host2 (powered on, its console counter goes
 #     on, in host2's inventory), and is gone from host1 and its inventory;
-#   - then in a cluster of the two (clusterd drives the requests: keel vm migrate), a VM
-#     moves host1 -> host2 -> host1, committed at epochs 2 and 3, fenced with its lock.
+#   - then in a cluster of the two and a third host (three voters: one slow clusterd on a
+#     loaded machine does not leave the cluster without a leader; clusterd drives the
+#     requests: keel vm migrate), a VM moves host1 -> host2 -> host1, committed at epochs 2
+#     and 3, fenced with its lock.
 source "$(dirname "$0")/common.bash"
 need_kvm
 command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
@@ -73,7 +75,7 @@ cfail() {
 	fail "$@"
 }
 
-out=$(lab up 2 --dir "$LAB" --json) || fail "lab up: $out"
+out=$(lab up 3 --dir "$LAB" --json) || fail "lab up: $out"
 NS1=$(py 'd["prefix"]' "$out")-lab-host1
 NS2=$(py 'd["prefix"]' "$out")-lab-host2
 taps1() { ip -n "$NS1" -o link show type tun | wc -l; }
@@ -275,9 +277,11 @@ kcl() { local h=$1; shift; hk "$h" --timeout 30 cluster "$@"; }
 kcl host1 create mig2 >/dev/null || cfail "cluster create"
 tok=$(kcl host1 join-token) || cfail "join-token: $tok"
 kcl host2 join 198.18.0.1 --token "$tok" >/dev/null || cfail "host2 join"
-connected() { [ "$(kcl host1 status --json | $PY -c 'import json,sys; d=json.load(sys.stdin); print(bool(d["leader_id"]), sorted(h["state"] for h in d["hosts"]))' 2>/dev/null)" = "True ['connected', 'connected']" ]; }
+tok=$(kcl host1 join-token) || cfail "join-token: $tok"
+kcl host3 join 198.18.0.1 --token "$tok" >/dev/null || cfail "host3 join"
+connected() { [ "$(kcl host1 status --json | $PY -c 'import json,sys; d=json.load(sys.stdin); print(bool(d["leader_id"]), sorted(h["state"] for h in d["hosts"]))' 2>/dev/null)" = "True ['connected', 'connected', 'connected']" ]; }
 for _ in $(seq 150); do connected && break; sleep 0.1; done
-connected || cfail "two connected hosts: $(kcl host1 status)"
+connected || cfail "three connected hosts: $(kcl host1 status)"
 # A two-host cluster on a loaded machine may lose its leader for a moment: no isolation
 # response or HA restart must move the VM behind the test's back.
 kcl host1 config --failure-timeout 5000 --isolation-response leave-powered-on --ha off >/dev/null ||
