@@ -150,6 +150,15 @@ static void progress(struct kc_ctx *ctx, const char *uuid, bool tty)
 	kc_reply_free(rp);
 }
 
+/* The outcome line made before the call ("Migrated VM web01."). */
+static void fixed_text(struct kl_client *c, const Keel__Vim__Task *task, void *arg, char *done,
+		       size_t size)
+{
+	(void)c;
+	(void)task;
+	snprintf(done, size, "%s", (const char *)arg);
+}
+
 static int migrate_api(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Vim__MigrateVmRequest rq = KEEL__VIM__MIGRATE_VM_REQUEST__INIT;
@@ -160,7 +169,7 @@ static int migrate_api(struct kc_ctx *ctx, const struct kc_call *call)
 	rq.vm = (char *)call->pos[0];
 	rq.to_host = (char *)(kc_opt(call, O_TO) ? kc_opt(call, O_TO) : "");
 	snprintf(text, sizeof(text), "Migrated VM %s.", kc_clean(call->pos[0], name, sizeof(name)));
-	return kc_task_run(ctx, call, "MigrateVm", &rq.base, NULL, text);
+	return kc_task_run(ctx, call, "MigrateVm", &rq.base, fixed_text, text);
 }
 
 static int migrate_run(struct kc_ctx *ctx, const struct kc_call *call)
