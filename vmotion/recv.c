@@ -119,11 +119,36 @@ static int zero_pages(struct vmo_dest *d, uint64_t first, uint32_t count)
 	return 0;
 }
 
+/* Writes whole pages through the memfd: the page cache takes them without clearing a page
+ * first (a store through the mapping would fault in a zeroed page and then overwrite it).
+ * The mapping sees the same pages. */
+static int write_pages(struct vmo_dest *d, uint64_t first, const uint8_t *data, uint32_t count,
+		       struct kb_errmsg *err)
+{
+	struct vmm_mem *m = &d->vm->mem;
+	size_t len = (size_t)count * VMO_PAGE_SIZE, done = 0;
+	off_t off = (off_t)(first * VMO_PAGE_SIZE);
+
+	while (done < len) {
+		ssize_t n = pwrite(m->memfd, data + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int rv = n < 0 ? -errno : -EIO;
+
+			kb_errmsg_setf(err, "writing %u pages at page %llu: %s", count,
+				       (unsigned long long)first, kb_strerror(rv));
+			return rv;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 /* Handles one record; returns 1 when the stream is done (after GO), 0 to go on. */
 static int handle(struct receiver *r, const struct vmo_rec *rec, struct kb_errmsg *err)
 {
 	struct vmo_dest *d = r->d;
-	struct vmm_mem *m = &d->vm->mem;
 
 	switch (rec->type) {
 	case VMO_PAGES:
@@ -133,11 +158,10 @@ static int handle(struct receiver *r, const struct vmo_rec *rec, struct kb_errms
 			return KB_EPROTO;
 		}
 		if (rec->type == VMO_PAGES) {
-			uint8_t *dst = m->base + rec->u.pages.first * VMO_PAGE_SIZE;
-			size_t len = (size_t)rec->u.pages.count * VMO_PAGE_SIZE;
-			/* one call allocates the record's pages instead of a fault per page */
-			(void)madvise(dst, len, MADV_POPULATE_WRITE);
-			memcpy(dst, rec->u.pages.data, len);
+			int rv = write_pages(d, rec->u.pages.first, rec->u.pages.data,
+					     rec->u.pages.count, err);
+			if (rv < 0)
+				return rv;
 			r->data_pages += rec->u.pages.count;
 		} else {
 			zero_pages(d, rec->u.pages.first, rec->u.pages.count);
@@ -155,6 +179,9 @@ static int handle(struct receiver *r, const struct vmo_rec *rec, struct kb_errms
 			d->st.round = rec->u.round.round;
 		pthread_mutex_unlock(&d->lock);
 		return 0;
+	case VMO_SYNC:
+		/* everything before it is in guest memory: say so on the same stream */
+		return vmo_send_sync(r->conn, VMO_SYNCED, rec->u.sync_seq, err);
 	case VMO_FINAL:
 		if (r->final || rec->u.final_pages != r->pages) {
 			kb_errmsg_setf(err, "FINAL counts %llu pages, %llu arrived%s",

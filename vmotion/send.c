@@ -41,6 +41,7 @@
 #define SEND_TIMEOUT_MS	    5000 /* a stream that takes nothing this long is broken */
 #define CANCEL_GRACE_MS	    1000 /* a cancel ends a stuck migration by shutting its streams */
 #define READY_TIMEOUT_MS    30000
+#define SYNC_TIMEOUT_MS	    30000 /* the destination applies what it was sent */
 #define RESUMED_TIMEOUT_MS  2000
 #define COMMIT_WAIT_MS	    4000
 #define STATE_MAX	    (64u << 20)
@@ -96,6 +97,7 @@ struct vmo_source {
 	bool skip_zero;	   /* the full pass: zero pages are not sent at all */
 	bool final;	   /* senders end their work with FINAL */
 	uint32_t round;
+	uint64_t sync_seq;
 	uint64_t t_start, t_pause;
 	bool paused_by_us;
 };
@@ -423,31 +425,63 @@ out:
 }
 
 /* Reads stream 0 until a record of type want; ABORT or anything else is an error. */
-static int expect(struct vmo_source *s, enum vmo_type want, unsigned timeout_ms,
-		  struct kb_errmsg *err)
+static int expect_on(struct vmo_source *s, uint32_t i, enum vmo_type want, unsigned timeout_ms,
+		     struct vmo_rec *rec, struct kb_errmsg *err)
 {
-	struct vmo_rec rec;
 	int rv;
 
-	set_timeout(vmo_conn_fd(s->snd[0].conn), SO_RCVTIMEO, timeout_ms);
-	rv = vmo_recv(s->snd[0].conn, &rec, err);
+	set_timeout(vmo_conn_fd(s->snd[i].conn), SO_RCVTIMEO, timeout_ms);
+	rv = vmo_recv(s->snd[i].conn, rec, err);
 	if (rv == -EAGAIN || rv == -EWOULDBLOCK) {
 		kb_errmsg_setf(err, "no answer from the destination in %u ms", timeout_ms);
 		return KB_ETIMEOUT;
 	}
 	if (rv < 0)
 		return rv;
-	if (rec.type == VMO_ABORT) {
-		kb_errmsg_setf(err, "the destination aborted: %s (%s)", rec.u.abort.text,
-			       kb_strerror(rec.u.abort.code));
-		return rec.u.abort.code < 0 ? rec.u.abort.code : KB_ECANCELED;
+	if (rec->type == VMO_ABORT) {
+		kb_errmsg_setf(err, "the destination aborted: %s (%s)", rec->u.abort.text,
+			       kb_strerror(rec->u.abort.code));
+		return rec->u.abort.code < 0 ? rec->u.abort.code : KB_ECANCELED;
 	}
-	if (rec.type != want) {
-		kb_errmsg_setf(err, "the destination sent record type %d, expected %d", rec.type,
+	if (rec->type != want) {
+		kb_errmsg_setf(err, "the destination sent record type %d, expected %d", rec->type,
 			       want);
 		return KB_EPROTO;
 	}
 	return 0;
+}
+
+static int expect(struct vmo_source *s, enum vmo_type want, unsigned timeout_ms,
+		  struct kb_errmsg *err)
+{
+	struct vmo_rec rec;
+
+	return expect_on(s, 0, want, timeout_ms, &rec, err);
+}
+
+/* Waits until the destination has applied everything sent so far on every stream: a SYNC
+ * down each stream, its SYNCED back. What sits in socket buffers is not yet moved, so the
+ * dirty set and the bandwidth are measured after this, and the switchover never waits
+ * for a backlog to drain. */
+static int sync_streams(struct vmo_source *s, struct kb_errmsg *err)
+{
+	struct vmo_rec rec;
+	uint64_t seq = ++s->sync_seq;
+	int rv = 0;
+
+	for (uint32_t i = 0; i < s->count && rv == 0; i++)
+		rv = vmo_send_sync(s->snd[i].conn, VMO_SYNC, seq, err);
+	for (uint32_t i = 0; i < s->count && rv == 0; i++) {
+		rv = expect_on(s, i, VMO_SYNCED, SYNC_TIMEOUT_MS, &rec, err);
+		if (rv == 0 && rec.u.sync_seq != seq) {
+			kb_errmsg_setf(err, "stream %u: SYNCED %llu, expected %llu", i,
+				       (unsigned long long)rec.u.sync_seq, (unsigned long long)seq);
+			rv = KB_EPROTO;
+		}
+	}
+	if (rv < 0)
+		kb_errmsg_wrapf(err, "waiting for the destination to apply round %u", s->round);
+	return rv;
 }
 
 /* Pre-copy: the full pass, then rounds until the rest fits the downtime target. */
@@ -463,6 +497,7 @@ static int precopy(struct vmo_source *s, struct kb_errmsg *err)
 	last_fetch = t0 = kb_now_ns();
 	b0 = bytes_sent(s);
 	rv = run_round(s, err);
+	rv = rv ?: sync_streams(s, err);
 	s->skip_zero = false;
 	for (;;) {
 		uint64_t now = kb_now_ns(), b1 = bytes_sent(s);
@@ -523,6 +558,7 @@ static int precopy(struct vmo_source *s, struct kb_errmsg *err)
 		t0 = kb_now_ns();
 		b0 = bytes_sent(s);
 		rv = run_round(s, err);
+		rv = rv ?: sync_streams(s, err);
 	}
 }
 

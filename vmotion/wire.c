@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -87,7 +88,8 @@ struct vmo_conn {
 	uint64_t guest_pages;
 	bool encrypt;
 	bool client;
-	struct dir tx, rx; /* tx: sender thread only; rx: receiver thread only */
+	struct dir tx, rx; /* tx: under tx_lock; rx: receiver thread only */
+	pthread_mutex_t tx_lock;
 	uint8_t *sbuf, *rbuf;
 	/* receive order (server side): nothing but state and control after FINAL */
 	bool final_seen, state_end_seen;
@@ -126,10 +128,10 @@ static const char *type_name(int type)
 	    [VMO_PAGES] = "PAGES", [VMO_ZERO] = "ZERO",	  [VMO_ROUND] = "ROUND",
 	    [VMO_FINAL] = "FINAL", [VMO_STATE] = "STATE", [VMO_STATE_END] = "STATE_END",
 	    [VMO_READY] = "READY", [VMO_GO] = "GO",	  [VMO_RESUMED] = "RESUMED",
-	    [VMO_ABORT] = "ABORT",
+	    [VMO_ABORT] = "ABORT", [VMO_SYNC] = "SYNC",	  [VMO_SYNCED] = "SYNCED",
 	};
 
-	if (type >= VMO_PAGES && type <= VMO_ABORT)
+	if (type >= VMO_PAGES && type <= VMO_SYNCED)
 		return names[type];
 	return "unknown";
 }
@@ -480,6 +482,7 @@ static int conn_create(int fd, const struct vmo_params *p, uint32_t index, bool 
 	c = kb_calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto err_msg;
+	pthread_mutex_init(&c->tx_lock, NULL);
 	c->fd = fd;
 	c->index = index;
 	c->count = p->count;
@@ -739,12 +742,16 @@ int vmo_decode(enum vmo_type type, const uint8_t *payload, uint32_t len, uint32_
 		return 0;
 	case VMO_FINAL:
 	case VMO_GO:
+	case VMO_SYNC:
+	case VMO_SYNCED:
 		if (len != 8)
 			return bad_len(t, index, len, "8", err);
 		if (t == VMO_FINAL)
 			rec->u.final_pages = get_le64(payload);
-		else
+		else if (t == VMO_GO)
 			rec->u.go_epoch = get_le64(payload);
+		else
+			rec->u.sync_seq = get_le64(payload);
 		return 0;
 	case VMO_STATE:
 	case VMO_STATE_END:
@@ -792,8 +799,8 @@ int vmo_decode(enum vmo_type type, const uint8_t *payload, uint32_t len, uint32_
 	}
 }
 
-int vmo_send(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, int iovcnt,
-	     struct kb_errmsg *err)
+static int send_locked(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov,
+		       int iovcnt, struct kb_errmsg *err)
 {
 	size_t len = 0, total;
 	int rc;
@@ -802,7 +809,7 @@ int vmo_send(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, in
 		kb_errmsg_setf(err, "stream %u: an earlier send failed", c->index);
 		return KB_ESTATE;
 	}
-	if ((int)type < VMO_PAGES || (int)type > VMO_ABORT || iovcnt < 0 ||
+	if ((int)type < VMO_PAGES || (int)type > VMO_SYNCED || iovcnt < 0 ||
 	    (iovcnt > 0 && iov == NULL)) {
 		kb_errmsg_setf(err, "stream %u: record type %d with %d buffers", c->index,
 			       (int)type, iovcnt);
@@ -850,6 +857,17 @@ int vmo_send(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, in
 		return rc;
 	}
 	return 0;
+}
+
+int vmo_send(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, int iovcnt,
+	     struct kb_errmsg *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->tx_lock);
+	rc = send_locked(c, type, iov, iovcnt, err);
+	pthread_mutex_unlock(&c->tx_lock);
+	return rc;
 }
 
 static int send_fixed(struct vmo_conn *c, enum vmo_type type, const uint8_t *p, size_t n,
@@ -948,6 +966,19 @@ int vmo_send_empty(struct vmo_conn *c, enum vmo_type type, struct kb_errmsg *err
 	return send_fixed(c, type, NULL, 0, err);
 }
 
+int vmo_send_sync(struct vmo_conn *c, enum vmo_type type, uint64_t seq, struct kb_errmsg *err)
+{
+	uint8_t p[8];
+
+	if (type != VMO_SYNC && type != VMO_SYNCED) {
+		kb_errmsg_setf(err, "stream %u: a %s record is not a sync", c->index,
+			       type_name(type));
+		return -EINVAL;
+	}
+	put_le64(p, seq);
+	return send_fixed(c, type, p, sizeof(p), err);
+}
+
 int vmo_send_abort(struct vmo_conn *c, int code, const char *text, struct kb_errmsg *err)
 {
 	uint8_t p[8 + VMO_ABORT_TEXT_MAX];
@@ -968,12 +999,13 @@ int vmo_send_abort(struct vmo_conn *c, int code, const char *text, struct kb_err
 /* Which peer may send a type: the source (client) or the destination (server). */
 static bool from_source(int type)
 {
-	return type != VMO_READY && type != VMO_RESUMED;
+	return type != VMO_READY && type != VMO_RESUMED && type != VMO_SYNCED;
 }
 
 static bool from_destination(int type)
 {
-	return type == VMO_READY || type == VMO_RESUMED || type == VMO_ABORT;
+	return type == VMO_READY || type == VMO_RESUMED || type == VMO_ABORT ||
+	       type == VMO_SYNCED;
 }
 
 /* The receive order on the destination: after FINAL only the state (stream 0) and
@@ -988,6 +1020,7 @@ static int check_order(struct vmo_conn *c, const struct vmo_rec *rec, struct kb_
 	case VMO_ZERO:
 	case VMO_ROUND:
 	case VMO_FINAL:
+	case VMO_SYNC:
 		if (c->final_seen)
 			return bad_field(t, c->index, "after FINAL", err);
 		if (t == VMO_FINAL)
@@ -1156,6 +1189,7 @@ void vmo_conn_free(struct vmo_conn *c)
 	EVP_CIPHER_CTX_free(c->rx.ctx);
 	kb_free(c->sbuf);
 	kb_free(c->rbuf);
+	pthread_mutex_destroy(&c->tx_lock);
 	OPENSSL_cleanse(c, sizeof(*c));
 	kb_free(c);
 }

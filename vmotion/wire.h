@@ -44,6 +44,8 @@ enum vmo_type {
 	VMO_GO = 8,
 	VMO_RESUMED = 9,
 	VMO_ABORT = 10,
+	VMO_SYNC = 11,	 /* source: everything before this is sent; answer when applied */
+	VMO_SYNCED = 12, /* destination, on the same stream: applied up to that SYNC */
 };
 
 struct vmo_conn;
@@ -73,7 +75,7 @@ int vmo_server_hello(int fd, const struct vmo_params *p, struct vmo_conn **out, 
 
 /* Seals and writes one record whose payload is the concatenation of iov (at most
  * VMO_REC_MAX bytes in all; the iov memory is only read, so guest memory may be passed
- * directly). Blocks until written. */
+ * directly). Blocks until written. Sends on one conn are serialised (any thread). */
 int vmo_send(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, int iovcnt,
 	     struct kb_errmsg *err);
 
@@ -93,6 +95,8 @@ int vmo_send_state_end(struct vmo_conn *c, uint64_t length, uint32_t crc, struct
 int vmo_send_go(struct vmo_conn *c, uint64_t epoch, struct kb_errmsg *err);
 int vmo_send_empty(struct vmo_conn *c, enum vmo_type type, struct kb_errmsg *err);
 int vmo_send_abort(struct vmo_conn *c, int code, const char *text, struct kb_errmsg *err);
+/* VMO_SYNC from the source or VMO_SYNCED from the destination, carrying seq. */
+int vmo_send_sync(struct vmo_conn *c, enum vmo_type type, uint64_t seq, struct kb_errmsg *err);
 
 /* One received record, decoded and checked: the type's exact payload size, page ranges
  * below guest_pages, pages on the stream (page / VMO_PAGES_MAX) % count == this index,
@@ -120,6 +124,7 @@ struct vmo_rec {
 			uint32_t crc;
 		} state_end;
 		uint64_t go_epoch; /* GO */
+		uint64_t sync_seq; /* SYNC and SYNCED */
 		struct {
 			int code;
 			char text[VMO_ABORT_TEXT_MAX + 1];

@@ -5,6 +5,10 @@
  *
  *   Misc.LogLevel = error|warn|info|debug|trace   vmkernel's log level (instead of
  *                                                 --log-level while it is set)
+ *   Migrate.Encrypt = 1|0                         vMotion streams from this host sealed
+ *                                                 with AES-GCM (default 1)
+ *   Migrate.StreamsPerAdapter = 1..8              vMotion streams per VMotion adapter for
+ *                                                 migrations from this host (default 2)
  *
  * The parser is strict and bounded (the file is at most VMK_CFG_FILE_MAX bytes, a line at
  * most 1024): a NUL, a control character, a line without '=', an unknown or repeated key
@@ -12,8 +16,11 @@
  * put or an import takes effect, so a bad file is never stored.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kernel/cfg/cfg.h"
 
@@ -27,6 +34,32 @@ static void trim(const char **s, size_t *n)
 	}
 	while (*n > 0 && isblank((unsigned char)(*s)[*n - 1]))
 		(*n)--;
+}
+
+static bool key_is(const char *key, size_t kn, const char *name)
+{
+	return kn == strlen(name) && memcmp(key, name, kn) == 0;
+}
+
+static int twice(unsigned no, const char *name, struct kb_errmsg *err)
+{
+	kb_errmsg_setf(err, "line %u: %s is set twice", no, name);
+	return KB_ECONFIG;
+}
+
+/* 1 for 1/on/true/yes, 0 for 0/off/false/no, -1 otherwise. */
+static int bool_parse(const char *v)
+{
+	static const char *const on[] = {"1", "on", "true", "yes"}, *const off[] = {"0", "off",
+										    "false", "no"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, on[i]) == 0)
+			return 1;
+		if (strcasecmp(v, off[i]) == 0)
+			return 0;
+	}
+	return -1;
 }
 
 static int parse_line(const char *line, size_t n, unsigned no, struct vmk_cfg_advanced *out,
@@ -50,13 +83,15 @@ static int parse_line(const char *line, size_t n, unsigned no, struct vmk_cfg_ad
 	vn = n - kn - 1;
 	trim(&key, &kn);
 	trim(&val, &vn);
-	if (kn == strlen("Misc.LogLevel") && memcmp(key, "Misc.LogLevel", kn) == 0) {
-		int level = -1;
-		if (vn < sizeof(v)) {
-			memcpy(v, val, vn);
-			v[vn] = '\0';
-			level = kb_log_level_parse(v);
-		}
+	if (vn >= sizeof(v)) {
+		kb_errmsg_setf(err, "line %u: the value is longer than %zu bytes", no,
+			       sizeof(v) - 1);
+		return KB_ECONFIG;
+	}
+	memcpy(v, val, vn);
+	v[vn] = '\0';
+	if (key_is(key, kn, "Misc.LogLevel")) {
+		int level = kb_log_level_parse(v);
 		if (level < 0) {
 			kb_errmsg_setf(err,
 				       "line %u: Misc.LogLevel must be error, warn, info, debug "
@@ -64,15 +99,41 @@ static int parse_line(const char *line, size_t n, unsigned no, struct vmk_cfg_ad
 				       no);
 			return KB_ECONFIG;
 		}
-		if (out->log_level >= 0) {
-			kb_errmsg_setf(err, "line %u: Misc.LogLevel is set twice", no);
-			return KB_ECONFIG;
-		}
+		if (out->log_level >= 0)
+			return twice(no, "Misc.LogLevel", err);
 		out->log_level = level;
 		return 0;
 	}
-	kb_errmsg_setf(err, "line %u: unknown setting \"%.*s\" (known: Misc.LogLevel)", no,
-		       (int)(kn > 64 ? 64 : kn), key);
+	if (key_is(key, kn, "Migrate.Encrypt")) {
+		int on = bool_parse(v);
+		if (on < 0) {
+			kb_errmsg_setf(err, "line %u: Migrate.Encrypt must be 1 or 0 (on, off)",
+				       no);
+			return KB_ECONFIG;
+		}
+		if (out->migrate_encrypt >= 0)
+			return twice(no, "Migrate.Encrypt", err);
+		out->migrate_encrypt = on;
+		return 0;
+	}
+	if (key_is(key, kn, "Migrate.StreamsPerAdapter")) {
+		char *e = NULL;
+		unsigned long streams = strtoul(v, &e, 10);
+		if (!isdigit((unsigned char)v[0]) || *e != '\0' || streams < 1 ||
+		    streams > VMK_CFG_MIGRATE_STREAMS_MAX) {
+			kb_errmsg_setf(err, "line %u: Migrate.StreamsPerAdapter must be 1..%d", no,
+				       VMK_CFG_MIGRATE_STREAMS_MAX);
+			return KB_ECONFIG;
+		}
+		if (out->migrate_streams > 0)
+			return twice(no, "Migrate.StreamsPerAdapter", err);
+		out->migrate_streams = (int)streams;
+		return 0;
+	}
+	kb_errmsg_setf(err,
+		       "line %u: unknown setting \"%.*s\" (known: Misc.LogLevel, Migrate.Encrypt, "
+		       "Migrate.StreamsPerAdapter)",
+		       no, (int)(kn > 64 ? 64 : kn), key);
 	return KB_ECONFIG;
 }
 
@@ -83,6 +144,8 @@ int vmk_cfg_advanced_parse(const void *text, size_t len, struct vmk_cfg_advanced
 	unsigned no = 0;
 
 	out->log_level = -1;
+	out->migrate_encrypt = -1;
+	out->migrate_streams = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)p[i];
 		if (ch != '\n' && ch != '\t' && (ch < 0x20 || ch == 0x7f)) {

@@ -172,8 +172,12 @@ int vmk_cfg_kar_encode(uint64_t generation, uint64_t written_ns, const struct vm
 /* ---- advanced settings (advanced.c) ------------------------------------------------------
  * etc/keel/advanced.conf: "key = value" lines, '#' comments, blank lines. Known keys only. */
 
+#define VMK_CFG_MIGRATE_STREAMS_MAX 8
+
 struct vmk_cfg_advanced {
-	int log_level; /* Misc.LogLevel: KB_LOG_*, -1 when not set */
+	int log_level;	     /* Misc.LogLevel: KB_LOG_*, -1 when not set */
+	int migrate_encrypt; /* Migrate.Encrypt: 1 or 0, -1 when not set */
+	int migrate_streams; /* Migrate.StreamsPerAdapter: 1..8, 0 when not set */
 };
 
 /* Parses the text (untrusted) into out. 0 or KB_ECONFIG with "line N: ..." in err. */

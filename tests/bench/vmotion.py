@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """vMotion benchmarks (make bench-vmotion): live migration of a kguest between two vmx
-processes over loopback, encrypted, default settings (1 stream, 5 ms downtime target, 30
-rounds), committed at once. Cases: filled1g (1 GiB guest, memory filled then idle),
-dirty64 / dirty256 (1 GiB guest, 512 MiB working set dirtied at 64 / 256 MiB/s),
-untouched1g (1 GiB never touched). Prints "RESULT vmotion_<case>_total_ms|_downtime_ms|
-_mib_sent <value> <unit>", medians of KEEL_BENCH_RUNS (3) runs; total is the migration's
-start to the end of the commit, downtime the guest's pause on the source to RESUMED from
-the destination, both measured by the source vmx. When tests/bench/vmotion_qemu.py exists,
-the same cases in QEMU follow (RESULT qemu_<case>_total_ms|_downtime_ms) with the ratios
-as comments."""
+processes over loopback, encrypted, the cluster's default settings (2 streams per adapter, 5
+ms downtime target, 30 rounds; KEEL_VMO_STREAMS overrides the streams), committed at once.
+Cases: filled1g (1 GiB guest, memory filled then idle), dirty64 / dirty256 (1 GiB guest, 512
+MiB working set dirtied at 64 / 256 MiB/s), untouched1g (1 GiB never touched). Prints
+"RESULT vmotion_<case>_total_ms|_downtime_ms|_mib_sent <value> <unit>", medians of
+KEEL_BENCH_RUNS (3) runs; total is the migration's start to the end of the commit, downtime
+the guest's pause on the source to RESUMED from the destination, both measured by the source
+vmx. When tests/bench/vmotion_qemu.py exists, the same cases in QEMU follow (RESULT
+qemu_<case>_total_ms|_downtime_ms) with the ratios as comments."""
 import json
 import os
 import random
@@ -25,6 +25,7 @@ VMX = os.path.abspath(f"{BUILD}/bin/vmx")
 VMXCTL = os.path.abspath(f"{BUILD}/bin/vmxctl")
 KGUEST = os.path.abspath(f"{BUILD}/guest/kguest.elf")
 RUNS = int(os.environ.get("KEEL_BENCH_RUNS", "3"))
+STREAMS = os.environ.get("KEEL_VMO_STREAMS", "2")  # clusterd's Migrate.StreamsPerAdapter
 MIG_ID = "4b45454c42454e434800000000000001"
 
 # case: (memory, command line, console line that means "ready to migrate")
@@ -93,10 +94,11 @@ def migrate_once(case, d):
         wait_file(f"{d}/src.log", marker)
         dst, dsock = start_vmx(d, "dst", mem, cmdline, "--incoming", f"127.0.0.1:{port}")
         inc = subprocess.Popen([VMXCTL, "migrate-in", dsock, "--key-file", f"{d}/key", "--id",
-                                MIG_ID, "--streams", "1"], stdout=subprocess.DEVNULL,
+                                MIG_ID, "--streams", STREAMS], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         out = subprocess.run([VMXCTL, "--json", "migrate", ssock, "--to", f"127.0.0.1:{port}",
-                              "--key-file", f"{d}/key", "--id", MIG_ID, "--commit", "2"],
+                              "--key-file", f"{d}/key", "--id", MIG_ID, "--streams", STREAMS,
+                              "--commit", "2"],
                              capture_output=True, text=True, timeout=120)
         inc.wait(10)
         r = json.loads(out.stdout)

@@ -104,7 +104,16 @@ kv 2 vm create mf --memory 128 --vcpus 1 --datastore shared1 --cmdline "counter_
 kv 2 vm power-on mf >/dev/null || fail "power-on mf"
 wait_for "$LAB/shared/mf/console.log" "counter 10\b"
 c1=$(csum 2 mf) || fail "csum of mf on host2"
+# host2's own vMotion settings: plain streams, three per adapter (a bad value is refused)
+printf 'Migrate.StreamsPerAdapter = 12\n' >"$T/adv.bad"
+expect_fail 1 kv 2 host config put etc/keel/advanced.conf "$T/adv.bad"
+[[ $msg == *"1..8"* ]] || fail "a bad Migrate.StreamsPerAdapter: $msg"
+printf 'Migrate.Encrypt = off\nMigrate.StreamsPerAdapter = 3\n' >"$T/adv"
+kv 2 host config put etc/keel/advanced.conf "$T/adv" >/dev/null || fail "put host2's advanced.conf"
 kv 2 vm migrate mf --to host3 >/dev/null || fail "migrate mf to host3"
+ev=$(kc 2 events --json) || fail "events"
+[ "$(py "any('VM mf migrated to host3' in e['message'] and '3 plain stream(s)' in e['message'] for e in d['events'])" "$ev")" = True ] ||
+	fail "mf's migration did not use host2's settings: $ev"
 [ "$(power_of 3 mf)" = poweredOn ] || fail "mf not running on host3"
 c2=$(csum 3 mf) || fail "csum of mf on host3"
 [ "$c1" = "$c2" ] || fail "mf's memory changed in the move: $c1 / $c2"

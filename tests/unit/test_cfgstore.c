@@ -763,6 +763,28 @@ static void test_advanced_parse(void **state)
 	assert_non_null(strstr(err.msg, "unknown setting"));
 	assert_int_equal(vmk_cfg_advanced_parse("Misc.LogLevel = info\0", 21, &a, &err),
 			 KB_ECONFIG);
+
+	/* vMotion settings: absent means the defaults */
+	assert_int_equal(vmk_cfg_advanced_parse(ok, strlen(ok), &a, &err), 0);
+	assert_int_equal(a.migrate_encrypt, -1);
+	assert_int_equal(a.migrate_streams, 0);
+	const char *mig = "Migrate.Encrypt = off\nMigrate.StreamsPerAdapter = 4\n";
+	assert_int_equal(vmk_cfg_advanced_parse(mig, strlen(mig), &a, &err), 0);
+	assert_int_equal(a.migrate_encrypt, 0);
+	assert_int_equal(a.migrate_streams, 4);
+	const char *bad[][2] = {
+	    {"Migrate.Encrypt = maybe\n", "1 or 0"},
+	    {"Migrate.StreamsPerAdapter = 0\n", "1..8"},
+	    {"Migrate.StreamsPerAdapter = 9\n", "1..8"},
+	    {"Migrate.StreamsPerAdapter = 2x\n", "1..8"},
+	    {"Migrate.StreamsPerAdapter = -1\n", "1..8"},
+	    {"Migrate.Encrypt = 1\nMigrate.Encrypt = 1\n", "set twice"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(vmk_cfg_advanced_parse(bad[i][0], strlen(bad[i][0]), &a, &err),
+				 KB_ECONFIG);
+		assert_non_null(strstr(err.msg, bad[i][1]));
+	}
 }
 
 int main(void)

@@ -246,6 +246,7 @@ static void roundtrip(bool encrypt)
 	send_ok(vmo_send_zero(pr.cli, 768 + 255, 1, &err), &err);
 	send_ok(vmo_send_zero(pr.cli, 1536, 256, &err), &err);
 	send_ok(vmo_send_round(pr.cli, 7, 123456789012ull, &err), &err);
+	send_ok(vmo_send_sync(pr.cli, VMO_SYNC, 99, &err), &err);
 	send_ok(vmo_send_final(pr.cli, 0xfedcba9876543210ull, &err), &err);
 	send_ok(vmo_send(pr.cli, VMO_STATE, &(struct iovec){state, 1000}, 1, &err), &err);
 	send_ok(vmo_send(pr.cli, VMO_STATE, &(struct iovec){state + 1000, 2000}, 1, &err), &err);
@@ -272,6 +273,8 @@ static void roundtrip(bool encrypt)
 	recv_ok(pr.srv, &rec, VMO_ROUND);
 	assert_int_equal(rec.u.round.round, 7);
 	assert_int_equal(rec.u.round.pages, 123456789012ull);
+	recv_ok(pr.srv, &rec, VMO_SYNC);
+	assert_int_equal(rec.u.sync_seq, 99);
 	recv_ok(pr.srv, &rec, VMO_FINAL);
 	assert_int_equal(rec.u.final_pages, 0xfedcba9876543210ull);
 	recv_ok(pr.srv, &rec, VMO_STATE);
@@ -290,6 +293,7 @@ static void roundtrip(bool encrypt)
 	assert_string_equal(rec.u.abort.text, "cancelled by the operator");
 
 	/* destination -> source */
+	send_ok(vmo_send_sync(pr.srv, VMO_SYNCED, 99, &err), &err);
 	send_ok(vmo_send_empty(pr.srv, VMO_READY, &err), &err);
 	send_ok(vmo_send_empty(pr.srv, VMO_RESUMED, &err), &err);
 	{
@@ -300,6 +304,8 @@ static void roundtrip(bool encrypt)
 		send_ok(vmo_send_abort(pr.srv, -EIO, longtext, &err), &err);
 	}
 	send_ok(vmo_send_abort(pr.srv, KB_ETIMEOUT, NULL, &err), &err);
+	recv_ok(pr.cli, &rec, VMO_SYNCED);
+	assert_int_equal(rec.u.sync_seq, 99);
 	recv_ok(pr.cli, &rec, VMO_READY);
 	recv_ok(pr.cli, &rec, VMO_RESUMED);
 	recv_ok(pr.cli, &rec, VMO_ABORT);
@@ -1062,7 +1068,14 @@ static void test_decode_rules(void **state)
 
 	/* unknown types, bad stream parameters, oversized payloads */
 	assert_int_equal(decode(0, p, 0, 0, 1, &rec, "unknown record type 0"), KB_EPROTO);
-	assert_int_equal(decode(11, p, 0, 0, 1, &rec, "unknown record type 11"), KB_EPROTO);
+	assert_int_equal(decode(13, p, 0, 0, 1, &rec, "unknown record type 13"), KB_EPROTO);
+	/* SYNC and SYNCED: exactly a sequence number */
+	put32(p, 5);
+	put32(p + 4, 1);
+	assert_int_equal(decode(VMO_SYNC, p, 8, 0, 1, &rec, NULL), 0);
+	assert_true(rec.u.sync_seq == (1ull << 32 | 5));
+	assert_int_equal(decode(VMO_SYNCED, p, 9, 0, 1, &rec, "8"), KB_EPROTO);
+	assert_int_equal(decode(VMO_SYNC, p, 0, 0, 1, &rec, "8"), KB_EPROTO);
 	assert_int_equal(decode(VMO_GO, p, 8, 2, 2, &rec, "stream 2 of 2"), -EINVAL);
 	assert_int_equal(decode(VMO_GO, p, 8, 0, 17, &rec, "stream 0 of 17"), -EINVAL);
 	assert_int_equal(decode(VMO_STATE, p, VMO_REC_MAX + 1, 0, 1, &rec, "exceeds"), KB_ETOOBIG);
@@ -1114,7 +1127,8 @@ static void test_pages_refused_on_the_wire(void **state)
 	assert_int_equal(vmo_send_zero(pr.cli, 0, 0, &err), -EINVAL);
 	assert_int_equal(vmo_send_abort(pr.cli, 0, "x", &err), -EINVAL);
 	assert_int_equal(vmo_send_empty(pr.cli, VMO_GO, &err), -EINVAL);
-	assert_int_equal(vmo_send(pr.cli, (enum vmo_type)11, NULL, 0, &err), -EINVAL);
+	assert_int_equal(vmo_send(pr.cli, (enum vmo_type)13, NULL, 0, &err), -EINVAL);
+	assert_int_equal(vmo_send_sync(pr.cli, VMO_GO, 1, &err), -EINVAL);
 	assert_int_equal(vmo_conn_bytes_received(pr.srv), VMO_HELLO_SIZE);
 	send_ok(vmo_send_pages(pr.cli, 0, 1, p, &err), &err); /* still usable */
 	pair_close(&pr);
@@ -1129,6 +1143,13 @@ static void test_receive_order(void **state)
 
 	/* the destination's records come from the destination only, and back */
 	source_sends(1, 0, VMO_READY, NULL, 0, KB_EPROTO, "READY record (type 7) from the source");
+	memset(p, 0, sizeof(p));
+	source_sends(1, 0, VMO_SYNCED, p, 8, KB_EPROTO, "SYNCED record (type 12) from the source");
+	pair_open(&pr, 1, 0, true, false);
+	send_ok(vmo_send_sync(pr.srv, VMO_SYNC, 1, &err), &err);
+	assert_int_equal(recv_code(pr.cli, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "SYNC record (type 11) from the destination"));
+	pair_close(&pr);
 	pair_open(&pr, 1, 0, true, false);
 	send_ok(vmo_send_go(pr.srv, 1, &err), &err);
 	assert_int_equal(recv_code(pr.cli, &rec, &err), KB_EPROTO);
@@ -1143,6 +1164,13 @@ static void test_receive_order(void **state)
 	recv_ok(pr.srv, &rec, VMO_FINAL);
 	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_EPROTO);
 	assert_non_null(strstr(err.msg, "ZERO record: after FINAL"));
+	pair_close(&pr);
+	pair_open(&pr, 1, 0, true, false);
+	send_ok(vmo_send_final(pr.cli, 1, &err), &err);
+	send_ok(vmo_send_sync(pr.cli, VMO_SYNC, 3, &err), &err);
+	recv_ok(pr.srv, &rec, VMO_FINAL);
+	assert_int_equal(recv_code(pr.srv, &rec, &err), KB_EPROTO);
+	assert_non_null(strstr(err.msg, "SYNC record: after FINAL"));
 	pair_close(&pr);
 
 	pair_open(&pr, 1, 0, false, false);
