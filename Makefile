@@ -46,6 +46,7 @@ include proto/proto.mk
 include kernel/guest/guest.mk
 include ha/ha.mk
 include vmotion/vmotion.mk
+include ft/ft.mk
 include kernel/vmm/vmm.mk
 include kernel/kernel.mk
 include kernel/syslog/syslog.mk

@@ -5,7 +5,7 @@ UNIT_HELP   := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
 LIBTESTHELP := $(BUILD)/lib/libtesthelp.a
 $(LIBTESTHELP): $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_HELP))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBTESTHELP) $(LIBHOSTD) $(LIBHA) $(LIBCLUSTER) $(LIBVMK) $(LIBVMOTION) $(LIBVMM) $(LIBKEEL) $(LIBPROTO) $(LIBKB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBTESTHELP) $(LIBHOSTD) $(LIBHA) $(LIBCLUSTER) $(LIBVMK) $(LIBFT) $(LIBVMOTION) $(LIBVMM) $(LIBKEEL) $(LIBPROTO) $(LIBKB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -lcmocka $(HOSTD_LIBS) $(VMK_LIBS) $(CLUSTER_LIBS) $(PROTO_LIBS) $(VMOTION_LIBS) $(LDLIBS)

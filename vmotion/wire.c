@@ -61,6 +61,7 @@
 #define H_COUNT		 36
 #define H_NONCE		 40
 #define H_FLAG_ENCRYPTED 1u
+#define H_FLAG_FT	 2u
 /* Reply offsets. */
 #define R_VERSION 8
 #define R_STATUS  12
@@ -88,6 +89,7 @@ struct vmo_conn {
 	uint64_t guest_pages;
 	bool encrypt;
 	bool client;
+	bool ft;
 	struct dir tx, rx; /* tx: under tx_lock; rx: receiver thread only */
 	pthread_mutex_t tx_lock;
 	uint8_t *sbuf, *rbuf;
@@ -129,9 +131,11 @@ static const char *type_name(int type)
 	    [VMO_FINAL] = "FINAL", [VMO_STATE] = "STATE", [VMO_STATE_END] = "STATE_END",
 	    [VMO_READY] = "READY", [VMO_GO] = "GO",	  [VMO_RESUMED] = "RESUMED",
 	    [VMO_ABORT] = "ABORT", [VMO_SYNC] = "SYNC",	  [VMO_SYNCED] = "SYNCED",
+	    [VMO_DISK] = "DISK",   [VMO_CKPT] = "CKPT",	  [VMO_CKPT_END] = "CKPT_END",
+	    [VMO_ACK] = "ACK",
 	};
 
-	if (type >= VMO_PAGES && type <= VMO_SYNCED)
+	if (type >= VMO_PAGES && type <= VMO_ACK)
 		return names[type];
 	return "unknown";
 }
@@ -399,8 +403,14 @@ int vmo_hello_check(const uint8_t hello[VMO_HELLO_SIZE], const struct vmo_params
 		return KB_ECHECKSUM;
 	}
 	flags = get_le32(hello + H_FLAGS);
-	if (flags & ~H_FLAG_ENCRYPTED) {
+	if (flags & ~(H_FLAG_ENCRYPTED | H_FLAG_FT)) {
 		kb_errmsg_setf(err, "hello with unknown flags 0x%x", flags);
+		return KB_EPROTO;
+	}
+	if (!(flags & H_FLAG_FT) != !p->ft) {
+		kb_errmsg_setf(err, "%s hello to %s endpoint",
+			       flags & H_FLAG_FT ? "an FT" : "a vMotion",
+			       p->ft ? "an FT" : "a vMotion");
 		return KB_EPROTO;
 	}
 	if (CRYPTO_memcmp(hello + H_ID, p->id, VMO_ID_SIZE) != 0) {
@@ -489,6 +499,7 @@ static int conn_create(int fd, const struct vmo_params *p, uint32_t index, bool 
 	c->guest_pages = p->guest_pages;
 	c->encrypt = encrypt;
 	c->client = client;
+	c->ft = p->ft;
 	c->sbuf = kb_malloc(BUF_SIZE);
 	if (c->sbuf == NULL)
 		goto err_free;
@@ -533,7 +544,7 @@ int vmo_client_hello(int fd, const struct vmo_params *p, uint32_t index, struct 
 	}
 	memcpy(hello, VMO_MAGIC, 8);
 	put_le32(hello + H_VERSION, VMO_VERSION);
-	put_le32(hello + H_FLAGS, p->encrypt ? H_FLAG_ENCRYPTED : 0);
+	put_le32(hello + H_FLAGS, (p->encrypt ? H_FLAG_ENCRYPTED : 0) | (p->ft ? H_FLAG_FT : 0));
 	memcpy(hello + H_ID, p->id, VMO_ID_SIZE);
 	put_le32(hello + H_INDEX, index);
 	put_le32(hello + H_COUNT, p->count);
@@ -744,14 +755,43 @@ int vmo_decode(enum vmo_type type, const uint8_t *payload, uint32_t len, uint32_
 	case VMO_GO:
 	case VMO_SYNC:
 	case VMO_SYNCED:
+	case VMO_CKPT:
+	case VMO_ACK:
 		if (len != 8)
 			return bad_len(t, index, len, "8", err);
 		if (t == VMO_FINAL)
 			rec->u.final_pages = get_le64(payload);
 		else if (t == VMO_GO)
 			rec->u.go_epoch = get_le64(payload);
-		else
+		else if (t == VMO_SYNC || t == VMO_SYNCED)
 			rec->u.sync_seq = get_le64(payload);
+		else
+			rec->u.ckpt = get_le64(payload);
+		return 0;
+	case VMO_DISK:
+		if (len < 16 + 512 || len > 16 + VMO_DISK_DATA_MAX || (len - 16) % 512 != 0)
+			return bad_len(t, index, len, "16 + 512..1 MiB in multiples of 512", err);
+		if (get_le32(payload + 4) != 0)
+			return bad_field(t, index, "reserved field not zero", err);
+		rec->u.disk.index = get_le32(payload);
+		rec->u.disk.offset = get_le64(payload + 8);
+		if (rec->u.disk.index >= VMO_DISK_MAX)
+			return bad_field(t, index, "disk index beyond 15", err);
+		if (rec->u.disk.offset % 512 != 0 || rec->u.disk.offset > (UINT64_MAX >> 1))
+			return bad_field(t, index, "offset not a multiple of 512", err);
+		rec->u.disk.data = payload + 16;
+		rec->u.disk.len = len - 16;
+		return 0;
+	case VMO_CKPT_END:
+		if (len != 40)
+			return bad_len(t, index, len, "40", err);
+		if (get_le32(payload + 36) != 0)
+			return bad_field(t, index, "reserved field not zero", err);
+		rec->u.ckpt_end.ckpt = get_le64(payload);
+		rec->u.ckpt_end.pages = get_le64(payload + 8);
+		rec->u.ckpt_end.disk_bytes = get_le64(payload + 16);
+		rec->u.ckpt_end.state_len = get_le64(payload + 24);
+		rec->u.ckpt_end.state_crc = get_le32(payload + 32);
 		return 0;
 	case VMO_STATE:
 	case VMO_STATE_END:
@@ -799,8 +839,8 @@ int vmo_decode(enum vmo_type type, const uint8_t *payload, uint32_t len, uint32_
 	}
 }
 
-static int send_locked(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov,
-		       int iovcnt, struct kb_errmsg *err)
+static int send_locked(struct vmo_conn *c, enum vmo_type type, const struct iovec *iov, int iovcnt,
+		       struct kb_errmsg *err)
 {
 	size_t len = 0, total;
 	int rc;
@@ -809,7 +849,7 @@ static int send_locked(struct vmo_conn *c, enum vmo_type type, const struct iove
 		kb_errmsg_setf(err, "stream %u: an earlier send failed", c->index);
 		return KB_ESTATE;
 	}
-	if ((int)type < VMO_PAGES || (int)type > VMO_SYNCED || iovcnt < 0 ||
+	if ((int)type < VMO_PAGES || (int)type > VMO_ACK || iovcnt < 0 ||
 	    (iovcnt > 0 && iov == NULL)) {
 		kb_errmsg_setf(err, "stream %u: record type %d with %d buffers", c->index,
 			       (int)type, iovcnt);
@@ -979,6 +1019,57 @@ int vmo_send_sync(struct vmo_conn *c, enum vmo_type type, uint64_t seq, struct k
 	return send_fixed(c, type, p, sizeof(p), err);
 }
 
+int vmo_send_ckpt(struct vmo_conn *c, enum vmo_type type, uint64_t ckpt, struct kb_errmsg *err)
+{
+	uint8_t p[8];
+
+	if (!c->ft || (type != VMO_CKPT && type != VMO_ACK)) {
+		kb_errmsg_setf(err, "stream %u: a %s record on a %s stream", c->index,
+			       type_name(type), c->ft ? "FT" : "vMotion");
+		return -EINVAL;
+	}
+	put_le64(p, ckpt);
+	return send_fixed(c, type, p, sizeof(p), err);
+}
+
+int vmo_send_disk(struct vmo_conn *c, uint32_t index, uint64_t offset, const void *data,
+		  uint32_t len, struct kb_errmsg *err)
+{
+	uint8_t hdr[16];
+	struct iovec iov[2];
+
+	if (!c->ft || index >= VMO_DISK_MAX || offset % 512 != 0 || offset > (UINT64_MAX >> 1) ||
+	    len < 512 || len > VMO_DISK_DATA_MAX || len % 512 != 0 || data == NULL) {
+		kb_errmsg_setf(err, "stream %u: DISK of %u bytes at %llu of disk %u", c->index, len,
+			       (unsigned long long)offset, index);
+		return -EINVAL;
+	}
+	put_le32(hdr, index);
+	put_le32(hdr + 4, 0);
+	put_le64(hdr + 8, offset);
+	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
+	iov[1] = (struct iovec){.iov_base = (void *)data, .iov_len = len};
+	return vmo_send(c, VMO_DISK, iov, 2, err);
+}
+
+int vmo_send_ckpt_end(struct vmo_conn *c, uint64_t ckpt, uint64_t pages, uint64_t disk_bytes,
+		      uint64_t state_len, uint32_t state_crc, struct kb_errmsg *err)
+{
+	uint8_t p[40];
+
+	if (!c->ft) {
+		kb_errmsg_setf(err, "stream %u: a CKPT_END record on a vMotion stream", c->index);
+		return -EINVAL;
+	}
+	put_le64(p, ckpt);
+	put_le64(p + 8, pages);
+	put_le64(p + 16, disk_bytes);
+	put_le64(p + 24, state_len);
+	put_le32(p + 32, state_crc);
+	put_le32(p + 36, 0);
+	return send_fixed(c, VMO_CKPT_END, p, sizeof(p), err);
+}
+
 int vmo_send_abort(struct vmo_conn *c, int code, const char *text, struct kb_errmsg *err)
 {
 	uint8_t p[8 + VMO_ABORT_TEXT_MAX];
@@ -996,16 +1087,22 @@ int vmo_send_abort(struct vmo_conn *c, int code, const char *text, struct kb_err
 	return send_fixed(c, VMO_ABORT, p, 8 + tl, err);
 }
 
-/* Which peer may send a type: the source (client) or the destination (server). */
-static bool from_source(int type)
+/* Which peer may send a type: the source (client) or the destination (server), in vMotion
+ * mode or in FT mode (docs/ft.md). */
+static bool from_source(int type, bool ft)
 {
-	return type != VMO_READY && type != VMO_RESUMED && type != VMO_SYNCED;
+	if (ft)
+		return type == VMO_PAGES || type == VMO_ZERO || type == VMO_STATE ||
+		       type == VMO_ABORT || type == VMO_SYNC || type == VMO_DISK ||
+		       type == VMO_CKPT || type == VMO_CKPT_END;
+	return type >= VMO_PAGES && type <= VMO_SYNC && type != VMO_READY && type != VMO_RESUMED;
 }
 
-static bool from_destination(int type)
+static bool from_destination(int type, bool ft)
 {
-	return type == VMO_READY || type == VMO_RESUMED || type == VMO_ABORT ||
-	       type == VMO_SYNCED;
+	if (ft)
+		return type == VMO_ABORT || type == VMO_SYNCED || type == VMO_ACK;
+	return type == VMO_READY || type == VMO_RESUMED || type == VMO_ABORT || type == VMO_SYNCED;
 }
 
 /* The receive order on the destination: after FINAL only the state (stream 0) and
@@ -1134,15 +1231,17 @@ int vmo_recv(struct vmo_conn *c, struct vmo_rec *rec, struct kb_errmsg *err)
 	rc = recv_record(c, &type, &len, err);
 	if (rc)
 		goto err_failed;
-	if (c->client ? !from_destination(type) : !from_source(type)) {
+	if (c->client ? !from_destination(type, c->ft) : !from_source(type, c->ft)) {
 		kb_errmsg_setf(err, "stream %u: a %s record (type %d) from the %s", c->index,
-			       type_name(type), type, c->client ? "destination" : "source");
+			       type_name(type), type,
+			       c->ft ? (c->client ? "secondary" : "primary")
+				     : (c->client ? "destination" : "source"));
 		rc = KB_EPROTO;
 		goto err_failed;
 	}
 	rc = vmo_decode((enum vmo_type)type, c->rbuf + HDR_SIZE, len, c->index, c->count,
 			c->guest_pages, rec, err);
-	if (rc == 0 && !c->client)
+	if (rc == 0 && !c->client && !c->ft)
 		rc = check_order(c, rec, err);
 	if (rc)
 		goto err_failed;

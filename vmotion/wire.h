@@ -20,18 +20,18 @@
 
 #include "lib/err.h"
 
-#define VMO_MAGIC	 "KEELVMO1" /* 8 bytes, no NUL on the wire */
-#define VMO_VERSION	 1u
-#define VMO_KEY_SIZE	 32
-#define VMO_ID_SIZE	 16
-#define VMO_MAX_STREAMS	 16
-#define VMO_PAGE_SIZE	 4096u
-#define VMO_PAGES_MAX	 256u		      /* pages in one PAGES record */
-#define VMO_ZERO_MAX	 (1u << 20)	      /* pages in one ZERO record */
-#define VMO_REC_MAX	 ((1u << 20) + 64u) /* payload bytes of one record */
+#define VMO_MAGIC	   "KEELVMO1" /* 8 bytes, no NUL on the wire */
+#define VMO_VERSION	   1u
+#define VMO_KEY_SIZE	   32
+#define VMO_ID_SIZE	   16
+#define VMO_MAX_STREAMS	   16
+#define VMO_PAGE_SIZE	   4096u
+#define VMO_PAGES_MAX	   256u		      /* pages in one PAGES record */
+#define VMO_ZERO_MAX	   (1u << 20)	      /* pages in one ZERO record */
+#define VMO_REC_MAX	   ((1u << 20) + 64u) /* payload bytes of one record */
 #define VMO_ABORT_TEXT_MAX 256u
-#define VMO_HELLO_SIZE	 88
-#define VMO_REPLY_SIZE	 64
+#define VMO_HELLO_SIZE	   88
+#define VMO_REPLY_SIZE	   64
 
 enum vmo_type {
 	VMO_PAGES = 1,
@@ -46,7 +46,15 @@ enum vmo_type {
 	VMO_ABORT = 10,
 	VMO_SYNC = 11,	 /* source: everything before this is sent; answer when applied */
 	VMO_SYNCED = 12, /* destination, on the same stream: applied up to that SYNC */
+	/* FT mode only (docs/ft.md) */
+	VMO_DISK = 13,	   /* primary: a disk write (sync or inside a checkpoint) */
+	VMO_CKPT = 14,	   /* primary: a checkpoint begins */
+	VMO_CKPT_END = 15, /* primary: the checkpoint's counts; apply it */
+	VMO_ACK = 16,	   /* secondary: the checkpoint is applied */
 };
+
+#define VMO_DISK_MAX	  16u	     /* disks an FT stream addresses */
+#define VMO_DISK_DATA_MAX (1u << 20) /* data bytes of one DISK record */
 
 struct vmo_conn;
 
@@ -56,6 +64,7 @@ struct vmo_params {
 	uint8_t id[VMO_ID_SIZE];   /* the migration id */
 	uint32_t count;		   /* streams in this migration, 1..VMO_MAX_STREAMS */
 	bool encrypt;		   /* client: ask for AES-GCM; server: require it when true */
+	bool ft;		   /* an FT stream (docs/ft.md): both ends must agree */
 	uint64_t guest_pages;	   /* the guest's RAM in pages: page numbers must be below */
 };
 
@@ -97,6 +106,14 @@ int vmo_send_empty(struct vmo_conn *c, enum vmo_type type, struct kb_errmsg *err
 int vmo_send_abort(struct vmo_conn *c, int code, const char *text, struct kb_errmsg *err);
 /* VMO_SYNC from the source or VMO_SYNCED from the destination, carrying seq. */
 int vmo_send_sync(struct vmo_conn *c, enum vmo_type type, uint64_t seq, struct kb_errmsg *err);
+/* FT mode. vmo_send_ckpt: CKPT or ACK with the checkpoint's number. vmo_send_disk: len
+ * bytes (512..VMO_DISK_DATA_MAX, a multiple of 512) at offset (a multiple of 512) of disk
+ * index. -EINVAL (nothing sent) for what the receiver would refuse or on a vMotion conn. */
+int vmo_send_ckpt(struct vmo_conn *c, enum vmo_type type, uint64_t ckpt, struct kb_errmsg *err);
+int vmo_send_disk(struct vmo_conn *c, uint32_t index, uint64_t offset, const void *data,
+		  uint32_t len, struct kb_errmsg *err);
+int vmo_send_ckpt_end(struct vmo_conn *c, uint64_t ckpt, uint64_t pages, uint64_t disk_bytes,
+		      uint64_t state_len, uint32_t state_crc, struct kb_errmsg *err);
 
 /* One received record, decoded and checked: the type's exact payload size, page ranges
  * below guest_pages, pages on the stream (page / VMO_PAGES_MAX) % count == this index,
@@ -125,6 +142,20 @@ struct vmo_rec {
 		} state_end;
 		uint64_t go_epoch; /* GO */
 		uint64_t sync_seq; /* SYNC and SYNCED */
+		uint64_t ckpt;	   /* CKPT and ACK: the checkpoint's number */
+		struct {
+			uint32_t index;
+			uint64_t offset;
+			const uint8_t *data;
+			uint32_t len; /* 512..VMO_DISK_DATA_MAX, a multiple of 512 */
+		} disk;		      /* DISK */
+		struct {
+			uint64_t ckpt;
+			uint64_t pages;
+			uint64_t disk_bytes;
+			uint64_t state_len;
+			uint32_t state_crc;
+		} ckpt_end; /* CKPT_END */
 		struct {
 			int code;
 			char text[VMO_ABORT_TEXT_MAX + 1];
@@ -135,9 +166,10 @@ struct vmo_rec {
 /* Reads, authenticates and decodes one record. Blocks. KB_ETRUNCATED when the peer closed
  * (mid-record or between records), KB_ECHECKSUM when the tag or CRC is wrong, KB_ETOOBIG
  * for a length over VMO_REC_MAX, KB_EPROTO for anything else malformed. Also KB_EPROTO: a
- * type the peer's side does not send, and on the destination a record out of order
- * (pages after FINAL, the state before FINAL or after STATE_END, a STATE_END whose length
- * is not that of the STATE records). KB_ETIMEOUT when a receive timeout the caller set
+ * type the peer's side does not send in this mode (vMotion or FT), and on a vMotion
+ * destination a record out of order (pages after FINAL, the state before FINAL or after
+ * STATE_END, a STATE_END whose length is not that of the STATE records); an FT
+ * secondary's order is ft/ckpt.c's to check. KB_ETIMEOUT when a receive timeout the caller set
  * on the socket (SO_RCVTIMEO) passes; KB_ECANCELED after vmo_conn_shutdown; KB_ESTATE
  * after an earlier receive failed. */
 int vmo_recv(struct vmo_conn *c, struct vmo_rec *rec, struct kb_errmsg *err);

@@ -5,7 +5,7 @@ LIBVMM   := $(BUILD)/lib/libvmm.a
 $(LIBVMM): $(patsubst %.c,$(BUILD)/obj/%.o,$(VMM_SRCS))
 LIBS += $(LIBVMM)
 
-$(BUILD)/bin/vmx: $(BUILD)/obj/kernel/vmm/main.o $(LIBVMOTION) $(LIBVMM) $(LIBHA) $(LIBPROTO) $(LIBKB)
+$(BUILD)/bin/vmx: $(BUILD)/obj/kernel/vmm/main.o $(LIBFT) $(LIBVMOTION) $(LIBVMM) $(LIBHA) $(LIBPROTO) $(LIBKB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(PROTO_LIBS) $(VMOTION_LIBS) $(LDLIBS)

@@ -557,8 +557,15 @@ static void test_hello_refused_by_server(void **state)
 	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "stream 4 of 4");
 	make_hello(h, &p, 2, 1, 0, 4);
 	expect_refusal(h, sizeof(h), &p, KB_EVERSION, true, "version 2");
+	make_hello(h, &p, 1, 5, 0, 4);
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "unknown flags 0x5");
+	/* FT and vMotion streams never reach each other's decoder */
 	make_hello(h, &p, 1, 3, 0, 4);
-	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "unknown flags 0x3");
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "an FT hello to a vMotion endpoint");
+	p.ft = true;
+	make_hello(h, &p, 1, 1, 0, 4);
+	expect_refusal(h, sizeof(h), &p, KB_EPROTO, true, "a vMotion hello to an FT endpoint");
+	p.ft = false;
 	make_hello(h, &p, 1, 0, 1, 4);
 	expect_refusal(h, sizeof(h), &p, KB_ENOTSUP, true, "requires encryption");
 	/* the same plain hello is fine when encryption is not required */
@@ -1068,7 +1075,7 @@ static void test_decode_rules(void **state)
 
 	/* unknown types, bad stream parameters, oversized payloads */
 	assert_int_equal(decode(0, p, 0, 0, 1, &rec, "unknown record type 0"), KB_EPROTO);
-	assert_int_equal(decode(13, p, 0, 0, 1, &rec, "unknown record type 13"), KB_EPROTO);
+	assert_int_equal(decode(17, p, 0, 0, 1, &rec, "unknown record type 17"), KB_EPROTO);
 	/* SYNC and SYNCED: exactly a sequence number */
 	put32(p, 5);
 	put32(p + 4, 1);
@@ -1127,7 +1134,7 @@ static void test_pages_refused_on_the_wire(void **state)
 	assert_int_equal(vmo_send_zero(pr.cli, 0, 0, &err), -EINVAL);
 	assert_int_equal(vmo_send_abort(pr.cli, 0, "x", &err), -EINVAL);
 	assert_int_equal(vmo_send_empty(pr.cli, VMO_GO, &err), -EINVAL);
-	assert_int_equal(vmo_send(pr.cli, (enum vmo_type)13, NULL, 0, &err), -EINVAL);
+	assert_int_equal(vmo_send(pr.cli, (enum vmo_type)17, NULL, 0, &err), -EINVAL);
 	assert_int_equal(vmo_send_sync(pr.cli, VMO_GO, 1, &err), -EINVAL);
 	assert_int_equal(vmo_conn_bytes_received(pr.srv), VMO_HELLO_SIZE);
 	send_ok(vmo_send_pages(pr.cli, 0, 1, p, &err), &err); /* still usable */
