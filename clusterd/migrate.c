@@ -12,7 +12,7 @@
  * When a step fails, the migration is aborted (OP_MIGRATE_ABORT with the reason), again
  * each second while the operation is still in flight and the leader does not take it.
  *
- * Destination. STEP_MIGRATE_PREPARE (joinsrv.c) lands in cd_migrate_prepare: the operation
+ * Destination. STEP_MIGRATE_PREPARE (joinsrv_steps.c) lands in cd_migrate_prepare: the operation
  * must be in this host's replica (waited for up to PREPARE_WAIT_MS), name the calling host
  * as source and this host as destination; vmkernel's VmkVmMigrateIn starts the incoming
  * vmx. From then on the migrator watches it: once the operation is no longer in flight, a
