@@ -352,32 +352,13 @@ static int accept_stream(struct vmo_dest *d, struct kb_errmsg *err)
 
 /* The cluster committed this host at a higher epoch: the source's hold at its lower epoch
  * no longer counts (it stopped, or stops at its next lock read). */
-static enum ha_lease_state committed_over(void *arg, uint64_t host_id)
-{
-	return HA_LEASE_EXPIRED;
-}
-
 /* Takes the VM's lock at the commit's epoch (over a lower one: the cluster committed this
  * host) and starts fencing with that epoch. */
 static int claim(struct vmo_dest *d, uint64_t epoch, struct kb_errmsg *err)
 {
-	int rv;
-
 	if (!d->fence_on)
 		return 0;
-	d->fcfg.epoch = epoch;
-	if (d->fcfg.lock_path != NULL) {
-		rv = ha_lock_acquire(d->fcfg.lock_path, d->fcfg.vm_uuid, d->fcfg.host_id, epoch,
-				     committed_over, NULL, 0, NULL, err);
-		if (rv < 0) {
-			kb_errmsg_wrapf(err, "taking the VM's lock at epoch %llu",
-					(unsigned long long)epoch);
-			return rv;
-		}
-	}
-	if (d->fcfg.hb_path != NULL)
-		return vmm_fence_start(d->vm, &d->fcfg, &d->fence, err);
-	return 0;
+	return vmm_fence_claim(d->vm, &d->fcfg, epoch, &d->fence, err);
 }
 
 static int receive(struct vmo_dest *d, struct kb_errmsg *err)

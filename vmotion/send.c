@@ -18,10 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -279,36 +277,6 @@ static void update_counters(struct vmo_source *s)
 
 /* ---- streams ---------------------------------------------------------------------------- */
 
-static int parse_endpoint(const char *ep, struct sockaddr_storage *sa, socklen_t *len,
-			  struct kb_errmsg *err)
-{
-	char host[64];
-	const char *colon = strrchr(ep, ':');
-	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				 .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
-
-	if (colon == NULL || colon == ep || (size_t)(colon - ep) >= sizeof(host) ||
-	    colon[1] == '\0') {
-		kb_errmsg_setf(err, "endpoint '%s' is not IP:PORT", ep);
-		return KB_ECONFIG;
-	}
-	memcpy(host, ep, (size_t)(colon - ep));
-	host[colon - ep] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [IPv6]:PORT */
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
-		kb_errmsg_setf(err, "endpoint '%s' is not a numeric IP:PORT", ep);
-		return KB_ECONFIG;
-	}
-	memcpy(sa, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 static void set_timeout(int fd, int opt, unsigned ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -319,52 +287,18 @@ static void set_timeout(int fd, int opt, unsigned ms)
 static int open_stream(struct vmo_source *s, uint32_t index, struct kb_errmsg *err)
 {
 	const char *ep = s->endpoints[index / (s->count / (uint32_t)s->rq.nr_endpoints)];
-	struct sockaddr_storage sa;
-	socklen_t len;
-	int fd, rv, one = 1;
+	int fd, rv;
 
-	rv = parse_endpoint(ep, &sa, &len, err);
-	if (rv < 0)
-		return rv;
-	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rv = -errno;
-		kb_errmsg_setf(err, "socket: %s", kb_strerror(rv));
+	rv = vmo_dial(ep, CONNECT_TIMEOUT_MS, SEND_TIMEOUT_MS, &fd, err);
+	if (rv < 0) {
+		kb_errmsg_wrapf(err, "connecting stream %u", index);
 		return rv;
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	set_timeout(fd, SO_SNDTIMEO, CONNECT_TIMEOUT_MS);
-	if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
-		rv = errno == EINPROGRESS ? KB_ETIMEOUT : -errno;
-		kb_errmsg_setf(err, "connecting stream %u to %s: %s", index, ep, kb_strerror(rv));
-		close(fd);
-		return rv;
-	}
-	set_timeout(fd, SO_SNDTIMEO, SEND_TIMEOUT_MS);
 	rv = vmo_client_hello(fd, &s->params, index, &s->snd[index].conn, err);
 	if (rv < 0) {
 		kb_errmsg_wrapf(err, "stream %u to %s", index, ep);
 		close(fd);
 	}
-	return rv;
-}
-
-/* Joins to the network namespace at path: this thread only. */
-static int enter_netns(const char *path, struct kb_errmsg *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0) {
-		rv = -errno;
-		kb_errmsg_setf(err, "opening network namespace %s: %s", path, kb_strerror(rv));
-		return rv;
-	}
-	if (setns(fd, CLONE_NEWNET) < 0) {
-		rv = -errno;
-		kb_errmsg_setf(err, "entering network namespace %s: %s", path, kb_strerror(rv));
-	}
-	close(fd);
 	return rv;
 }
 
@@ -689,7 +623,7 @@ static void *controller(void *arg)
 
 	pthread_setname_np(pthread_self(), "vmo-source");
 	if (s->netns[0] != '\0')
-		rv = enter_netns(s->netns, &err);
+		rv = vmo_enter_netns(s->netns, &err);
 	for (uint32_t i = 0; rv == 0 && i < s->count; i++)
 		rv = open_stream(s, i, &err);
 	rv = rv ?: vmm_mem_log_dirty(s->vm, true, &err);
@@ -863,13 +797,11 @@ int vmo_source_out(struct vmo_source *s, const struct vmm_mig_out *rq, struct kb
 		return KB_ECONFIG;
 	}
 	for (int i = 0; i < rq->nr_endpoints; i++) {
-		struct sockaddr_storage sa;
-		socklen_t len;
 		if (strlen(rq->endpoints[i]) >= sizeof(s->endpoints[0])) {
 			kb_errmsg_setf(err, "endpoint '%s' is too long", rq->endpoints[i]);
 			return KB_ECONFIG;
 		}
-		int rv = parse_endpoint(rq->endpoints[i], &sa, &len, err);
+		int rv = vmo_endpoint_check(rq->endpoints[i], err);
 		if (rv < 0)
 			return rv;
 	}

@@ -191,6 +191,17 @@ void vmo_conn_shutdown(struct vmo_conn *c);
 /* Closes the socket and frees the conn (key material is wiped). NULL is fine. */
 void vmo_conn_free(struct vmo_conn *c);
 
+/* Connects a TCP socket to endpoint ("IP:PORT", "[IPv6]:PORT"; numeric only) within
+ * connect_ms, with TCP_NODELAY and a send timeout of send_ms (a peer that takes nothing
+ * that long is broken): 0 with *out the blocking socket, KB_ECONFIG for a bad endpoint,
+ * KB_ETIMEOUT or -errno. */
+int vmo_dial(const char *endpoint, unsigned connect_ms, unsigned send_ms, int *out,
+	     struct kb_errmsg *err);
+/* Whether endpoint is a numeric IP:PORT vmo_dial takes: 0 or KB_ECONFIG. */
+int vmo_endpoint_check(const char *endpoint, struct kb_errmsg *err);
+/* Moves the calling thread (only) into the network namespace at path (setns). */
+int vmo_enter_netns(const char *path, struct kb_errmsg *err);
+
 /* The stream a page travels on. */
 static inline uint32_t vmo_stream_of(uint64_t page, uint32_t count)
 {

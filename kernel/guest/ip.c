@@ -1,7 +1,10 @@
 /*
  * A minimal host on the virtio-net link: answers ARP requests for the configured address
  * (kg_cfg.ip), ICMP echo requests, and UDP datagrams to port 7 (echo) by sending the same
- * payload back to the sender's MAC, address and port. IPv4 only, no fragments (they are
+ * payload back to the sender's MAC, address and port. UDP port 9 is a sequencer: each
+ * datagram of at least 16 bytes increments the guest's request counter, and the reply is
+ * the datagram with its bytes 8..15 replaced by the counter's new value (big-endian) —
+ * state a client can see, for checking that a failover forgets no reply it released. IPv4 only, no fragments (they are
  * dropped), no routing: replies always go to the source MAC of the request, so the netmask
  * is informational. Reply headers are rebuilt (IHL 5, TTL 64, fresh IPv4 checksum; the
  * UDP checksum is 0). With no address configured, every frame is ignored.
@@ -17,6 +20,9 @@
 #define PROTO_ICMP    1
 #define PROTO_UDP     17
 #define UDP_ECHO_PORT 7
+#define UDP_SEQ_PORT  9
+
+static uint64_t seq_count; /* UDP_SEQ_PORT's counter: guest state like any other */
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -154,6 +160,16 @@ static void ip_input(const uint8_t *f, size_t len)
 		size_t ulen = get16(l4 + 4);
 		if (ulen >= 8 && ulen <= l4len)
 			ip_reply(f, ip, PROTO_UDP, l4, ulen);
+	} else if (ip[9] == PROTO_UDP && l4len >= 24 && get16(l4 + 2) == UDP_SEQ_PORT) {
+		size_t ulen = get16(l4 + 4);
+		uint8_t d[KG_ETH_MAX];
+		if (ulen < 24 || ulen > l4len || ulen > sizeof(d))
+			return;
+		memcpy(d, l4, ulen);
+		seq_count++;
+		put32(d + 16, (uint32_t)(seq_count >> 32)); /* UDP header, then payload 8..15 */
+		put32(d + 20, (uint32_t)seq_count);
+		ip_reply(f, ip, PROTO_UDP, d, ulen);
 	}
 }
 

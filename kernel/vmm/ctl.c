@@ -133,10 +133,90 @@ static void end_migration(struct vmm_vm *vm)
 		kb_log(vm->log, KB_LOG_WARN, "guest reset: the migration under way is cancelled");
 }
 
+/* ---- FT ---------------------------------------------------------------------------------- */
+
+static void fill_ft(const struct vmm_ft_status *fs, Keel__Vmk__VmxFtReply *fr)
+{
+	fr->role = (char *)(fs->primary ? "primary" : fs->secondary ? "secondary" : "");
+	fr->phase = (char *)vmm_ft_phase_name(fs->phase);
+	fr->checkpoint = fs->checkpoint;
+	fr->epoch_ms = fs->epoch_ms;
+	fr->last_pause_us = fs->last_pause_us;
+	fr->max_pause_us = fs->max_pause_us;
+	fr->last_ckpt_bytes = fs->last_ckpt_bytes;
+	fr->lag_us = fs->lag_us;
+	fr->held_frames = fs->held_frames;
+	fr->dropped_frames = fs->dropped_frames;
+	fr->sync_bytes = fs->sync_bytes;
+	fr->bytes = fs->bytes;
+	fr->error_code = fs->code;
+	fr->error = (char *)fs->error;
+}
+
+static int copy_id_key(const ProtobufCBinaryData *id, const ProtobufCBinaryData *key,
+		       uint8_t *id_out, uint8_t *key_out, struct kb_errmsg *err)
+{
+	if (id->len != VMM_MIG_ID_SIZE || key->len != VMM_MIG_KEY_SIZE) {
+		kb_errmsg_setf(err, "FT needs a %d-byte id and a %d-byte key", VMM_MIG_ID_SIZE,
+			       VMM_MIG_KEY_SIZE);
+		return KB_ECONFIG;
+	}
+	memcpy(id_out, id->data, VMM_MIG_ID_SIZE);
+	memcpy(key_out, key->data, VMM_MIG_KEY_SIZE);
+	return 0;
+}
+
+/* VmxFt*: answered at once; fs/fr carry the status after the request. */
+static int ft_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__Vmk__VmxReply *rp,
+		      Keel__Vmk__VmxFtReply *fr, struct vmm_ft_status *fs, struct kb_errmsg *err)
+{
+	int rv = 0;
+
+	if (vm->ft_ops == NULL) {
+		kb_errmsg_setf(err, "this vmx has no FT");
+		return KB_ENOTSUP;
+	}
+	switch (rq->req_case) {
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_START: {
+		const Keel__Vmk__VmxFtStart *m = rq->ft_start;
+		struct vmm_ft_start fst = {.endpoint = m->endpoint,
+					   .encrypt = m->encrypt,
+					   .epoch_ms = m->epoch_ms,
+					   .netns = m->netns && m->netns[0] ? m->netns : NULL};
+		rv = copy_id_key(&m->id, &m->key, fst.id, fst.key, err);
+		rv = rv ?: vm->ft_ops->start(vm->ft_arg, &fst, err);
+		explicit_bzero(fst.key, sizeof(fst.key));
+		break;
+	}
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_IN: {
+		struct vmm_ft_in fin = {.encrypt = rq->ft_in->encrypt};
+		rv = copy_id_key(&rq->ft_in->id, &rq->ft_in->key, fin.id, fin.key, err);
+		rv = rv ?: vm->ft_ops->in(vm->ft_arg, &fin, err);
+		explicit_bzero(fin.key, sizeof(fin.key));
+		break;
+	}
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_STATUS:
+		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_STOP:
+		rv = vm->ft_ops->stop(vm->ft_arg, err);
+		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_TAKEOVER:
+		rv = vm->ft_ops->takeover(vm->ft_arg, rq->ft_takeover->epoch, err);
+		break;
+	default:
+		return KB_EPROTO;
+	}
+	vm->ft_ops->status(vm->ft_arg, fs);
+	fill_ft(fs, fr);
+	rp->ft = fr;
+	return rv;
+}
+
 static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__Vmk__VmxReply *rp,
 		      Keel__Vmk__VmxStatsReply *st, Keel__Vmk__VmxStatusReply *ss,
 		      Keel__Vmk__VmxVcpuStats *vs, Keel__Vmk__VmxVcpuStats **vsp, char **lines,
 		      Keel__Vmk__VmxMigrateReply *mr, struct vmm_mig_status *ms,
+		      Keel__Vmk__VmxFtReply *fr, struct vmm_ft_status *fs,
 		      enum ctl_pending *pending, struct kb_errmsg *err)
 {
 	int rv = 0;
@@ -237,6 +317,13 @@ static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__
 		rv = need_mig(vm, err);
 		rv = rv ?: vm->mig_ops->cancel(vm->mig_arg, err);
 		break;
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_START:
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_IN:
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_STATUS:
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_STOP:
+	case KEEL__VMK__VMX_REQUEST__REQ_FT_TAKEOVER:
+		rv = ft_request(vm, rq, rp, fr, fs, err);
+		break;
 	default:
 		kb_errmsg_setf(err, "request names no operation");
 		return KB_EPROTO;
@@ -322,7 +409,9 @@ static bool serve(struct vmm_vm *vm, struct ctl_client *c)
 	Keel__Vmk__VmxStatsReply st = KEEL__VMK__VMX_STATS_REPLY__INIT;
 	Keel__Vmk__VmxStatusReply ss = KEEL__VMK__VMX_STATUS_REPLY__INIT;
 	Keel__Vmk__VmxMigrateReply mr = KEEL__VMK__VMX_MIGRATE_REPLY__INIT;
+	Keel__Vmk__VmxFtReply fr = KEEL__VMK__VMX_FT_REPLY__INIT;
 	struct vmm_mig_status ms;
+	struct vmm_ft_status fs;
 	enum ctl_pending pending = CTL_PEND_NONE;
 	Keel__Vmk__VmxVcpuStats vs[VMM_MAX_VCPUS];
 	Keel__Vmk__VmxVcpuStats *vsp[VMM_MAX_VCPUS];
@@ -351,8 +440,9 @@ static bool serve(struct vmm_vm *vm, struct ctl_client *c)
 			keep = false;
 		} else {
 			memset(&ms, 0, sizeof(ms));
-			rv = do_request(vm, rq, &rp, &st, &ss, vs, vsp, lines, &mr, &ms, &pending,
-					&err);
+			memset(&fs, 0, sizeof(fs));
+			rv = do_request(vm, rq, &rp, &st, &ss, vs, vsp, lines, &mr, &ms, &fr, &fs,
+					&pending, &err);
 		}
 	}
 	if (pending != CTL_PEND_NONE) {

@@ -198,3 +198,29 @@ void vmm_fence_stop(struct vmm_fence *f)
 	pthread_cond_destroy(&f->cond);
 	kb_free(f);
 }
+
+static enum ha_lease_state committed_over(void *arg, uint64_t host_id)
+{
+	return HA_LEASE_EXPIRED;
+}
+
+int vmm_fence_claim(struct vmm_vm *vm, struct vmm_fence_config *cfg, uint64_t epoch,
+		    struct vmm_fence **out, struct kb_errmsg *err)
+{
+	int rv;
+
+	*out = NULL;
+	cfg->epoch = epoch;
+	if (cfg->lock_path != NULL) {
+		rv = ha_lock_acquire(cfg->lock_path, cfg->vm_uuid, cfg->host_id, epoch,
+				     committed_over, NULL, 0, NULL, err);
+		if (rv < 0) {
+			kb_errmsg_wrapf(err, "taking the VM's lock at epoch %llu",
+					(unsigned long long)epoch);
+			return rv;
+		}
+	}
+	if (cfg->hb_path != NULL)
+		return vmm_fence_start(vm, cfg, out, err);
+	return 0;
+}

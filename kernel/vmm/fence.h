@@ -27,6 +27,12 @@ struct vmm_fence;
  * are borrowed for the fence's life. 0, or KB_EFENCED / -errno with err saying why. */
 int vmm_fence_start(struct vmm_vm *vm, const struct vmm_fence_config *cfg,
 		    struct vmm_fence **out, struct kb_errmsg *err);
+/* For a VM that starts running here because the cluster committed this host as its owner
+ * at epoch (a migration's GO, an FT takeover): takes the VM's lock at that epoch over a
+ * lower one (cfg->lock_path, when set) and starts fencing at it (cfg->hb_path, when set).
+ * cfg->epoch becomes epoch. 0, or the error of either with err saying which. */
+int vmm_fence_claim(struct vmm_vm *vm, struct vmm_fence_config *cfg, uint64_t epoch,
+		    struct vmm_fence **out, struct kb_errmsg *err);
 /* Stops the thread and frees the fence. */
 void vmm_fence_stop(struct vmm_fence *f);
 

@@ -25,6 +25,7 @@
 #include "kernel/vmm/state.h"
 #include "lib/frame.h"
 #include "lib/log.h"
+#include "ft/ft.h"
 #include "vmotion/vmotion.h"
 
 #define MAX_DISKS    8
@@ -108,6 +109,84 @@ static const struct vmm_mig_ops mig_ops = {
     .cancel = mig_cancel,
 };
 
+/* ---- the FT hooks: VmxFt* go to the primary or the secondary -------------------------- */
+
+struct ftx {
+	struct ft_primary *pri;
+	struct ft_secondary *sec; /* with --ft-secondary */
+};
+
+/* The secondary answers until its guest runs here (a takeover); the primary after that. */
+static bool sec_active(struct ftx *f)
+{
+	return f->sec != NULL && !ft_secondary_running(f->sec);
+}
+
+static int ft_start(void *arg, const struct vmm_ft_start *rq, struct kb_errmsg *err)
+{
+	struct ftx *f = arg;
+
+	if (sec_active(f)) {
+		kb_errmsg_setf(err, "this vmx is an FT secondary");
+		return KB_ESTATE;
+	}
+	return ft_primary_start(f->pri, rq, err);
+}
+
+static int ft_in(void *arg, const struct vmm_ft_in *rq, struct kb_errmsg *err)
+{
+	struct ftx *f = arg;
+
+	if (!sec_active(f)) {
+		kb_errmsg_setf(err, "this vmx was not started with --ft-secondary");
+		return KB_ESTATE;
+	}
+	return ft_secondary_in(f->sec, rq, err);
+}
+
+static void ft_status(void *arg, struct vmm_ft_status *st)
+{
+	struct ftx *f = arg;
+	struct vmm_ft_status ps;
+
+	if (f->sec != NULL) {
+		ft_secondary_status(f->sec, st);
+		ft_primary_status(f->pri, &ps);
+		if (!sec_active(f) && ps.phase != VMM_FT_OFF)
+			*st = ps; /* a taken-over VM that protects itself again */
+		return;
+	}
+	ft_primary_status(f->pri, st);
+}
+
+static int ft_stop(void *arg, struct kb_errmsg *err)
+{
+	struct ftx *f = arg;
+
+	if (sec_active(f))
+		return ft_secondary_stop(f->sec, err);
+	return ft_primary_stop(f->pri, err);
+}
+
+static int ft_takeover(void *arg, uint64_t epoch, struct kb_errmsg *err)
+{
+	struct ftx *f = arg;
+
+	if (f->sec == NULL) {
+		kb_errmsg_setf(err, "this vmx is no FT secondary");
+		return KB_ESTATE;
+	}
+	return ft_secondary_takeover(f->sec, epoch, err);
+}
+
+static const struct vmm_ft_ops ft_ops = {
+    .start = ft_start,
+    .in = ft_in,
+    .status = ft_status,
+    .stop = ft_stop,
+    .takeover = ft_takeover,
+};
+
 /* --incoming ADDR:PORT: a listening TCP socket. */
 static int listen_on(const char *ep)
 {
@@ -166,6 +245,10 @@ static void usage(FILE *f)
 	    "  --incoming ADDR:PORT receive a live migration on this address (repeatable); the\n"
 	    "                       VM starts only when the migration commits (VmxMigrateIn)\n"
 	    "  --incoming-fd N      the same on an inherited listening socket (repeatable)\n"
+	    "  --ft-secondary ADDR:PORT  be an FT secondary (docs/ft.md): take the primary's\n"
+	    "                       checkpoints here (VmxFtIn); the guest runs only after\n"
+	    "                       VmxFtTakeover; --disk gives this side's disk copies\n"
+	    "  --ft-secondary-fd N  the same on an inherited listening socket\n"
 	    "  --name NAME          VM name for the log\n"
 	    "  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 	    "  --test-port          enable the payload test port (exit status = payload's code)\n"
@@ -177,7 +260,7 @@ static void usage(FILE *f)
 	    "  --lease-ms MS        lease time (default 1000); --fence-margin-ms MS (default 400)\n"
 	    "  -h, --help           this help\n"
 	    "Exit status: 0 powered off, 1 error or guest crash, 2 usage, 3 fenced, 4 migrated\n"
-	    "away, 5 incoming migration failed (the guest never ran here).\n");
+	    "away, 5 incoming migration or FT secondary failed (the guest never ran here).\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -257,6 +340,8 @@ int main(int argc, char **argv)
 	    {"fence-margin-ms", required_argument, NULL, 1006},
 	    {"incoming", required_argument, NULL, 1007},
 	    {"incoming-fd", required_argument, NULL, 1008},
+	    {"ft-secondary", required_argument, NULL, 1009},
+	    {"ft-secondary-fd", required_argument, NULL, 1010},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -274,6 +359,8 @@ int main(int argc, char **argv)
 	static char disk_buf[MAX_DISKS][4096];
 	const char *disk_paths[MAX_DISKS];
 	struct mig mig = {0};
+	struct ftx ftx = {0};
+	int ft_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -420,6 +507,38 @@ int main(int argc, char **argv)
 			incoming[nr_incoming++] = fd;
 			break;
 		}
+		case 1009:
+		case 1010: {
+			if (ft_fd >= 0) {
+				fprintf(stderr, "vmx: one --ft-secondary at most\n");
+				return 2;
+			}
+			if (c == 1009) {
+				ft_fd = listen_on(optarg);
+				if (ft_fd < 0) {
+					fprintf(stderr, "vmx: --ft-secondary %s: %s\n", optarg,
+						ft_fd == -EINVAL ? "not a numeric ADDR:PORT"
+								 : kb_strerror(ft_fd));
+					return 2;
+				}
+			} else {
+				char *end;
+				long v = strtol(optarg, &end, 10);
+				int acc = 0;
+				socklen_t al = sizeof(acc);
+				if (*end != '\0' || v < 0 || v > 65535 ||
+				    getsockopt((int)v, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 ||
+				    !acc) {
+					fprintf(
+					    stderr,
+					    "vmx: --ft-secondary-fd %s is not a listening socket\n",
+					    optarg);
+					return 2;
+				}
+				ft_fd = (int)v;
+			}
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -432,8 +551,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (nr_incoming > 0 && restore != NULL) {
-		fprintf(stderr, "vmx: --incoming and --restore exclude each other\n");
+	if ((nr_incoming > 0 || ft_fd >= 0) && restore != NULL) {
+		fprintf(stderr,
+			"vmx: --incoming/--ft-secondary and --restore exclude each other\n");
+		return 2;
+	}
+	if (nr_incoming > 0 && ft_fd >= 0) {
+		fprintf(stderr, "vmx: --incoming and --ft-secondary exclude each other\n");
 		return 2;
 	}
 	char ident[32];
@@ -511,12 +635,28 @@ int main(int argc, char **argv)
 	}
 	vm->mig_ops = &mig_ops;
 	vm->mig_arg = &mig;
-	if (mig.dst == NULL && fcfg.hb_path != NULL &&
+	rv = ft_primary_create(vm, disk_paths, nr_disks, &ftx.pri, &err);
+	if (rv < 0) {
+		kb_error("FT: %s", err.msg);
+		goto fail;
+	}
+	if (ft_fd >= 0) {
+		rv = ft_secondary_create(vm, ft_fd, disk_paths, nr_disks, &fcfg, &ftx.sec, &err);
+		ft_fd = -1; /* the secondary owns the socket now */
+		if (rv < 0) {
+			kb_error("FT secondary: %s", err.msg);
+			goto fail;
+		}
+	}
+	vm->ft_ops = &ft_ops;
+	vm->ft_arg = &ftx;
+	bool waiting = mig.dst != NULL || ftx.sec != NULL;
+	if (!waiting && fcfg.hb_path != NULL &&
 	    (rv = vmm_fence_start(vm, &fcfg, &fence, &err)) < 0) {
 		kb_error("%s", err.msg);
 		goto fail;
 	}
-	if (!paused && mig.dst == NULL) {
+	if (!paused && !waiting) {
 		rv = vmm_vm_resume(vm);
 		if (rv < 0) {
 			kb_error("starting the VM: %s", kb_strerror(rv));
@@ -525,11 +665,15 @@ int main(int argc, char **argv)
 	}
 	kb_info("VM %s %s: %llu MiB, %d vCPU(s), %s", name, restore ? "restored" : "created",
 		(unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
-		mig.dst	 ? "waiting for an incoming migration"
-		: paused ? "paused"
-			 : "running");
+		mig.dst	  ? "waiting for an incoming migration"
+		: ftx.sec ? "an FT secondary, waiting for the primary"
+		: paused  ? "paused"
+			  : "running");
 	vmm_ctl_run(vm, listen_fd);
 	vmm_fence_stop(fence);
+	vm->ft_ops = NULL;
+	ft_secondary_destroy(ftx.sec);
+	ft_primary_destroy(ftx.pri);
 	vmo_dest_destroy(mig.dst);
 	vmo_source_destroy(mig.src);
 	vm->mig_ops = NULL;
@@ -555,6 +699,11 @@ int main(int argc, char **argv)
 
 fail:
 	vmm_fence_stop(fence);
+	vm->ft_ops = NULL;
+	ft_secondary_destroy(ftx.sec);
+	ft_primary_destroy(ftx.pri);
+	if (ft_fd >= 0)
+		close(ft_fd);
 	vm->mig_ops = NULL;
 	vmo_dest_destroy(mig.dst);
 	vmo_source_destroy(mig.src);

@@ -61,6 +61,27 @@ const char *vmm_stop_reason_name(enum vmm_stop_reason r)
 	return "unknown";
 }
 
+const char *vmm_ft_phase_name(enum vmm_ft_phase p)
+{
+	switch (p) {
+	case VMM_FT_OFF:
+		return "off";
+	case VMM_FT_CONNECTING:
+		return "connecting";
+	case VMM_FT_SYNCING:
+		return "syncing";
+	case VMM_FT_PROTECTED:
+		return "protected";
+	case VMM_FT_LOST:
+		return "lost";
+	case VMM_FT_FAILED:
+		return "failed";
+	case VMM_FT_RUNNING:
+		return "running";
+	}
+	return "unknown";
+}
+
 const char *vmm_mig_phase_name(enum vmm_mig_phase p)
 {
 	switch (p) {

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <linux/kvm.h>
 
 #include "lib/buf.h"
@@ -273,6 +274,72 @@ struct vmm_mig_ops {
 
 const char *vmm_mig_phase_name(enum vmm_mig_phase p);
 
+/* ---- FT (the hooks ctl.c calls; ft/ implements them; docs/ft.md) ------------------- */
+
+enum vmm_ft_phase {
+	VMM_FT_OFF,	   /* not protected, nothing under way */
+	VMM_FT_CONNECTING, /* primary: opening the stream; secondary: waiting for it */
+	VMM_FT_SYNCING,	   /* memory and disks copied while the guest runs */
+	VMM_FT_PROTECTED,  /* checkpoints flow and are acknowledged */
+	VMM_FT_LOST,	   /* primary: the stream failed, output held until VmxFtStop;
+			    * secondary: the primary is gone, waiting for VmxFtTakeover */
+	VMM_FT_FAILED,	   /* FT ended with an error (the primary runs on unprotected) */
+	VMM_FT_RUNNING,	   /* secondary: took over, the guest runs here */
+};
+
+struct vmm_ft_start {
+	uint8_t id[VMM_MIG_ID_SIZE];
+	uint8_t key[VMM_MIG_KEY_SIZE];
+	const char *endpoint; /* "IP:PORT", borrowed for the call */
+	bool encrypt;
+	uint32_t epoch_ms;  /* 0: 20 */
+	const char *netns; /* or NULL */
+};
+
+struct vmm_ft_in {
+	uint8_t id[VMM_MIG_ID_SIZE];
+	uint8_t key[VMM_MIG_KEY_SIZE];
+	bool encrypt;
+};
+
+struct vmm_ft_status {
+	bool primary, secondary;
+	enum vmm_ft_phase phase;
+	uint64_t checkpoint; /* last acknowledged (primary) / applied (secondary) */
+	uint32_t epoch_ms;
+	uint64_t last_pause_us, max_pause_us;
+	uint64_t last_ckpt_bytes;
+	uint64_t lag_us;
+	uint64_t held_frames, dropped_frames;
+	uint64_t sync_bytes, bytes;
+	int code;
+	char error[256];
+};
+
+struct vmm_ft_ops {
+	int (*start)(void *arg, const struct vmm_ft_start *rq, struct kb_errmsg *err);
+	int (*in)(void *arg, const struct vmm_ft_in *rq, struct kb_errmsg *err);
+	void (*status)(void *arg, struct vmm_ft_status *st);
+	int (*stop)(void *arg, struct kb_errmsg *err);
+	int (*takeover)(void *arg, uint64_t epoch, struct kb_errmsg *err);
+};
+
+const char *vmm_ft_phase_name(enum vmm_ft_phase p);
+
+/* ---- FT's output rule (ft/, docs/ft.md) ----------------------------------------------
+ * While vm->out_hook is set, devices hand what leaves the VM to it: net_tx gets every frame
+ * a NIC transmits (fd: the NIC's backend; iov: virtio-net header then the frame) and
+ * returns true when it took the frame (the device then does not write it); blk_write sees
+ * every disk write (disk: the virtio-blk instance, 0..15; off: bytes) just before it goes
+ * to the image. Both run on vCPU threads with the device's lock held, so they must
+ * not block. The hook is set and cleared only while the VM is paused. */
+struct vmm_out_hook {
+	bool (*net_tx)(void *arg, int fd, const struct iovec *iov, int cnt);
+	void (*blk_write)(void *arg, uint32_t disk, uint64_t off, const struct iovec *iov,
+			  int cnt);
+	void *arg;
+};
+
 enum vmm_guest_kind {
 	VMM_GUEST_KGUEST, /* ELF entered in 64-bit mode (kguest and test payloads) */
 	VMM_GUEST_LINUX,  /* bzImage or PVH vmlinux, with initramfs and command line */
@@ -324,6 +391,9 @@ struct vmm_vm {
 	bool throttle_running;
 	const struct vmm_mig_ops *mig_ops;
 	void *mig_arg;
+	const struct vmm_out_hook *out_hook; /* FT; read with __atomic_load_n */
+	const struct vmm_ft_ops *ft_ops;     /* the hooks ctl.c calls for VmxFt* (main.c) */
+	void *ft_arg;
 
 	/* event thread */
 	int epfd;

@@ -1,6 +1,6 @@
 /*
  * vmxctl — talks to one vmx over its control socket (proto/vmk.proto): power, pause,
- * save/restore, stats, the guest agent and live migration. For tests, benchmarks and
+ * save/restore, stats, the guest agent, live migration and FT. For tests, benchmarks and
  * debugging by hand; operators use `keel`, which goes through vmkernel.
  *
  * Exit status: 0 on success, 1 when vmx answered with an error, 2 on usage or connection
@@ -37,7 +37,12 @@ static void usage(FILE *f)
 	       "          [--commit EPOCH | --no-commit]\n"
 	       "  migrate-in SOCK --key-file F --id HEX --streams N [--no-encrypt]\n"
 	       "  migrate-status SOCK | migrate-cancel SOCK\n"
-	       "  migrate-commit SOCK (--epoch E | --abort)\n");
+	       "  migrate-commit SOCK (--epoch E | --abort)\n"
+	       "FT (vmxctl [--json] ft-... SOCKET [OPTIONS], --help on each):\n"
+	       "  ft-start SOCK --to IP:PORT --key-file F --id HEX [--no-encrypt] [--epoch-ms N]\n"
+	       "          [--netns PATH]\n"
+	       "  ft-in SOCK --key-file F --id HEX [--no-encrypt]\n"
+	       "  ft-status SOCK | ft-stop SOCK | ft-takeover SOCK --epoch E\n");
 }
 
 static void print_json_string(const char *s)
@@ -485,6 +490,215 @@ static int migrate_main(int argc, char **argv, int json)
 	return code;
 }
 
+/* ---- FT --------------------------------------------------------------------------------- */
+
+static void print_ft(const Keel__Vmk__VmxReply *rp, int json)
+{
+	const Keel__Vmk__VmxFtReply *f = rp->ft;
+
+	if (json) {
+		printf("{\"code\":%d,\"error\":", rp->code);
+		print_json_string(rp->error);
+		if (rp->status) {
+			printf(",\"state\":");
+			print_json_string(rp->status->state);
+		}
+		if (f) {
+			printf(",\"role\":");
+			print_json_string(f->role);
+			printf(",\"phase\":");
+			print_json_string(f->phase);
+			printf(",\"checkpoint\":%llu,\"epoch_ms\":%u,\"last_pause_us\":%llu,"
+			       "\"max_pause_us\":%llu,\"last_ckpt_bytes\":%llu,\"lag_us\":%llu,"
+			       "\"held_frames\":%llu,\"dropped_frames\":%llu,\"sync_bytes\":%llu,"
+			       "\"bytes\":%llu,\"error_code\":%d,\"ft_error\":",
+			       (unsigned long long)f->checkpoint, f->epoch_ms,
+			       (unsigned long long)f->last_pause_us,
+			       (unsigned long long)f->max_pause_us,
+			       (unsigned long long)f->last_ckpt_bytes,
+			       (unsigned long long)f->lag_us, (unsigned long long)f->held_frames,
+			       (unsigned long long)f->dropped_frames,
+			       (unsigned long long)f->sync_bytes, (unsigned long long)f->bytes,
+			       f->error_code);
+			print_json_string(f->error);
+		}
+		printf("}\n");
+		return;
+	}
+	if (rp->code != 0)
+		fprintf(stderr, "vmxctl: %s\n", rp->error);
+	if (f == NULL)
+		return;
+	printf("role: %s, phase: %s, checkpoint: %llu (every %u ms)\n", f->role[0] ? f->role : "-",
+	       f->phase, (unsigned long long)f->checkpoint, f->epoch_ms);
+	printf("pause: %llu us (max %llu us), last checkpoint %.1f KiB, lag %.1f ms\n",
+	       (unsigned long long)f->last_pause_us, (unsigned long long)f->max_pause_us,
+	       (double)f->last_ckpt_bytes / 1024.0, (double)f->lag_us / 1000.0);
+	printf("held frames: %llu, dropped: %llu; sync %.1f MiB, %.1f MiB in all\n",
+	       (unsigned long long)f->held_frames, (unsigned long long)f->dropped_frames,
+	       (double)f->sync_bytes / 1048576.0, (double)f->bytes / 1048576.0);
+	if (f->error && f->error[0])
+		printf("error: %s\n", f->error);
+}
+
+static void ft_usage(FILE *f, const char *cmd)
+{
+	if (strcmp(cmd, "ft-start") == 0)
+		fprintf(
+		    f, "Usage: vmxctl [--json] ft-start SOCKET --to IP:PORT --key-file F --id HEX\n"
+		       "       [--no-encrypt] [--epoch-ms N] [--netns PATH]\n"
+		       "Protects the running VM of SOCKET with the FT secondary at IP:PORT: the\n"
+		       "initial sync, then a checkpoint every N ms (default 20). Returns at once;\n"
+		       "ft-status shows the progress.\n");
+	else if (strcmp(cmd, "ft-in") == 0)
+		fprintf(f,
+			"Usage: vmxctl [--json] ft-in SOCKET --key-file F --id HEX [--no-encrypt]\n"
+			"Lets a vmx started with --ft-secondary accept the primary's stream.\n");
+	else if (strcmp(cmd, "ft-takeover") == 0)
+		fprintf(
+		    f,
+		    "Usage: vmxctl [--json] ft-takeover SOCKET --epoch E\n"
+		    "Resumes an FT secondary's guest from its last checkpoint, owning it at E.\n");
+	else
+		fprintf(
+		    f, "Usage: vmxctl [--json] %s SOCKET\n%s\n", cmd,
+		    strcmp(cmd, "ft-status") == 0
+			? "Prints the FT role, phase and figures."
+			: "Ends FT: a primary releases its held output and runs on unprotected; a\n"
+			  "secondary exits without running the guest.");
+}
+
+static int ft_main(int argc, char **argv, int json)
+{
+	static const struct option opts[] = {
+	    {"to", required_argument, NULL, 't'},	{"key-file", required_argument, NULL, 'k'},
+	    {"id", required_argument, NULL, 'i'},	{"no-encrypt", no_argument, NULL, 'E'},
+	    {"epoch-ms", required_argument, NULL, 'm'}, {"netns", required_argument, NULL, 'n'},
+	    {"epoch", required_argument, NULL, 'e'},	{"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
+	};
+	const char *cmd = argv[0], *to = NULL, *key_file = NULL, *id = NULL, *netns = NULL;
+	unsigned long epoch_ms = 0;
+	unsigned long long epoch = 0;
+	bool encrypt = true, have_epoch = false;
+	char *end;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			to = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'i':
+			id = optarg;
+			break;
+		case 'E':
+			encrypt = false;
+			break;
+		case 'n':
+			netns = optarg;
+			break;
+		case 'm':
+			epoch_ms = strtoul(optarg, &end, 10);
+			if (*end != '\0' || optarg[0] == '\0' || optarg[0] == '-' ||
+			    epoch_ms > 100000) {
+				fprintf(stderr, "vmxctl: bad --epoch-ms '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'e':
+			epoch = strtoull(optarg, &end, 10);
+			if (*end != '\0' || optarg[0] == '\0' || optarg[0] == '-') {
+				fprintf(stderr, "vmxctl: bad epoch '%s'\n", optarg);
+				return 2;
+			}
+			have_epoch = true;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			ft_usage(stdout, cmd);
+			return 0;
+		default:
+			ft_usage(stderr, cmd);
+			return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		ft_usage(stderr, cmd);
+		return 2;
+	}
+	const char *sock = argv[optind];
+	Keel__Vmk__VmxRequest rq = KEEL__VMK__VMX_REQUEST__INIT;
+	Keel__Vmk__VmxFtStart fs = KEEL__VMK__VMX_FT_START__INIT;
+	Keel__Vmk__VmxFtIn fi = KEEL__VMK__VMX_FT_IN__INIT;
+	Keel__Vmk__VmxFtStatus st = KEEL__VMK__VMX_FT_STATUS__INIT;
+	Keel__Vmk__VmxFtStop sp = KEEL__VMK__VMX_FT_STOP__INIT;
+	Keel__Vmk__VmxFtTakeover tk = KEEL__VMK__VMX_FT_TAKEOVER__INIT;
+	uint8_t key[32], fid[16];
+	bool start = strcmp(cmd, "ft-start") == 0, in = strcmp(cmd, "ft-in") == 0;
+
+	if (start || in) {
+		if (key_file == NULL || id == NULL) {
+			fprintf(stderr, "vmxctl: %s needs --key-file and --id\n", cmd);
+			return 2;
+		}
+		if (read_key(key_file, key) < 0)
+			return 2;
+		if (parse_hex(id, fid, 16) < 0) {
+			fprintf(stderr, "vmxctl: --id must be 32 hex digits\n");
+			return 2;
+		}
+	}
+	if (start) {
+		if (to == NULL) {
+			fprintf(stderr, "vmxctl: ft-start needs --to IP:PORT\n");
+			return 2;
+		}
+		fs.id = (ProtobufCBinaryData){.len = 16, .data = fid};
+		fs.key = (ProtobufCBinaryData){.len = 32, .data = key};
+		fs.endpoint = (char *)to;
+		fs.encrypt = encrypt;
+		fs.epoch_ms = (uint32_t)epoch_ms;
+		fs.netns = (char *)(netns ? netns : "");
+		rq.req_case = KEEL__VMK__VMX_REQUEST__REQ_FT_START, rq.ft_start = &fs;
+	} else if (in) {
+		fi.id = (ProtobufCBinaryData){.len = 16, .data = fid};
+		fi.key = (ProtobufCBinaryData){.len = 32, .data = key};
+		fi.encrypt = encrypt;
+		rq.req_case = KEEL__VMK__VMX_REQUEST__REQ_FT_IN, rq.ft_in = &fi;
+	} else if (strcmp(cmd, "ft-status") == 0) {
+		rq.req_case = KEEL__VMK__VMX_REQUEST__REQ_FT_STATUS, rq.ft_status = &st;
+	} else if (strcmp(cmd, "ft-stop") == 0) {
+		rq.req_case = KEEL__VMK__VMX_REQUEST__REQ_FT_STOP, rq.ft_stop = &sp;
+	} else {
+		if (!have_epoch) {
+			fprintf(stderr, "vmxctl: ft-takeover needs --epoch E\n");
+			return 2;
+		}
+		tk.epoch = epoch;
+		rq.req_case = KEEL__VMK__VMX_REQUEST__REQ_FT_TAKEOVER, rq.ft_takeover = &tk;
+	}
+	int fd = kb_unix_connect(sock);
+	if (fd < 0) {
+		fprintf(stderr, "vmxctl: connecting to %s: %s\n", sock, kb_strerror(fd));
+		return 2;
+	}
+	Keel__Vmk__VmxReply *rp = call(fd, &rq);
+	close(fd);
+	if (rp == NULL)
+		return 2;
+	int code = rp->code == 0 ? 0 : 1;
+	print_ft(rp, json);
+	keel__vmk__vmx_reply__free_unpacked(rp, NULL);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	Keel__Vmk__VmxRequest rq = KEEL__VMK__VMX_REQUEST__INIT;
@@ -514,6 +728,11 @@ int main(int argc, char **argv)
 	     strcmp(argv[i], "migrate-status") == 0 || strcmp(argv[i], "migrate-cancel") == 0 ||
 	     strcmp(argv[i], "migrate-commit") == 0))
 		return migrate_main(argc - i, argv + i, json);
+	if (argc - i >= 1 &&
+	    (strcmp(argv[i], "ft-start") == 0 || strcmp(argv[i], "ft-in") == 0 ||
+	     strcmp(argv[i], "ft-status") == 0 || strcmp(argv[i], "ft-stop") == 0 ||
+	     strcmp(argv[i], "ft-takeover") == 0))
+		return ft_main(argc - i, argv + i, json);
 	if (argc - i < 2) {
 		usage(stderr);
 		return 2;

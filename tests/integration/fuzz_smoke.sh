@@ -185,4 +185,33 @@ rbody = b"KEELVMO1" + struct.pack("<Ii", 1, 0) + bytes(range(16, 32))
 open(f"{t}/vmo12", "wb").write(rbody + mac(b"keel-vmotion-reply" + fixed + rbody))
 PY
 run fuzz_vmo "$T"/vmo*
+# FT checkpoint streams: [type (bit 7 on CKPT_END: the target fills in its counts and CRC)]
+# [u32 LE length][payload], repeated: a sync, then checkpoints 1 and 2 (fill-in and literal
+# CKPT_END), and one whose checkpoint 3 does not follow (see fuzz_ft.c)
+python3 - "$T" <<'PY'
+import struct, sys
+t = sys.argv[1]
+def crc32c(b):
+    crc = 0xffffffff
+    for x in b:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+def rec(typ, p): return bytes([typ]) + struct.pack("<I", len(p)) + p
+def pages(first, n, fill): return rec(1, struct.pack("<QII", first, n, 0) + bytes([fill]) * (4096 * n))
+def zero(first, n): return rec(2, struct.pack("<QII", first, n, 0))
+def disk(i, off, data): return rec(13, struct.pack("<IIQ", i, 0, off) + data)
+def num(typ, n): return rec(typ, struct.pack("<Q", n))
+def end(n, pg, db, st, fix):
+    return rec(15 | (0x80 if fix else 0), struct.pack("<QQQQII", n, pg, db, len(st), crc32c(st), 0))
+sync = pages(0, 2, 0x11) + zero(2, 2) + disk(0, 0, bytes(range(256)) * 2) + disk(1, 7680, b"\x22" * 512) + num(11, 1)
+st1, st2 = bytes(range(100)), b"state" * 10
+c1 = num(14, 1) + pages(5, 1, 0x33) + zero(0, 1) + disk(1, 512, b"\x44" * 1024) + rec(5, st1)
+c2 = num(14, 2) + pages(7, 1, 0x55) + zero(5, 1) + rec(5, st2)
+open(f"{t}/ft1", "wb").write(sync + c1 + end(1, 0, 0, st1, True) + c2 + end(2, 0, 0, st2, True))
+open(f"{t}/ft2", "wb").write(sync + c1 + end(1, 2, 1024, st1, False) + c2 + end(2, 2, 0, st2, False))
+open(f"{t}/ft3", "wb").write(sync + c1 + end(1, 2, 1024, st1, False) + num(14, 3) + pages(1, 1, 0x66))
+PY
+run fuzz_ft "$T"/ft1 "$T"/ft2 "$T"/ft3
 echo "ok: $ITER mutations per target, seed $SEED"

@@ -34,6 +34,7 @@ struct vmm_virtio_blk {
 	struct vmm_virtio v; /* v.lock guards everything below but the constants */
 	int fd;
 	bool readonly;
+	uint32_t index;	   /* the instance: virtio-blk0, 1, ... */
 	uint64_t capacity; /* 512-byte sectors */
 	char id[VIRTIO_BLK_ID_BYTES];
 	char path[256];

@@ -99,6 +99,7 @@ int vmm_virtio_blk_create(struct vmm_vm *vm, const char *path, bool readonly, st
 	}
 
 	inst = vmm__virtio_instance(vm, VMM_DEV_VIRTIO_BLK);
+	b->index = inst;
 	snprintf(name, sizeof(name), "virtio-blk%u", inst);
 	rv = vmm__virtio_init(
 	    &b->v, vm, VIRTIO_ID_BLOCK, 0x010000 /* storage, SCSI */, 1, VIRTIO_BLK_QUEUE_SIZE,

@@ -90,6 +90,11 @@ static uint8_t do_request(struct vmm_virtio_blk *b, const struct vmm_vq_chain *c
 		n = vmm__vq_iov(c, false, VIRTIO_BLK_HDR_SIZE, len, b->iov, VMM_VQ_MAX_SEGS);
 		if (n < 0)
 			return VIRTIO_BLK_S_IOERR;
+		/* before the write: rw_full advances the iovec on a short write */
+		const struct vmm_out_hook *h =
+		    __atomic_load_n(&v->vm->out_hook, __ATOMIC_ACQUIRE);
+		if (h != NULL && h->blk_write != NULL)
+			h->blk_write(h->arg, b->index, sector * VIRTIO_BLK_SECTOR, b->iov, n);
 		rv = rw_full(b->fd, true, b->iov, n, (off_t)(sector * VIRTIO_BLK_SECTOR));
 		return rv < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 	}

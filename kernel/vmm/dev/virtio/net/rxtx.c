@@ -106,6 +106,9 @@ static bool tx_one(struct vmm_virtio_net *n, const struct vmm_vq_chain *c)
 	cnt = vmm__vq_iov(c, false, VIRTIO_NET_HDR_SIZE, frame, &n->iov[1], VMM_VQ_MAX_SEGS);
 	if (cnt < 0)
 		return false;
+	const struct vmm_out_hook *h = __atomic_load_n(&n->v.vm->out_hook, __ATOMIC_ACQUIRE);
+	if (h != NULL && h->net_tx != NULL)
+		return h->net_tx(h->arg, n->fd, n->iov, cnt + 1);
 	do {
 		rv = writev(n->fd, n->iov, cnt + 1);
 	} while (rv < 0 && errno == EINTR);
