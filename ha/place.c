@@ -644,14 +644,18 @@ static size_t add(char *b, size_t o, size_t cap, const char *fmt, ...)
 
 #define HOSTS(n) (n), (n) == 1 ? "" : "s"
 
+/* The message of a refusal; one_host: of ha_place_on (the one host the caller named). */
 static void refuse(struct kb_errmsg *err, const struct ha__ws *w, const struct ha_place_vm *vm,
-		   const struct refusal *f)
+		   const struct refusal *f, bool one_host)
 {
 	char b[KB_ERRMSG_SIZE];
 	const char *sep = "";
 	size_t o = 0;
 
-	o = add(b, o, sizeof(b), "no host fits VM %" PRIu64 ":", vm->id);
+	if (one_host)
+		o = add(b, o, sizeof(b), "VM %" PRIu64 " does not fit there:", vm->id);
+	else
+		o = add(b, o, sizeof(b), "no host fits VM %" PRIu64 ":", vm->id);
 	if (w->nh == 0)
 		o = add(b, o, sizeof(b), " the cluster has no hosts");
 	if (f->n[WHY_UNUSABLE]) {
@@ -777,12 +781,47 @@ int ha_place(const struct ha_cluster *c, uint64_t vm_id, unsigned flags, uint64_
 		}
 	}
 	if (best < 0) {
-		refuse(err, &w, &c->vms[vi], &f);
+		refuse(err, &w, &c->vms[vi], &f, false);
 		rv = -ENOSPC;
 		goto out_ws;
 	}
 	*host = c->hosts[best].id;
 	rv = 0;
+out_ws:
+	ha__ws_close(&w);
+	return rv;
+}
+
+int ha_place_on(const struct ha_cluster *c, uint64_t vm_id, uint64_t host, struct kb_errmsg *err)
+{
+	const struct ha_rule *rule = NULL;
+	struct refusal f = {{0}};
+	struct ha__ws w;
+	int32_t vi, h;
+	int why = WHY_FITS, rv;
+
+	if ((rv = ha__ws_init(&w, c, err)) < 0)
+		return rv;
+	vi = ha__vm_index(c, vm_id);
+	h = ha__host_index(c, host);
+	if (vi < 0 || h < 0) {
+		if (vi < 0)
+			kb_errmsg_setf(err, "placement: no VM %" PRIu64, vm_id);
+		else
+			kb_errmsg_setf(err, "placement: no host %" PRIu64, host);
+		rv = KB_ENOTFOUND;
+		goto out_ws;
+	}
+	ha__ws_move(&w, (uint32_t)vi, -1);
+	if (ha__fits(&w, (uint32_t)vi, (uint32_t)h, &why) &&
+	    (rule = hard_conflict(&w, (uint32_t)vi, (uint32_t)h)) != NULL)
+		why = WHY_RULE;
+	rv = 0;
+	if (why != WHY_FITS) {
+		note(&f, &w, (uint32_t)h, why, rule);
+		refuse(err, &w, &c->vms[vi], &f, true);
+		rv = why == WHY_RULE ? -EPERM : -ENOSPC;
+	}
 out_ws:
 	ha__ws_close(&w);
 	return rv;

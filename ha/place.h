@@ -116,6 +116,17 @@ int ha_place(const struct ha_cluster *c, uint64_t vm_id, unsigned flags, uint64_
 	     struct kb_errmsg *err);
 
 /*
+ * Whether VM vm_id may be placed on host `host` (an operator's choice, or the VM's own host
+ * when nothing chooses for it): the checks of ha_place for that one host, the VM taken off
+ * its host first. Returns 0 when it fits; -EPERM when a mandatory rule would get more
+ * violated, -ENOSPC for any other reason (not usable, no capacity, too small, reservations),
+ * with err saying why as ha_place does ("VM 20 does not fit there: rule 7 (must run apart)
+ * rules out 1 host"); KB_ENOTFOUND for an unknown VM or host; -EINVAL or KB_ETOOBIG for a
+ * malformed cluster; -ENOMEM.
+ */
+int ha_place_on(const struct ha_cluster *c, uint64_t vm_id, uint64_t host, struct kb_errmsg *err);
+
+/*
  * Validates the cluster: ids non-zero, sorted and unique; every VM's host and every id a
  * rule names exists; rule kinds and shapes; the limits above (KB_ETOOBIG). Returns 0, or
  * the error with err naming the offending object. Allocates nothing.

@@ -2,7 +2,8 @@
  * Tests for ha/place.c: capacity edges (exact fit, a reservation one MiB or MHz too big,
  * every host in maintenance, a VM larger than any host), the refusal messages, each rule
  * kind as mandatory and as preferential, migrations, the choice by balance and the
- * tie-break by host id, validation of the cluster, allocation failures, and a seeded
+ * tie-break by host id, validation of the cluster, allocation failures, the check of one
+ * named host (ha_place_on), and a seeded
  * comparison (KEEL_SEED=N replays) with a brute-force reference on random small clusters.
  */
 #include <errno.h>
@@ -390,6 +391,85 @@ static void test_enomem(void **state)
 	assert_true(fails > 10);
 }
 
+/* ha_place_on: the checks of one named host, each refusal with its code and message. */
+static void place_on_refused(const struct ha_cluster *c, uint64_t id, uint64_t h, int code,
+			     const char *want)
+{
+	struct kb_errmsg err = {{0}};
+
+	assert_int_equal(ha_place_on(c, id, h, &err), code);
+	if (!strstr(err.msg, want))
+		fail_msg("message \"%s\" lacks \"%s\"", err.msg, want);
+}
+
+static void test_place_on(void **state)
+{
+	struct ha_place_host h[] = {host(1, 4000, 4096), host(2, 4000, 4096), host(3, 4000, 4096)};
+	struct ha_place_vm v[] = {vm(10, 1, 100), vm(11, 2, 3000), vm(20, 0, 1000)};
+	const uint64_t apart[] = {10, 20}, pinned[] = {20}, group[] = {3};
+	struct ha_rule r[] = {{.id = 4,
+			       .kind = HA_RULE_ANTI_AFFINITY,
+			       .mandatory = true,
+			       .vms = apart,
+			       .n_vms = 2},
+			      {.id = 5,
+			       .kind = HA_RULE_HOST_AFFINITY,
+			       .mandatory = false,
+			       .vms = pinned,
+			       .n_vms = 1,
+			       .hosts = group,
+			       .n_hosts = 1}};
+	struct ha_cluster c = cluster(h, 3, v, 3, r, 2);
+	struct kb_errmsg err = {{0}};
+
+	(void)state;
+	/* a preferential rule does not refuse; a mandatory one does, with -EPERM */
+	assert_int_equal(ha_place_on(&c, 20, 2, &err), 0);
+	assert_int_equal(ha_place_on(&c, 20, 3, &err), 0);
+	place_on_refused(&c, 20, 1, -EPERM,
+			 "VM 20 does not fit there: rule 4 (must run apart) rules out 1 host");
+	r[1].mandatory = true;
+	place_on_refused(&c, 20, 2, -EPERM, "rule 5 (must run on the host group) rules out 1 host");
+	assert_int_equal(ha_place_on(&c, 20, 3, &err), 0);
+	/* the rest is -ENOSPC: reservations (exact fit, then one MiB too many), usability */
+	v[2].mem_res_mib = 4096;
+	assert_int_equal(ha_place_on(&c, 20, 3, &err), 0);
+	v[2].mem_res_mib = 4097;
+	place_on_refused(&c, 20, 3, -ENOSPC, "smaller than its 4097 MiB");
+	v[2].mem_res_mib = 1000;
+	v[1].host = 3;
+	v[1].mem_res_mib = 3500;
+	place_on_refused(&c, 20, 3, -ENOSPC,
+			 "memory reservation 1000 MiB does not fit on 1 host (most unreserved "
+			 "596 MiB)");
+	v[1].host = 2;
+	h[2].usable = false;
+	place_on_refused(&c, 20, 3, -ENOSPC, "1 host not usable");
+	h[2].usable = true;
+	/* a counted VM is taken off its host first: its own load does not count against it */
+	v[2].host = 3;
+	v[2].powered_on = true;
+	v[2].mem_res_mib = 4096;
+	assert_int_equal(ha_place_on(&c, 20, 3, &err), 0);
+	/* unknown VM or host; a malformed cluster */
+	place_on_refused(&c, 21, 3, KB_ENOTFOUND, "no VM 21");
+	place_on_refused(&c, 20, 7, KB_ENOTFOUND, "no host 7");
+	h[1].id = 1;
+	place_on_refused(&c, 20, 3, -EINVAL, "");
+	h[1].id = 2;
+	/* every allocation failing in turn */
+	for (int n = 0;; n++) {
+		int rv;
+
+		kb_heap_fail_after(n, 1);
+		rv = ha_place_on(&c, 20, 3, &err);
+		kb_heap_fail_reset();
+		if (rv == 0)
+			break;
+		assert_int_equal(rv, -ENOMEM);
+	}
+}
+
 /* ---- brute-force reference ---- */
 
 /* Violation of rule r with VM `who` (index) on host `where` (0: not counted) and every
@@ -658,6 +738,7 @@ int main(void)
 	    cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_duplicate_rule_ids),
 	    cmocka_unit_test(test_enomem),
+	    cmocka_unit_test(test_place_on),
 	    cmocka_unit_test(test_bruteforce),
 	    cmocka_unit_test(test_determinism),
 	};
