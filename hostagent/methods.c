@@ -17,6 +17,7 @@
 #include "hostagent/vim_tasks.h"
 #include "hostagent/vim_vm.h"
 #include "hostagent/vim_cluster.h"
+#include "hostagent/vim_drs.h"
 #include "hostagent/vim_users.h"
 #include "vim.pb-c.h"
 
@@ -73,6 +74,16 @@ const struct hd_method hd_vim_methods[] = {
     {"SetHaConfig", &keel__vim__ha_config_change__descriptor, hd_vim_set_ha_config, false},
     {"SetVmHa", &keel__vim__vm_ha_change__descriptor, hd_vim_set_vm_ha, false},
     {"QueryPerf", &keel__vim__perf_request__descriptor, hd_vim_query_perf, false},
+    {"ListClusterRules", &keel__vim__cluster_rules_request__descriptor,
+     hd_vim_list_cluster_rules, false},
+    {"AddClusterRule", &keel__vim__add_cluster_rule_request__descriptor, hd_vim_add_cluster_rule,
+     false},
+    {"RemoveClusterRule", &keel__vim__remove_cluster_rule_request__descriptor,
+     hd_vim_remove_cluster_rule, false},
+    {"GetDrsStatus", &keel__vim__drs_status_request__descriptor, hd_vim_get_drs_status, false},
+    {"SetDrsConfig", &keel__vim__drs_config_change__descriptor, hd_vim_set_drs_config, false},
+    {"ApplyDrsRecommendations", &keel__vim__apply_drs_request__descriptor,
+     hd_vim_apply_drs_recommendations, false},
 };
 
 const size_t hd_vim_methods_count = sizeof(hd_vim_methods) / sizeof(hd_vim_methods[0]);

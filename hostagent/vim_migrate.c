@@ -16,8 +16,21 @@
  *
  * Failure modes: an unknown VM or host (NOT_FOUND, only to a caller with System.Read on
  * the root), not in a cluster (FAILED_PRECONDITION); after the task exists, everything
- * ends in the task's error. The task cannot be cancelled once running (as every VM task;
- * `keel vm migrate` through the local socket is the same migration).
+ * ends in the task's error.
+ *
+ * Cancel (CancelTask of the running task, through the task's cancel hook): the next step
+ * takes the migration back instead of polling. When this host is the source and its
+ * vmkernel reports the switchover under way (phase switchover, ready or committed), it is
+ * too late: FAILED_PRECONDITION. Otherwise ClusterVmRequest OP_MIGRATE_ABORT{op, "cancelled
+ * by USER (task-N)"} to this host's clusterd, which any member may send (a follower's
+ * forwards it to the leader): the answer names the VM's owner after the abort. Still the
+ * source: the abort won (the source's vmx can no longer commit; the destination's clusterd
+ * ends its incoming vmx, which ends the source's stream, and the guest keeps running on
+ * the source), and on the source host vmkernel's VmkVmMigrateCancel also ends the stream
+ * at once and waits until the guest runs alone again; the task ends CANCELLED ("cancelled
+ * by USER") and CancelTask answers with it. The destination: the switchover came first,
+ * FAILED_PRECONDITION and the task goes on to its success. A cancel that fails (clusterd
+ * not answering) is answered with its error and the migration goes on.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,7 +73,14 @@ struct mig {
 	uint64_t op_id, started_ms, epoch;
 	uint32_t progress;
 	bool ended, success, seen; /* seen: this host's replica showed the migration */
-	int tries;
+	bool busy;		   /* a step runs on a worker */
+	/* a cancel (CancelTask): asked, and its outcome from the step */
+	struct hd_call *ccall; /* the CancelTask call, until answered */
+	bool cancel_req, cancel_done;
+	bool cancel_step; /* the step queued is the cancel (set on the loop when queued) */
+	char cancel_by[HOSTD_AUTH_NAME_MAX + 1];
+	enum hd_status cancel_status;
+	char cancel_error[KB_ERRMSG_SIZE];
 	/* the last step's outcome */
 	enum hd_status status; /* HD_OK, or the error's (before the task exists) */
 	char error[KB_ERRMSG_SIZE];
@@ -77,8 +97,35 @@ static void mig_free_cb(uv_handle_t *h)
 	kb_free(g);
 }
 
+/* Answers a CancelTask still waiting: with the task when it was cancelled, else with why
+ * not (status) and the text. */
+static void answer_cancel(struct mig *g, enum hd_status status, const char *text)
+{
+	struct hd_call *call = g->ccall;
+	Keel__Vim__Task m;
+
+	if (!call)
+		return;
+	g->ccall = NULL;
+	g->cancel_req = false;
+	hd_call_on_cancel(call, NULL, NULL);
+	if (g->task && g->task->state == HD_TASK_CANCELLED) {
+		hd_task_to_pb(g->task, &m);
+		hd_call_reply(call, &m.base);
+	} else if (status != HD_OK) {
+		hd_call_error(call, status, "%s", text);
+	} else {
+		hd_call_error(call, HD_FAILED_PRECONDITION, "%s is %s: it cannot be cancelled",
+			      g->task ? g->task->id : "the task",
+			      g->task ? hd_task_state_name(g->task->state) : "gone");
+	}
+}
+
 static void mig_free(struct mig *g)
 {
+	answer_cancel(g, HD_OK, NULL);
+	if (g->task)
+		hd_task_on_cancel(g->task, NULL, NULL);
 	uv_close((uv_handle_t *)&g->timer, mig_free_cb);
 }
 
@@ -319,6 +366,130 @@ static void poll_once(struct mig *g)
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 }
 
+static void set_cancel_error(struct mig *g, enum hd_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_cancel_error(struct mig *g, enum hd_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	g->cancel_status = st;
+	va_start(ap, fmt);
+	vsnprintf(g->cancel_error, sizeof(g->cancel_error), fmt, ap);
+	va_end(ap);
+}
+
+/* This host's vmkernel's phase of the VM's migration into phase ("" when it has none). */
+static void local_phase(struct mig *g, char *phase, size_t size)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmMigrateStatus ms = KEEL__VMK__VMK_VM_MIGRATE_STATUS__INIT;
+	Keel__Vmk__VmkReply *rp;
+	size_t len = 0;
+	uint8_t *b;
+
+	phase[0] = '\0';
+	ms.vm = g->uuid;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_STATUS;
+	rq.vm_migrate_status = &ms;
+	b = hd_backend_call(g->v->vmk_sock, &rq.base, ASK_TIMEOUT_S, REPLY_MAX, &len);
+	if (!b)
+		return;
+	rp = keel__vmk__vmk_reply__unpack(NULL, len, b);
+	kb_free(b);
+	if (rp && rp->code == 0 && rp->migrate && rp->migrate->phase)
+		snprintf(phase, size, "%s", rp->migrate->phase);
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+/* On the source host: ends the source's side at once (the guest keeps running there);
+ * vmkernel answers once the migration's thread put everything back. A migration that
+ * ended already is refused, which is as good. */
+static void local_cancel(struct mig *g, const char *reason)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmMigrateCancel mc = KEEL__VMK__VMK_VM_MIGRATE_CANCEL__INIT;
+	Keel__Vmk__VmkReply *rp;
+	size_t len = 0;
+	uint8_t *b;
+
+	mc.vm = g->uuid;
+	mc.reason = (char *)reason;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_CANCEL;
+	rq.vm_migrate_cancel = &mc;
+	b = hd_backend_call(g->v->vmk_sock, &rq.base, ASK_TIMEOUT_S, REPLY_MAX, &len);
+	if (!b)
+		return;
+	rp = keel__vmk__vmk_reply__unpack(NULL, len, b);
+	kb_free(b);
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+/* Takes the migration back (see the file's top): cancel_done, or cancel_status and
+ * cancel_error saying why not. */
+static void cancel_once(struct mig *g)
+{
+	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
+	Keel__Cluster__ClusterVmRequest vr = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+	Keel__Cluster__ClusterReply *rp;
+	bool source = g->owner == g->self;
+	char phase[32], reason[HOSTD_AUTH_NAME_MAX + 64];
+
+	g->cancel_status = HD_OK;
+	g->cancel_done = false;
+	if (source) {
+		local_phase(g, phase, sizeof(phase));
+		if (strcmp(phase, "switchover") == 0 || strcmp(phase, "ready") == 0 ||
+		    strcmp(phase, "committed") == 0) {
+			set_cancel_error(g, HD_FAILED_PRECONDITION,
+					 "the switchover of VM %s to %s has begun (phase %s): the "
+					 "migration can no longer be cancelled",
+					 g->name, g->dst_name[0] ? g->dst_name : "its destination",
+					 phase);
+			return;
+		}
+	}
+	snprintf(reason, sizeof(reason), "cancelled by %s (%s)", g->cancel_by, g->task->id);
+	vr.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_MIGRATE_ABORT;
+	vr.uuid = g->uuid;
+	vr.op_id = g->op_id;
+	vr.error = reason;
+	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM;
+	rq.vm = &vr;
+	rp = ask_cd(g, &rq);
+	if (!rp) {
+		set_cancel_error(g, g->status == HD_NOT_FOUND ? HD_FAILED_PRECONDITION : g->status,
+				 "the migration of VM %s could not be aborted: %s", g->name, g->error);
+		g->status = HD_OK;
+		return;
+	}
+	if (!rp->vm) {
+		set_cancel_error(g, HD_UNAVAILABLE, "clusterd's answer to the abort names no VM");
+	} else if (rp->vm->op && rp->vm->op->id == g->op_id) {
+		set_cancel_error(g, HD_UNAVAILABLE,
+				 "the abort of migration %" PRIu64 " is not applied yet: try again",
+				 g->op_id);
+	} else if (rp->vm->owner == g->dst) {
+		set_cancel_error(g, HD_FAILED_PRECONDITION,
+				 "VM %s switched over to %s first (epoch %" PRIu64 "): the migration "
+				 "can no longer be cancelled",
+				 g->name, g->dst_name[0] ? g->dst_name : "its destination",
+				 rp->vm->epoch);
+	} else if (rp->vm->owner != g->owner) {
+		set_cancel_error(g, HD_FAILED_PRECONDITION,
+				 "the migration of VM %s ended meanwhile: it runs on %s", g->name,
+				 rp->vm->owner_name && rp->vm->owner_name[0] ? rp->vm->owner_name
+									      : "another host");
+	} else {
+		g->cancel_done = true;
+		g->epoch = rp->vm->epoch;
+	}
+	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
+	if (g->cancel_done && source)
+		local_cancel(g, reason);
+}
+
 static void step_work(uv_work_t *w)
 {
 	struct mig *g = w->data;
@@ -332,7 +503,10 @@ static void step_work(uv_work_t *w)
 		begin(g);
 		break;
 	case S_POLL:
-		poll_once(g);
+		if (g->cancel_step)
+			cancel_once(g);
+		else
+			poll_once(g);
 		break;
 	default:
 		break;
@@ -352,8 +526,38 @@ static void cancelled(struct hd_call *call, void *arg)
 static void queue_step(struct mig *g)
 {
 	g->work.data = g;
+	g->busy = true;
+	g->cancel_step = g->stage == S_POLL && g->cancel_req;
 	if (uv_queue_work(g->v->loop, &g->work, step_work, step_done) != 0)
 		step_done(&g->work, UV_EAGAIN);
+}
+
+static void cancel_call_gone(struct hd_call *call, void *arg)
+{
+	struct mig *g = arg;
+
+	(void)call;
+	g->ccall = NULL; /* the cancel still happens: the client asked for it */
+}
+
+/* The task's cancel hook (CancelTask while it runs): the next step aborts. */
+static void cancel_asked(struct hd_task *task, struct hd_call *call, const char *by, void *arg)
+{
+	struct mig *g = arg;
+
+	if (g->ccall || g->cancel_req) {
+		hd_call_error(call, HD_FAILED_PRECONDITION, "%s is being cancelled already",
+			      task->id);
+		return;
+	}
+	g->ccall = call;
+	g->cancel_req = true;
+	snprintf(g->cancel_by, sizeof(g->cancel_by), "%s", by && by[0] ? by : "a user");
+	hd_call_on_cancel(call, cancel_call_gone, g);
+	if (!g->busy && g->stage == S_POLL) {
+		uv_timer_stop(&g->timer);
+		queue_step(g);
+	}
 }
 
 static void on_timer(uv_timer_t *t)
@@ -391,6 +595,7 @@ static void found(struct mig *g)
 		return;
 	}
 	g->task->privilege = "Resource.HotMigrate";
+	hd_task_on_cancel(g->task, cancel_asked, g);
 	hd_task_to_pb(g->task, &m);
 	hd_call_reply(g->call, &m.base);
 	g->call = NULL;
@@ -406,6 +611,7 @@ static void step_done(uv_work_t *w, int status)
 	struct hd_tasks *t = hd_vim_tasks(g->v);
 	static const char *const root_path[] = {HOSTD_AUTH_ROOT_ENTITY};
 
+	g->busy = false;
 	if (status && g->status == HD_OK)
 		set_error(g, HD_UNAVAILABLE, "hostd is busy");
 	switch (g->stage) {
@@ -436,12 +642,39 @@ static void step_done(uv_work_t *w, int status)
 		kb_log(g->v->log, KB_LOG_INFO, "%s: migrating VM %s (operation %" PRIu64 ")",
 		       g->task->id, g->name, g->op_id);
 		g->stage = S_POLL;
-		uv_timer_start(&g->timer, on_timer, POLL_MS, 0);
+		if (g->cancel_req)
+			queue_step(g);
+		else
+			uv_timer_start(&g->timer, on_timer, POLL_MS, 0);
 		return;
 	default:
 		break;
 	}
 	/* S_POLL */
+	if (g->cancel_step) {
+		g->cancel_step = false;
+		g->cancel_req = false;
+		if (status) {
+			set_cancel_error(g, HD_UNAVAILABLE, "hostd is busy: try again");
+		} else if (g->cancel_done) {
+			kb_log(g->v->log, KB_LOG_INFO,
+			       "%s: migration %" PRIu64 " of VM %s cancelled by %s; it runs on the "
+			       "source (epoch %" PRIu64 ")",
+			       g->task->id, g->op_id, g->name, g->cancel_by, g->epoch);
+			hd_task_cancel_running(t, g->task, g->cancel_by);
+			mig_free(g); /* answers the CancelTask with the task */
+			return;
+		}
+		kb_log(g->v->log, KB_LOG_INFO, "%s: cancel by %s refused: %s", g->task->id,
+		       g->cancel_by, g->cancel_error);
+		answer_cancel(g, g->cancel_status, g->cancel_error);
+		uv_timer_start(&g->timer, on_timer, status ? POLL_MS : 0, 0);
+		return;
+	}
+	if (!g->ended && g->cancel_req) {
+		queue_step(g); /* a cancel came while this poll ran: it goes next */
+		return;
+	}
 	if (!g->ended) {
 		if (g->progress > g->task->progress)
 			hd_task_progress(t, g->task, g->progress);

@@ -5,7 +5,8 @@
  * Happy path: an operation adds a queued task and answers its client with it, starts it
  * when its work begins, and ends it in success or error; every change is told to the
  * observers, and the end wakes every WaitForTask on it. Failure modes: a task can only be
- * cancelled while queued (FAILED_PRECONDITION otherwise); a WaitForTask whose client goes
+ * cancelled while queued, or while running when its kind registered a cancel hook, which
+ * then answers (FAILED_PRECONDITION otherwise); a WaitForTask whose client goes
  * away drops its wait (the cancel callback) and its timer; a finished task pushed out of
  * the last HD_TASKS_KEEP is NOT_FOUND afterwards.
  */
@@ -186,6 +187,8 @@ static void finish(struct hd_tasks *t, struct hd_task *task, enum hd_task_state 
 {
 	task->state = state;
 	task->completed_ms = wall_ms();
+	task->cancel_cb = NULL;
+	task->cancel_arg = NULL;
 	if (state == HD_TASK_SUCCESS)
 		task->progress = 100;
 	if (task->listed) {
@@ -233,6 +236,23 @@ int hd_task_fail(struct hd_tasks *t, struct hd_task *task, const char *fmt, ...)
 int hd_task_cancel(struct hd_tasks *t, struct hd_task *task, const char *by)
 {
 	if (task->state != HD_TASK_QUEUED)
+		return KB_ESTATE;
+	snprintf(task->error, sizeof(task->error), "cancelled by %s", by && by[0] ? by : "a user");
+	finish(t, task, HD_TASK_CANCELLED);
+	return 0;
+}
+
+void hd_task_on_cancel(struct hd_task *task, hd_task_cancel_cb cb, void *arg)
+{
+	if (hd_task_finished(task))
+		cb = NULL;
+	task->cancel_cb = cb;
+	task->cancel_arg = cb ? arg : NULL;
+}
+
+int hd_task_cancel_running(struct hd_tasks *t, struct hd_task *task, const char *by)
+{
+	if (hd_task_finished(task))
 		return KB_ESTATE;
 	snprintf(task->error, sizeof(task->error), "cancelled by %s", by && by[0] ? by : "a user");
 	finish(t, task, HD_TASK_CANCELLED);
@@ -515,6 +535,12 @@ void hd_vim_cancel_task(struct hd_call *call, const ProtobufCMessage *req)
 		}
 		if (!hd_vim_authorize(call, path, n, task->privilege))
 			return;
+	}
+	if (task->state == HD_TASK_RUNNING && task->cancel_cb) {
+		kb_log(v->log, KB_LOG_INFO, "%s (%s %s): cancel asked by %s", task->id, task->kind,
+		       task->target, user);
+		task->cancel_cb(task, call, user, task->cancel_arg);
+		return;
 	}
 	rv = hd_task_cancel(t, task, user);
 	if (rv) {

@@ -2,7 +2,10 @@
  * Tasks: hostd's record of long operations (docs/hostd.md, "Tasks and VM operations").
  *
  * A method that starts a long operation answers at once with a Task; the operation then
- * moves it queued -> running -> success | error, or queued -> cancelled (CancelTask).
+ * moves it queued -> running -> success | error, or queued -> cancelled (CancelTask). A
+ * kind of task that can take its operation back while it runs registers a cancel hook
+ * (hd_task_on_cancel): CancelTask of such a running task is then the hook's to answer,
+ * and running -> cancelled when it succeeds (MigrateVm until the switchover).
  * Clients follow it with WaitForTask (answered when the task ends, or at its timeout with
  * the state of the moment), ListTasks, or later the change feed, which will register an
  * observer here: every change of every task is reported to each observer.
@@ -47,6 +50,16 @@ enum hd_task_state {
 	HD_TASK_CANCELLED,
 };
 
+struct hd_task;
+
+/* CancelTask of a running task that has a cancel hook. The hook owns call from here on: it
+ * completes it (hd_call_reply with the task once hd_task_cancel_running ended it, or
+ * hd_call_error, e.g. FAILED_PRECONDITION when the operation is past taking back), at once
+ * or later; a later answer watches the client going away with hd_call_on_cancel. by (the
+ * caller's user name) is borrowed for the call. Loop thread. */
+typedef void (*hd_task_cancel_cb)(struct hd_task *task, struct hd_call *call, const char *by,
+				  void *arg);
+
 /* A task. Read its fields freely on the loop; change them only through the functions
  * below (they keep the lists and tell waiters and observers). */
 struct hd_task {
@@ -66,6 +79,8 @@ struct hd_task {
 	char result[256];
 	char error[KB_ERRMSG_SIZE];
 	uint64_t queued_ms, started_ms, completed_ms; /* wall clock; 0 = not yet */
+	hd_task_cancel_cb cancel_cb; /* running: who takes the operation back (may be NULL) */
+	void *cancel_arg;
 };
 
 struct hd_tasks;
@@ -105,6 +120,13 @@ int hd_task_fail(struct hd_tasks *t, struct hd_task *task, const char *fmt, ...)
  * running operation cannot be taken back. Whoever runs the operation sees the state and
  * drops it. */
 int hd_task_cancel(struct hd_tasks *t, struct hd_task *task, const char *by);
+/* Registers (cb non-NULL) or drops the cancel hook of a task, for CancelTask while it runs
+ * (see hd_task_cancel_cb). arg is borrowed until the task ends or the hook is dropped; the
+ * hook is dropped when the task ends. */
+void hd_task_on_cancel(struct hd_task *task, hd_task_cancel_cb cb, void *arg);
+/* Queued or running -> cancelled (error "cancelled by <by>"): for the operation that took
+ * itself back. KB_ESTATE when the task had ended. Wakes its waiters. */
+int hd_task_cancel_running(struct hd_tasks *t, struct hd_task *task, const char *by);
 bool hd_task_finished(const struct hd_task *task);
 const char *hd_task_state_name(enum hd_task_state s);
 
@@ -135,7 +157,8 @@ struct hd_vim;
 struct hd_tasks *hd_vim_tasks(struct hd_vim *v);
 
 /* Handlers: WaitForTask and ListTasks need System.View on the root; CancelTask needs the
- * privilege that started the task, on its target, unless the caller started it. */
+ * privilege that started the task, on its target, unless the caller started it; a running
+ * task with a cancel hook is handed to the hook. */
 void hd_vim_wait_for_task(struct hd_call *call, const ProtobufCMessage *req);
 void hd_vim_list_tasks(struct hd_call *call, const ProtobufCMessage *req);
 void hd_vim_cancel_task(struct hd_call *call, const ProtobufCMessage *req);
