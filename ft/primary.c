@@ -43,9 +43,10 @@
 #define ACK_TIMEOUT_MS	   3000 /* an epoch not acknowledged this long: lost */
 #define SYNC_TIMEOUT_MS	   30000
 #define SYNC_ROUNDS_MAX	   20
-#define SYNC_SMALL_PAGES   2048		/* a dirty round this small ends the sync */
-#define HOLD_MAX	   (32u << 20)	/* bytes of frames held at most */
-#define DLOG_MAX	   (256u << 20) /* bytes of disk writes logged at most */
+#define SYNC_SMALL_PAGES   2048		    /* a dirty round this small ends the sync */
+#define HOLD_MAX	   (32u << 20)	    /* bytes of frames held at most */
+#define OUTPUT_EPOCH_NS	   (2ull * 1000000) /* the shortest epoch when output waits */
+#define DLOG_MAX	   (256u << 20)	    /* bytes of disk writes logged at most */
 #define DISK_CHUNK	   (1u << 20)
 #define STATE_CHUNK	   (1u << 20)
 #define PAGE		   VMO_PAGE_SIZE
@@ -67,8 +68,9 @@ struct ft_primary {
 	pthread_cond_t cond;
 	/* under lock */
 	struct vmm_ft_status st;
-	bool active;   /* a session's thread runs or ended without ft_primary_stop */
-	bool stop_req; /* the thread ends its session */
+	bool active;	     /* a session's thread runs or ended without ft_primary_stop */
+	bool stop_req;	     /* the thread ends its session */
+	bool output_waiting; /* a frame is held: end the epoch early */
 	bool thread_running;
 
 	/* output: under out_lock (vCPU threads in the hooks) */
@@ -186,7 +188,15 @@ static bool hook_net_tx(void *arg, int fd, const struct iovec *iov, int cnt)
 			p->held_bytes += n + 8;
 		}
 	}
+	bool wake = taken && p->frames.len == n + 8; /* the epoch's first frame */
 	pthread_mutex_unlock(&p->out_lock);
+	if (wake) {
+		/* lock order: out_lock is never taken under lock */
+		pthread_mutex_lock(&p->lock);
+		p->output_waiting = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
 	return taken;
 }
 
@@ -670,23 +680,34 @@ static void *controller(void *arg)
 		set_error(p, VMM_FT_FAILED, rv, err.msg);
 		goto out;
 	}
-	uint64_t next = kb_now_ns();
+	/* An epoch ends epoch_ms after the last one, or sooner when the guest has output
+	 * waiting: OUTPUT_EPOCH_MS after the last one ended, so a reply waits for one short
+	 * checkpoint instead of a whole epoch (adaptive epochs). */
+	uint64_t last = kb_now_ns(), epoch_ns = (uint64_t)p->rq.epoch_ms * 1000000ull;
+	bool first = true;
 	while (rv == 0) {
 		pthread_mutex_lock(&p->lock);
-		while (!p->stop_req && kb_now_ns() < next) {
-			uint64_t left = next - kb_now_ns();
+		for (;;) {
+			uint64_t now = kb_now_ns();
+			uint64_t due = last + (p->output_waiting && OUTPUT_EPOCH_NS < epoch_ns
+						   ? OUTPUT_EPOCH_NS
+						   : epoch_ns);
+			if (p->stop_req || first || now >= due)
+				break;
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + left;
+			uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
 			ts.tv_sec += (time_t)(ns / KB_NSEC_PER_SEC);
 			ts.tv_nsec = (long)(ns % KB_NSEC_PER_SEC);
 			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 		}
 		bool stop = p->stop_req;
+		p->output_waiting = false;
 		pthread_mutex_unlock(&p->lock);
 		if (stop)
 			break;
-		next = kb_now_ns() + (uint64_t)p->rq.epoch_ms * 1000000ull;
+		first = false;
+		last = kb_now_ns();
 		rv = checkpoint(p, &err);
 	}
 	if (rv < 0)
