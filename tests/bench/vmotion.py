@@ -26,6 +26,7 @@ VMXCTL = os.path.abspath(f"{BUILD}/bin/vmxctl")
 KGUEST = os.path.abspath(f"{BUILD}/guest/kguest.elf")
 RUNS = int(os.environ.get("KEEL_BENCH_RUNS", "3"))
 STREAMS = os.environ.get("KEEL_VMO_STREAMS", "2")  # clusterd's Migrate.StreamsPerAdapter
+PLAIN = ["--no-encrypt"] if os.environ.get("KEEL_VMO_PLAIN") == "1" else []  # Migrate.Encrypt=0
 MIG_ID = "4b45454c42454e434800000000000001"
 
 # case: (memory, command line, console line that means "ready to migrate")
@@ -94,11 +95,11 @@ def migrate_once(case, d):
         wait_file(f"{d}/src.log", marker)
         dst, dsock = start_vmx(d, "dst", mem, cmdline, "--incoming", f"127.0.0.1:{port}")
         inc = subprocess.Popen([VMXCTL, "migrate-in", dsock, "--key-file", f"{d}/key", "--id",
-                                MIG_ID, "--streams", STREAMS], stdout=subprocess.DEVNULL,
+                                MIG_ID, "--streams", STREAMS, *PLAIN], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         out = subprocess.run([VMXCTL, "--json", "migrate", ssock, "--to", f"127.0.0.1:{port}",
                               "--key-file", f"{d}/key", "--id", MIG_ID, "--streams", STREAMS,
-                              "--commit", "2"],
+                              *PLAIN, "--commit", "2"],
                              capture_output=True, text=True, timeout=120)
         inc.wait(10)
         r = json.loads(out.stdout)
