@@ -40,7 +40,18 @@
 struct mig {
 	struct vmo_source *src;
 	struct vmo_dest *dst; /* with --incoming */
+	struct ft_primary *ft; /* a protected VM does not migrate (both use dirty logging) */
 };
+
+/* Whether a migration out is under way (FT does not start meanwhile). */
+static bool mig_busy(struct mig *m)
+{
+	struct vmm_mig_status st;
+
+	vmo_source_status(m->src, &st);
+	return st.phase == VMM_MIG_CONNECTING || st.phase == VMM_MIG_PRECOPY ||
+	       st.phase == VMM_MIG_SWITCHOVER || st.phase == VMM_MIG_READY;
+}
 
 /* The destination answers until its guest runs here; the source after that. */
 static bool dest_active(struct mig *m)
@@ -55,6 +66,16 @@ static int mig_out(void *arg, const struct vmm_mig_out *rq, struct kb_errmsg *er
 	if (dest_active(m)) {
 		kb_errmsg_setf(err, "this vmx is receiving a migration");
 		return KB_ESTATE;
+	}
+	if (m->ft != NULL) {
+		struct vmm_ft_status fs;
+		ft_primary_status(m->ft, &fs);
+		if (fs.phase != VMM_FT_OFF && fs.phase != VMM_FT_FAILED) {
+			kb_errmsg_setf(err, "the VM is FT-protected (phase %s): turn FT off before a "
+					    "migration",
+				       vmm_ft_phase_name(fs.phase));
+			return KB_ESTATE;
+		}
 	}
 	return vmo_source_out(m->src, rq, err);
 }
@@ -114,6 +135,7 @@ static const struct vmm_mig_ops mig_ops = {
 struct ftx {
 	struct ft_primary *pri;
 	struct ft_secondary *sec; /* with --ft-secondary */
+	struct mig *mig;
 };
 
 /* The secondary answers until its guest runs here (a takeover); the primary after that. */
@@ -128,6 +150,10 @@ static int ft_start(void *arg, const struct vmm_ft_start *rq, struct kb_errmsg *
 
 	if (sec_active(f)) {
 		kb_errmsg_setf(err, "this vmx is an FT secondary");
+		return KB_ESTATE;
+	}
+	if (dest_active(f->mig) || mig_busy(f->mig)) {
+		kb_errmsg_setf(err, "a migration is under way: FT starts after it");
 		return KB_ESTATE;
 	}
 	return ft_primary_start(f->pri, rq, err);
@@ -640,6 +666,8 @@ int main(int argc, char **argv)
 		kb_error("FT: %s", err.msg);
 		goto fail;
 	}
+	ftx.mig = &mig;
+	mig.ft = ftx.pri;
 	if (ft_fd >= 0) {
 		rv = ft_secondary_create(vm, ft_fd, disk_paths, nr_disks, &fcfg, &ftx.sec, &err);
 		ft_fd = -1; /* the secondary owns the socket now */

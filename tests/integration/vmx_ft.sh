@@ -93,6 +93,13 @@ sleep 1
 j=$(ftjson p)
 c2=$(field "$j" checkpoint)
 [ "$c2" -gt "$((c1 + 10))" ] || fail "checkpoints do not flow: $c1 then $c2"
+# a protected VM does not migrate (both use the dirty log); FT does not start twice
+vx migrate "$T/p.sock" --to 127.0.0.1:29799 --key-file "$T/key" --id $ID >"$T/out" 2>&1 &&
+	fail "a migration of a protected VM"
+grep -q "FT-protected" "$T/out" || fail "migration refusal: $(cat "$T/out")"
+vx ft-start "$T/p.sock" --to 127.0.0.1:29702 --key-file "$T/key" --id $ID >"$T/out" 2>&1 &&
+	fail "FT started twice"
+grep -q "already on" "$T/out" || fail "second ft-start: $(cat "$T/out")"
 echo "protected: checkpoint $c2, pause $(field "$j" last_pause_us) us (max $(field "$j" max_pause_us)), lag $(field "$j" lag_us) us"
 
 # ---- the primary dies; the secondary takes over -----------------------------------------------
