@@ -245,6 +245,29 @@ static int listen_on(const char *ep)
 	return fd;
 }
 
+/* OPT ADDR:PORT (a new listening socket) or OPT-fd N (an inherited one): the socket, or -1
+ * with the reason printed. */
+static int listen_arg(bool inherited, const char *opt, const char *arg)
+{
+	if (!inherited) {
+		int fd = listen_on(arg);
+		if (fd < 0)
+			fprintf(stderr, "vmx: %s %s: %s\n", opt, arg,
+				fd == -EINVAL ? "not a numeric ADDR:PORT" : kb_strerror(fd));
+		return fd < 0 ? -1 : fd;
+	}
+	char *end;
+	long v = strtol(arg, &end, 10);
+	int acc = 0;
+	socklen_t al = sizeof(acc);
+	if (*end != '\0' || v < 0 || v > 65535 ||
+	    getsockopt((int)v, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 || !acc) {
+		fprintf(stderr, "vmx: %s-fd %s is not a listening socket\n", opt, arg);
+		return -1;
+	}
+	return (int)v;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(
@@ -501,70 +524,26 @@ int main(int argc, char **argv)
 			fcfg.margin_ms = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		case 1007:
-		case 1008: {
+		case 1008:
 			if (nr_incoming == MAX_INCOMING) {
 				fprintf(stderr, "vmx: at most %d incoming sockets\n", MAX_INCOMING);
 				return 2;
 			}
-			int fd;
-			if (c == 1007) {
-				fd = listen_on(optarg);
-				if (fd < 0) {
-					fprintf(stderr, "vmx: --incoming %s: %s\n", optarg,
-						fd == -EINVAL ? "not a numeric ADDR:PORT"
-							      : kb_strerror(fd));
-					return 2;
-				}
-			} else {
-				char *end;
-				long v = strtol(optarg, &end, 10);
-				int acc = 0;
-				socklen_t al = sizeof(acc);
-				if (*end != '\0' || v < 0 || v > 65535 ||
-				    getsockopt((int)v, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 ||
-				    !acc) {
-					fprintf(stderr,
-						"vmx: --incoming-fd %s is not a listening socket\n",
-						optarg);
-					return 2;
-				}
-				fd = (int)v;
-			}
-			incoming[nr_incoming++] = fd;
+			incoming[nr_incoming] = listen_arg(c == 1008, "--incoming", optarg);
+			if (incoming[nr_incoming] < 0)
+				return 2;
+			nr_incoming++;
 			break;
-		}
 		case 1009:
-		case 1010: {
+		case 1010:
 			if (ft_fd >= 0) {
 				fprintf(stderr, "vmx: one --ft-secondary at most\n");
 				return 2;
 			}
-			if (c == 1009) {
-				ft_fd = listen_on(optarg);
-				if (ft_fd < 0) {
-					fprintf(stderr, "vmx: --ft-secondary %s: %s\n", optarg,
-						ft_fd == -EINVAL ? "not a numeric ADDR:PORT"
-								 : kb_strerror(ft_fd));
-					return 2;
-				}
-			} else {
-				char *end;
-				long v = strtol(optarg, &end, 10);
-				int acc = 0;
-				socklen_t al = sizeof(acc);
-				if (*end != '\0' || v < 0 || v > 65535 ||
-				    getsockopt((int)v, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 ||
-				    !acc) {
-					fprintf(
-					    stderr,
-					    "vmx: --ft-secondary-fd %s is not a listening socket\n",
-					    optarg);
-					return 2;
-				}
-				ft_fd = (int)v;
-			}
+			ft_fd = listen_arg(c == 1010, "--ft-secondary", optarg);
+			if (ft_fd < 0)
+				return 2;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -189,6 +189,23 @@ static int read_key(const char *path, uint8_t key[32])
 	return 0;
 }
 
+/* --key-file and --id of a migration or an FT pairing: 0, or -1 with the reason printed. */
+static int read_key_id(const char *cmd, const char *key_file, const char *id, uint8_t key[32],
+		       uint8_t mid[16])
+{
+	if (key_file == NULL || id == NULL) {
+		fprintf(stderr, "vmxctl: %s needs --key-file and --id\n", cmd);
+		return -1;
+	}
+	if (read_key(key_file, key) < 0)
+		return -1;
+	if (parse_hex(id, mid, 16) < 0) {
+		fprintf(stderr, "vmxctl: --id must be 32 hex digits\n");
+		return -1;
+	}
+	return 0;
+}
+
 static void print_migrate(const Keel__Vmk__VmxReply *rp, int json)
 {
 	const Keel__Vmk__VmxMigrateReply *m = rp->migrate;
@@ -392,18 +409,8 @@ static int migrate_main(int argc, char **argv, int json)
 	size_t neps = 0;
 	bool out = strcmp(cmd, "migrate") == 0, in = strcmp(cmd, "migrate-in") == 0;
 
-	if (out || in) {
-		if (key_file == NULL || id == NULL) {
-			fprintf(stderr, "vmxctl: %s needs --key-file and --id\n", cmd);
-			return 2;
-		}
-		if (read_key(key_file, key) < 0)
-			return 2;
-		if (parse_hex(id, mid, 16) < 0) {
-			fprintf(stderr, "vmxctl: --id must be 32 hex digits\n");
-			return 2;
-		}
-	}
+	if ((out || in) && read_key_id(cmd, key_file, id, key, mid) < 0)
+		return 2;
 	if (out) {
 		if (to == NULL || strlen(to) >= sizeof(tobuf)) {
 			fprintf(stderr, "vmxctl: migrate needs --to IP:PORT[,IP:PORT...]\n");
@@ -643,18 +650,8 @@ static int ft_main(int argc, char **argv, int json)
 	uint8_t key[32], fid[16];
 	bool start = strcmp(cmd, "ft-start") == 0, in = strcmp(cmd, "ft-in") == 0;
 
-	if (start || in) {
-		if (key_file == NULL || id == NULL) {
-			fprintf(stderr, "vmxctl: %s needs --key-file and --id\n", cmd);
-			return 2;
-		}
-		if (read_key(key_file, key) < 0)
-			return 2;
-		if (parse_hex(id, fid, 16) < 0) {
-			fprintf(stderr, "vmxctl: --id must be 32 hex digits\n");
-			return 2;
-		}
-	}
+	if ((start || in) && read_key_id(cmd, key_file, id, key, fid) < 0)
+		return 2;
 	if (start) {
 		if (to == NULL) {
 			fprintf(stderr, "vmxctl: ft-start needs --to IP:PORT\n");
