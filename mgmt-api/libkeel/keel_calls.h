@@ -69,7 +69,13 @@
 	X(GetHaConfig, get_ha_config, HaConfigRequest, ha_config_request, HaConfig, ha_config) \
 	X(SetHaConfig, set_ha_config, HaConfigChange, ha_config_change, HaConfig, ha_config) \
 	X(SetVmHa, set_vm_ha, VmHaChange, vm_ha_change, VmHaObject, vm_ha_object) \
-	X(QueryPerf, query_perf, PerfRequest, perf_request, PerfReport, perf_report)
+	X(QueryPerf, query_perf, PerfRequest, perf_request, PerfReport, perf_report) \
+	X(ListClusterRules, list_cluster_rules, ClusterRulesRequest, cluster_rules_request, ClusterRuleList, cluster_rule_list) \
+	X(AddClusterRule, add_cluster_rule, AddClusterRuleRequest, add_cluster_rule_request, ClusterRuleList, cluster_rule_list) \
+	X(RemoveClusterRule, remove_cluster_rule, RemoveClusterRuleRequest, remove_cluster_rule_request, ClusterRuleList, cluster_rule_list) \
+	X(GetDrsStatus, get_drs_status, DrsStatusRequest, drs_status_request, DrsStatus, drs_status) \
+	X(SetDrsConfig, set_drs_config, DrsConfigChange, drs_config_change, DrsStatus, drs_status) \
+	X(ApplyDrsRecommendations, apply_drs_recommendations, ApplyDrsRequest, apply_drs_request, Task, task)
 /* clang-format on */
 
 #define KL__VIM_CALL_DECLARE(M, name, Rq, rq, Rp, rp)                      \
