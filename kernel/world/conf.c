@@ -11,7 +11,9 @@
  *   seccomp = kill                  kill (default), errno (EPERM) or off
  *   private_tmp = yes               own mount namespace, a tmpfs on /tmp
  *   read_only = /usr /etc           made read-only in its own mount namespace
+ *   bind = /tmp/lab/shared          kept visible (read-write) under a private /tmp
  *   stop_grace_ms = 5000            SIGTERM to SIGKILL
+ *   restart = on-failure            on-failure (default) or always (an exit 0 too)
  *
  * Words are separated by blanks (no quoting). {dir} is the host's state dir, {bin} the
  * directory of vmkernel's binary. The whole text is checked before anything is used: one
@@ -61,6 +63,19 @@ static const char default_conf[] =
     "mem_limit_mib = 512\n"
     "caps = net_bind_service\n"
     "syscalls = @basic @file @net\n"
+    "private_tmp = yes\n"
+    "\n"
+    "# vmntpd runs chronyd (and chronyc) under the same filter and capabilities: sys_time\n"
+    "# tells it the host may set the clock (a system chronyd then does it); chown, setuid,\n"
+    "# setgid and @ids let its private chronyd drop to _chrony; kill lets vmntpd stop that\n"
+    "# chronyd; dac_override lets chronyc reach chronyd's socket in a directory owned by\n"
+    "# _chrony\n"
+    "[vmntpd]\n"
+    "exec = {bin}/vmntpd --state-dir {dir}\n"
+    "cpu_limit_mhz = 500\n"
+    "mem_limit_mib = 128\n"
+    "caps = sys_time chown setuid setgid dac_override kill\n"
+    "syscalls = @basic @file @net @ids\n"
     "private_tmp = yes\n";
 
 const char *vmk_world_default_conf(void)
@@ -88,6 +103,8 @@ void vmk_world_defs_free(struct vmk_world_defs *defs)
 			kb_free(d->argv[a]);
 		for (int r = 0; r < d->nro; r++)
 			kb_free(d->read_only[r]);
+		for (int b = 0; b < d->nbind; b++)
+			kb_free(d->bind[b]);
 	}
 	memset(defs, 0, sizeof(*defs));
 }
@@ -267,6 +284,13 @@ static int setting(struct parser *p, char *key, char *v)
 			d->seccomp = VMK_WORLD_SECCOMP_OFF;
 		else
 			return bad(p, "seccomp is kill, errno or off, not \"%.40s\"", v);
+	} else if (strcmp(key, "restart") == 0) {
+		if (strcmp(v, "always") == 0)
+			d->restart_always = true;
+		else if (strcmp(v, "on-failure") == 0)
+			d->restart_always = false;
+		else
+			return bad(p, "restart is on-failure or always, not \"%.40s\"", v);
 	} else if (strcmp(key, "private_tmp") == 0) {
 		return yes_no(p, v, &d->private_tmp);
 	} else if (strcmp(key, "read_only") == 0) {
@@ -282,6 +306,19 @@ static int setting(struct parser *p, char *key, char *v)
 			if (d->read_only[d->nro++][0] != '/')
 				return bad(p, "read-only path \"%.100s\" is not absolute",
 					   words[i]);
+		}
+	} else if (strcmp(key, "bind") == 0) {
+		n = split(v, words, VMK_WORLD_PATHS);
+		if (n < 0)
+			return bad(p, "more than 8 bound paths");
+		for (int i = 0; i < n; i++) {
+			if (d->nbind == VMK_WORLD_PATHS)
+				return bad(p, "more than 8 bound paths");
+			d->bind[d->nbind] = substitute(words[i], p->dir, p->bin);
+			if (d->bind[d->nbind] == NULL)
+				return -ENOMEM;
+			if (d->bind[d->nbind++][0] != '/')
+				return bad(p, "bound path \"%.100s\" is not absolute", words[i]);
 		}
 	} else {
 		return bad(p, "unknown setting \"%.40s\"", key);
@@ -353,6 +390,10 @@ int vmk_world_defs_parse(const char *text, size_t size, const char *where, const
 		} else if (d->seccomp != VMK_WORLD_SECCOMP_OFF && !p.seen_syscalls[i]) {
 			kb_errmsg_setf(err, "%s: world %s has no syscalls (or seccomp = off)",
 				       where, d->name);
+			rv = KB_ECONFIG;
+		} else if (d->nbind && !d->private_tmp) {
+			kb_errmsg_setf(err, "%s: world %s: bind needs private_tmp = yes", where,
+				       d->name);
 			rv = KB_ECONFIG;
 		}
 	}

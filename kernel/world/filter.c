@@ -14,9 +14,11 @@
  * The groups (documented in docs/worlds.md): @basic is what any daemon needs (memory,
  * reading files, time, signals, threads, polling, process basics), @file changes files,
  * @net is sockets, @aio the kernel AIO that libraft probes and uses (and io_uring), @proc
- * starting programs and entering namespaces. Every call that hostd, clusterd, vmsyslogd
+ * starting programs and entering namespaces, @ids changing user and group ids and
+ * capabilities (vmntpd's chronyd drops from root to _chrony). Every call that hostd, clusterd, vmsyslogd
  * and keel-snmpd were seen to make under `strace -f` in the api_host, cluster_single,
- * host_syslog and host_snmp tests is in the groups the built-in set gives them.
+ * host_syslog and host_snmp tests is in the groups the built-in set gives them; so is
+ * every call of vmntpd with its private chronyd and chronyc, following a chronyd.
  */
 #include <errno.h>
 #include <linux/filter.h>
@@ -126,6 +128,8 @@ static const struct group groups[] = {
     {"@aio", "io_setup io_destroy io_submit io_getevents io_pgetevents io_cancel io_uring_setup "
 	     "io_uring_enter io_uring_register"},
     {"@proc", "fork vfork setns unshare"},
+    {"@ids", "setuid setgid setgroups setresuid setresgid setreuid setregid setfsuid setfsgid "
+	     "capset"},
 };
 
 bool vmk_world_syscall_allowed(const struct vmk_world_def *def, int nr)

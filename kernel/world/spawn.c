@@ -2,10 +2,13 @@
  * Starting one user world: fork, then in the child, in this order: a new session, stdin
  * from /dev/null and stdout/stderr to the world's log, every other descriptor closed; wait
  * until the parent has moved it into its cgroup; its own mount namespace when it asks for
- * one (mounts made private, a tmpfs on /tmp with the host's state dir and the program's
- * directory bound back when they lie under /tmp, read-only binds); the capability bounding set and the ambient set
+ * one (mounts made private, a tmpfs on /tmp with the host's state dir, the program's
+ * directory and the world's bind paths bound back when they lie under /tmp, read-only
+ * binds); the capability bounding set and the ambient set
  * cleared but for the capabilities it keeps, which become its permitted and effective set;
- * PR_SET_NO_NEW_PRIVS; the seccomp filter; execve.
+ * a parent-death signal (SIGKILL), so a world never outlives a vmkernel that is killed;
+ * PR_SET_NO_NEW_PRIVS; the seccomp filter; execve, with vmkernel's environment but the
+ * libuv pool size vmkernel sets for itself.
  *
  * vmkernel has threads, so between fork and exec the child makes system calls only (no
  * allocation, no locks). A step that fails ends the child with a distinct exit code
@@ -29,6 +32,29 @@
 #include <unistd.h>
 
 #include "kernel/world/world.h"
+#include "lib/heap.h"
+
+extern char **environ;
+
+/* vmkernel's environment for a world, without what vmkernel sets for itself only (its
+ * libuv pool size): a NULL-terminated array of borrowed strings; caller frees the array
+ * with kb_free(). NULL on -ENOMEM. */
+static char **world_env(void)
+{
+	static const char own[] = "UV_THREADPOOL_SIZE=";
+	size_t n = 0, o = 0;
+	char **env;
+
+	while (environ && environ[n])
+		n++;
+	env = kb_calloc(n + 1, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], own, sizeof(own) - 1) != 0)
+			env[o++] = environ[i];
+	return env;
+}
 
 enum {
 	EXIT_GATE = 120,
@@ -64,12 +90,15 @@ static int under_tmp(const char *path)
 	return strncmp(path, "/tmp/", 5) == 0;
 }
 
-/* Binds directory fd (opened before /tmp was covered) back at path. */
+/* Binds fd (a directory or file opened before /tmp was covered) back at path, making the
+ * mount point first: a directory, or an empty file in its parent directory. */
 static int bind_back(int fd, const char *path)
 {
 	/* "/proc/self/fd/N" without snprintf (not async-signal-safe) */
-	char num[16], src[64];
+	char num[16], src[64], parent[4096];
 	int i = (int)sizeof(num) - 1, k = fd;
+	struct stat st;
+	char *slash;
 
 	num[i] = '\0';
 	do {
@@ -78,19 +107,48 @@ static int bind_back(int fd, const char *path)
 	} while (k && i > 0);
 	strcpy(src, "/proc/self/fd/");
 	strcat(src, num + i);
-	if (mkdirs(path) < 0 || mount(src, path, NULL, MS_BIND, NULL) < 0)
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdirs(path) < 0)
+			return -1;
+	} else {
+		if (strlen(path) >= sizeof(parent))
+			return -1;
+		strcpy(parent, path);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (mkdirs(parent) < 0)
+				return -1;
+		}
+		k = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (k < 0)
+			return -1;
+		close(k);
+	}
+	if (mount(src, path, NULL, MS_BIND, NULL) < 0)
 		return -1;
 	close(fd);
 	return 0;
 }
 
+/* Whether path is dir or lies below it. */
+static int inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 static int child_mounts(const struct vmk_world_def *def, const char *state_dir)
 {
-	/* what must stay visible under a private /tmp: the host's state dir and the
-	 * program's own directory (a build tree under /tmp) */
+	/* what must stay visible under a private /tmp: the host's state dir, the program's
+	 * own directory (a build tree under /tmp) and the world's bound paths */
+	enum { NKEEP = 2 + VMK_WORLD_PATHS };
 	char bin[PATH_MAX];
-	const char *keep_path[2] = {state_dir, NULL};
-	int keep[2] = {-1, -1};
+	const char *keep_path[NKEEP] = {state_dir, NULL};
+	int keep[NKEEP];
 	char *slash;
 
 	if (!def->private_tmp && def->nro == 0)
@@ -105,21 +163,25 @@ static int child_mounts(const struct vmk_world_def *def, const char *state_dir)
 			slash = strrchr(bin, '/');
 			if (slash && slash != bin) {
 				*slash = '\0';
-				if (under_tmp(bin) && !(under_tmp(state_dir) &&
-							strncmp(bin, state_dir, strlen(state_dir)) == 0))
+				if (under_tmp(bin) &&
+				    !(under_tmp(state_dir) && inside(bin, state_dir)))
 					keep_path[1] = bin;
 			}
 		}
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < def->nbind; i++)
+			if (!(under_tmp(state_dir) && inside(def->bind[i], state_dir)))
+				keep_path[2 + i] = def->bind[i];
+		for (int i = 0; i < NKEEP; i++) {
+			keep[i] = -1;
 			if (!keep_path[i] || !under_tmp(keep_path[i]))
 				continue;
-			keep[i] = open(keep_path[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+			keep[i] = open(keep_path[i], O_PATH | O_CLOEXEC);
 			if (keep[i] < 0)
 				return -1;
 		}
 		if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0)
 			return -1;
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < NKEEP; i++)
 			if (keep[i] >= 0 && bind_back(keep[i], keep_path[i]) < 0)
 				return -1;
 	}
@@ -152,7 +214,7 @@ static int child_caps(uint64_t keep)
 }
 
 static void child(const struct vmk_world_def *def, const struct sock_fprog *filter,
-		  const char *state_dir, int logfd, int nullfd, int gate)
+		  const char *state_dir, int logfd, int nullfd, int gate, pid_t parent, char **env)
 {
 	sigset_t none;
 	char go;
@@ -177,11 +239,15 @@ static void child(const struct vmk_world_def *def, const struct sock_fprog *filt
 		_exit(EXIT_MOUNTS);
 	if (child_caps(def->caps) < 0)
 		_exit(EXIT_CAPS);
+	/* a world dies with vmkernel, also when vmkernel is killed (set after the capability
+	 * change, which would clear it) */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+		_exit(EXIT_GATE);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		_exit(EXIT_NNP);
 	if (filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, filter, 0, 0) < 0)
 		_exit(EXIT_SECCOMP);
-	execv(def->argv[0], def->argv);
+	execve(def->argv[0], def->argv, env);
 	_exit(EXIT_EXEC);
 }
 
@@ -191,14 +257,21 @@ int vmk__world_start(const struct vmk_world_def *def, const struct sock_fprog *f
 		     pid_t *pid_out, int *pidfd_out, struct kb_errmsg *err)
 {
 	int gate[2], nullfd, pidfd, rv;
-	pid_t pid;
+	pid_t pid, self = getpid();
+	char **env;
 
+	env = world_env();
+	if (env == NULL) {
+		kb_errmsg_setf(err, "preparing world %s: out of memory", def->name);
+		return -ENOMEM;
+	}
 	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (nullfd < 0 || pipe2(gate, O_CLOEXEC) < 0) {
 		rv = -errno;
 		kb_errmsg_setf(err, "preparing world %s: %s", def->name, kb_strerror(rv));
 		if (nullfd >= 0)
 			close(nullfd);
+		kb_free(env);
 		return rv;
 	}
 	pid = fork();
@@ -209,7 +282,7 @@ int vmk__world_start(const struct vmk_world_def *def, const struct sock_fprog *f
 	}
 	if (pid == 0) {
 		close(gate[1]);
-		child(def, filter, state_dir, logfd, nullfd, gate[0]);
+		child(def, filter, state_dir, logfd, nullfd, gate[0], self, env);
 	}
 	rv = attach ? attach(arg, pid, err) : 0;
 	if (rv < 0)
@@ -234,5 +307,6 @@ out_gate:
 	close(gate[0]);
 	close(gate[1]);
 	close(nullfd);
+	kb_free(env);
 	return rv;
 }

@@ -5,8 +5,8 @@
  *
  * A world's life: starting (forked, being confined) -> running; on its exit: a requested
  * stop or restart ends in stopped (and starts again at once for a restart); an exit 0 of
- * its own ends in exited (not restarted); anything else is a crash: backoff, then a new
- * start. Every start, exit and restart is one log line in vmkernel's log and the world's
+ * its own ends in exited (not restarted; with restart = always it goes to backoff like a
+ * crash); anything else is a crash: backoff, then a new start. Every start, exit and restart is one log line in vmkernel's log and the world's
  * last_event.
  *
  * Cgroups: a vmk_res of its own with the parent keel/host-<id>/worlds, one group per world
@@ -243,7 +243,7 @@ static void on_exit_(struct vmk_worlds *w, struct world *x)
 		start(w, x, "restarted on request");
 		return;
 	}
-	if (si.si_code == CLD_EXITED && si.si_status == 0) {
+	if (si.si_code == CLD_EXITED && si.si_status == 0 && !x->def.restart_always) {
 		x->st = W_EXITED;
 		event(w, x, KB_LOG_WARN, "exited 0 after %" PRIu64 " ms; not restarted", ran_ms);
 		return;
@@ -252,8 +252,14 @@ static void on_exit_(struct vmk_worlds *w, struct world *x)
 	uint64_t d = vmk_world_backoff_delay(&w->backoff, x->failures);
 	x->st = W_BACKOFF;
 	x->next_start_ns = kb_now_ns() + d * KB_NSEC_PER_MSEC;
-	event(w, x, KB_LOG_ERROR, "crashed: %s after %" PRIu64 " ms; restart in %" PRIu64 " ms",
-	      x->last_exit, ran_ms, d);
+	if (si.si_code == CLD_EXITED && si.si_status == 0)
+		event(w, x, KB_LOG_WARN,
+		      "exited 0 after %" PRIu64 " ms; restart in %" PRIu64 " ms (restart = always)",
+		      ran_ms, d);
+	else
+		event(w, x, KB_LOG_ERROR,
+		      "crashed: %s after %" PRIu64 " ms; restart in %" PRIu64 " ms", x->last_exit,
+		      ran_ms, d);
 }
 
 /* Stops x (SIGTERM, then SIGKILL after its grace time). Lock held; dropped while waiting. */
@@ -354,7 +360,9 @@ static void *thread_main(void *arg)
 			} else if (x->st == W_BACKOFF && x->next_start_ns <= now) {
 				x->restarts++;
 				char why[64];
-				snprintf(why, sizeof(why), "restarted after a crash (restart %u)",
+				snprintf(why, sizeof(why), "restarted after %s (restart %u)",
+					 strcmp(x->last_exit, "exit 0") == 0 ? "its exit"
+									     : "a crash",
 					 x->restarts);
 				start(w, x, why);
 			}

@@ -11,7 +11,8 @@
  * thread and watches each through a pidfd. A world that dies (a signal, or a non-zero exit)
  * is restarted after a back-off (backoff.c: 1 s doubling to 60 s, back to 1 s after a
  * minute of stable running), with a log line and the world's last event for each start,
- * exit and restart. A world that exits 0 by itself stays down. At vmkernel's exit the
+ * exit and restart. A world that exits 0 by itself stays down (unless it asks for
+ * `restart = always`). A world dies with vmkernel, also when vmkernel is killed. At vmkernel's exit the
  * worlds stop in reverse order: SIGTERM, then SIGKILL after the grace time.
  *
  * Failure modes: a definition that does not parse is refused whole with KB_ECONFIG and a
@@ -61,7 +62,10 @@ struct vmk_world_def {
 	bool private_tmp;		  /* own mount namespace with a tmpfs on /tmp */
 	int nro;			  /* read-only paths (own mount namespace) */
 	char *read_only[VMK_WORLD_PATHS]; /* owned */
+	int nbind;			  /* paths kept visible under a private /tmp */
+	char *bind[VMK_WORLD_PATHS];	  /* owned; directories or files */
 	uint32_t stop_grace_ms;		  /* SIGTERM to SIGKILL, default 5000 */
+	bool restart_always;		  /* an exit 0 of its own is restarted too */
 };
 
 struct vmk_world_defs {

@@ -7,7 +7,9 @@
  * namespace, veth) derives from the record's prefix, so `down` can find and remove all of
  * it from the record alone, even after a crash. Host K (1-based) has a network namespace
  * with uplinks vmnic0..2 joined to the lab bridges, a state directory DIR/hosts/hostK, and
- * its daemons, which the lab supervisor (`keel lab supervise`) starts and restarts.
+ * its daemons: the lab supervisor (`keel lab supervise`) starts and restarts its vmkernel,
+ * which runs clusterd, hostd and vmsyslogd as its user worlds (or, in a lab made with
+ * --no-worlds, the supervisor starts clusterd and hostd too).
  *
  * Commands that change a lab hold DIR/lab.lock (flock) for their whole run; the supervisor
  * only reads the record. Everything here runs in the keel process, single-threaded.
@@ -51,6 +53,7 @@ struct kc_lab {
 	uint64_t sup_start;  /* its start time (field 22 of /proc/PID/stat) */
 	uint64_t shared_mib; /* size of the shared datastore's image; 0: a plain directory */
 	bool shared_mounted; /* DIR/shared.img is (or was being) loop-mounted on DIR/shared */
+	bool worlds;	     /* each vmkernel runs the other daemons as its user worlds */
 	struct kc_lab_host hosts[KC_LAB_MAX_HOSTS + 1]; /* [1..nhosts] */
 };
 
@@ -102,8 +105,9 @@ uint64_t kc_lab_pid_start(pid_t pid);
  * argument that starts with it. */
 bool kc_lab_cmdline_has(pid_t pid, const char *arg, bool prefix);
 
-/* Processes of host K: those in its network namespace, a vmkernel whose state dir is the
- * host's, and vmx processes whose control sockets are under it. Fills up to max pids,
+/* Processes of host K: those in its network namespace, a vmkernel (or clusterd, hostd, or
+ * another of its daemons) whose state dir is the host's, and vmx processes whose control
+ * sockets are under it. Fills up to max pids,
  * returns how many were found (which may exceed max). */
 int kc_lab_host_pids(const struct kc_lab *lab, int host, pid_t *pids, int max);
 /* The pid of host K's daemon with that binary name ("vmkernel"), 0 when none runs. */
@@ -115,7 +119,8 @@ int kc_lab_host_kill_all(const struct kc_lab *lab, int host);
 int kc_lab_supervisor_pids(const char *dir, pid_t *pids, int max);
 /* Unmounts every mount at or below dir (detaching busy ones). 0 or -EBUSY. */
 int kc_lab_unmount_under(const char *dir);
-/* Removes the empty cgroups left by the host's VMs killed with it. */
+/* Removes the empty cgroups left by the host's VMs and user worlds killed with it: the
+ * host's keel/host-<id> tree in every hierarchy. */
 void kc_lab_host_cgroups_clean(const struct kc_lab *lab, int host);
 
 /* ---- hosts (lab_host.c) ---------------------------------------------------------------- */
@@ -130,6 +135,19 @@ struct kc_lab_daemon {
 void kc_lab_root_password_file(const struct kc_lab *lab, char *out, size_t size);
 extern const struct kc_lab_daemon kc_lab_daemons[];
 extern const int kc_lab_ndaemons;
+/* How many of kc_lab_daemons[] (the first ones) the lab starts itself: vmkernel alone when
+ * the lab runs the others as vmkernel's user worlds, else all. */
+int kc_lab_ndaemons_started(const struct kc_lab *lab);
+
+/* ---- user worlds (lab_worlds.c) -------------------------------------------------------- */
+
+/* DIR/hosts/hostK/worlds.conf: the worlds vmkernel --worlds runs on host K. */
+void kc_lab_worlds_file(const struct kc_lab *lab, int host, char *out, size_t size);
+/* Writes host K's worlds file (clusterd, hostd and vmsyslogd with the arguments the lab
+ * gives them, confined) and points <name>.out at the world's log <name>.log, so the
+ * daemons' output stays where the lab always kept it. Nothing when lab->worlds is off.
+ * 0, or KB_ECONFIG (a lab directory with blanks in it) or -errno with err set. */
+int kc_lab_worlds_write(const struct kc_lab *lab, int host, struct kb_errmsg *err);
 
 /* Makes the lab bridges (idempotent). 0 or an error with err set. */
 int kc_lab_bridges_make(const struct kc_lab *lab, struct kb_errmsg *err);

@@ -2,8 +2,8 @@
  * `keel lab down`: removes a lab and everything it made, from its record alone.
  *
  * Order: the supervisor first (so nothing is restarted), then every process of every host
- * (SIGKILL: daemons and the VMs' vmx alike, found by namespace and by command line), the
- * VMs' leftover cgroups, the namespaces (which take the namespace ends of the uplinks
+ * (SIGKILL: vmkernel, its worlds and the VMs' vmx alike, found by namespace and by command
+ * line), the hosts' leftover cgroups (their VMs' and worlds'), the namespaces (which take the namespace ends of the uplinks
  * with them), the root ends of the uplinks, the bridges, the shared datastore's loop
  * mount, and last the lab directory. Every step tolerates what is already gone, so `down`
  * works after a crash, after a half-made `up`, and twice; with no lab at all it says so

@@ -1,6 +1,8 @@
 /*
  * One lab host: its network namespace and uplinks, its daemons, and the configuration its
- * vmkernel is given.
+ * vmkernel is given. In a lab with worlds (the default) the lab starts vmkernel alone, with
+ * the host's worlds file (lab_worlds.c), and vmkernel runs clusterd and hostd as its user
+ * worlds; with --no-worlds the lab starts all three itself.
  *
  * Host K's namespace holds vmnic0 (management), vmnic1 (vMotion) and vmnic2 (FT), each a
  * veth whose other end, <prefix>-hKnN, is a port of the lab bridge of that role in the
@@ -27,13 +29,24 @@
 #include "lib/time.h"
 #include "mgmt-api/keel/lab.h"
 
+/* vmkernel, with the host's worlds file when the lab runs the other daemons as its user
+ * worlds. buf holds the state directory and the worlds file's path. */
 static void vmkernel_argv(const struct kc_lab *lab, int host, char **argv, char *buf, size_t size)
 {
-	kc_lab_host_dir(lab, host, buf, size);
+	size_t n;
+
+	kc_lab_host_dir(lab, host, buf, size / 2);
 	argv[0] = (char *)lab->vmkernel;
 	argv[1] = "--state-dir";
 	argv[2] = buf;
 	argv[3] = NULL;
+	if (lab->worlds) {
+		n = strlen(buf) + 1;
+		kc_lab_worlds_file(lab, host, buf + n, size - n);
+		argv[3] = "--worlds";
+		argv[4] = buf + n;
+		argv[5] = NULL;
+	}
 }
 
 /* The path of daemon name in vmkernel's directory into out. */
@@ -156,6 +169,11 @@ int kc_lab_host_make(const struct kc_lab *lab, int host, struct kb_errmsg *err)
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		rc = -errno;
 		kb_errmsg_setf(err, "%s: %s", dir, kb_strerror(rc));
+		return rc;
+	}
+	rc = kc_lab_worlds_write(lab, host, err);
+	if (rc) {
+		kb_errmsg_wrapf(err, "host%d", host);
 		return rc;
 	}
 	kc_lab_netns(lab, host, ns, sizeof(ns));

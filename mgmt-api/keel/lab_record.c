@@ -14,6 +14,8 @@
  *   supervisor=PID START         START: field 22 of /proc/PID/stat
  *   shared_mib=1024              0: DIR/shared is a plain directory
  *   shared_mounted=1             DIR/shared.img is loop-mounted on DIR/shared
+ *   worlds=1                     vmkernel runs clusterd, hostd, vmsyslogd as user worlds;
+ *                                0 (or absent: a lab made before worlds): the lab does
  *   host1=up                     up | killed
  *   host1_isolated=0
  *
@@ -197,6 +199,12 @@ static int parse_line(struct kc_lab *lab, char *key, char *val)
 	}
 	if (strcmp(key, "shared_mib") == 0)
 		return parse_u64(val, &lab->shared_mib);
+	if (strcmp(key, "worlds") == 0) {
+		if (parse_u64(val, &v) || v > 1)
+			return -EINVAL;
+		lab->worlds = v;
+		return 0;
+	}
 	if (strcmp(key, "shared_mounted") == 0) {
 		if (parse_u64(val, &v) || v > 1)
 			return -EINVAL;
@@ -285,6 +293,7 @@ int kc_lab_save(const struct kc_lab *lab, struct kb_errmsg *err)
 	fprintf(f, "supervisor=%d %" PRIu64 "\n", (int)lab->sup_pid, lab->sup_start);
 	fprintf(f, "shared_mib=%" PRIu64 "\nshared_mounted=%d\n", lab->shared_mib,
 		lab->shared_mounted);
+	fprintf(f, "worlds=%d\n", lab->worlds);
 	for (int k = 1; k <= lab->nhosts; k++)
 		fprintf(f, "host%d=%s\nhost%d_isolated=%d\n", k,
 			lab->hosts[k].state == KC_LAB_HOST_UP ? "up" : "killed", k,

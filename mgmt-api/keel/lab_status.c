@@ -4,7 +4,8 @@
  * For each host: its state (up, or killed on purpose), its namespace, each daemon's pid,
  * whether vmkernel answers, its VM counts (from vmkernel's host info), its addresses
  * (vmkernel's VMkernel adapters when it has them, else the planned ones) and its uplinks'
- * root ends (down while the host is isolated). Then the lab bridges and the supervisor.
+ * root ends (down while the host is isolated), and in a lab with worlds vmkernel's user
+ * worlds (state, pid, restarts, cgroup). Then the lab bridges and the supervisor.
  * Reads only; takes no lock, so it answers while another command works on the lab.
  */
 #include <errno.h>
@@ -26,6 +27,7 @@ struct host_view {
 	bool answers;
 	uint32_t vms, vms_on;
 	Keel__Vmk__VmkReply *vmknics; /* NULL when not known */
+	Keel__Vmk__VmkReply *worlds;  /* vmkernel's user worlds; NULL when not known */
 	char uplink[KC_LAB_NICS][KC_LAB_NAME_MAX], uplink_state[KC_LAB_NICS][16];
 };
 
@@ -62,6 +64,14 @@ static void look(const struct kc_lab *lab, int k, struct host_view *v)
 		req.vmknic_list = &vl;
 		if (kc_lab_call(lab, k, STATUS_CALL_MS, &req, &rp, &err) == 0)
 			v->vmknics = rp;
+		if (lab->worlds) {
+			Keel__Vmk__VmkWorldList wl = KEEL__VMK__VMK_WORLD_LIST__INIT;
+
+			req.req_case = KEEL__VMK__VMK_REQUEST__REQ_WORLD_LIST;
+			req.world_list = &wl;
+			if (kc_lab_call(lab, k, STATUS_CALL_MS, &req, &rp, &err) == 0)
+				v->worlds = rp;
+		}
 	}
 }
 
@@ -82,6 +92,21 @@ static void json_host(struct kc_json *j, const struct kc_lab *lab, int k, const 
 		kc_json_str(j, "name", kc_lab_daemons[d].name);
 		kc_json_i64(j, "pid", v->pids[d]);
 		kc_json_bool(j, "running", v->pids[d] > 0);
+		kc_json_bool(j, "world", d >= kc_lab_ndaemons_started(lab));
+		kc_json_obj_end(j);
+	}
+	kc_json_arr_end(j);
+	kc_json_arr_begin(j, "worlds");
+	for (size_t i = 0; v->worlds && i < v->worlds->n_worlds; i++) {
+		const Keel__Vmk__WorldInfo *w = v->worlds->worlds[i];
+
+		kc_json_obj_begin(j, NULL);
+		kc_json_str(j, "name", w->name);
+		kc_json_str(j, "state", w->state);
+		kc_json_i64(j, "pid", w->pid);
+		kc_json_u64(j, "restarts", w->restarts);
+		kc_json_str(j, "cgroup", w->cgroup);
+		kc_json_str(j, "last_exit", w->last_exit);
 		kc_json_obj_end(j);
 	}
 	kc_json_arr_end(j);
@@ -130,7 +155,8 @@ static void json_host(struct kc_json *j, const struct kc_lab *lab, int k, const 
 static void text_host(struct kc_table *t, const struct kc_lab *lab, int k,
 		      const struct host_view *v)
 {
-	char name[16], pid[16], vms[32], addr[32], state[24];
+	char name[16], pid[16], vms[32], addr[32], state[24], worlds[32];
+	size_t nw = v->worlds ? v->worlds->n_worlds : 0, up = 0;
 
 	snprintf(name, sizeof(name), "host%d", k);
 	snprintf(state, sizeof(state), "%s%s",
@@ -149,15 +175,24 @@ static void text_host(struct kc_table *t, const struct kc_lab *lab, int k,
 			 v->vmknics->vmknics[0]->prefix);
 	else
 		kc_lab_vmk_addr(k, 0, addr, sizeof(addr));
+	for (size_t i = 0; i < nw; i++)
+		up += strcmp(v->worlds->worlds[i]->state, "running") == 0;
+	if (!lab->worlds)
+		snprintf(worlds, sizeof(worlds), "off");
+	else if (!v->worlds)
+		snprintf(worlds, sizeof(worlds), "-");
+	else
+		snprintf(worlds, sizeof(worlds), "%zu/%zu running", up, nw);
 	kc_table_add(t, (const char *const[]){name, state, v->netns_ok ? v->netns : "missing", pid,
 					      v->answers ? "yes" : "no", addr, v->uplink_state[0],
-					      vms});
+					      vms, worlds});
 }
 
 static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
-	static const char *const heads[] = {"HOST",    "STATE", "NAMESPACE",   "VMKERNEL",
-					    "ANSWERS", "VMK0",	"MGMT UPLINK", "VMS"};
+	static const char *const heads[] = {"HOST",	   "STATE",   "NAMESPACE",
+					    "VMKERNEL",	   "ANSWERS", "VMK0",
+					    "MGMT UPLINK", "VMS",     "WORLDS"};
 	struct kb_errmsg err = {{0}};
 	static struct kc_lab lab;
 	static struct host_view views[KC_LAB_MAX_HOSTS + 1];
@@ -198,6 +233,7 @@ static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 		kc_json_bool(&j, "running", sup);
 		kc_json_obj_end(&j);
 		kc_json_u64(&j, "shared_datastore_mib", lab.shared_mib);
+		kc_json_bool(&j, "worlds", lab.worlds);
 		kc_json_arr_begin(&j, "bridges");
 		for (int nic = 0; nic < KC_LAB_NICS; nic++) {
 			kc_json_obj_begin(&j, NULL);
@@ -223,15 +259,18 @@ static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 			printf("not running\n");
 		printf("Bridges: %s %s, %s %s, %s %s\n\n", br[0], brs[0], br[1], brs[1], br[2],
 		       brs[2]);
-		kc_table_init(&t, 8, heads, "llllllll");
+		kc_table_init(&t, 9, heads, "lllllllll");
 		for (int k = 1; k <= lab.nhosts; k++)
 			text_host(&t, &lab, k, &views[k]);
 		rc = kc_table_print(&t, ctx, stdout);
 		kc_table_close(&t);
 	}
-	for (int k = 1; k <= lab.nhosts; k++)
+	for (int k = 1; k <= lab.nhosts; k++) {
 		if (views[k].vmknics)
 			kc_reply_free(views[k].vmknics);
+		if (views[k].worlds)
+			kc_reply_free(views[k].worlds);
+	}
 	return rc;
 }
 

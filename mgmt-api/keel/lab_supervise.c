@@ -4,8 +4,10 @@
  *
  * `keel lab up` starts it in the background (a session of its own, output to DIR/lab.log)
  * and records its pid and start time. Every 100 ms it reaps its children, re-reads the
- * record, and for each host whose state is "up" checks each daemon of kc_lab_daemons[]: a
- * daemon that is not running is started in the host's namespace. A daemon that died is
+ * record, and for each host whose state is "up" checks each daemon the lab starts
+ * (vmkernel alone when the lab's daemons are vmkernel's user worlds, which vmkernel
+ * restarts itself; else every one of kc_lab_daemons[]): a daemon that is not running is
+ * started in the host's namespace. A daemon that died is
  * restarted after a backoff (100 ms, doubled per quick death up to 5 s, back to 100 ms
  * once it ran for 10 s); each death and start is logged to DIR/lab.log with the reason.
  * The record is read again just before a restart, so a host that `host-kill` marked
@@ -241,7 +243,8 @@ static int supervise_run(struct kc_ctx *ctx, const struct kc_call *call)
 			for (int k = 1; k <= lab.nhosts && !stopping; k++) {
 				if (lab.hosts[k].state != KC_LAB_HOST_UP)
 					continue;
-				for (int d = 0; d < kc_lab_ndaemons && d < MAX_DAEMONS; d++)
+				for (int d = 0;
+				     d < kc_lab_ndaemons_started(&lab) && d < MAX_DAEMONS; d++)
 					check(&lab, k, d, now);
 			}
 		}

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -245,6 +246,19 @@ static bool prog_is(const char *buf, const char *name)
 	return strcmp(slash ? slash + 1 : buf, name) == 0;
 }
 
+/* Whether the command line is one of the daemons a lab host runs (plain or as worlds),
+ * which name the host's state dir as an argument. */
+static bool is_host_daemon(const char *buf)
+{
+	static const char *const names[] = {"vmkernel",	 "clusterd",   "hostd",
+					    "vmsyslogd", "keel-snmpd", "vmntpd"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (prog_is(buf, names[i]))
+			return true;
+	return false;
+}
+
 /* The namespaces of the host's netstacks, which its vmkernel keeps as files under
  * <host dir>/netns/. */
 static int netstack_inos(const char *hdir, uint64_t *inos, int max)
@@ -301,7 +315,7 @@ int kc_lab_host_pids(const struct kc_lab *lab, int host, pid_t *pids, int max)
 		if (read_cmdline(pid, buf, sizeof(buf), &len) || len == 0)
 			continue; /* kernel threads have no command line */
 		if ((ino && pid_ns_ino(pid) == ino) || in_list(pid_ns_ino(pid), stacks, nstacks) ||
-		    (prog_is(buf, "vmkernel") && args_have(buf, len, hdir, false)) ||
+		    (is_host_daemon(buf) && args_have(buf, len, hdir, false)) ||
 		    (prog_is(buf, "vmx") && args_have(buf, len, run, true))) {
 			if (n < max)
 				pids[n] = pid;
@@ -352,10 +366,51 @@ int kc_lab_host_kill_all(const struct kc_lab *lab, int host)
 	return killed;
 }
 
+static int rmdir_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path); /* a group that still holds a process stays */
+	return 0;
+}
+
+/* The host's own groups, keel/host-<id> in every hierarchy (its VMs' under vms/, its user
+ * worlds' under worlds/), named after the id in its state dir's clusterd.id. */
+static void host_tree_clean(const char *hdir)
+{
+	char path[PATH_MAX + 32], line[64], pattern[128];
+	unsigned long long id = 0;
+	FILE *f;
+	glob_t g;
+
+	snprintf(path, sizeof(path), "%s/clusterd.id", hdir);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "%llu", &id) != 1)
+		id = 0;
+	fclose(f);
+	if (id == 0)
+		return;
+	snprintf(pattern, sizeof(pattern), "/sys/fs/cgroup/*/keel/host-%016llx", id);
+	if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			nftw(g.gl_pathv[i], rmdir_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		globfree(&g);
+	}
+	snprintf(pattern, sizeof(pattern), "/sys/fs/cgroup/keel/host-%016llx", id);
+	if (access(pattern, F_OK) == 0)
+		nftw(pattern, rmdir_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 void kc_lab_host_cgroups_clean(const struct kc_lab *lab, int host)
 {
 	char pattern[PATH_MAX + 16];
 	glob_t g;
+
+	kc_lab_host_dir(lab, host, pattern, PATH_MAX);
+	host_tree_clean(pattern);
 
 	kc_lab_host_dir(lab, host, pattern, PATH_MAX);
 	strcat(pattern, "/run/*.pid");

@@ -2,8 +2,8 @@
  * `keel lab up N`: makes, or completes, a lab of N hosts.
  *
  * Order: the record first (so `down` knows what may exist), the shared datastore, the lab
- * bridges, each host's namespace, uplinks and state directory, the supervisor (which
- * starts every host's daemons), then each host's configuration through its vmkernel once
+ * bridges, each host's namespace, uplinks, state directory and worlds file, the supervisor
+ * (which starts every host's vmkernel, and with --no-worlds its clusterd and hostd too), then each host's configuration through its vmkernel once
  * it answers. Every step keeps what already exists, so `up` on a lab that is up changes
  * nothing, and `up` after a failure or a crash completes the lab. A failure stops `up`
  * with the reason; what was made stays listed in the record for `down`.
@@ -22,7 +22,7 @@
 #include "lib/file.h"
 #include "mgmt-api/keel/lab.h"
 
-enum { O_DIR = 1, O_SIZE };
+enum { O_DIR = 1, O_SIZE, O_NO_WORLDS };
 
 #define WAIT_MS 20000
 
@@ -195,6 +195,7 @@ static void print_up(struct kc_ctx *ctx, const struct kc_lab *lab, bool vmknics)
 		kc_json_str(&j, "id", lab->id);
 		kc_json_str(&j, "prefix", lab->prefix);
 		kc_json_bool(&j, "vmknics", vmknics);
+		kc_json_bool(&j, "worlds", lab->worlds);
 		{
 			char pwf[PATH_MAX];
 
@@ -230,6 +231,11 @@ static void print_up(struct kc_ctx *ctx, const struct kc_lab *lab, bool vmknics)
 	}
 	if (!vmknics)
 		printf("(This vmkernel has no VMkernel adapters: vmk0-vmk2 were not made.)\n");
+	if (lab->worlds)
+		printf("clusterd, hostd and vmsyslogd run as each vmkernel's user worlds "
+		       "(keel host worlds).\n");
+	else
+		printf("clusterd and hostd run as plain processes of the lab (--no-worlds).\n");
 	printf("API: hostd on every host at https://<vmk0>:8443 (gRPC), user root, password in "
 	       "%s/root-password.\n",
 	       lab->dir);
@@ -240,6 +246,7 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 	struct kb_errmsg err = {{0}};
 	static struct kc_lab lab;
 	const char *size = kc_opt(call, O_SIZE);
+	bool no_worlds = kc_has(call, O_NO_WORLDS);
 	char dir[PATH_MAX], path[PATH_MAX + 16];
 	uint64_t mib = 0;
 	bool vmknics = true;
@@ -271,6 +278,13 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 		rc = new_identity(&lab, &err);
 		rc = rc ?: vmkernel_path(&lab, &err);
 		lab.shared_mib = mib;
+		lab.worlds = !no_worlds;
+	} else if (rc == 0 && no_worlds && lab.worlds) {
+		rc = kc_fail(ctx, KC_EXIT_FAILED, -EEXIST,
+			     "lab up: the lab at %s runs its daemons as user worlds; --no-worlds "
+			     "needs a new lab ('keel lab down' first)",
+			     dir);
+		goto out;
 	} else if (rc == 0 && mib && mib != lab.shared_mib) {
 		fprintf(stderr, "keel: the shared datastore exists; --shared-datastore-size is "
 				"ignored\n");
@@ -328,6 +342,10 @@ static const struct kc_opt up_opts[] = {
      "make the shared datastore an ext4 image of SIZE (512M, 2G), loop-mounted; default: "
      "a plain directory",
      O_SIZE, false},
+    {"no-worlds", NULL,
+     "start clusterd and hostd as plain processes of the lab, not as vmkernel's user "
+     "worlds (for debugging; chosen when the lab is made)",
+     O_NO_WORLDS, false},
     {NULL, NULL, NULL, 0, false},
 };
 
@@ -337,8 +355,10 @@ const struct kc_cmd kc_lab_up_cmd = {
     .summary = "Make (or complete) a lab of N nested hosts on this machine.",
     .detail = "Hosts are host1..hostN, each a network namespace with uplinks vmnic0-2 on\n"
 	      "the lab bridges, its own vmkernel (supervised), vSwitch0-2, vmk0-2 and the\n"
-	      "shared datastore shared1. Running it again keeps what is up and remakes what\n"
-	      "is missing. See docs/lab.md.\n",
+	      "shared datastore shared1. Each vmkernel runs clusterd, hostd and vmsyslogd\n"
+	      "as its user worlds (confined; keel host worlds), unless --no-worlds.\n"
+	      "Running it again keeps what is up and remakes what is missing. See\n"
+	      "docs/lab.md.\n",
     .min_pos = 1,
     .max_pos = 1,
     .opts = up_opts,

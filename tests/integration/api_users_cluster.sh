@@ -45,6 +45,12 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 kv 1 cluster create users >/dev/null || fail "create"
+# the first host to offer its users wins (docs/hostd-auth.md): let host1's hostd do so
+# before the others join, whatever the phase of the hostds' 1 s ticks
+for _ in $(seq 50); do
+	grep -q "version 1 set by host host1" "$LAB/hosts/host1/clusterd.out" && break
+	sleep 0.1
+done
 for h in 2 3; do
 	tok=$(kv 1 cluster join-token) || fail "join-token"
 	kv $h cluster join 198.18.0.1 --token "$tok" >/dev/null || fail "join host$h"

@@ -6,6 +6,8 @@
 # SIGSYS and restarted with back-off; `restart NAME` restarts one; bad definitions stop
 # vmkernel before it starts anything; vmkernel's exit stops every world in reverse order,
 # one that ignores SIGTERM (and its child) with SIGKILL after its grace time.
+# A world with restart = always that exits 0 comes back, its bound paths visible under its
+# private /tmp; a vmkernel killed with SIGKILL takes its worlds with it.
 source "$(dirname "$0")/common.bash"
 
 # a world that starts, then calls ptrace (outside @basic): the filter must kill it
@@ -71,6 +73,12 @@ grep -q 'line 3: unknown system call "nosuchcall"' "$T/bad.err" || fail "bad mes
 "$VMKERNEL" --state-dir "$T/badstate" --worlds "$T/none.conf" 2>"$T/bad.err" && fail "missing file accepted"
 grep -q "none.conf" "$T/bad.err" || fail "missing file not named: $(cat "$T/bad.err")"
 [ ! -e "$T/badstate" ] || fail "a refused vmkernel made its state dir"
+printf '[a]\nexec = /bin/true\nsyscalls = @basic\nbind = /tmp/x\n' >"$T/bad.conf"
+"$VMKERNEL" --state-dir "$T/badstate" --worlds "$T/bad.conf" 2>"$T/bad.err" && fail "bind without private_tmp accepted"
+grep -q "world a: bind needs private_tmp = yes" "$T/bad.err" || fail "bind message: $(cat "$T/bad.err")"
+printf '[a]\nexec = /bin/true\nsyscalls = @basic\nrestart = sometimes\n' >"$T/bad.conf"
+"$VMKERNEL" --state-dir "$T/badstate" --worlds "$T/bad.conf" 2>"$T/bad.err" && fail "restart = sometimes accepted"
+grep -q 'line 4: restart is on-failure or always, not "sometimes"' "$T/bad.err" || fail "restart message: $(cat "$T/bad.err")"
 
 # start_vmkernel runs $VMKERNEL: a wrapper adds the option
 printf '#!/bin/sh\nexec %s "$@" --worlds %s\n' "$VMKERNEL" "$T/worlds.conf" >"$T/bin/vmkernel"
@@ -223,5 +231,42 @@ grep -q "worlds: all 5 stopped" "$T/state/vmkernel.log" || fail "no stop line"
 # in reverse order of worlds.conf
 order=$(grep -o "world [a-z-]*: stopped on request" "$T/state/vmkernel.log" | grep -v badworld | awk '{print $2}' | tr -d ':' | tr '\n' ' ')
 [ "$order" = "stubborn hostd keel-snmpd vmsyslogd " ] || fail "stop order: $order"
+
+# restart = always: a world that exits 0 comes back; bind: paths under /tmp stay visible
+# under its private /tmp; a vmkernel killed with SIGKILL takes its worlds with it
+mkdir -p "$T/out"
+printf '#!/bin/sh\necho run >>%s/out/runs\nexit 0\n' "$T" >"$T/bin/once.sh"
+cat >"$T/worlds2.conf" <<EOF
+[once]
+exec = /bin/sh $T/bin/once.sh
+syscalls = @basic @file
+private_tmp = yes
+bind = $T/bin $T/out
+restart = always
+
+[sleeper]
+exec = /bin/sleep 1000
+syscalls = @basic
+EOF
+printf '#!/bin/sh\nexec %s "$@" --worlds %s\n' "$REAL_VMKERNEL" "$T/worlds2.conf" >"$T/bin/vmkernel"
+start_vmkernel
+for ((i = 0; i < 100; i++)); do
+	[ "$(field once restarts)" -ge 1 ] 2>/dev/null && break
+	sleep 0.05
+done
+[ "$(field once restarts)" -ge 1 ] || fail "once was not restarted: $(keel host worlds --long)"
+[ "$(grep -c run "$T/out/runs")" -ge 2 ] || fail "once did not run twice through its bound paths"
+[ "$(field once state)" != exited ] || fail "once stayed down with restart = always"
+keel host log --lines 200 | grep -q "world once: exited 0 after .*(restart = always)" || fail "no restart = always line"
+wait_state sleeper running 10
+spid=$(field sleeper pid)
+kill -9 "$VMK_PID"
+wait "$VMK_PID" 2>/dev/null || true
+VMK_PID=
+for ((i = 0; i < 40; i++)); do
+	kill -0 "$spid" 2>/dev/null || break
+	sleep 0.05
+done
+kill -0 "$spid" 2>/dev/null && fail "world sleeper (pid $spid) outlived a vmkernel killed with SIGKILL"
 VMKERNEL=$REAL_VMKERNEL
 echo "PASS"

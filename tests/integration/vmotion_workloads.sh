@@ -140,7 +140,14 @@ for _ in $(seq 100); do [ -e "$T/udp.started" ] && break; sleep 0.05; done
 [ -e "$T/udp.started" ] || fail "w1 does not answer UDP echo on 198.18.10.1: $(cat "$T/udp.err")"
 sleep 1
 m0=$(now_ms)
-j=$(kv 3 --json vm migrate w1 --to host2) || fail "migrate w1 to host2: $j"
+# what the hosts said of w1 (when its migration is refused, this says why it was not on)
+why_w1() {
+	kc 1 status --json 2>&1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print([v for v in d.get("vms", []) if v.get("name") == "w1"])' 2>&1
+	grep -h "w1" "$LAB"/hosts/host*/vmkernel.out "$LAB"/hosts/host*/clusterd.out 2>/dev/null | tail -40
+	tail -15 "$LAB/shared/w1/vmware.log" "$LAB/shared/w1/vmx.log" 2>/dev/null
+}
+j=$(kv 3 --json vm migrate w1 --to host2) || fail "migrate w1 to host2: $j
+$(why_w1)"
 m1=$(now_ms)
 wait "$UDP_PID" || fail "the UDP client failed: $(cat "$T/udp.err")"
 UDP_PID=
