@@ -128,6 +128,33 @@ static void test_names(void **state)
 	assert_false(vmk_world_name_valid("abcdefghijklmnopqrstuvwxyz0123456"));
 }
 
+/* bind (kept visible under a private /tmp), restart = always and the @ids group. */
+static void test_bind_restart_ids(void **state)
+{
+	static const char text[] = "[w]\n"
+				   "exec = /bin/w\n"
+				   "syscalls = @basic @ids\n"
+				   "private_tmp = yes\n"
+				   "bind = {dir} /srv/shared\n"
+				   "restart = always\n"
+				   "[v]\n"
+				   "exec = /bin/v\n"
+				   "seccomp = off\n"
+				   "restart = on-failure\n";
+	struct kb_errmsg err = {{0}};
+	struct vmk_world_defs d;
+
+	assert_int_equal(parse(text, &d, &err), 0);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.w[0].nbind, 2);
+	assert_string_equal(d.w[0].bind[0], "/var/lib/keel");
+	assert_string_equal(d.w[0].bind[1], "/srv/shared");
+	assert_true(d.w[0].restart_always);
+	assert_false(d.w[1].restart_always);
+	assert_int_equal(d.w[1].nbind, 0);
+	vmk_world_defs_free(&d);
+}
+
 static void test_bad(void **state)
 {
 	static const struct {
@@ -151,6 +178,9 @@ static void test_bad(void **state)
 	    {"[a]\nexec=/x\nread_only = usr\n", "line 3: read-only path \"usr\" is not absolute"},
 	    {"[a]\nexec=/x\ncolour = blue\n", "line 3: unknown setting \"colour\""},
 	    {"[a]\nexec=/x\njust words\n", "line 3: want key = value"},
+	    {"[a]\nexec=/x\nrestart = sometimes\n", "line 3: restart is on-failure or always"},
+	    {"[a]\nexec=/x\nbind = tmp/x\n", "line 3: bound path \"tmp/x\" is not absolute"},
+	    {"[a]\nexec=/x\nseccomp=off\nbind = /srv\n", "bind needs private_tmp = yes"},
 	    {"[a]\nseccomp = off\n", "world a has no exec"},
 	    {"[a]\nexec = /x\n", "world a has no syscalls"},
 	};
@@ -216,6 +246,7 @@ int main(void)
 	    cmocka_unit_test(test_full),   cmocka_unit_test(test_default_set),
 	    cmocka_unit_test(test_names),  cmocka_unit_test(test_bad),
 	    cmocka_unit_test(test_limits), cmocka_unit_test(test_oom),
+	    cmocka_unit_test(test_bind_restart_ids),
 	};
 
 	return cmocka_run_group_tests_name("world_conf", tests, NULL, NULL);
