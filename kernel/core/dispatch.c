@@ -12,6 +12,7 @@
 #include "kernel/core/core.h"
 #include "kernel/core/server.h"
 #include "kernel/core/subsys.h"
+#include "kernel/vm/ft.h"
 #include "kernel/vm/monitor.h"
 #include "kernel/vm/stats.h"
 #include "kernel/vm/vm.h"
@@ -39,7 +40,9 @@ static void fill_info(struct vmk_vm *vm, struct vminfo_slot *s)
 	snprintf(s->event, sizeof(s->event), "%s", vm->last_event);
 	vmk_vm_console_path(vm, s->con, sizeof(s->con));
 	vmk_vm_file_path(vm, "console.log", s->conlog, sizeof(s->conlog));
-	s->info.power_state = (char *)vmk_power_name(vm->power);
+	s->info.power_state =
+	    (char *)(vm->ft != NULL && vm->power == VMK_INCOMING ? "ft-secondary"
+								 : vmk_power_name(vm->power));
 	s->info.pid = vm->power == VMK_POWERED_ON ? (uint32_t)vm->pid : 0;
 	s->info.powered_on_ms =
 	    vm->power == VMK_POWERED_ON ? (kb_now_ns() - vm->powered_on_ns) / KB_NSEC_PER_MSEC : 0;
@@ -208,6 +211,13 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_COMMIT:
 		rv = vmk_vm_migrate_commit(vm, rq->vm_migrate_commit->epoch, &mi, &err);
 		break;
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_FT_SECONDARY:
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_FT_START:
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_FT_STATUS:
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_FT_STOP:
+	case KEEL__VMK__VMK_REQUEST__REQ_VM_FT_TAKEOVER:
+		rv = vmk_vm_ft_handle(h, rq, &rp, &vm, &err);
+		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_CONSOLE:
 		rv = console_tail(vm, rq->vm_console->tail_bytes, &rp.console_tail);
 		if (rv < 0)
@@ -307,4 +317,5 @@ reply:
 	vmk_subsys_reply_free(&rp);
 	vmk_stats_reply_free(&rp);
 	vmk_vm_migrate_info_free(&mi);
+	vmk_vm_ft_reply_free(&rp);
 }

@@ -147,7 +147,8 @@ static int build_argv(struct vmk_vm *vm, const char *restore, bool incoming, cha
 		ARG(restore);
 	}
 	for (int i = 0; incoming && i < vm->nr_inherit_fds && n < max - 24; i++) {
-		ARG("--incoming-fd"); /* docs/vmotion.md: the destination's listening sockets */
+		/* docs/vmotion.md: the destination's listening sockets; docs/ft.md: the secondary's */
+		ARG(vm->inherit_ft ? "--ft-secondary-fd" : "--incoming-fd");
 		ARGF("%d", vm->inherit_fds[i]);
 	}
 	if (vm->own.fenced) { /* DESIGN.md section 4: the guest runs only while it may */

@@ -117,6 +117,10 @@ struct vmk_vm {
 	 * vmk__vm_start() only; the descriptors stay close-on-exec in vmkernel. */
 	const int *inherit_fds;
 	int nr_inherit_fds;
+	bool inherit_ft; /* the one inherited socket is an FT secondary's (--ft-secondary-fd) */
+	/* An FT secondary of the VM on this host (kernel/vm/ft.c; power VMK_INCOMING, shown
+	 * as "ft-secondary"), or NULL. */
+	struct vmk_vm_ft *ft;
 };
 
 /* Paths of a VM's vmx sockets, records and files. */
