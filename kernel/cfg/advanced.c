@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "kernel/cfg/cfg.h"
+#include "kernel/net/net.h"
 
 #define LINE_MAX_BYTES 1024
 
@@ -176,9 +177,12 @@ int vmk_cfg_contents_check(const char *path, const void *data, size_t len, struc
 	struct vmk_cfg_advanced adv;
 	int rv;
 
-	if (strcmp(path, VMK_CFG_ADVANCED) != 0)
+	if (strcmp(path, VMK_NET_CFG_PATH) == 0)
+		rv = vmk_net_conf_check(data, len, err);
+	else if (strcmp(path, VMK_CFG_ADVANCED) == 0)
+		rv = vmk_cfg_advanced_parse(data, len, &adv, err);
+	else
 		return 0;
-	rv = vmk_cfg_advanced_parse(data, len, &adv, err);
 	if (rv < 0)
 		kb_errmsg_wrapf(err, "%s", path);
 	return rv;

@@ -112,7 +112,7 @@ bool vmk_cfg_path_is_log(const char *path);
 
 /* Replaces (or creates) path with len bytes of data (copied); mode & 0777 (0: 0644). A log
  * keeps only its last VMK_CFG_LOG_MAX bytes (from a line start). Checks: path, sizes, and
- * the contents of files the store knows (advanced.conf). Then saves the archive; a failed
+ * the contents of files the store knows (advanced.conf, network.conf). Then saves the archive; a failed
  * save does not fail the put (the change stays in memory; see above) — *saved (may be NULL)
  * says whether it reached the disk. Errors: KB_ECONFIG (bad path or contents), KB_ETOOBIG,
  * -ENOMEM; nothing changes then. */
@@ -183,7 +183,8 @@ struct vmk_cfg_advanced {
 /* Parses the text (untrusted) into out. 0 or KB_ECONFIG with "line N: ..." in err. */
 int vmk_cfg_advanced_parse(const void *text, size_t len, struct vmk_cfg_advanced *out,
 			   struct kb_errmsg *err);
-/* Checks the contents of a file the store knows (advanced.conf); others pass. */
+/* Checks the contents of a file the store knows (advanced.conf, network.conf); others
+ * pass. */
 int vmk_cfg_contents_check(const char *path, const void *data, size_t len, struct kb_errmsg *err);
 
 #endif

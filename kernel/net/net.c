@@ -1,7 +1,17 @@
 /*
- * The life of a host's networking: vmk_net_init() loads network.conf (or makes the
+ * The life of a host's networking: vmk_net_init() loads the configuration (or makes the
  * first-start default: vSwitch0 with the portgroup "VM Network", no uplink) and applies it
  * to the kernel; vmk_net_close() forgets it and leaves the kernel's interfaces alone.
+ *
+ * Where it lives: etc/keel/network.conf of the host's config store (kernel/cfg), so it is
+ * in config.kar with the rest of the host's configuration. vmk__net_commit() formats each
+ * new configuration once, puts it into the store, and rewrites <state dir>/network.conf
+ * from the same bytes (write, fsync, rename) for the processes that read that file; a
+ * failed copy is logged and rewritten at the next change or start. Before a put it checks
+ * that the store still holds what kernel/net last put there: a put or restore of
+ * etc/keel/network.conf through the store applies at the next start, and changes are
+ * refused until then rather than overwriting it. At start the store's copy is applied; a
+ * store without one takes <state dir>/network.conf in (a host from before the store).
  *
  * Applying is idempotent and forgiving: bridges that exist are reused, each object is
  * applied on its own, and one that fails (an uplink that is gone, a VLAN the kernel cannot
@@ -19,7 +29,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernel/cfg/ctl.h"
 #include "kernel/net/net_internal.h"
+#include "lib/file.h"
 #include "lib/heap.h"
 
 void vmk__net_errf(struct vmk_net *net, struct kb_errmsg *err, int rv, const char *fmt, ...)
@@ -36,10 +48,89 @@ void vmk__net_errf(struct vmk_net *net, struct kb_errmsg *err, int rv, const cha
 		kb_errmsg_setf(err, "%s: %s", what, kb_strerror(rv));
 }
 
+/* KB_ESTATE when the store's etc/keel/network.conf is not what net->conf formats to: it
+ * was replaced (or deleted) through the store since kernel/net last put it there. */
+static int store_unchanged(struct vmk_net *net, struct kb_errmsg *err)
+{
+	struct kb_errmsg e = {{0}};
+	struct kb_buf have, mine;
+	int rv;
+
+	kb_buf_init(&have, VMK__CONF_SIZE_MAX);
+	kb_buf_init(&mine, VMK__CONF_SIZE_MAX);
+	rv = vmk_cfg_get(net->store, VMK_NET_CFG_PATH, &have, NULL, &e);
+	if (rv < 0 && rv != KB_ENOTFOUND) {
+		kb_errmsg_setf(err, "config store: %s", e.msg);
+		goto out;
+	}
+	if (rv == 0 && (rv = vmk__conf_format(net->conf, &mine)) < 0) {
+		kb_errmsg_setf(err, "formatting %s: %s", VMK_NET_CFG_PATH, kb_strerror(rv));
+		goto out;
+	}
+	if (rv == KB_ENOTFOUND || have.len != mine.len ||
+	    memcmp(have.data, mine.data, have.len) != 0) {
+		kb_errmsg_setf(err,
+			       "%s was %s in the config store (keel host config put, delete or "
+			       "restore); it applies when vmkernel restarts, and the network "
+			       "cannot be changed until then",
+			       VMK_NET_CFG_PATH, rv == KB_ENOTFOUND ? "deleted" : "replaced");
+		rv = KB_ESTATE;
+	}
+out:
+	kb_buf_close(&have);
+	kb_buf_close(&mine);
+	return rv;
+}
+
+/* Rewrites <state dir>/network.conf with text (the derived copy); a failure is logged. */
+static void write_copy(struct vmk_net *net, const struct kb_buf *text)
+{
+	struct kb_errmsg e = {{0}};
+	int rv = kb_file_write_atomic(net->conf_path, text->data, text->len, 0644, &e);
+
+	if (rv < 0 && rv != KB_ENOTSYNCED)
+		kb_log(net->log, KB_LOG_WARN,
+		       "network: writing the copy %s (rewritten at the next change): %s",
+		       net->conf_path, e.msg);
+}
+
+/* Puts c into the store (unless from_store: it came from there) and rewrites the copy. */
+static int store_put(struct vmk_net *net, const struct vmk__net_conf *c, bool from_store,
+		     struct kb_errmsg *err)
+{
+	struct kb_buf b;
+	int rv;
+
+	kb_buf_init(&b, VMK__CONF_SIZE_MAX);
+	rv = vmk__conf_format(c, &b);
+	if (rv < 0) {
+		kb_errmsg_setf(err, "formatting %s: %s", VMK_NET_CFG_PATH, kb_strerror(rv));
+		goto out;
+	}
+	if (!from_store) {
+		rv = vmk_cfg_put(net->store, VMK_NET_CFG_PATH, b.data, b.len, 0644, NULL, err);
+		if (rv < 0) {
+			kb_errmsg_wrapf(err, "config store");
+			goto out;
+		}
+	}
+	write_copy(net, &b);
+out:
+	kb_buf_close(&b);
+	return rv;
+}
+
 int vmk__net_commit(struct vmk_net *net, struct vmk__net_conf *next, struct kb_errmsg *err)
 {
-	int rv = vmk__conf_save(net->conf_path, next, err);
+	int rv;
 
+	if (net->store) {
+		rv = store_unchanged(net, err);
+		if (rv == 0)
+			rv = store_put(net, next, false, err);
+	} else {
+		rv = vmk__conf_save(net->conf_path, next, err);
+	}
 	if (rv < 0) {
 		vmk__conf_free(next);
 		return rv;
@@ -47,6 +138,38 @@ int vmk__net_commit(struct vmk_net *net, struct vmk__net_conf *next, struct kb_e
 	vmk__conf_free(net->conf);
 	net->conf = next;
 	return 0;
+}
+
+int vmk_net_conf_check(const void *text, size_t len, struct kb_errmsg *err)
+{
+	struct vmk__net_conf *c = NULL;
+	int rv = vmk__conf_parse(text, len, &c, err);
+
+	vmk__conf_free(c);
+	return rv;
+}
+
+/* Loads net->conf from the store, else from the file (migration: *taken). -ENOENT when
+ * neither has it. */
+static int load_store(struct vmk_net *net, bool *taken, struct kb_errmsg *err)
+{
+	struct kb_buf b;
+	int rv;
+
+	*taken = false;
+	kb_buf_init(&b, VMK__CONF_SIZE_MAX);
+	rv = vmk_cfg_get(net->store, VMK_NET_CFG_PATH, &b, NULL, err);
+	if (rv == 0) {
+		rv = vmk__conf_parse((const char *)b.data, b.len, &net->conf, err);
+		if (rv < 0)
+			kb_errmsg_wrapf(err, "config store: %s", VMK_NET_CFG_PATH);
+	} else if (rv == KB_ENOTFOUND) {
+		err->msg[0] = '\0';
+		rv = vmk__conf_load(net->conf_path, &net->conf, err);
+		*taken = rv == 0;
+	}
+	kb_buf_close(&b);
+	return rv;
 }
 
 /* Checks the port of a tap that survived a restart: 1 to keep it, 0 to drop it. */
@@ -118,8 +241,15 @@ static int apply_all(struct vmk_net *net, struct kb_errmsg *err)
 
 int vmk_net_init(const char *state_dir, struct vmk_net *net, struct kb_errmsg *err)
 {
+	return vmk_net_init_store(state_dir, vmk_cfg_ctl_store(), net, err);
+}
+
+int vmk_net_init_store(const char *state_dir, struct vmk_cfg *store, struct vmk_net *net,
+		       struct kb_errmsg *err)
+{
 	struct vmk__net_conf *first = NULL;
 	struct kb_errmsg scratch;
+	bool taken = false;
 	size_t len;
 	int rv;
 
@@ -127,6 +257,7 @@ int vmk_net_init(const char *state_dir, struct vmk_net *net, struct kb_errmsg *e
 	err->msg[0] = '\0';
 	memset(net, 0, sizeof(*net));
 	net->log = &kb_log_default;
+	net->store = store;
 	len = strlen(state_dir) + sizeof("/" VMK_NET_CONF_FILE);
 	net->conf_path = kb_malloc(len);
 	net->netns_dir = kb_malloc(len);
@@ -142,8 +273,19 @@ int vmk_net_init(const char *state_dir, struct vmk_net *net, struct kb_errmsg *e
 		kb_errmsg_setf(err, "opening an rtnetlink socket: %s", kb_strerror(rv));
 		goto err_mem;
 	}
-	rv = vmk__conf_load(net->conf_path, &net->conf, err);
-	if (rv == -ENOENT) {
+	if (store)
+		rv = load_store(net, &taken, err);
+	else
+		rv = vmk__conf_load(net->conf_path, &net->conf, err);
+	if (rv == -ENOENT && store) {
+		err->msg[0] = '\0';
+		rv = vmk__conf_default(&net->conf);
+		if (rv == 0)
+			rv = store_put(net, net->conf, false, err);
+		if (rv == 0)
+			kb_log(net->log, KB_LOG_INFO, "network: first start: created %s",
+			       VMK_NET_CFG_PATH);
+	} else if (rv == -ENOENT) {
 		rv = vmk__conf_default(&net->conf);
 		if (rv == 0)
 			rv = vmk__conf_clone(net->conf, &first);
@@ -152,6 +294,19 @@ int vmk_net_init(const char *state_dir, struct vmk_net *net, struct kb_errmsg *e
 		if (rv == 0)
 			kb_log(net->log, KB_LOG_INFO, "network: first start: created %s",
 			       net->conf_path);
+	} else if (rv == 0 && store) {
+		/* taken: a host from before the store. A file put through the store with other
+		 * spacing or comments is put back as the writer formats it, so that the next
+		 * change finds in the store what kernel/net put there. Either way the copy is
+		 * rewritten. */
+		struct kb_errmsg e = {{0}};
+
+		rv = store_put(net, net->conf, !taken && store_unchanged(net, &e) == 0, err);
+		if (rv == 0 && taken)
+			kb_log(net->log, KB_LOG_INFO,
+			       "network: took %s into the config store as %s (the file is now a "
+			       "copy written from the store)",
+			       net->conf_path, VMK_NET_CFG_PATH);
 	}
 	if (rv < 0)
 		goto err_nl;

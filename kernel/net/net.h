@@ -10,12 +10,18 @@
  * bridge and up. With a VLAN the bridge filters VLANs: the tap's untagged PVID is the
  * portgroup's VLAN and the uplinks carry it tagged.
  *
- * The configuration (vSwitches, uplinks, portgroups, ports) lives in
- * <state dir>/network.conf (format in docs/networking.md), written atomically after every
- * change; a change that cannot be saved is undone in the kernel. vmk_net_init() reads it
- * (or, on first start, creates vSwitch0 with the portgroup "VM Network") and applies it to
- * the kernel idempotently: existing bridges are reused, taps still held by a running vmx
- * (carrier up) are kept, ports whose tap is gone or unused are dropped.
+ * The configuration (vSwitches, uplinks, portgroups, ports) lives in the host's config
+ * store as etc/keel/network.conf (format in docs/networking.md; kept in config.kar): every
+ * change is a put into the store, and a change the store refuses is undone in the kernel.
+ * After each change <state dir>/network.conf is rewritten atomically as a derived copy for
+ * the processes that read it (stack_socket.h); it is not the source of truth. Without a
+ * store (unit tests) the file is the configuration. vmk_net_init() reads the store's copy
+ * (a store without one takes <state dir>/network.conf in once; on first start it creates
+ * vSwitch0 with the portgroup "VM Network") and applies it to the kernel idempotently:
+ * existing bridges are reused, taps still held by a running vmx (carrier up) are kept,
+ * ports whose tap is gone or unused are dropped. When etc/keel/network.conf is replaced in
+ * the store behind kernel/net's back (keel host config put or restore), the new contents
+ * apply at the next start and changes are refused until then (KB_ESTATE).
  *
  * Threads: a struct vmk_net is used by one thread at a time (vmkernel's main loop). Calls
  * are synchronous rtnetlink exchanges and ioctls that finish in microseconds to
@@ -64,8 +70,11 @@
 #define VMK_NET_DEFAULT_NETSTACK  "defaultTcpipStack"
 #define VMK_NET_NETNS_DIR	  "netns" /* <state dir>/netns/<netstack> */
 
+#define VMK_NET_CFG_PATH "etc/keel/network.conf" /* in the config store */
+
 struct vmk__net_conf;
 struct vmk__nl;
+struct vmk_cfg;
 
 /* The networking of one host. Caller-allocated; the fields but log are private. */
 struct vmk_net {
@@ -73,16 +82,28 @@ struct vmk_net {
 	char *conf_path;
 	struct vmk__net_conf *conf;
 	struct vmk__nl *nl;
-	char *netns_dir; /* <state dir>/netns */
+	char *netns_dir;       /* <state dir>/netns */
+	struct vmk_cfg *store; /* borrowed; NULL: network.conf is the configuration */
 };
 
-/* Reads <state_dir>/network.conf (creating the default configuration when the file does
- * not exist) and applies it to the kernel. An object that cannot be applied (an uplink that
- * no longer exists, a VLAN the kernel cannot filter) is logged as a warning and stays
- * configured. Returns 0; -ENOMEM; -errno for the state dir or the netlink socket;
+/* Reads the configuration (the host's config store, else <state_dir>/network.conf; see
+ * vmk_net_init_store(); the default configuration when there is none) and applies it to
+ * the kernel. An object that cannot be applied (an uplink that no longer exists, a VLAN
+ * the kernel cannot filter) is logged as a warning and stays configured. Returns 0; -ENOMEM; -errno for the state dir or the netlink socket;
  * KB_ECONFIG / KB_ETOOBIG for a malformed file, which is left untouched. On failure net
  * needs no vmk_net_close(). */
 int vmk_net_init(const char *state_dir, struct vmk_net *net, struct kb_errmsg *err);
+/* vmk_net_init() with the configuration kept in store (borrowed, outlives net; NULL: in
+ * <state_dir>/network.conf only). vmk_net_init() passes the host's store
+ * (kernel/cfg/ctl.h) when it is open. At start the store's etc/keel/network.conf is applied;
+ * a store without it takes <state_dir>/network.conf in (logged) or the first-start
+ * default. Either way <state_dir>/network.conf is then rewritten from the store. */
+int vmk_net_init_store(const char *state_dir, struct vmk_cfg *store, struct vmk_net *net,
+		       struct kb_errmsg *err);
+
+/* Checks the text of a network.conf (the config store's contents check of
+ * etc/keel/network.conf). 0, or KB_ECONFIG / KB_ETOOBIG with "line N: ..." in err. */
+int vmk_net_conf_check(const void *text, size_t len, struct kb_errmsg *err);
 
 /* Frees net. Bridges and taps stay in the kernel, so running VMs keep their network while
  * vmkernel restarts. */

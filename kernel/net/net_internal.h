@@ -3,8 +3,10 @@
  *
  * The configuration (struct vmk__net_conf) is plain data: arrays of fixed-size records that
  * reference each other by name. Every change works on a copy (vmk__conf_clone), is applied
- * to the kernel, then saved and swapped in by vmk__net_commit(); on a failure the copy is
- * dropped and the kernel change undone, so memory, file and kernel never disagree for long.
+ * to the kernel, then put into the config store as etc/keel/network.conf (the state dir's
+ * network.conf is a copy written after it) and swapped in by vmk__net_commit(); on a failure
+ * the copy is dropped and the kernel change undone, so memory, store and kernel never
+ * disagree for long.
  */
 #ifndef VMK_NET_INTERNAL_H
 #define VMK_NET_INTERNAL_H
@@ -251,7 +253,8 @@ void vmk__net_errf(struct vmk_net *net, struct kb_errmsg *err, int rv, const cha
     __attribute__((format(printf, 4, 5)));
 
 /* Saves next as the configuration and swaps it in (takes ownership of next, also on
- * failure). 0 or -errno. */
+ * failure). 0, -errno, or the store's KB_ESTATE (network.conf replaced in the store: it
+ * applies at the next start), KB_ECONFIG or KB_ETOOBIG. */
 int vmk__net_commit(struct vmk_net *net, struct vmk__net_conf *next, struct kb_errmsg *err);
 
 /* Creates or reuses the bridge of vs, sets its MTU and brings it up; its ifindex goes to

@@ -447,7 +447,7 @@ static void test_persist_and_reload(void **state)
 	vmk_cfg_status(c, &s);
 	assert_string_equal(s.loaded_from, "none (new)");
 	assert_true(has_event(&s, KB_LOG_INFO, "new, empty"));
-	put_ok(c, "etc/keel/network.conf", "vswitch vSwitch0\n");
+	put_ok(c, "etc/keel/network.conf", "version 1\nvswitch \"vSwitch0\" mtu 1500\n");
 	put_ok(c, "etc/hosts", "127.0.0.1 localhost\n");
 	vmk_cfg_status(c, &s);
 	assert_false(s.dirty);
@@ -459,7 +459,8 @@ static void test_persist_and_reload(void **state)
 
 	c = open_store(NULL);
 	assert_string_equal(get_str(c, "etc/hosts"), "127.0.0.1 localhost\n");
-	assert_string_equal(get_str(c, "etc/keel/network.conf"), "vswitch vSwitch0\n");
+	assert_string_equal(get_str(c, "etc/keel/network.conf"),
+			    "version 1\nvswitch \"vSwitch0\" mtu 1500\n");
 	vmk_cfg_status(c, &s);
 	assert_string_equal(s.loaded_from, "config.kar");
 	assert_int_equal(s.generation, 2);

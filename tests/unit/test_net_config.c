@@ -2,7 +2,9 @@
  * Tests for the parts of kernel/net that touch no network interface: the checks of names
  * and numbers, the tap name of a VM NIC, the strict network.conf parser (every malformed
  * input refused with the line named), formatting round trips, atomic saving, the
- * protobuf lists, and allocation failures in each of them.
+ * configuration kept in a config store (commits put into it and copied to network.conf,
+ * malformed puts refused, a foreign put not overwritten), the protobuf lists, and
+ * allocation failures in each of them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "kernel/cfg/cfg.h"
 #include "kernel/net/net_internal.h"
 #include "lib/heap.h"
 
@@ -309,6 +312,104 @@ static void test_save_load(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Reads path into out (set up by the caller). */
+static void read_all(const char *path, struct kb_buf *out)
+{
+	char chunk[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		assert_int_equal(kb_buf_append(out, chunk, (size_t)n), 0);
+	close(fd);
+}
+
+static void test_store_commit(void **state)
+{
+	char dir[] = "/tmp/keel-netstore-XXXXXX", path[128];
+	struct vmk_cfg_config cfg = {0};
+	struct vmk__net_conf *next;
+	struct vmk_net net = {0};
+	struct kb_buf want, have, file;
+	struct kb_errmsg err;
+	char *text = sample_text();
+	uint64_t gen;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/network.conf", dir);
+	assert_int_equal(vmk_cfg_create(&cfg, &net.store, &err), 0);
+	net.log = &kb_log_default;
+	net.conf_path = path;
+
+	/* The parser is the store's contents check: a malformed file is refused, named. */
+	assert_int_equal(vmk_net_conf_check(text, strlen(text), &err), 0);
+	assert_int_equal(vmk_cfg_put(net.store, VMK_NET_CFG_PATH,
+				     "version 1\nvswitch \"a\" mtu 1\n", 29, 0, NULL, &err),
+			 KB_ECONFIG);
+	assert_non_null(strstr(err.msg, "etc/keel/network.conf: line 2: MTU"));
+	kb_buf_init(&have, 0);
+	assert_int_equal(vmk_cfg_get(net.store, VMK_NET_CFG_PATH, &have, NULL, &err), KB_ENOTFOUND);
+
+	/* A store that lacks the file refuses a commit (it was deleted behind net's back). */
+	assert_int_equal(vmk__conf_parse(text, strlen(text), &net.conf, &err), 0);
+	assert_int_equal(vmk__conf_clone(net.conf, &next), 0);
+	assert_int_equal(vmk__net_commit(&net, next, &err), KB_ESTATE);
+	assert_non_null(strstr(err.msg, "deleted in the config store"));
+
+	/* With the store holding net's configuration, a commit is a put plus the copy. */
+	kb_buf_init(&want, 0);
+	assert_int_equal(vmk__conf_format(net.conf, &want), 0);
+	assert_int_equal(
+	    vmk_cfg_put(net.store, VMK_NET_CFG_PATH, want.data, want.len, 0, NULL, &err), 0);
+	assert_int_equal(vmk__conf_clone(net.conf, &next), 0);
+	vmk__conf_del_port(next, next->ports[0].tap);
+	assert_int_equal(vmk__net_commit(&net, next, &err), 0);
+	assert_int_equal(net.conf->n_ports, 0);
+	want.len = 0;
+	assert_int_equal(vmk__conf_format(net.conf, &want), 0);
+	assert_int_equal(vmk_cfg_get(net.store, VMK_NET_CFG_PATH, &have, NULL, &err), 0);
+	assert_int_equal(have.len, want.len);
+	assert_memory_equal(have.data, want.data, want.len);
+	kb_buf_init(&file, 0);
+	read_all(path, &file);
+	assert_int_equal(file.len, want.len);
+	assert_memory_equal(file.data, want.data, want.len);
+
+	/* A put through the store (a restore) is not overwritten: the commit is refused. */
+	{
+		static const char other[] = "version 1\nvswitch \"vSwitch9\" mtu 1500\n";
+		struct vmk_cfg_status st;
+
+		assert_int_equal(
+		    vmk_cfg_put(net.store, VMK_NET_CFG_PATH, other, strlen(other), 0, NULL, &err),
+		    0);
+		vmk_cfg_status(net.store, &st);
+		gen = st.generation;
+		assert_int_equal(vmk__conf_clone(net.conf, &next), 0);
+		vmk__conf_del_vswitch(next, "vSwitch1");
+		assert_int_equal(vmk__net_commit(&net, next, &err), KB_ESTATE);
+		assert_non_null(strstr(err.msg, "replaced in the config store"));
+		assert_non_null(vmk__conf_vswitch(net.conf, "vSwitch1"));
+		vmk_cfg_status(net.store, &st);
+		assert_int_equal(st.generation, gen);
+		have.len = 0;
+		assert_int_equal(vmk_cfg_get(net.store, VMK_NET_CFG_PATH, &have, NULL, &err), 0);
+		assert_int_equal(have.len, strlen(other));
+		assert_memory_equal(have.data, other, have.len);
+	}
+
+	kb_buf_close(&want);
+	kb_buf_close(&have);
+	kb_buf_close(&file);
+	vmk__conf_free(net.conf);
+	vmk_cfg_destroy(net.store);
+	free(text);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+	(void)state;
+}
+
 static void test_lists(void **state)
 {
 	char *text = sample_text();
@@ -422,7 +523,8 @@ int main(void)
 	    cmocka_unit_test(test_port_name),	 cmocka_unit_test(test_check_names),
 	    cmocka_unit_test(test_parse_sample), cmocka_unit_test(test_parse_bad),
 	    cmocka_unit_test(test_parse_limits), cmocka_unit_test(test_save_load),
-	    cmocka_unit_test(test_lists),	 cmocka_unit_test(test_oom),
+	    cmocka_unit_test(test_lists),	 cmocka_unit_test(test_store_commit),
+	    cmocka_unit_test(test_oom),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
