@@ -63,6 +63,8 @@ struct cli_op {
 	bool vm_answered;
 	uint64_t vm_owner, vm_epoch, vm_host;
 	char vm_owner_name[CD_NAME_MAX + 1];
+	char vm_placement[256]; /* what placement decided (OP_PLACE, OP_POWER_ON), or "" */
+	bool vm_placed;		/* the VM was given to vm_owner powered on */
 	bool vm_has_op; /* the operation in flight on the VM, as the leader answered */
 	struct cd_op vm_inflight;
 	cd_vmop_cb vm_cb;
@@ -507,6 +509,9 @@ static void member_work(uv_work_t *w)
 				op->vm_host = rp->vm->host_id;
 				snprintf(op->vm_owner_name, sizeof(op->vm_owner_name), "%s",
 					 rp->vm->owner_name ? rp->vm->owner_name : "");
+				snprintf(op->vm_placement, sizeof(op->vm_placement), "%s",
+					 rp->vm->placement ? rp->vm->placement : "");
+				op->vm_placed = rp->vm->placed;
 				if (rp->vm->op) {
 					struct kb_errmsg ignore = {{0}};
 
@@ -568,6 +573,8 @@ static void vm_done(struct cli_op *op)
 	rp.epoch = op->vm_epoch;
 	rp.host_id = op->vm_answered ? op->vm_host : op->id;
 	rp.owner_name = op->vm_owner_name;
+	rp.placement = op->vm_placement;
+	rp.placed = op->vm_placed;
 	if (op->vm_has_op) {
 		pop.id = op->vm_inflight.id;
 		pop.kind = op->vm_inflight.kind;

@@ -185,6 +185,14 @@ static int call(const char *sock_path, int timeout_ms, Keel__Cluster__ClusterVmR
 	if (rp->code != 0) {
 		rv = rp->code < 0 ? rp->code : KB_EPROTO;
 		kb_errmsg_setf(err, "%s", rp->error && rp->error[0] ? rp->error : kb_strerror(rv));
+		if (rp->vm != NULL && rp->vm->member && rp->vm->placed) {
+			/* given to another host by placement: who, for the caller's words */
+			out->owner = rp->vm->owner;
+			out->epoch = rp->vm->epoch;
+			out->host_id = rp->vm->host_id;
+			snprintf(out->owner_name, sizeof(out->owner_name), "%s",
+				 rp->vm->owner_name ? rp->vm->owner_name : "");
+		}
 	} else if (rp->vm != NULL && rp->vm->member) {
 		out->member = true;
 		out->owner = rp->vm->owner;
@@ -196,6 +204,11 @@ static int call(const char *sock_path, int timeout_ms, Keel__Cluster__ClusterVmR
 			out->op_id = rp->vm->op->id;
 			out->op_destination = rp->vm->op->destination;
 		}
+	}
+	if (rp->vm != NULL && rp->vm->member) {
+		out->placed = rp->vm->placed;
+		snprintf(out->placement, sizeof(out->placement), "%s",
+			 rp->vm->placement ? rp->vm->placement : "");
 	}
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	return rv;

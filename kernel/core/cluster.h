@@ -57,6 +57,12 @@ struct vmk_cluster_vm {
 	char owner_name[64];
 	uint64_t op_id;		 /* the operation in flight on the VM after the request (0: none) */
 	uint64_t op_destination; /* its destination host */
+	/* VMK_CLUSTER_POWER_ON (docs/drs.md, "Initial placement"): placed: the cluster gave
+	 * the VM to owner (owner_name) powered on, that host's reconciler powers it on (the
+	 * call then fails KB_ESTATE; these fields, owner and owner_name are still set);
+	 * placement: what placement decided, or "". */
+	bool placed;
+	char placement[256];
 };
 
 /* The migration fields of a ClusterVmRequest (VMK_CLUSTER_MIGRATE_COMMIT, _ABORT). */

@@ -128,6 +128,17 @@ int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_e
 	pthread_mutex_unlock(&vm->lock);
 	rv = vmk_cluster_vm(h, VMK_CLUSTER_POWER_ON, vm->cfg.uuid, vm->cfg.name, NULL, &res, &cv,
 			    err);
+	if (rv < 0 && cv.placed && cv.owner != 0 && cv.owner != h->host_id) {
+		/* placement gave it to another host (docs/drs.md, "Initial placement"): that
+		 * host's reconciler powers it on; nothing starts here */
+		const char *to = cv.owner_name[0] ? cv.owner_name : "another host";
+
+		if (cv.placement[0])
+			kb_errmsg_setf(err, "%s: %s powers it on", cv.placement, to);
+		else
+			kb_errmsg_setf(err, "placed on %s: %s powers it on", to, to);
+		return KB_ESTATE;
+	}
 	if (rv < 0)
 		return rv;
 	if (!cv.member)

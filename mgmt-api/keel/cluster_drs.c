@@ -7,8 +7,8 @@
  * so every host computes the same); add, remove and set are committed by the leader and
  * must run there (clusterd names the leader otherwise). apply begins the recommended
  * migrations through ClusterVmRequest OP_MIGRATE_BEGIN, --parallel at a time, and follows
- * them in the cluster's status until each one ended (unless --no-wait). hostd's API does
- * not carry rules or DRS yet.
+ * them in the cluster's status until each one ended (unless --no-wait). hostd's API has
+ * the same calls (docs/hostd.md, "Placement rules and DRS").
  *
  * Failure modes as in cluster.c: clusterd unreachable, a reply that does not decode, a
  * refusal with clusterd's text; usage errors before anything is sent.

@@ -314,8 +314,10 @@ static const struct kc_cmd wait_cmd = {
 static const struct kc_cmd cancel_cmd = {
     .name = "cancel",
     .args = "TASK",
-    .summary = "Cancel a task that is still queued (needs --server).",
-    .detail = "A running operation cannot be taken back: hostd refuses (exit 1).\n",
+    .summary = "Cancel a queued task, or a running migration (needs --server).",
+    .detail = "A running MigrateVm can be cancelled until its switchover: the migration is\n"
+	      "aborted and the VM keeps running on the source. hostd refuses any other running\n"
+	      "task, and one that has ended (exit 1).\n",
     .min_pos = 1,
     .max_pos = 1,
     .run = cancel_run,

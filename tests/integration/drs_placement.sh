@@ -5,8 +5,8 @@
 # lock moved with it, F no longer registers it), with its "placed on ... by DRS" event; a must
 # host-affinity rule pins the next one to the host it names; a must anti-affinity rule that
 # no host can keep is refused with the rule's name and the VM stays off and where it was;
-# --host places a VM explicitly, from a follower too, and is refused when it breaks a must
-# rule. vmkernel's own power-on (the path of hostd's PowerOnVm, taken here by keel without
+# --host places a VM explicitly, from a follower too (with the leader's own words), and is
+# refused when it breaks a must rule. vmkernel's own power-on (the path of hostd's PowerOnVm, taken here by keel without
 # clusterd's socket) is placed the same way. With DRS manual, a VM powers on where it is
 # registered and the CLI prints DRS's recommendation; a must rule against its own host
 # refuses it.
@@ -171,6 +171,9 @@ expect_fail 2 kv $F vm power-on n3 --host
 kc "$L" rule remove apart3 >/dev/null || fail "rule remove apart3"
 j=$(kv $FOL --json vm power-on n3 --host host$F) || fail "power-on n3 --host host$F on host$FOL: $j"
 [ "$(py "(d['vm'], d['host'], d['placed'])" "$j")" = "('n3', 'host$F', True)" ] || fail "power-on n3 --host: $j"
+# the follower forwards the leader's answer whole: the placement's own words, not a guess
+[ "$(py 'd["placement"]' "$j")" = "VM n3 placed on host$F by the operator (DRS fully automated)" ] ||
+	fail "power-on n3 --host from host$FOL: not the placement's words: $j"
 [ "$(reg n3)" = "host$F 2 on" ] || fail "n3 registry: $(reg n3)"
 until_ok 20 runs_once n3 $F 2 || fail "n3 not running once on host$F: $(reg n3)"
 [ -n "$(py "[e['message'] for e in d['events'] if e['message'] == 'VM n3 placed on host$F by the operator (DRS fully automated)'][0]" "$(events)")" ] ||

@@ -1,6 +1,9 @@
 /*
  * Tests for hostagent/vim_tasks.h, the task manager: the states and their transitions
  * (start, progress, success, error, no second end), the cancel rules (only a queued task),
+ * the cancel hook of a running task (kept only while the task has not ended, dropped by
+ * every end, never called by the manager itself; a running task ends cancelled through
+ * hd_task_cancel_running, waiters woken; KB_ESTATE once ended),
  * retention (the last N finished, every unfinished one, a held task readable after it was
  * pushed out), observers (every change, the limit, unobserve), waits on a real libuv loop
  * (woken by the end, by the timeout, cancelled, on a finished task, dropped by destroy
@@ -292,6 +295,100 @@ static void test_wait(void **state)
 	assert_int_equal(k1.calls, 1);
 }
 
+static int hook_calls;
+
+static void hook(struct hd_task *task, struct hd_call *call, const char *by, void *arg)
+{
+	(void)task;
+	(void)call;
+	(void)by;
+	(void)arg;
+	hook_calls++;
+}
+
+static void test_cancel_hook(void **state)
+{
+	struct hd_tasks *t;
+	struct hd_task *m, *s, *f, *q;
+	struct hd_task_wait *w;
+	struct woke k = {0};
+	int arg;
+
+	(void)state;
+	hook_calls = 0;
+	assert_int_equal(hd_tasks_create(&loop, 10, &t), 0);
+	m = add(t, "MigrateVm");
+	s = add(t, "MigrateVm");
+	f = add(t, "MigrateVm");
+	q = add(t, "MigrateVm");
+	assert_int_equal(hd_task_start(t, m), 0);
+	assert_int_equal(hd_task_start(t, s), 0);
+	assert_int_equal(hd_task_start(t, f), 0);
+
+	/* registered on a running task: kept with its argument; NULL drops it */
+	hd_task_on_cancel(m, hook, &arg);
+	assert_ptr_equal(m->cancel_cb, hook);
+	assert_ptr_equal(m->cancel_arg, &arg);
+	hd_task_on_cancel(m, NULL, &arg);
+	assert_null(m->cancel_cb);
+	assert_null(m->cancel_arg);
+	hd_task_on_cancel(m, hook, &arg);
+
+	/* the queued-only cancel still refuses a running task, hook or not: CancelTask hands
+	 * such a task to its hook instead */
+	assert_int_equal(hd_task_cancel(t, m, "bob"), KB_ESTATE);
+	assert_int_equal(m->state, HD_TASK_RUNNING);
+	assert_ptr_equal(m->cancel_cb, hook);
+
+	/* the hook's own end of the task: running -> cancelled, waiters woken, hook dropped */
+	assert_int_equal(hd_task_wait(t, m, 0, on_wake, &k, &w), 0);
+	assert_int_equal(hd_task_cancel_running(t, m, "bob"), 0);
+	assert_int_equal(m->state, HD_TASK_CANCELLED);
+	assert_string_equal(m->error, "cancelled by bob");
+	assert_true(m->completed_ms > 0);
+	assert_null(m->cancel_cb);
+	assert_null(m->cancel_arg);
+	assert_int_equal(k.calls, 1);
+	assert_false(k.timed_out);
+	assert_int_equal(k.state, HD_TASK_CANCELLED);
+	/* ended: no second end of any kind, and a hook registered now is not kept */
+	assert_int_equal(hd_task_cancel_running(t, m, "carol"), KB_ESTATE);
+	assert_string_equal(m->error, "cancelled by bob");
+	assert_int_equal(hd_task_succeed(t, m, "late"), KB_ESTATE);
+	assert_int_equal(hd_task_cancel(t, m, "carol"), KB_ESTATE);
+	assert_int_equal(m->state, HD_TASK_CANCELLED);
+	hd_task_on_cancel(m, hook, &arg);
+	assert_null(m->cancel_cb);
+	assert_null(m->cancel_arg);
+
+	/* success and error drop the hook too: a later CancelTask finds none to call */
+	hd_task_on_cancel(s, hook, &arg);
+	hd_task_on_cancel(f, hook, &arg);
+	assert_int_equal(hd_task_succeed(t, s, "moved"), 0);
+	assert_null(s->cancel_cb);
+	assert_int_equal(hd_task_fail(t, f, "the destination refused"), 0);
+	assert_null(f->cancel_cb);
+	assert_int_equal(hd_task_cancel_running(t, s, "bob"), KB_ESTATE);
+	assert_int_equal(s->state, HD_TASK_SUCCESS);
+	assert_int_equal(hd_task_cancel_running(t, f, "bob"), KB_ESTATE);
+	assert_int_equal(f->state, HD_TASK_ERROR);
+
+	/* a queued task with a hook: the plain cancel ends it and drops the hook */
+	hd_task_on_cancel(q, hook, &arg);
+	assert_int_equal(hd_task_cancel(t, q, NULL), 0);
+	assert_int_equal(q->state, HD_TASK_CANCELLED);
+	assert_string_equal(q->error, "cancelled by a user");
+	assert_null(q->cancel_cb);
+
+	/* the manager never calls the hook itself */
+	assert_int_equal(hook_calls, 0);
+	hd_task_release(m);
+	hd_task_release(s);
+	hd_task_release(f);
+	hd_task_release(q);
+	hd_tasks_destroy(t);
+}
+
 static void test_pb(void **state)
 {
 	struct hd_tasks *t;
@@ -345,6 +442,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_states, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_observers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
