@@ -252,6 +252,7 @@ static void *pon_thread(void *arg)
 		if (fd < 0)
 			fd = kb_unix_connect(p->r->sock);
 		po.vm = (char *)p->v[i]->uuid;
+		po.reconcile = true; /* this pass's view may be older than a power-off */
 		on.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON;
 		on.vm_power_on = &po;
 		rp = fd >= 0 ? cd_vmk_call(fd, &on) : NULL;

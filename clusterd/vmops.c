@@ -9,6 +9,7 @@
  *                priority medium); registered to host: no change; to another: refused
  *   UNREGISTER   absent: no change; owned by another host: refused; else VmUnregister
  *   POWER_ON     must be registered and owned by host; VmSetPower(on) unless already;
+ *                wanted_only (the reconciler's): refused (KB_ESTATE) unless desired on;
  *                a powered-off VM is placed first (below): elsewhere, it is given to that
  *                host as PLACE does, and the answer (after the commit) is KB_ESTATE "VM a
  *                placed on host3 by DRS (...): host3 powers it on", with the new owner and
@@ -569,6 +570,10 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 				kb_errmsg_setf(e, "VM %s is owned by host %s (epoch %" PRIu64 ")",
 					       vm->name, owner ? owner->name : "?", vm->epoch);
 				return -EPERM;
+			}
+			if (rq->wanted_only && vm->desired_power != want) {
+				kb_errmsg_setf(e, "the cluster no longer wants VM %s on", vm->name);
+				return KB_ESTATE;
 			}
 			/* a VM that is not on yet must fit the failover capacity kept free
 			 * (one already wanted on — an HA restart, a reconcile — is counted) */

@@ -26,6 +26,7 @@ const char *vmk_cluster_op_name(enum vmk_cluster_op op)
 	case VMK_CLUSTER_UNREGISTER:
 		return "unregister";
 	case VMK_CLUSTER_POWER_ON:
+	case VMK_CLUSTER_POWER_ON_WANTED:
 		return "power-on";
 	case VMK_CLUSTER_POWER_OFF:
 		return "power-off";
@@ -222,6 +223,10 @@ int vmk_cluster_call(const char *sock_path, int timeout_ms, enum vmk_cluster_op 
 	Keel__Cluster__ClusterVmRequest vrq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
 
 	vrq.op = (Keel__Cluster__ClusterVmRequest__Op)op;
+	if (op == VMK_CLUSTER_POWER_ON_WANTED) {
+		vrq.op = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_POWER_ON;
+		vrq.wanted_only = true;
+	}
 	vrq.uuid = (char *)(uuid ? uuid : "");
 	vrq.name = (char *)(name ? name : "");
 	vrq.vmx_path = (char *)(vmx_path ? vmx_path : "");

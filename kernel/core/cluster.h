@@ -39,6 +39,9 @@ enum vmk_cluster_op {
 	VMK_CLUSTER_SUSPEND = 5,	/* after a suspend */
 	VMK_CLUSTER_MIGRATE_COMMIT = 9, /* the source at "ready": the destination owns at E + 1 */
 	VMK_CLUSTER_MIGRATE_ABORT = 10, /* ends the migration unless the switchover came first */
+	/* Not a ClusterVmRequest.Op of its own: OP_POWER_ON with wanted_only, for a power-on
+	 * the owner's reconciler asked for (refused once the cluster no longer wants it on). */
+	VMK_CLUSTER_POWER_ON_WANTED = 103,
 };
 
 /* What clusterd answered (ClusterVmReply). */

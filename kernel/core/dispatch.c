@@ -176,7 +176,7 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		rv = vmk_vm_reconfigure(vm, rq->vm_reconfigure->spec, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON:
-		rv = vmk_vm_power_on(vm, &err);
+		rv = vmk_vm_power_on_as(vm, rq->vm_power_on->reconcile, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF:
 		rv = vmk_vm_power_off(vm, rq->vm_power_off->fence, &err);

@@ -112,7 +112,8 @@ static enum ha_lease_state observe_lease(void *arg, uint64_t host_id)
 	}
 }
 
-int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_errmsg *err)
+int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, bool wanted_only,
+			struct kb_errmsg *err)
 {
 	struct vmk_host *h = vm->host;
 	struct vmk_cluster_vm cv;
@@ -126,8 +127,8 @@ int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_e
 	res.mem_mib = vm->cfg.memsize_mib;
 	res.cpu_mhz = vm->cfg.res.cpu_min_mhz;
 	pthread_mutex_unlock(&vm->lock);
-	rv = vmk_cluster_vm(h, VMK_CLUSTER_POWER_ON, vm->cfg.uuid, vm->cfg.name, NULL, &res, &cv,
-			    err);
+	rv = vmk_cluster_vm(h, wanted_only ? VMK_CLUSTER_POWER_ON_WANTED : VMK_CLUSTER_POWER_ON,
+			    vm->cfg.uuid, vm->cfg.name, NULL, &res, &cv, err);
 	if (rv < 0 && cv.placed && cv.owner != 0 && cv.owner != h->host_id) {
 		/* placement gave it to another host (docs/drs.md, "Initial placement"): that
 		 * host's reconciler powers it on; nothing starts here */

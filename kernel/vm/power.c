@@ -231,6 +231,11 @@ undo_res:
 
 int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 {
+	return vmk_vm_power_on_as(vm, false, err);
+}
+
+int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct kb_errmsg *err)
+{
 	char vmss[PATH_MAX];
 	int rv;
 
@@ -250,7 +255,7 @@ int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 	uint64_t t0 = kb_now_ns();
 	/* In a cluster: ownership (and, on a shared datastore, the lock) before anything. */
 	struct vmk_vm_owner own;
-	rv = vmk__owner_power_on(vm, &own, err);
+	rv = vmk__owner_power_on(vm, &own, wanted_only, err);
 	if (rv == 0) {
 		pthread_mutex_lock(&vm->lock);
 		vm->own = own;

@@ -182,7 +182,8 @@ void vmk__supervise_watch(struct vmk_vm *vm);
  * vm->lock not): asks clusterd OP_POWER_ON and, when the host is a member and the VM's
  * datastore is shared, takes <vm dir>/.lock at (host, epoch); fills *own (all zero when
  * standalone). 0, or the refusal with err saying why. */
-int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, struct kb_errmsg *err);
+int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, bool wanted_only,
+			struct kb_errmsg *err);
 /* Releases own's lock, if any (logged on failure). vm->lock not held: blocks on I/O. */
 void vmk__owner_release(struct vmk_vm *vm, const struct vmk_vm_owner *own);
 /* At start, for a VM whose vmx was gone: a lock this host still holds for it (the vmx died
@@ -216,6 +217,10 @@ int vmk_vm_unregister(struct vmk_host *h, struct vmk_vm *vm, bool from_cluster,
 int vmk_vm_destroy(struct vmk_host *h, struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_reconfigure(struct vmk_vm *vm, const Keel__Vmk__VmSpec *spec, struct kb_errmsg *err);
 int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err);
+/* wanted_only: the owner's reconciler asked (VmkVmPowerOn.reconcile): in a cluster, refused
+ * (KB_ESTATE) once the cluster no longer wants the VM on (an operator's power-off committed
+ * after the reconciler looked). */
+int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct kb_errmsg *err);
 int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err);
 int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err);
