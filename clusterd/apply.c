@@ -229,7 +229,8 @@ static int event_add(struct cd_state *s, const Keel__Cluster__EventAdd *c, struc
 		return rv;
 	cd__apply_add_event(s,
 			    ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_HA ||
-				    ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION
+				    ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION ||
+				    ev->kind == KEEL__CLUSTER__EVENT_KIND__EVENT_FT
 				? ev->kind
 				: KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE,
 			    ev->at_ms, ev->host, ev->vm, "%s", ev->message);

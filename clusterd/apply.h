@@ -34,10 +34,13 @@ void cd__command_inserts(const Keel__Cluster__Command *c, unsigned *hosts, unsig
 size_t cd__command_auth_bytes(const Keel__Cluster__Command *c);
 
 /* Checks the invariants every command keeps: unique host names and vmk0 addresses,
- * unique .vmx paths, VM owners and operation hosts that exist, FT peers that exist, one
+ * unique .vmx paths, VM owners and operation hosts that exist, FT secondary hosts that exist, one
  * operation per VM whose VM exists, token records sorted by unique id, events in strictly
  * increasing seq order below next_event_seq (>= 1), counts within the limits. Used on
  * restored snapshots. 0, KB_EPROTO with e saying which, or -ENOMEM. */
 int cd__state_check(const struct cd_state *s, struct kb_errmsg *e);
+
+/* "not protected", "needs secondary", "starting", "protected" for an FtState. */
+const char *cd_ft_state_word(int state);
 
 #endif

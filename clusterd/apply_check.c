@@ -104,10 +104,11 @@ int cd__state_check(const struct cd_state *s, struct kb_errmsg *e)
 				       (unsigned long long)vm->owner);
 			return KB_EPROTO;
 		}
-		if (vm->ft_role != FT_NONE &&
-		    (strcmp(vm->ft_peer, vm->uuid) == 0 || cd_state_vm(s, vm->ft_peer) == NULL)) {
-			kb_errmsg_setf(e, "VM %s: FT peer %s does not exist", vm->uuid,
-				       vm->ft_peer);
+		if ((vm->ft.secondary && cd_state_host(s, vm->ft.secondary) == NULL) ||
+		    (vm->ft.preferred && cd_state_host(s, vm->ft.preferred) == NULL)) {
+			kb_errmsg_setf(e, "VM %s: FT host %llu does not exist", vm->uuid,
+				       (unsigned long long)(vm->ft.secondary ? vm->ft.secondary
+									     : vm->ft.preferred));
 			return KB_EPROTO;
 		}
 	}

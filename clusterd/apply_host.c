@@ -206,6 +206,7 @@ int cd__apply_host_remove(struct cd_state *s, const Keel__Cluster__HostRemove *c
 	cd__apply_add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED, c->at_ms, c->id, "",
 			    "host %s (%llu) removed", name, (unsigned long long)c->id);
 	cd__apply_rules_drop(s, NULL, c->id);
+	cd__apply_ft_host_gone(s, c->id);
 	return 0;
 }
 

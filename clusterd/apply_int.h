@@ -18,7 +18,6 @@
 #include "clusterd/apply.h"
 
 #define HOST_LEFT KEEL__CLUSTER__HOST_STATE__HOST_LEFT
-#define FT_NONE	  KEEL__CLUSTER__FT_ROLE__FT_NONE
 
 /* ---- helpers (apply.c) ------------------------------------------------------------------- */
 
@@ -51,6 +50,16 @@ int cd__apply_host_remove(struct cd_state *s, const Keel__Cluster__HostRemove *c
 int cd__apply_host_set_maintenance(struct cd_state *s, const Keel__Cluster__HostSetMaintenance *c,
 				   struct kb_errmsg *e);
 
+/* ---- FT (apply_ft.c) ---------------------------------------------------------------------- */
+
+int cd__apply_vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, struct kb_errmsg *e);
+/* A paired VM (STARTING, PROTECTED) whose secondary can no longer take over (its owner
+ * changed, it is no longer wanted on, its secondary's host went): NEEDS_SECONDARY, the
+ * generation grows, an event says why. No change for any other VM. */
+void cd__apply_ft_unpair(struct cd_state *s, struct cd_vm *vm, const char *why);
+/* Host removed: no VM keeps it as secondary or preferred secondary host. */
+void cd__apply_ft_host_gone(struct cd_state *s, uint64_t host);
+
 /* ---- VM and operation commands (apply_vm.c) ---------------------------------------------- */
 
 int cd__apply_vm_register(struct cd_state *s, const Keel__Cluster__VmRegister *c,
@@ -60,7 +69,6 @@ int cd__apply_vm_unregister(struct cd_state *s, const Keel__Cluster__VmUnregiste
 int cd__apply_vm_set_power(struct cd_state *s, const Keel__Cluster__VmSetPower *c,
 			   struct kb_errmsg *e);
 int cd__apply_vm_set_ha(struct cd_state *s, const Keel__Cluster__VmSetHa *c, struct kb_errmsg *e);
-int cd__apply_vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, struct kb_errmsg *e);
 int cd__apply_vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeOwner *c,
 			      struct kb_errmsg *e);
 int cd__apply_op_begin(struct cd_state *s, const Keel__Cluster__OpBegin *c, struct kb_errmsg *e);

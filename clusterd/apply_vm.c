@@ -21,14 +21,6 @@ static const struct cd_vm *vm_by_path(const struct cd_state *s, const char *path
 	return NULL;
 }
 
-static const struct cd_vm *ft_partner_of(const struct cd_state *s, const char *uuid)
-{
-	for (unsigned i = 0; i < s->n_vms; i++)
-		if (s->vms[i].ft_role != FT_NONE && strcmp(s->vms[i].ft_peer, uuid) == 0)
-			return &s->vms[i];
-	return NULL;
-}
-
 static struct cd_vm *find_vm(struct cd_state *s, const char *uuid, struct kb_errmsg *e)
 {
 	struct cd_vm *vm;
@@ -57,8 +49,8 @@ int cd__apply_vm_register(struct cd_state *s, const Keel__Cluster__VmRegister *c
 
 	if ((rv = cd__vm_from_pb(c->vm, &vm, e)))
 		return rv;
-	if (vm.ft_role != FT_NONE) {
-		kb_errmsg_setf(e, "a VM is registered without FT; pair it with VmSetFt");
+	if (CD_FT_ON(&vm) || vm.ft.generation) {
+		kb_errmsg_setf(e, "a VM is registered without FT; turn it on with VmSetFt");
 		return -EINVAL;
 	}
 	if (cd_state_vm(s, vm.uuid)) {
@@ -95,10 +87,6 @@ int cd__apply_vm_unregister(struct cd_state *s, const Keel__Cluster__VmUnregiste
 		kb_errmsg_setf(e, "VM %s has an operation in flight", vm->uuid);
 		return KB_ESTATE;
 	}
-	if (vm->ft_role != FT_NONE || ft_partner_of(s, vm->uuid)) {
-		kb_errmsg_setf(e, "VM %s is part of an FT pair", vm->uuid);
-		return KB_ESTATE;
-	}
 	old = *vm;
 	cd__state_vm_remove(s, c->uuid);
 	cd__apply_add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, cd__state_last_event_ms(s),
@@ -124,6 +112,8 @@ int cd__apply_vm_set_power(struct cd_state *s, const Keel__Cluster__VmSetPower *
 		return -EINVAL;
 	}
 	vm->desired_power = c->desired;
+	if (c->desired != KEEL__CLUSTER__POWER_STATE__POWER_ON)
+		cd__apply_ft_unpair(s, vm, "it is no longer wanted on");
 	if (c->mem_mib) {
 		vm->mem_mib = c->mem_mib;
 		vm->cpu_mhz = c->cpu_mhz;
@@ -186,39 +176,6 @@ int cd__apply_vm_set_ha(struct cd_state *s, const Keel__Cluster__VmSetHa *c, str
 			    c->at_ms ? c->at_ms : cd__state_last_event_ms(s), vm->owner, vm->uuid,
 			    "VM %s: restart priority %s%s", vm->name, priority_word(vm->priority),
 			    after);
-	return 0;
-}
-
-int cd__apply_vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, struct kb_errmsg *e)
-{
-	struct cd_vm *vm = find_vm(s, c->uuid, e);
-	int rv;
-
-	if (vm == NULL)
-		return vm_err(c->uuid);
-	if ((rv = cd__ft_role_check(c->role, e)))
-		return rv;
-	if (c->role == FT_NONE) {
-		if (c->peer != NULL && c->peer[0] != '\0') {
-			kb_errmsg_setf(e, "FT peer set without an FT role");
-			return -EINVAL;
-		}
-		vm->ft_role = FT_NONE;
-		vm->ft_peer[0] = '\0';
-		return 0;
-	}
-	if ((rv = cd__check_uuid(c->peer, "FT peer", e)))
-		return rv;
-	if (strcmp(c->peer, vm->uuid) == 0) {
-		kb_errmsg_setf(e, "a VM cannot be its own FT peer");
-		return -EINVAL;
-	}
-	if (cd_state_vm(s, c->peer) == NULL) {
-		kb_errmsg_setf(e, "FT peer %s is not registered", c->peer);
-		return KB_ENOTFOUND;
-	}
-	vm->ft_role = c->role;
-	strcpy(vm->ft_peer, c->peer);
 	return 0;
 }
 
@@ -289,6 +246,7 @@ int cd__apply_vm_change_owner(struct cd_state *s, const Keel__Cluster__VmChangeO
 			    vm->owner, vm->uuid, "VM %s: owner %s -> %s, epoch %llu%s", vm->name,
 			    cd__apply_host_name(s, old_owner), cd__apply_host_name(s, vm->owner),
 			    (unsigned long long)vm->epoch, c->op ? " (migrated)" : "");
+	cd__apply_ft_unpair(s, vm, "its owner changed");
 	op = cd_state_op_for_vm(s, vm->uuid);
 	if (op) {
 		uint64_t id = op->id;

@@ -324,10 +324,39 @@ int cd__power_check(int power, struct kb_errmsg *e)
 			  KEEL__CLUSTER__POWER_STATE__POWER_SUSPENDED, "desired power state", e);
 }
 
-int cd__ft_role_check(int role, struct kb_errmsg *e)
+int cd__ft_state_check(int state, struct kb_errmsg *e)
 {
-	return check_enum(role, KEEL__CLUSTER__FT_ROLE__FT_NONE,
-			  KEEL__CLUSTER__FT_ROLE__FT_SECONDARY, "FT role", e);
+	return check_enum(state, KEEL__CLUSTER__FT_STATE__FT_NOT_PROTECTED,
+			  KEEL__CLUSTER__FT_STATE__FT_PROTECTED, "FT state", e);
+}
+
+/* A VM's FT as a snapshot carries it: a known state, a secondary exactly when paired (not
+ * the owner; that it exists is checked with the whole state). */
+static int ft_from_pb(const Keel__Cluster__Ft *pb, const char *uuid, uint64_t owner,
+		      struct cd_ft *ft, struct kb_errmsg *e)
+{
+	int rv;
+
+	memset(ft, 0, sizeof(*ft));
+	if (pb == NULL)
+		return 0;
+	if ((rv = cd__ft_state_check(pb->state, e)))
+		return rv;
+	ft->state = pb->state;
+	bool paired = ft->state == KEEL__CLUSTER__FT_STATE__FT_STARTING ||
+		      ft->state == KEEL__CLUSTER__FT_STATE__FT_PROTECTED;
+
+	if (paired != (pb->secondary != 0) || pb->secondary == owner) {
+		kb_errmsg_setf(e, "VM %s: FT secondary host %llu does not fit FT state %d", uuid,
+			       (unsigned long long)pb->secondary, pb->state);
+		return -EINVAL;
+	}
+	ft->secondary = pb->secondary;
+	ft->generation = pb->generation;
+	ft->preferred = pb->preferred;
+	ft->since_ms = pb->since_ms;
+	ft->failovers = pb->failovers;
+	return 0;
 }
 
 /* ---- conversions -------------------------------------------------------------------- */
@@ -577,8 +606,7 @@ int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errm
 	}
 	if ((rv = cd__check_uuid(pb->uuid, "VM uuid", e)) || (rv = check_vm_name(pb->name, e)) ||
 	    (rv = check_vmx_path(pb->vmx_path, e)) ||
-	    (rv = cd__power_check(pb->desired_power, e)) ||
-	    (rv = cd__ft_role_check(pb->ft_role, e)))
+	    (rv = cd__power_check(pb->desired_power, e)))
 		return rv;
 	if (pb->owner == 0) {
 		kb_errmsg_setf(e, "VM owner is required");
@@ -588,20 +616,14 @@ int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errm
 		kb_errmsg_setf(e, "VM owner epoch starts at 1");
 		return -EINVAL;
 	}
-	if (pb->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE) {
-		if ((rv = cd__check_uuid(pb->ft_peer, "FT peer", e)))
-			return rv;
-	} else if (pb->ft_peer != NULL && pb->ft_peer[0] != '\0') {
-		kb_errmsg_setf(e, "FT peer set without an FT role");
-		return -EINVAL;
-	}
 	if (pb->mem_mib > CD_VM_MEM_MAX || pb->cpu_mhz > CD_VM_CPU_MAX) {
 		kb_errmsg_setf(e, "VM %s: %llu MiB / %u MHz is out of range", pb->uuid,
 			       (unsigned long long)pb->mem_mib, pb->cpu_mhz);
 		return -EINVAL;
 	}
 	memset(vm, 0, sizeof(*vm));
-	if ((rv = cd__ha_from_pb(pb->ha, pb->uuid, vm, e)))
+	if ((rv = cd__ha_from_pb(pb->ha, pb->uuid, vm, e)) ||
+	    (rv = ft_from_pb(pb->ft, pb->uuid, pb->owner, &vm->ft, e)))
 		return rv;
 	strcpy(vm->uuid, pb->uuid);
 	strcpy(vm->name, pb->name);
@@ -612,9 +634,6 @@ int cd__vm_from_pb(const Keel__Cluster__Vm *pb, struct cd_vm *vm, struct kb_errm
 	vm->mem_mib = pb->mem_mib;
 	vm->cpu_mhz = pb->cpu_mhz;
 	vm->last_moved_ms = pb->last_moved_ms;
-	vm->ft_role = pb->ft_role;
-	if (pb->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE)
-		strcpy(vm->ft_peer, pb->ft_peer);
 	return 0;
 }
 
@@ -691,7 +710,7 @@ int cd__event_from_pb(const Keel__Cluster__Event *pb, struct cd_event *ev, struc
 		return -EINVAL;
 	}
 	if ((rv = check_enum(pb->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG,
-			     KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION, "event kind", e)))
+			     KEEL__CLUSTER__EVENT_KIND__EVENT_FT, "event kind", e)))
 		return rv;
 	if (pb->vm != NULL && pb->vm[0] != '\0' && (rv = cd__check_uuid(pb->vm, "event VM", e)))
 		return rv;

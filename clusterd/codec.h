@@ -87,6 +87,6 @@ int cd__rule_from_pb(const Keel__Cluster__Rule *pb, struct cd_rule *r, struct kb
 bool cd__rule_is_host_rule(int kind);
 int cd__host_state_check(int state, struct kb_errmsg *e);
 int cd__power_check(int power, struct kb_errmsg *e);
-int cd__ft_role_check(int role, struct kb_errmsg *e);
+int cd__ft_state_check(int state, struct kb_errmsg *e);
 
 #endif

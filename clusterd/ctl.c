@@ -73,6 +73,7 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	unsigned n = cd_state_n_hosts(s);
 	Keel__Cluster__ClusterHostStatus *hs = NULL, **hp = NULL;
 	Keel__Cluster__ClusterVmStatus *vs = NULL, **vp = NULL;
+	Keel__Cluster__Ft *fts = NULL;
 	char **after = NULL; /* CD_RESTART_AFTER_MAX per VM */
 	unsigned nv;
 	const char *laddr = NULL;
@@ -136,8 +137,9 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	if (nv) {
 		vs = kb_calloc(nv, sizeof(*vs));
 		vp = kb_calloc(nv, sizeof(*vp));
+		fts = kb_calloc(nv, sizeof(*fts));
 		after = kb_calloc((size_t)nv * CD_RESTART_AFTER_MAX, sizeof(*after));
-		if (!vs || !vp || !after)
+		if (!vs || !vp || !after || !fts)
 			nv = 0;
 	}
 	for (unsigned i = 0; i < nv; i++) {
@@ -169,6 +171,19 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 				vs[i].migrating_to_name = (char *)(to ? to->name : "");
 			}
 		}
+		if (CD_FT_ON(vm) || vm->ft.generation) {
+			const struct cd_host *sec = cd_state_host(s, vm->ft.secondary);
+
+			keel__cluster__ft__init(&fts[i]);
+			fts[i].state = vm->ft.state;
+			fts[i].secondary = vm->ft.secondary;
+			fts[i].generation = vm->ft.generation;
+			fts[i].preferred = vm->ft.preferred;
+			fts[i].since_ms = vm->ft.since_ms;
+			fts[i].failovers = vm->ft.failovers;
+			vs[i].ft = &fts[i];
+			vs[i].ft_secondary_name = (char *)(sec ? sec->name : "");
+		}
 		vp[i] = &vs[i];
 	}
 	st.n_vms = nv;
@@ -179,6 +194,7 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 	kb_free(hp);
 	kb_free(vs);
 	kb_free(vp);
+	kb_free(fts);
 	kb_free(after);
 }
 

@@ -294,6 +294,9 @@ void cd_ha_start_failed(struct cd_daemon *d, const struct cd_vm *vm, uint64_t ho
 /* The owner powered vm on (leader, loop thread): a VM HA moved counts as running again
  * for the VMs restarted after it. */
 void cd_ha_started(struct cd_daemon *d, const struct cd_vm *vm);
+/* A protected FT VM whose secondary's host is connected and not in maintenance mode: the
+ * FT failover moves it (ft.c), HA leaves it alone. */
+bool cd_ha_ft_takes_it(const struct cd_state *s, const struct cd_vm *vm);
 
 /* ---- placement rules and DRS (drs.c, docs/drs.md "In the cluster") ----------------------- */
 

@@ -136,11 +136,22 @@ static bool owner_may_release(const struct cd_state *s, const struct cd_vm *vm)
 		     h->state == KEEL__CLUSTER__HOST_STATE__HOST_UNREACHABLE || h->maintenance);
 }
 
-static bool protected_vm(const struct cd_vm *vm)
+/* A protected FT VM whose secondary's host is connected: FT moves it (ft.c), not HA. */
+bool cd_ha_ft_takes_it(const struct cd_state *s, const struct cd_vm *vm)
+{
+	const struct cd_host *h;
+
+	if (vm->ft.state != KEEL__CLUSTER__FT_STATE__FT_PROTECTED)
+		return false;
+	h = cd_state_host(s, vm->ft.secondary);
+	return h && h->state == KEEL__CLUSTER__HOST_STATE__HOST_CONNECTED && !h->maintenance;
+}
+
+static bool protected_vm(const struct cd_state *s, const struct cd_vm *vm)
 {
 	return vm->desired_power == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
 	       vm->priority != KEEL__CLUSTER__RESTART_PRIORITY__RESTART_DISABLED &&
-	       vm->ft_role == KEEL__CLUSTER__FT_ROLE__FT_NONE;
+	       !cd_ha_ft_takes_it(s, vm);
 }
 
 /* Hosts as the planner sees them: capacity, and what their VMs wanted on use. n_hosts
@@ -296,7 +307,7 @@ void cd_ha_start_failed(struct cd_daemon *d, const struct cd_vm *vm, uint64_t ho
 	bool moving = ha && s->config.set && !s->config.ha_disabled &&
 		      vm->desired_power == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
 		      vm->priority != KEEL__CLUSTER__RESTART_PRIORITY__RESTART_DISABLED &&
-		      vm->ft_role == KEEL__CLUSTER__FT_ROLE__FT_NONE;
+		      !cd_ha_ft_takes_it(s, vm);
 	char text[256];
 	struct excl *x;
 
@@ -535,7 +546,7 @@ static void lock_scan(struct cd_ha *ha, const struct cd_state *s, uint64_t now)
 	for (unsigned k = 0; k < nv; k++) {
 		const struct cd_vm *vm = cd_state_vm_at(s, k);
 
-		if (protected_vm(vm) && owner_may_release(s, vm))
+		if (protected_vm(s, vm) && owner_may_release(s, vm))
 			n++;
 	}
 	if (n == 0) {
@@ -552,7 +563,7 @@ static void lock_scan(struct cd_ha *ha, const struct cd_state *s, uint64_t now)
 		char dir[PATH_MAX];
 		struct lockq *x;
 
-		if (!protected_vm(vm) || !owner_may_release(s, vm))
+		if (!protected_vm(s, vm) || !owner_may_release(s, vm))
 			continue;
 		x = &q[ha->n_lq++];
 		snprintf(x->uuid, sizeof(x->uuid), "%s", vm->uuid);
@@ -589,7 +600,7 @@ static void on_tick(uv_timer_t *t)
 	for (unsigned k = 0; k < nv; k++) {
 		const struct cd_vm *vm = cd_state_vm_at(s, k);
 
-		if (protected_vm(vm) &&
+		if (protected_vm(s, vm) &&
 		    (owner_dead(s, vm) || (owner_may_release(s, vm) && released_now(ha, vm)) ||
 		     excluded_owner(ha, vm)) &&
 		    !is_pending(ha, vm, now))
@@ -609,7 +620,7 @@ static void on_tick(uv_timer_t *t)
 	for (unsigned k = 0; k < nv; k++) {
 		const struct cd_vm *vm = cd_state_vm_at(s, k);
 		struct ha_plan_vm *p;
-		bool move_it = protected_vm(vm) &&
+		bool move_it = protected_vm(s, vm) &&
 			       (owner_dead(s, vm) ||
 				(owner_may_release(s, vm) && released_now(ha, vm)) ||
 				excluded_owner(ha, vm));

@@ -52,6 +52,7 @@ struct pb_tree {
 	Keel__Cluster__Vm *vms;
 	Keel__Cluster__Vm **vm_ptrs;
 	Keel__Cluster__HaSettings *has;
+	Keel__Cluster__Ft *fts;
 	char **after; /* CD_RESTART_AFTER_MAX pointers per VM */
 	Keel__Cluster__Operation *ops;
 	Keel__Cluster__Operation **op_ptrs;
@@ -72,6 +73,7 @@ static void pb_tree_free(struct pb_tree *t)
 	kb_free(t->vms);
 	kb_free(t->vm_ptrs);
 	kb_free(t->has);
+	kb_free(t->fts);
 	kb_free(t->after);
 	kb_free(t->ops);
 	kb_free(t->op_ptrs);
@@ -100,6 +102,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 	t->vms = alloc_n(s->n_vms, sizeof(*t->vms));
 	t->vm_ptrs = alloc_n(s->n_vms, sizeof(*t->vm_ptrs));
 	t->has = alloc_n(s->n_vms, sizeof(*t->has));
+	t->fts = alloc_n(s->n_vms, sizeof(*t->fts));
 	t->after = alloc_n(s->n_vms, CD_RESTART_AFTER_MAX * sizeof(*t->after));
 	t->ops = alloc_n(s->n_ops, sizeof(*t->ops));
 	t->op_ptrs = alloc_n(s->n_ops, sizeof(*t->op_ptrs));
@@ -110,7 +113,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 	t->rules = alloc_n(s->n_rules, sizeof(*t->rules));
 	t->rule_ptrs = alloc_n(s->n_rules, sizeof(*t->rule_ptrs));
 	t->rule_vms = alloc_n(s->n_rules, CD_RULE_VMS_MAX * sizeof(*t->rule_vms));
-	if (!t->hosts || !t->host_ptrs || !t->caps || !t->vms || !t->vm_ptrs || !t->has ||
+	if (!t->hosts || !t->host_ptrs || !t->caps || !t->vms || !t->vm_ptrs || !t->has || !t->fts ||
 	    !t->after || !t->ops || !t->op_ptrs || !t->tokens || !t->token_ptrs || !t->events ||
 	    !t->event_ptrs || !t->rules || !t->rule_ptrs || !t->rule_vms) {
 		pb_tree_free(t);
@@ -177,8 +180,18 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		t->has[i].n_restart_after = v->n_restart_after;
 		t->has[i].restart_after = after;
 		p->ha = &t->has[i];
-		p->ft_role = v->ft_role;
-		p->ft_peer = (char *)v->ft_peer;
+		if (CD_FT_ON(v) || v->ft.generation) {
+			Keel__Cluster__Ft *f = &t->fts[i];
+
+			keel__cluster__ft__init(f);
+			f->state = v->ft.state;
+			f->secondary = v->ft.secondary;
+			f->generation = v->ft.generation;
+			f->preferred = v->ft.preferred;
+			f->since_ms = v->ft.since_ms;
+			f->failovers = v->ft.failovers;
+			p->ft = f;
+		}
 		p->mem_mib = v->mem_mib;
 		p->cpu_mhz = v->cpu_mhz;
 		p->last_moved_ms = v->last_moved_ms;

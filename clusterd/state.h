@@ -92,6 +92,23 @@ struct cd_host {
 	bool maintenance; /* in maintenance mode (HostSetMaintenance) */
 };
 
+/* A VM's FT (proto/cluster.proto Ft; docs/ft.md, "The cluster's part"). */
+struct cd_ft {
+	int state;	     /* KEEL__CLUSTER__FT_STATE__* */
+	uint64_t secondary;  /* STARTING, PROTECTED: an existing host, not the owner; else 0 */
+	uint64_t generation; /* grows by one with every VmSetFt */
+	uint64_t preferred;  /* the operator's secondary host, or 0 */
+	uint64_t since_ms;
+	uint32_t failovers;
+};
+
+/* FT is on for the VM (any state but NOT_PROTECTED). */
+#define CD_FT_ON(vm) ((vm)->ft.state != KEEL__CLUSTER__FT_STATE__FT_NOT_PROTECTED)
+/* A secondary exists or is being made (STARTING or PROTECTED). */
+#define CD_FT_PAIRED(vm)                                                                       \
+	((vm)->ft.state == KEEL__CLUSTER__FT_STATE__FT_STARTING ||                             \
+	 (vm)->ft.state == KEEL__CLUSTER__FT_STATE__FT_PROTECTED)
+
 struct cd_vm {
 	char uuid[CD_UUID_LEN + 1];
 	char name[CD_NAME_MAX + 1];
@@ -102,8 +119,7 @@ struct cd_vm {
 	int priority;
 	unsigned n_restart_after;
 	char restart_after[CD_RESTART_AFTER_MAX][CD_UUID_LEN + 1];
-	int ft_role;
-	char ft_peer[CD_UUID_LEN + 1]; /* an existing VM when ft_role is not FT_NONE */
+	struct cd_ft ft; /* all 0: FT never turned on */
 	uint64_t mem_mib; /* what it needs to run: HA placement and admission control */
 	uint32_t cpu_mhz; /* its CPU reservation */
 	uint64_t last_moved_ms; /* when its owner last changed to another host; 0: never */

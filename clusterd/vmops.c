@@ -247,17 +247,6 @@ static int place(const struct cd_state *s, const struct cd_vm *vm, uint64_t dest
 		kb_errmsg_setf(e, "host %" PRIu64 " is not in the cluster", dest);
 		return KB_ENOTFOUND;
 	}
-	if (vm->ft_role != KEEL__CLUSTER__FT_ROLE__FT_NONE) {
-		/* FT keeps its pair apart itself: such a VM powers on where it is. */
-		if (dest && dest != vm->owner) {
-			kb_errmsg_setf(e, "VM %s is protected by FT: it powers on on %s, where it is "
-					  "registered",
-				       vm->name, owner ? owner->name : "?");
-			return KB_ESTATE;
-		}
-		*target = vm->owner;
-		return 0;
-	}
 	if ((rv = cd__drs_model_build(s, &m, e)))
 		return rv;
 	if (mem_mib) {
@@ -531,8 +520,6 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 		pv.desired_power = KEEL__CLUSTER__POWER_STATE__POWER_OFF;
 		ha.priority = KEEL__CLUSTER__RESTART_PRIORITY__RESTART_MEDIUM;
 		pv.ha = &ha;
-		pv.ft_role = KEEL__CLUSTER__FT_ROLE__FT_NONE;
-		pv.ft_peer = "";
 		pv.mem_mib = rq->mem_mib;
 		pv.cpu_mhz = rq->cpu_mhz;
 		reg.vm = &pv;

@@ -265,9 +265,9 @@ static const char *event_kind(int k)
 	static const char *const names[] = {
 	    "",		 "cluster-config", "host-added", "host-state",
 	    "host-role", "host-removed",   "vm",	 "note",
-	    "ha",	 "migration"};
+	    "ha",	 "migration",	   "ft"};
 
-	return k >= 0 && k < 10 ? names[k] : "";
+	return k >= 0 && k < 11 ? names[k] : "";
 }
 
 static void answer_events(struct cdreq *r)

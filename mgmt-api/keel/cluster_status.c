@@ -311,9 +311,9 @@ static const char *event_kind(int k)
 {
 	static const char *const names[] = {"-",	 "config",	 "host-added", "host-state",
 					    "host-role", "host-removed", "vm",	       "note",
-					    "ha",	 "migration"};
+					    "ha",	 "migration",	 "ft"};
 
-	return k >= 0 && k < 10 ? names[k] : "?";
+	return k >= 0 && k < 11 ? names[k] : "?";
 }
 
 static int events_run(struct kc_ctx *ctx, const struct kc_call *call)

@@ -223,14 +223,17 @@ Keel__Cluster__Command *cf_ha(const char *uuid, int prio, char **after, size_t n
 	return &b->cmd;
 }
 
-Keel__Cluster__Command *cf_ft(const char *uuid, int role, const char *peer)
+Keel__Cluster__Command *cf_ft(const char *uuid, uint64_t gen, int state, uint64_t secondary,
+			      uint64_t new_epoch)
 {
 	struct cmdbuf *b = cb_new();
 
 	keel__cluster__vm_set_ft__init(&b->u.vm_set_ft);
 	b->u.vm_set_ft.uuid = (char *)uuid;
-	b->u.vm_set_ft.role = role;
-	b->u.vm_set_ft.peer = (char *)peer;
+	b->u.vm_set_ft.expect_generation = gen;
+	b->u.vm_set_ft.state = state;
+	b->u.vm_set_ft.secondary = secondary;
+	b->u.vm_set_ft.new_epoch = new_epoch;
 	b->cmd.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_FT;
 	b->cmd.vm_set_ft = &b->u.vm_set_ft;
 	return &b->cmd;

@@ -31,7 +31,9 @@ Keel__Cluster__Command *cf_vm_unreg(const char *uuid);
 Keel__Cluster__Command *cf_owner(const char *uuid, uint64_t owner, uint64_t epoch);
 Keel__Cluster__Command *cf_power(const char *uuid, int power);
 Keel__Cluster__Command *cf_ha(const char *uuid, int prio, char **after, size_t n);
-Keel__Cluster__Command *cf_ft(const char *uuid, int role, const char *peer);
+/* VmSetFt: expect_generation gen, the new state, its secondary, a failover's new epoch. */
+Keel__Cluster__Command *cf_ft(const char *uuid, uint64_t gen, int state, uint64_t secondary,
+			      uint64_t new_epoch);
 Keel__Cluster__Command *cf_op_begin(uint64_t id, const char *vm, uint64_t src, uint64_t dst,
 				    uint64_t epoch);
 Keel__Cluster__Command *cf_op_advance(uint64_t id, uint32_t phase);

@@ -167,9 +167,10 @@ static void test_vm_register(void **state)
 			     "/vmfs/volumes/ds1/../c.vmx", "/vmfs//c.vmx", "/vmfs/\x01.vmx"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(cf_apply1(cf_vm_reg(UUID_C, bad[i], 1, 1)), -EINVAL);
+	Keel__Cluster__Ft ft = KEEL__CLUSTER__FT__INIT;
+	ft.state = KEEL__CLUSTER__FT_STATE__FT_NEEDS_SECONDARY;
 	c = cf_vm_reg(UUID_C, "/vmfs/volumes/ds1/c/c.vmx", 1, 1);
-	c->vm_register->vm->ft_role = KEEL__CLUSTER__FT_ROLE__FT_PRIMARY;
-	c->vm_register->vm->ft_peer = UUID_A;
+	c->vm_register->vm->ft = &ft; /* FT is turned on after registration */
 	assert_int_equal(cf_apply1(c), -EINVAL);
 	c = cf_vm_reg(UUID_C, "/vmfs/volumes/ds1/c/c.vmx", 1, 1);
 	c->vm_register->vm->desired_power = 0;
@@ -242,24 +243,6 @@ static void test_vm_settings(void **state)
 	assert_int_equal(cd_state_vm(s, UUID_A)->priority,
 			 KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGH);
 
-	/* FT: the peer must exist and not be the VM itself; paired VMs stay registered. */
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, UUID_C)),
-			 KB_ENOTFOUND);
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, UUID_A)),
-			 -EINVAL);
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_NONE, UUID_B)),
-			 -EINVAL);
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, 7, UUID_B)), -EINVAL);
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, UUID_B)), 0);
-	assert_int_equal(cf_apply1(cf_ft(UUID_B, KEEL__CLUSTER__FT_ROLE__FT_SECONDARY, UUID_A)), 0);
-	assert_string_equal(cd_state_vm(s, UUID_B)->ft_peer, UUID_A);
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_B)), KB_ESTATE);
-	assert_int_equal(cf_apply1(cf_ft(UUID_B, KEEL__CLUSTER__FT_ROLE__FT_NONE, "")), 0);
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_B)), KB_ESTATE); /* A still names B */
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_NONE, NULL)), 0);
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_B)), 0);
-	assert_null(cd_state_vm(s, UUID_B));
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_B)), KB_ENOTFOUND);
 }
 
 static void test_operations(void **state)

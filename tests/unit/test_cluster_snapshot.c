@@ -128,7 +128,10 @@ static void test_snapshot_round_trip(void **state)
 	cf_populate();
 	assert_int_equal(
 	    cf_apply1(cf_ha(UUID_A, KEEL__CLUSTER__RESTART_PRIORITY__RESTART_HIGH, after, 1)), 0);
-	assert_int_equal(cf_apply1(cf_ft(UUID_A, KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, UUID_B)), 0);
+	assert_int_equal(
+	    cf_apply1(cf_ft(UUID_A, 0, KEEL__CLUSTER__FT_STATE__FT_NEEDS_SECONDARY, 0, 0)), 0);
+	assert_int_equal(cf_apply1(cf_ft(UUID_A, 1, KEEL__CLUSTER__FT_STATE__FT_STARTING, 3, 0)),
+			 0);
 	assert_int_equal(cf_apply1(cf_op_begin(4, UUID_B, 2, 3, 1)), 0);
 	assert_int_equal(cd_fsm_snapshot(&cf_fsm.raft, &bufs, &n), 0);
 	assert_int_equal(n, 1);
@@ -419,8 +422,12 @@ static void test_snapshot_inconsistent(void **state)
 	REFUSED(v[0].epoch = 0, v[0].epoch = 1);
 	REFUSED(o.destination = 5, o.destination = 2); /* op host missing */
 	REFUSED(o.vm = UUID_C, o.vm = UUID_A);	       /* op VM missing */
-	REFUSED((v[0].ft_role = KEEL__CLUSTER__FT_ROLE__FT_PRIMARY, v[0].ft_peer = UUID_C),
-		(v[0].ft_role = 0, v[0].ft_peer = "")); /* FT peer missing */
+	Keel__Cluster__Ft ft = KEEL__CLUSTER__FT__INIT;
+	ft.state = KEEL__CLUSTER__FT_STATE__FT_PROTECTED;
+	ft.secondary = 7;
+	REFUSED(v[0].ft = &ft, v[0].ft = NULL); /* FT secondary host missing */
+	ft.secondary = 0;
+	REFUSED(v[0].ft = &ft, v[0].ft = NULL); /* protected without a secondary */
 	REFUSED(h[0].vmk0 = "localhost:1", h[0].vmk0 = "198.18.0.1:7000");
 	REFUSED(v[0].ha = NULL, v[0].ha = &ha);
 #undef REFUSED
@@ -499,7 +506,8 @@ static void test_snapshot_inconsistent_tokens_events(void **state)
 	REFUSED(st.next_event_seq = 4, st.next_event_seq = 9); /* not above the last seq */
 	REFUSED(st.next_event_seq = 0, st.next_event_seq = 9);
 	REFUSED(ev[0].kind = 0, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
-	REFUSED(ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_MIGRATION + 1, ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
+	REFUSED(ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_FT + 1,
+		ev[0].kind = KEEL__CLUSTER__EVENT_KIND__EVENT_NOTE);
 	REFUSED(ev[0].message = "", ev[0].message = "note");
 	REFUSED(ev[0].message = "two\nlines", ev[0].message = "note");
 	REFUSED(ev[0].message = "bad \xc3(", ev[0].message = "note");
