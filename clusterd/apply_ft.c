@@ -147,6 +147,7 @@ int cd__apply_vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, str
 		vm->epoch = c->new_epoch;
 		vm->last_moved_ms = at;
 		vm->ft.failovers++;
+		vm->ft.failover_epoch = c->new_epoch;
 		cd__apply_add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, at, vm->owner,
 				    vm->uuid, "VM %s: owner %s -> %s, epoch %llu (FT failover)",
 				    vm->name, cd__apply_host_name(s, old_owner),

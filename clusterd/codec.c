@@ -356,6 +356,7 @@ static int ft_from_pb(const Keel__Cluster__Ft *pb, const char *uuid, uint64_t ow
 	ft->preferred = pb->preferred;
 	ft->since_ms = pb->since_ms;
 	ft->failovers = pb->failovers;
+	ft->failover_epoch = pb->failover_epoch;
 	return 0;
 }
 

@@ -61,6 +61,8 @@ struct cd_bench;
 struct cd_reconciler;
 struct cd_migrator;
 struct cd_ha;
+struct cd_ft_leader;
+struct cd_ftd;
 struct cd_vm;
 struct cd_proposer;
 struct cd_bench_result {
@@ -167,6 +169,8 @@ struct cd_daemon {
 	struct cd_reconciler *rec; /* reconcile.c */
 	struct cd_migrator *mig;   /* migrate.c: the migrations this host takes part in */
 	struct cd_ha *ha;	   /* ha.c: the HA engine (acts while this node leads) */
+	struct cd_ft_leader *ft_leader; /* ft_leader.c: FT decisions (while this node leads) */
+	struct cd_ftd *ft;		/* ft.c: this host's FT primaries and secondaries */
 	struct cd_proposer *prop;  /* propose.c: batches submitted commands */
 
 	/* After a leave: main wipes the membership files and restarts clusterd. */
@@ -439,5 +443,30 @@ int cd_node_role_of(struct cd_daemon *d, uint64_t id);
 int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e);
 /* Stops listening and closes every client; unlinks the socket. */
 void cd_ctl_stop(struct cd_daemon *d);
+
+/* ---- FT (ft_leader.c, ft.c; docs/ft.md "The cluster's part") ------------------------------ */
+
+/* The leader grants a secondary's takeover when the primary's host sent no network
+ * heartbeat for this long (2.5 beats), or is not connected. */
+#define CD_FT_PRIMARY_SILENT_MS 250
+
+/* The leader's answer to OP_FT_* (vmops.c hands them over; loop thread). */
+int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
+	       cd_vmop_cb cb, void *arg, struct kb_errmsg *e);
+/* The leader's FT tick: failovers of failed primaries, secondaries lost with their host,
+ * the choice of a secondary's host. */
+int cd_ft_leader_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_ft_leader_stop(struct cd_daemon *d);
+/* This host's FT driver: pairings of the VMs it owns, the takeovers and the ends of the
+ * secondaries it keeps. */
+int cd_ft_start(struct cd_daemon *d, struct kb_errmsg *e);
+void cd_ft_stop(struct cd_daemon *d);
+/* STEP_FT_PREPARE from peer (the VM's owner): checks the pairing in this host's replica
+ * (waiting a moment for it), starts the secondary through vmkernel; cb gets its endpoint. */
+int cd_ft_prepare(struct cd_daemon *d, uint64_t peer, const Keel__Cluster__FtPrepare *rq,
+		  cd_migrate_prepared_cb cb, void *arg, struct kb_errmsg *e);
+/* vmops.c's answer to a VM request (the VM's owner, epoch, operation after it). */
+void cd__vmop_answer(struct cd_daemon *d, cd_vmop_cb cb, void *arg, const char *uuid,
+		     uint64_t host, int code, const char *error);
 
 #endif

@@ -60,6 +60,8 @@ struct cli_op {
 	uint32_t vm_cpu_mhz;
 	char vm_error[256]; /* OP_START_FAILED, OP_MIGRATE_ABORT */
 	uint64_t vm_op_id, vm_destination; /* the OP_MIGRATE_* requests */
+	bool vm_wanted_only;
+	uint64_t vm_ft_generation;
 	bool vm_answered;
 	uint64_t vm_owner, vm_epoch, vm_host;
 	char vm_owner_name[CD_NAME_MAX + 1];
@@ -480,6 +482,8 @@ static void member_work(uv_work_t *w)
 		vmrq.error = op->vm_error;
 		vmrq.op_id = op->vm_op_id;
 		vmrq.destination = op->vm_destination;
+		vmrq.wanted_only = op->vm_wanted_only;
+		vmrq.ft_generation = op->vm_ft_generation;
 		rq.vm = &vmrq;
 	}
 	snprintf(addr, sizeof(addr), "%s", op->address);
@@ -735,6 +739,8 @@ int cd_node_vm_request(struct cd_daemon *d, const Keel__Cluster__ClusterVmReques
 	snprintf(op->vm_error, sizeof(op->vm_error), "%s", rq->error ? rq->error : "");
 	op->vm_op_id = rq->op_id;
 	op->vm_destination = rq->destination;
+	op->vm_wanted_only = rq->wanted_only;
+	op->vm_ft_generation = rq->ft_generation;
 	op->vm_cb = cb;
 	op->vm_arg = arg;
 	snprintf(op->state_dir, sizeof(op->state_dir), "%s", d->state_dir);

@@ -591,6 +591,15 @@ static void do_migrate_prepare(struct cd_job *j)
 		cd__job_error(j, rv, "%s", e.msg);
 }
 
+static void do_ft_prepare(struct cd_job *j)
+{
+	struct kb_errmsg e = {{0}};
+	int rv = cd_ft_prepare(j->d, j->peer_id, j->rq->ft, on_prepared, j, &e);
+
+	if (rv)
+		cd__job_error(j, rv, "%s", e.msg);
+}
+
 /* ---- the step of a job --------------------------------------------------------------- */
 
 void cd__joinsrv_process(struct cd_job *j)
@@ -608,7 +617,7 @@ void cd__joinsrv_process(struct cd_job *j)
 		break;
 	}
 	if (step < KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_TOKEN ||
-	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS) {
+	    step > KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_FT_PREPARE) {
 		cd__job_error(j, KB_EPROTO, "unknown step %d", step);
 		return;
 	}
@@ -632,6 +641,8 @@ void cd__joinsrv_process(struct cd_job *j)
 		do_migrate_prepare(j);
 	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_DRS)
 		do_drs(j);
+	else if (step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_FT_PREPARE)
+		do_ft_prepare(j);
 	else
 		do_remove(j, step == KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_LEAVE);
 }

@@ -323,6 +323,12 @@ int cd_node_member_start(struct cd_daemon *d, struct kb_errmsg *e)
 	rv = cd_migrate_start(d, e);
 	if (rv)
 		return rv;
+	rv = cd_ft_leader_start(d, e);
+	if (rv)
+		return rv;
+	rv = cd_ft_start(d, e);
+	if (rv)
+		return rv;
 	return cd_reconcile_start(d, e);
 }
 
@@ -802,6 +808,8 @@ void cd_node_close(struct cd_daemon *d, void (*cb)(struct cd_daemon *d))
 	cd_hbnet_stop(d);
 	cd_reconcile_stop(d);
 	cd_migrate_stop(d);
+	cd_ft_stop(d);
+	cd_ft_leader_stop(d);
 	cd_ha_stop(d);
 	cd_proposer_close(d);
 	if (d->creating)

@@ -190,6 +190,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 			f->preferred = v->ft.preferred;
 			f->since_ms = v->ft.since_ms;
 			f->failovers = v->ft.failovers;
+			f->failover_epoch = v->ft.failover_epoch;
 			p->ft = f;
 		}
 		p->mem_mib = v->mem_mib;

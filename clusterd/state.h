@@ -100,6 +100,7 @@ struct cd_ft {
 	uint64_t preferred;  /* the operator's secondary host, or 0 */
 	uint64_t since_ms;
 	uint32_t failovers;
+	uint64_t failover_epoch; /* the epoch of the last failover */
 };
 
 /* FT is on for the VM (any state but NOT_PROTECTED). */

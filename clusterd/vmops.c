@@ -38,6 +38,7 @@
  *   MIGRATE_ABORT   (any member) OpEnd(op, reason) while the migration is in flight; when
  *                it is not (switched over, or ended), no change
  *   MIGRATE_REPORT  (any member) EventAdd(kind migration) with the figures in error
+ *   FT_*         ft_leader.c (docs/ft.md, "The cluster's part")
  * Every answer carries the VM's owner and epoch after the operation, and the operation in
  * flight on it; for the two last, they are how the caller learns which came first.
  */
@@ -111,6 +112,12 @@ static void answer(struct cd_daemon *d, cd_vmop_cb cb, void *arg, const char *uu
 		   uint64_t host, int code, const char *error)
 {
 	answer_placed(d, cb, arg, uuid, host, code, error, NULL, false);
+}
+
+void cd__vmop_answer(struct cd_daemon *d, cd_vmop_cb cb, void *arg, const char *uuid,
+		     uint64_t host, int code, const char *error)
+{
+	answer(d, cb, arg, uuid, host, code, error);
 }
 
 static void on_done(struct cd_daemon *d, void *arg, int status, int code, const char *reason)
@@ -377,6 +384,12 @@ static int migrate_cmd(struct cd_daemon *d, uint64_t host, const Keel__Cluster__
 		if (vm->desired_power != KEEL__CLUSTER__POWER_STATE__POWER_ON) {
 			kb_errmsg_setf(e, "VM %s is not powered on: only a running VM migrates "
 					  "(power it on where it should run)",
+				       vm->name);
+			return KB_ESTATE;
+		}
+		if (CD_FT_ON(vm)) {
+			kb_errmsg_setf(e, "VM %s is protected by FT: turn FT off to migrate it "
+					  "(keel vm ft disable)",
 				       vm->name);
 			return KB_ESTATE;
 		}
@@ -675,6 +688,14 @@ int cd_vmop_leader(struct cd_daemon *d, uint64_t host, const Keel__Cluster__Clus
 			return 0;
 		}
 		break;
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_ENABLE:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_DISABLE:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_FAILOVER:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_RESTART_SECONDARY:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_PROTECTED:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST:
+	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_TAKEOVER:
+		return cd_ft_vmop(d, host, rq, cb, arg, e);
 	default:
 		kb_errmsg_setf(e, "unknown VM operation %d", rq->op);
 		return KB_EPROTO;

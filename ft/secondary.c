@@ -35,6 +35,7 @@
 #include "vmotion/wire.h"
 
 #define ACCEPT_TIMEOUT_MS 30000
+#define SILENCE_MS	  400 /* protected: no record for this long is a lost primary */
 
 struct ft_secondary {
 	struct vmm_vm *vm;
@@ -151,6 +152,12 @@ static void *receiver(void *arg)
 			rv = vmo_send_ckpt(s->conn, VMO_ACK, applied, &err);
 			stats_to_status(s);
 			if (applied == 1) {
+				/* checkpoints come every epoch from now on: a silence longer
+				 * than SILENCE_MS is a primary gone (a dead host sends nothing) */
+				struct timeval tv = {.tv_sec = SILENCE_MS / 1000,
+						     .tv_usec = (SILENCE_MS % 1000) * 1000};
+				(void)setsockopt(vmo_conn_fd(s->conn), SOL_SOCKET, SO_RCVTIMEO, &tv,
+						 sizeof(tv));
 				set_phase(s, VMM_FT_PROTECTED, 0, NULL);
 				kb_log(s->vm->log, KB_LOG_INFO,
 				       "FT: checkpoint 1 applied; protected");

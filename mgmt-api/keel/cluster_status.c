@@ -173,6 +173,23 @@ static void status_json(const Keel__Cluster__ClusterStatus *s)
 		} else {
 			kc_json_null(&j, "migration");
 		}
+		if (v->ft) {
+			static const char *const words[] = {"not protected", "needs secondary",
+							    "starting", "protected"};
+
+			kc_json_obj_begin(&j, "ft");
+			kc_json_str(&j, "state",
+				    v->ft->state >= 0 && v->ft->state < 4 ? words[v->ft->state] : "?");
+			kc_json_u64(&j, "secondary", v->ft->secondary);
+			kc_json_str(&j, "secondary_name",
+				    v->ft_secondary_name ? v->ft_secondary_name : "");
+			kc_json_u64(&j, "generation", v->ft->generation);
+			kc_json_u64(&j, "failovers", v->ft->failovers);
+			kc_json_u64(&j, "since_ms", v->ft->since_ms);
+			kc_json_obj_end(&j);
+		} else {
+			kc_json_null(&j, "ft");
+		}
 		kc_json_obj_end(&j);
 	}
 	kc_json_arr_end(&j);

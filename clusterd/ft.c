@@ -1,0 +1,919 @@
+/*
+ * This host's FT driver (docs/ft.md, "The cluster's part"): every TICK_MS it compares what
+ * the replicated state says about each FT VM with the FT sessions of the local vmkernel and
+ * acts, on a worker, through vmkernel's requests (kernel/vm/ft.c) and the cluster's
+ * (ClusterVmRequest OP_FT_*, answered by the leader in ft_leader.c).
+ *
+ * As the VM's owner (the primary's host):
+ *   STARTING at generation G, the secondary's host H chosen by the leader: a pairing driver
+ *     (one worker per VM) waits for the VM to run here, ends a stale FT session of the vmx,
+ *     asks H over the join port (STEP_FT_PREPARE, mutual TLS; the key travels only there)
+ *     to start the secondary, starts the primary (VmkVmFtStart) and follows it until it is
+ *     protected: OP_FT_PROTECTED(G); a failure ends the session and is OP_FT_LOST(G, why);
+ *   PROTECTED at G and the vmx says the stream is lost: OP_FT_LOST(G) — held output stays
+ *     held until the cluster has committed that this side goes on alone;
+ *   not paired (NEEDS_SECONDARY, NOT_PROTECTED) while the vmx still has an FT session:
+ *     VmkVmFtStop, which releases its held output. Safe: the commit that left the pairing
+ *     spent its generation, so no takeover of it can ever be granted;
+ *   the VM resumed here by a failover (its epoch is ft.failover_epoch) while this host
+ *     holds its secondary: VmkVmFtTakeover(epoch). Any other owner change to a host holding
+ *     a secondary ends the secondary (VmkVmFtStop) and the reconciler powers the VM on
+ *     from its disks: only a failover may resume from a checkpoint.
+ * As the secondary's host:
+ *   PROTECTED at G, this host the secondary, the vmx says the primary's stream is lost:
+ *     OP_FT_TAKEOVER(G), every tick until the leader decides (it refuses while the
+ *     primary's host is alive);
+ *   a secondary the state no longer names (FT off, another secondary, the VM gone):
+ *     VmkVmFtStop.
+ * Elsewhere: a vmx here that still runs the VM as an FT primary while the cluster names
+ * another owner (the secondary took over) is powered off, fenced (its output was held).
+ *
+ * STEP_FT_PREPARE lands in cd_ft_prepare: the pairing must be in this host's replica
+ * (waited for up to PREPARE_WAIT_MS): STARTING at the generation asked, this host the
+ * secondary, the asker the owner. vmkernel's VmkVmFtSecondary answers with the endpoint.
+ *
+ * Threads: the state is read on the loop; workers get copies.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "clusterd/apply.h"
+#include "clusterd/daemon.h"
+#include "lib/frame.h"
+#include "lib/heap.h"
+#include "lib/time.h"
+
+#define TICK_MS		50
+#define PAIRS_MAX	32
+#define MON_MAX		256	/* FT VMs watched at once */
+#define PREPARE_WAIT_MS 3000
+#define RUN_WAIT_MS	60000	/* a pairing waits this long for the VM to run here */
+#define PROTECT_MS	(5 * 60 * 1000) /* ...and this long for the first checkpoint */
+#define REPEAT_MS	500	/* the same report is not sent more often */
+#define TAKEOVER_REPEAT_MS 40	/* ...but a takeover is asked again at once */
+#define KEY_SIZE	32
+#define ID_SIZE		16
+
+#define FT_OFF	 KEEL__CLUSTER__FT_STATE__FT_NOT_PROTECTED
+#define FT_NEEDS KEEL__CLUSTER__FT_STATE__FT_NEEDS_SECONDARY
+#define FT_START KEEL__CLUSTER__FT_STATE__FT_STARTING
+#define FT_PROT	 KEEL__CLUSTER__FT_STATE__FT_PROTECTED
+
+struct pair { /* a pairing this host drives as the owner */
+	struct cd_ftd *f;
+	uv_work_t work;
+	bool used, busy;
+	_Atomic bool cancel; /* the state moved on: give up */
+	char uuid[CD_UUID_LEN + 1];
+	char name[CD_NAME_MAX + 1];
+	uint64_t gen, secondary;
+	char sec_addr[64];
+	int code;
+	char error[256];
+};
+
+struct mvm { /* an FT VM as the monitor sees it (copied on the loop) */
+	char uuid[CD_UUID_LEN + 1];
+	char name[CD_NAME_MAX + 1];
+	bool known;	 /* in the replicated state */
+	bool owner;	 /* this host owns it */
+	bool secondary;	 /* this host is its secondary */
+	bool resume;	 /* owned here by a failover: resume from the secondary */
+	bool pairing;	 /* a pairing driver runs for it */
+	int state;
+	uint64_t gen, epoch;
+	/* the worker's findings */
+	int ask;	 /* OP_FT_* to send, or 0 */
+	char error[200];
+};
+
+struct prep { /* STEP_FT_PREPARE waiting for its pairing, then running */
+	struct cd_ftd *f;
+	struct prep *next;
+	uv_work_t work;
+	uint64_t peer, gen, deadline_ms;
+	char uuid[CD_UUID_LEN + 1];
+	char vmx_path[CD_PATH_MAX + 1];
+	uint8_t id[ID_SIZE], key[KEY_SIZE];
+	bool encrypt;
+	cd_migrate_prepared_cb cb;
+	void *arg;
+	int code;
+	char error[256];
+	char endpoint[64];
+};
+
+struct sent { /* a report sent: not again within REPEAT_MS */
+	char uuid[CD_UUID_LEN + 1];
+	int op;
+	uint64_t gen, at_ms;
+};
+
+struct cd_ftd {
+	struct cd_daemon *d;
+	uv_timer_t timer;
+	char vmk_sock[PATH_MAX];
+	char state_dir[PATH_MAX];
+	uint64_t self;
+	bool stopping, timer_closed;
+	unsigned n_busy;
+	/* the monitor */
+	bool mon_busy;
+	uv_work_t mon_work;
+	struct mvm mon[MON_MAX];
+	unsigned n_mon;
+	struct sent sent[MON_MAX];
+	unsigned n_sent;
+	struct pair pairs[PAIRS_MAX];
+	struct prep *waiting;
+	_Atomic unsigned pairs_started; /* a monitor pass that saw it change ends no session */
+	unsigned mon_pairs_started;
+};
+
+static uint64_t mono_ms(void)
+{
+	return kb_now_ns() / 1000000u;
+}
+
+static void maybe_free(struct cd_ftd *f)
+{
+	if (f->stopping && f->n_busy == 0 && f->timer_closed)
+		kb_free(f);
+}
+
+static Keel__Vmk__VmkReply *vmk_ask(const char *sock, const Keel__Vmk__VmkRequest *rq)
+{
+	Keel__Vmk__VmkReply *rp;
+	int fd = kb_unix_connect(sock);
+
+	if (fd < 0)
+		return NULL;
+	rp = cd_vmk_call(fd, rq);
+	close(fd);
+	return rp;
+}
+
+static void set_err(char *buf, size_t size, const Keel__Vmk__VmkReply *rp, const char *what)
+{
+	if (!rp)
+		snprintf(buf, size, "%s: vmkernel did not answer", what);
+	else
+		snprintf(buf, size, "%s", rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
+}
+
+/* VmkVmFtStatus: role and phase ("" when the vmx runs no FT, or there is no vmx). */
+static void ft_status(const char *sock, const char *uuid, char *role, size_t rsize, char *phase,
+		      size_t psize, char *error, size_t esize)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmFtStatus st = KEEL__VMK__VMK_VM_FT_STATUS__INIT;
+	Keel__Vmk__VmkReply *rp;
+
+	role[0] = phase[0] = '\0';
+	if (error)
+		error[0] = '\0';
+	st.vm = (char *)uuid;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_STATUS;
+	rq.vm_ft_status = &st;
+	rp = vmk_ask(sock, &rq);
+	if (rp && rp->code == 0 && rp->ft) {
+		snprintf(role, rsize, "%s", rp->ft->role ? rp->ft->role : "");
+		snprintf(phase, psize, "%s", rp->ft->phase ? rp->ft->phase : "");
+		if (error && rp->ft->error)
+			snprintf(error, esize, "%s", rp->ft->error);
+	}
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+/* An FT session the vmx still has (primary side): anything but off. */
+static bool active_phase(const char *phase)
+{
+	return phase[0] && strcmp(phase, "off") != 0 && strcmp(phase, "stopped") != 0;
+}
+
+static int ft_stop(const char *sock, const char *uuid, char *error, size_t esize)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmFtStop st = KEEL__VMK__VMK_VM_FT_STOP__INIT;
+	Keel__Vmk__VmkReply *rp;
+	int rv;
+
+	st.vm = (char *)uuid;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_STOP;
+	rq.vm_ft_stop = &st;
+	rp = vmk_ask(sock, &rq);
+	rv = !rp ? -EIO : rp->code;
+	if (rv && error)
+		set_err(error, esize, rp, "FT stop");
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	return rv;
+}
+
+/* ---- the pairing (owner) ---------------------------------------------------------------- */
+
+static bool runs_here(const char *sock, const char *uuid)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmList list = KEEL__VMK__VMK_VM_LIST__INIT;
+	Keel__Vmk__VmkReply *rp;
+	bool on = false;
+
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
+	rq.vm_list = &list;
+	rp = vmk_ask(sock, &rq);
+	for (size_t k = 0; rp && rp->code == 0 && k < rp->n_vms; k++)
+		if (strcmp(rp->vms[k]->uuid, uuid) == 0)
+			on = strcmp(rp->vms[k]->power_state, "poweredOn") == 0;
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	return on;
+}
+
+static void pair_work(uv_work_t *w)
+{
+	struct pair *g = w->data;
+	struct cd_ftd *f = g->f;
+	Keel__Cluster__JoinRequest jr = KEEL__CLUSTER__JOIN_REQUEST__INIT;
+	Keel__Cluster__FtPrepare fp = KEEL__CLUSTER__FT_PREPARE__INIT;
+	Keel__Cluster__JoinReply *jp = NULL;
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmFtStart fs = KEEL__VMK__VMK_VM_FT_START__INIT;
+	Keel__Vmk__VmkReply *rp;
+	struct kb_errmsg e = {{0}};
+	uint8_t key[KEY_SIZE], id[ID_SIZE];
+	char role[16], phase[32], err[200];
+	uint64_t be, until;
+	int rv;
+
+	until = mono_ms() + RUN_WAIT_MS;
+	while (!runs_here(f->vmk_sock, g->uuid)) {
+		if (g->cancel || mono_ms() > until) {
+			g->code = g->cancel ? KB_ECANCELED : KB_ETIMEOUT;
+			snprintf(g->error, sizeof(g->error), "the VM does not run on its host");
+			return;
+		}
+		kb_sleep_ns(250 * KB_NSEC_PER_MSEC);
+	}
+	/* A session left from an earlier pairing: its generation is spent, its end is safe. */
+	ft_status(f->vmk_sock, g->uuid, role, sizeof(role), phase, sizeof(phase), NULL, 0);
+	if (strcmp(role, "primary") == 0 && active_phase(phase))
+		(void)ft_stop(f->vmk_sock, g->uuid, NULL, 0);
+	if (RAND_bytes(key, sizeof(key)) != 1) {
+		g->code = -EIO;
+		snprintf(g->error, sizeof(g->error), "no random bytes for the FT key");
+		return;
+	}
+	be = htobe64(g->gen);
+	memcpy(id, &be, 8);
+	if (RAND_bytes(id + 8, 8) != 1)
+		memset(id + 8, 0, 8);
+	fp.uuid = g->uuid;
+	fp.generation = g->gen;
+	fp.id.data = id;
+	fp.id.len = sizeof(id);
+	fp.key.data = key;
+	fp.key.len = sizeof(key);
+	fp.encrypt = true;
+	jr.step = KEEL__CLUSTER__JOIN_REQUEST__STEP__STEP_FT_PREPARE;
+	jr.ft = &fp;
+	rv = cd__peer_call(f->state_dir, g->sec_addr, g->secondary, &jr, &jp, &e);
+	if (rv == 0 && jp->code) {
+		rv = jp->code;
+		snprintf(e.msg, sizeof(e.msg), "%s", jp->error && jp->error[0] ? jp->error : "refused");
+	} else if (rv == 0 && jp->n_endpoints == 0) {
+		rv = KB_EPROTO;
+		snprintf(e.msg, sizeof(e.msg), "it named no endpoint");
+	}
+	if (rv) {
+		g->code = rv;
+		snprintf(g->error, sizeof(g->error), "the secondary's host did not start it: %s",
+			 e.msg);
+		goto out;
+	}
+	fs.vm = g->uuid;
+	fs.endpoint = jp->endpoints[0];
+	fs.id.data = id;
+	fs.id.len = sizeof(id);
+	fs.key.data = key;
+	fs.key.len = sizeof(key);
+	fs.encrypt = true;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_START;
+	rq.vm_ft_start = &fs;
+	rp = vmk_ask(f->vmk_sock, &rq);
+	if (!rp || rp->code) {
+		g->code = rp ? rp->code : -EIO;
+		set_err(g->error, sizeof(g->error), rp, "FT start");
+		if (rp)
+			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+		goto out;
+	}
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	until = mono_ms() + PROTECT_MS;
+	for (;;) {
+		ft_status(f->vmk_sock, g->uuid, role, sizeof(role), phase, sizeof(phase), err,
+			  sizeof(err));
+		if (strcmp(phase, "protected") == 0)
+			break;
+		if (g->cancel || mono_ms() > until || !active_phase(phase) ||
+		    strcmp(phase, "failed") == 0 || strcmp(phase, "lost") == 0) {
+			g->code = g->cancel ? KB_ECANCELED : mono_ms() > until ? KB_ETIMEOUT : -EIO;
+			snprintf(g->error, sizeof(g->error), "%s",
+				 err[0]		   ? err
+				 : g->cancel	   ? "FT changed meanwhile"
+				 : phase[0]	   ? phase
+						   : "the VM's vmx ended");
+			/* nothing was acknowledged: no output is held, the end is safe */
+			(void)ft_stop(f->vmk_sock, g->uuid, NULL, 0);
+			break;
+		}
+		kb_sleep_ns(100 * KB_NSEC_PER_MSEC);
+	}
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	if (jp)
+		keel__cluster__join_reply__free_unpacked(jp, NULL);
+}
+
+static void on_reported(struct cd_daemon *d, void *arg, int code, const char *error,
+			const Keel__Cluster__ClusterVmReply *rp)
+{
+	(void)arg;
+	(void)rp;
+	if (code && code != -ESTALE && code != -EBUSY)
+		kb_log(d->log, KB_LOG_WARN, "FT: telling the cluster: %s", error ? error : "refused");
+}
+
+static void report(struct cd_ftd *f, int op, const char *uuid, uint64_t gen, const char *error)
+{
+	Keel__Cluster__ClusterVmRequest rq = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
+	struct kb_errmsg e = {{0}};
+
+	rq.op = op;
+	rq.uuid = (char *)uuid;
+	rq.ft_generation = gen;
+	rq.error = (char *)(error ? error : "");
+	if (cd_node_vm_request(f->d, &rq, on_reported, NULL, &e))
+		kb_log(f->d->log, KB_LOG_WARN, "FT: VM %s: %s", uuid, e.msg);
+}
+
+/* The same report is sent at most every REPEAT_MS. */
+static bool repeat_ok(struct cd_ftd *f, int op, const char *uuid, uint64_t gen)
+{
+	uint64_t now = mono_ms();
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < f->n_sent; i++) {
+		struct sent *s = &f->sent[i];
+
+		if (s->op == op && s->gen == gen && strcmp(s->uuid, uuid) == 0 &&
+		    now - s->at_ms < (op == KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_TAKEOVER
+					  ? TAKEOVER_REPEAT_MS
+					  : REPEAT_MS))
+			return false;
+	}
+	for (unsigned i = 0; i < f->n_sent; i++)
+		if (now - f->sent[i].at_ms < REPEAT_MS)
+			f->sent[k++] = f->sent[i];
+	f->n_sent = k;
+	if (f->n_sent < MON_MAX) {
+		struct sent *s = &f->sent[f->n_sent++];
+
+		snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+		s->op = op;
+		s->gen = gen;
+		s->at_ms = now;
+	}
+	return true;
+}
+
+static void pair_done(uv_work_t *w, int status)
+{
+	struct pair *g = w->data;
+	struct cd_ftd *f = g->f;
+
+	g->busy = false;
+	f->n_busy--;
+	if (status && !g->code) {
+		g->code = KB_ECANCELED;
+		snprintf(g->error, sizeof(g->error), "clusterd is stopping");
+	}
+	if (f->stopping) {
+		g->used = false;
+		maybe_free(f);
+		return;
+	}
+	if (g->code == 0) {
+		kb_log(f->d->log, KB_LOG_INFO, "FT: VM %s protected", g->name);
+		report(f, KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_PROTECTED, g->uuid, g->gen,
+		       NULL);
+	} else if (g->code != KB_ECANCELED) {
+		kb_log(f->d->log, KB_LOG_WARN, "FT: VM %s: the secondary did not start: %s", g->name,
+		       g->error);
+		report(f, KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST, g->uuid, g->gen,
+		       g->error);
+	}
+	/* the slot stays for this generation: a pairing is driven once */
+}
+
+static struct pair *pair_of(struct cd_ftd *f, const char *uuid)
+{
+	for (unsigned i = 0; i < PAIRS_MAX; i++)
+		if (f->pairs[i].used && strcmp(f->pairs[i].uuid, uuid) == 0)
+			return &f->pairs[i];
+	return NULL;
+}
+
+static void pair_start(struct cd_ftd *f, const struct cd_state *s, const struct cd_vm *vm)
+{
+	const struct cd_host *h = cd_state_host(s, vm->ft.secondary);
+	struct pair *g = pair_of(f, vm->uuid);
+	char ip[32] = "";
+	unsigned port = 0;
+
+	if (g && (g->busy || g->gen == vm->ft.generation))
+		return;
+	if (!h || sscanf(h->vmk0, "%31[0-9.]:%u", ip, &port) != 2)
+		return;
+	if (!g)
+		for (unsigned i = 0; i < PAIRS_MAX && !g; i++)
+			if (!f->pairs[i].used)
+				g = &f->pairs[i];
+	if (!g)
+		return; /* full: next tick */
+	memset(g, 0, sizeof(*g));
+	g->f = f;
+	g->used = true;
+	snprintf(g->uuid, sizeof(g->uuid), "%s", vm->uuid);
+	snprintf(g->name, sizeof(g->name), "%s", vm->name);
+	g->gen = vm->ft.generation;
+	g->secondary = h->id;
+	snprintf(g->sec_addr, sizeof(g->sec_addr), "%s:%u", ip, port + CD_JOIN_PORT_OFFSET);
+	g->work.data = g;
+	if (uv_queue_work(f->d->loop, &g->work, pair_work, pair_done) != 0) {
+		g->used = false;
+		return;
+	}
+	g->busy = true;
+	f->n_busy++;
+	f->pairs_started++;
+	kb_log(f->d->log, KB_LOG_INFO, "FT: VM %s: starting its secondary on %s", vm->name,
+	       h->name);
+}
+
+/* ---- the monitor (worker) ------------------------------------------------------------------ */
+
+static void vm_power_off_fenced(const char *sock, const char *uuid)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmPowerOff pf = KEEL__VMK__VMK_VM_POWER_OFF__INIT;
+	Keel__Vmk__VmkReply *rp;
+
+	pf.vm = (char *)uuid;
+	pf.fence = true;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
+	rq.vm_power_off = &pf;
+	rp = vmk_ask(sock, &rq);
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+static int takeover(const char *sock, const char *uuid, uint64_t epoch, char *error, size_t esize)
+{
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmFtTakeover tk = KEEL__VMK__VMK_VM_FT_TAKEOVER__INIT;
+	Keel__Vmk__VmkReply *rp;
+	int rv;
+
+	tk.vm = (char *)uuid;
+	tk.epoch = epoch;
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_TAKEOVER;
+	rq.vm_ft_takeover = &tk;
+	rp = vmk_ask(sock, &rq);
+	rv = !rp ? -EIO : rp->code;
+	if (rv)
+		set_err(error, esize, rp, "FT takeover");
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+	return rv;
+}
+
+static void mon_work(uv_work_t *w)
+{
+	struct cd_ftd *f = w->data;
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmList list = KEEL__VMK__VMK_VM_LIST__INIT;
+	Keel__Vmk__VmkReply *rp;
+
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
+	rq.vm_list = &list;
+	rp = vmk_ask(f->vmk_sock, &rq);
+	if (!rp || rp->code) {
+		if (rp)
+			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+		f->n_mon = 0;
+		return;
+	}
+	/* Local VMs the state does not make FT VMs but that hold an FT secondary. */
+	for (size_t k = 0; k < rp->n_vms && f->n_mon < MON_MAX; k++) {
+		const Keel__Vmk__VmInfo *l = rp->vms[k];
+		bool listed = false;
+
+		for (unsigned i = 0; i < f->n_mon && !listed; i++)
+			listed = strcmp(f->mon[i].uuid, l->uuid) == 0;
+		if (!listed && strcmp(l->power_state, "ft-secondary") == 0) {
+			struct mvm *m = &f->mon[f->n_mon++];
+
+			memset(m, 0, sizeof(*m));
+			snprintf(m->uuid, sizeof(m->uuid), "%s", l->uuid);
+			snprintf(m->name, sizeof(m->name), "%s", l->name ? l->name : l->uuid);
+		}
+	}
+	for (unsigned i = 0; i < f->n_mon; i++) {
+		struct mvm *m = &f->mon[i];
+		const Keel__Vmk__VmInfo *local = NULL;
+		char role[16], phase[32], err[200];
+
+		m->ask = 0;
+		for (size_t k = 0; k < rp->n_vms; k++)
+			if (strcmp(rp->vms[k]->uuid, m->uuid) == 0)
+				local = rp->vms[k];
+		if (!local)
+			continue;
+		ft_status(f->vmk_sock, m->uuid, role, sizeof(role), phase, sizeof(phase), err,
+			  sizeof(err));
+		if (strcmp(role, "secondary") == 0) {
+			if (m->known && m->owner && m->resume) {
+				char why[256];
+
+				if (takeover(f->vmk_sock, m->uuid, m->epoch, why, sizeof(why)) == 0) {
+					kb_log(f->d->log, KB_LOG_WARN,
+					       "FT: VM %s resumed here from its secondary, epoch %" PRIu64,
+					       m->name, m->epoch);
+				} else {
+					kb_log(f->d->log, KB_LOG_WARN,
+					       "FT: VM %s: the takeover failed (%s); it starts from its "
+					       "disks",
+					       m->name, why);
+					(void)ft_stop(f->vmk_sock, m->uuid, NULL, 0);
+				}
+			} else if (m->known && m->owner) {
+				kb_log(f->d->log, KB_LOG_INFO,
+				       "FT: VM %s came here by another owner change: its secondary "
+				       "ends, it starts from its disks",
+				       m->name);
+				(void)ft_stop(f->vmk_sock, m->uuid, NULL, 0);
+			} else if (m->known && m->secondary &&
+				   (m->state == FT_START || m->state == FT_PROT)) {
+				if (m->state == FT_PROT && strcmp(phase, "lost") == 0) {
+					m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_TAKEOVER;
+					snprintf(m->error, sizeof(m->error), "%s", err);
+				}
+			} else {
+				kb_log(f->d->log, KB_LOG_INFO,
+				       "FT: VM %s: the cluster no longer names this host its "
+				       "secondary: it ends",
+				       m->name);
+				(void)ft_stop(f->vmk_sock, m->uuid, NULL, 0);
+			}
+			continue;
+		}
+		if (strcmp(role, "primary") != 0 || !active_phase(phase) || !m->known)
+			continue;
+		if (!m->owner) {
+			/* the secondary took over: this vmx's output was held; it goes */
+			kb_log(f->d->log, KB_LOG_WARN,
+			       "FT: VM %s runs elsewhere now: its former primary here is powered "
+			       "off",
+			       m->name);
+			vm_power_off_fenced(f->vmk_sock, m->uuid);
+		} else if (m->state == FT_PROT && (strcmp(phase, "lost") == 0 ||
+						    strcmp(phase, "failed") == 0)) {
+			m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST;
+			snprintf(m->error, sizeof(m->error), "%s", err[0] ? err : phase);
+		} else if (m->state == FT_START && strcmp(phase, "protected") == 0 && !m->pairing) {
+			m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_PROTECTED;
+		} else if ((m->state == FT_NEEDS || m->state == FT_OFF) && !m->pairing &&
+			   f->pairs_started == f->mon_pairs_started) {
+			char why[256] = "";
+
+			if (ft_stop(f->vmk_sock, m->uuid, why, sizeof(why)) == 0)
+				kb_log(f->d->log, KB_LOG_INFO,
+				       "FT: VM %s: FT session ended (%s); it runs unprotected",
+				       m->name, m->state == FT_OFF ? "FT is off" : "no secondary");
+			else
+				kb_log(f->d->log, KB_LOG_WARN, "FT: VM %s: %s", m->name, why);
+		}
+	}
+	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+static void mon_done(uv_work_t *w, int status)
+{
+	struct cd_ftd *f = w->data;
+
+	f->mon_busy = false;
+	f->n_busy--;
+	if (f->stopping || status) {
+		maybe_free(f);
+		return;
+	}
+	for (unsigned i = 0; i < f->n_mon; i++) {
+		struct mvm *m = &f->mon[i];
+
+		if (m->ask && repeat_ok(f, m->ask, m->uuid, m->gen)) {
+			if (m->ask == KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_TAKEOVER)
+				kb_log(f->d->log, KB_LOG_WARN,
+				       "FT: VM %s: the primary's stream stopped (%s): asking to take "
+				       "over",
+				       m->name, m->error[0] ? m->error : "lost");
+			report(f, m->ask, m->uuid, m->gen, m->error);
+		}
+	}
+}
+
+static void mon_start(struct cd_ftd *f, const struct cd_state *s)
+{
+	unsigned nv = cd_state_n_vms(s);
+
+	f->n_mon = 0;
+	f->mon_pairs_started = f->pairs_started;
+	for (unsigned i = 0; i < nv && f->n_mon < MON_MAX; i++) {
+		const struct cd_vm *vm = cd_state_vm_at(s, i);
+		struct mvm *m;
+		struct pair *g;
+
+		if (!CD_FT_ON(vm) && !vm->ft.generation)
+			continue;
+		m = &f->mon[f->n_mon++];
+		memset(m, 0, sizeof(*m));
+		snprintf(m->uuid, sizeof(m->uuid), "%s", vm->uuid);
+		snprintf(m->name, sizeof(m->name), "%s", vm->name);
+		m->known = true;
+		m->owner = vm->owner == f->self;
+		m->secondary = vm->ft.secondary == f->self;
+		m->resume = m->owner && vm->ft.failover_epoch == vm->epoch && vm->ft.failovers > 0;
+		m->state = vm->ft.state;
+		m->gen = vm->ft.generation;
+		m->epoch = vm->epoch;
+		g = pair_of(f, vm->uuid);
+		m->pairing = g && g->busy;
+	}
+	f->mon_work.data = f;
+	if (uv_queue_work(f->d->loop, &f->mon_work, mon_work, mon_done) == 0) {
+		f->mon_busy = true;
+		f->n_busy++;
+	}
+}
+
+/* ---- the secondary's host: STEP_FT_PREPARE ------------------------------------------------- */
+
+static void prep_work(uv_work_t *w)
+{
+	struct prep *p = w->data;
+	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
+	Keel__Vmk__VmkVmFtSecondary fs = KEEL__VMK__VMK_VM_FT_SECONDARY__INIT;
+	Keel__Vmk__VmkReply *rp;
+	char role[16], phase[32];
+
+	/* a secondary left from an earlier pairing goes first */
+	ft_status(p->f->vmk_sock, p->uuid, role, sizeof(role), phase, sizeof(phase), NULL, 0);
+	if (strcmp(role, "secondary") == 0)
+		(void)ft_stop(p->f->vmk_sock, p->uuid, NULL, 0);
+	fs.vmx_path = p->vmx_path;
+	fs.uuid = p->uuid;
+	fs.id.data = p->id;
+	fs.id.len = sizeof(p->id);
+	fs.key.data = p->key;
+	fs.key.len = sizeof(p->key);
+	fs.encrypt = p->encrypt;
+	fs.datastore = "";
+	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_SECONDARY;
+	rq.vm_ft_secondary = &fs;
+	rp = vmk_ask(p->f->vmk_sock, &rq);
+	OPENSSL_cleanse(p->key, sizeof(p->key));
+	if (!rp || rp->code || !rp->ft || !rp->ft->endpoint || !rp->ft->endpoint[0]) {
+		p->code = !rp ? -EIO : rp->code ? rp->code : KB_EPROTO;
+		if (rp && !rp->code)
+			snprintf(p->error, sizeof(p->error), "vmkernel named no endpoint");
+		else
+			set_err(p->error, sizeof(p->error), rp, "FT secondary");
+	} else {
+		snprintf(p->endpoint, sizeof(p->endpoint), "%s", rp->ft->endpoint);
+	}
+	if (rp)
+		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
+}
+
+static void prep_done(uv_work_t *w, int status)
+{
+	struct prep *p = w->data;
+	struct cd_ftd *f = p->f;
+	char *eps[1] = {p->endpoint};
+
+	f->n_busy--;
+	if ((status || f->stopping) && !p->code) {
+		p->code = KB_ECANCELED;
+		snprintf(p->error, sizeof(p->error), "clusterd is stopping");
+	}
+	if (p->code)
+		kb_log(f->d->log, KB_LOG_WARN, "FT: VM %s: no secondary here: %s", p->uuid, p->error);
+	else
+		kb_log(f->d->log, KB_LOG_INFO, "FT: VM %s: secondary ready at %s", p->uuid,
+		       p->endpoint);
+	p->cb(f->d, p->arg, p->code, p->code ? p->error : NULL, eps, p->code ? 0 : 1);
+	kb_free(p);
+	maybe_free(f);
+}
+
+/* The pairing is in the replica: check it, start vmkernel's side. 0 or an error. */
+static int prep_go(struct cd_ftd *f, struct prep *p, struct kb_errmsg *e)
+{
+	const struct cd_state *s = cd_fsm_state(&f->d->fsm);
+	const struct cd_vm *vm = cd_state_vm(s, p->uuid);
+
+	if (!vm || vm->ft.state != FT_START || vm->ft.generation != p->gen ||
+	    vm->ft.secondary != f->self || vm->owner != p->peer) {
+		kb_errmsg_setf(e, "VM %s: no pairing at generation %" PRIu64 " from the calling host "
+				  "to this one",
+			       p->uuid, p->gen);
+		return KB_ESTATE;
+	}
+	snprintf(p->vmx_path, sizeof(p->vmx_path), "%s", vm->vmx_path);
+	p->work.data = p;
+	if (uv_queue_work(f->d->loop, &p->work, prep_work, prep_done) != 0) {
+		kb_errmsg_setf(e, "busy");
+		return -EAGAIN;
+	}
+	f->n_busy++;
+	return 0;
+}
+
+static bool pairing_in_replica(struct cd_ftd *f, const struct prep *p)
+{
+	const struct cd_vm *vm = cd_state_vm(cd_fsm_state(&f->d->fsm), p->uuid);
+
+	return vm && vm->ft.generation >= p->gen;
+}
+
+int cd_ft_prepare(struct cd_daemon *d, uint64_t peer, const Keel__Cluster__FtPrepare *rq,
+		  cd_migrate_prepared_cb cb, void *arg, struct kb_errmsg *e)
+{
+	struct cd_ftd *f = d->ft;
+	struct prep *p;
+	int rv;
+
+	if (!f || f->stopping) {
+		kb_errmsg_setf(e, "this host takes no FT secondaries now");
+		return KB_ESTATE;
+	}
+	if (!rq || !rq->uuid || rq->id.len != ID_SIZE || rq->key.len != KEY_SIZE ||
+	    strlen(rq->uuid) > CD_UUID_LEN) {
+		kb_errmsg_setf(e, "an FT secondary needs its VM, 16-byte id and 32-byte key");
+		return -EINVAL;
+	}
+	p = kb_calloc(1, sizeof(*p));
+	if (!p) {
+		kb_errmsg_setf(e, "out of memory");
+		return -ENOMEM;
+	}
+	p->f = f;
+	p->peer = peer;
+	p->gen = rq->generation;
+	snprintf(p->uuid, sizeof(p->uuid), "%s", rq->uuid);
+	memcpy(p->id, rq->id.data, ID_SIZE);
+	memcpy(p->key, rq->key.data, KEY_SIZE);
+	p->encrypt = rq->encrypt;
+	p->cb = cb;
+	p->arg = arg;
+	if (pairing_in_replica(f, p)) {
+		rv = prep_go(f, p, e);
+		if (rv) {
+			OPENSSL_cleanse(p, sizeof(*p));
+			kb_free(p);
+		}
+		return rv;
+	}
+	p->deadline_ms = mono_ms() + PREPARE_WAIT_MS;
+	p->next = f->waiting;
+	f->waiting = p;
+	return 0;
+}
+
+static void prep_tick(struct cd_ftd *f)
+{
+	struct prep **pp = &f->waiting, *p;
+	uint64_t now = mono_ms();
+
+	while ((p = *pp)) {
+		struct kb_errmsg e = {{0}};
+		int rv;
+
+		if (!pairing_in_replica(f, p) && now < p->deadline_ms) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		rv = prep_go(f, p, &e);
+		if (rv) {
+			p->cb(f->d, p->arg, rv, e.msg, NULL, 0);
+			OPENSSL_cleanse(p, sizeof(*p));
+			kb_free(p);
+		}
+	}
+}
+
+/* ---- the tick ---------------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+	struct cd_ftd *f = t->data;
+	const struct cd_state *s = cd_fsm_state(&f->d->fsm);
+	unsigned nv = cd_state_n_vms(s);
+
+	if (f->stopping)
+		return;
+	f->self = f->d->id;
+	prep_tick(f);
+	/* pairings: drive those of this host's VMs; cancel those the state left */
+	for (unsigned i = 0; i < PAIRS_MAX; i++) {
+		struct pair *g = &f->pairs[i];
+		const struct cd_vm *vm = g->used ? cd_state_vm(s, g->uuid) : NULL;
+
+		if (!g->used)
+			continue;
+		if (!vm || vm->ft.generation != g->gen || vm->owner != f->self) {
+			if (g->busy)
+				g->cancel = true;
+			else
+				g->used = false;
+		}
+	}
+	for (unsigned i = 0; i < nv; i++) {
+		const struct cd_vm *vm = cd_state_vm_at(s, i);
+
+		if (vm->ft.state == FT_START && vm->owner == f->self)
+			pair_start(f, s, vm);
+	}
+	if (!f->mon_busy)
+		mon_start(f, s);
+}
+
+int cd_ft_start(struct cd_daemon *d, struct kb_errmsg *e)
+{
+	struct cd_ftd *f;
+
+	if (d->ft)
+		return 0;
+	f = kb_calloc(1, sizeof(*f));
+	if (!f) {
+		kb_errmsg_setf(e, "FT: out of memory");
+		return -ENOMEM;
+	}
+	f->d = d;
+	f->self = d->id;
+	snprintf(f->vmk_sock, sizeof(f->vmk_sock), "%.4000s/vmkernel.sock", d->state_dir);
+	snprintf(f->state_dir, sizeof(f->state_dir), "%s", d->state_dir);
+	uv_timer_init(d->loop, &f->timer);
+	f->timer.data = f;
+	uv_timer_start(&f->timer, on_tick, TICK_MS, TICK_MS);
+	d->ft = f;
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct cd_ftd *f = h->data;
+
+	f->timer_closed = true;
+	maybe_free(f);
+}
+
+void cd_ft_stop(struct cd_daemon *d)
+{
+	struct cd_ftd *f = d->ft;
+	struct prep *p;
+
+	if (!f)
+		return;
+	d->ft = NULL;
+	f->stopping = true;
+	for (unsigned i = 0; i < PAIRS_MAX; i++)
+		f->pairs[i].cancel = true;
+	while ((p = f->waiting)) {
+		f->waiting = p->next;
+		p->cb(d, p->arg, KB_ECANCELED, "clusterd is stopping", NULL, 0);
+		OPENSSL_cleanse(p, sizeof(*p));
+		kb_free(p);
+	}
+	uv_close((uv_handle_t *)&f->timer, on_closed);
+}
