@@ -111,6 +111,7 @@ static void test_ft_failover(void **state)
 	assert_int_equal(vm_a()->ft.state, NEEDS);
 	assert_int_equal(vm_a()->ft.secondary, 0);
 	assert_int_equal(vm_a()->ft.failovers, 1);
+	assert_int_equal(vm_a()->ft.failover_epoch, 2);
 	assert_int_equal(cd_state_n_vms_owned(cd_fsm_state(&cf_fsm), 2), 2);
 	/* Re-protection on a third host from the new owner. */
 	refused(cf_ft(UUID_A, 4, START, 2, 0), -EINVAL); /* its own host now */
