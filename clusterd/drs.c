@@ -104,7 +104,8 @@ int cd__drs_model_build(const struct cd_state *s, struct cd_drs_model *m, struct
 		m->vms[i].cpu_res_mhz = v->cpu_mhz;
 		m->vms[i].mem_res_mib = v->mem_mib;
 		m->vms[i].mem_size_mib = v->mem_mib;
-		m->vms[i].last_moved_ms = v->last_moved_ms;
+		/* a VM with FT on stays where it is: held for good (docs/ft.md) */
+		m->vms[i].last_moved_ms = CD_FT_ON(v) ? UINT64_MAX : v->last_moved_ms;
 	}
 	for (unsigned i = 0; i < nr; i++) {
 		const struct cd_rule *r = cd_state_rule_at(s, i);

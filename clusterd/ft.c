@@ -587,6 +587,14 @@ static void mon_work(uv_work_t *w)
 			}
 			continue;
 		}
+		if (m->known && m->owner && m->state == FT_PROT && !m->pairing &&
+		    strcmp(local->power_state, "poweredOn") == 0 &&
+		    (strcmp(role, "primary") != 0 || !active_phase(phase))) {
+			/* the vmx was started again (a crash, the reconciler): nothing protects it */
+			m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST;
+			snprintf(m->error, sizeof(m->error), "the primary's vmx has no FT session");
+			continue;
+		}
 		if (strcmp(role, "primary") != 0 || !active_phase(phase) || !m->known)
 			continue;
 		if (!m->owner) {

@@ -70,6 +70,7 @@ struct ft_primary {
 	struct vmm_ft_status st;
 	bool active;	     /* a session's thread runs or ended without ft_primary_stop */
 	bool stop_req;	     /* the thread ends its session */
+	bool vanish;	     /* the vmx ends: no ABORT, held output dropped (the cluster decides) */
 	bool output_waiting; /* a frame is held: end the epoch early */
 	bool thread_running;
 
@@ -713,7 +714,10 @@ static void *controller(void *arg)
 	if (rv < 0)
 		set_error(p, VMM_FT_LOST, rv, err.msg); /* output stays held: the cluster decides */
 out:
-	if (p->conn != NULL && stopping(p)) {
+	pthread_mutex_lock(&p->lock);
+	bool vanish = p->vanish;
+	pthread_mutex_unlock(&p->lock);
+	if (p->conn != NULL && stopping(p) && !vanish) {
 		struct kb_errmsg e2 = {{0}};
 		(void)vmo_send_abort(p->conn, KB_ECANCELED, "FT stopped on the primary", &e2);
 	}
@@ -766,11 +770,21 @@ int ft_primary_create(struct vmm_vm *vm, const char *const *disks, int nr_disks,
 	return 0;
 }
 
-/* Ends a session: the thread stops, held frames go out, the hook and dirty logging end. */
+/* Drops held frames: they never leave. */
+static void drop(struct ft_primary *p, struct blog *b)
+{
+	pthread_mutex_lock(&p->out_lock);
+	p->held_bytes -= b->len <= p->held_bytes ? b->len : p->held_bytes;
+	pthread_mutex_unlock(&p->out_lock);
+	b->len = 0;
+}
+
+/* Ends a session: the thread stops, held frames go out (dropped when the vmx vanishes),
+ * the hook and dirty logging end. */
 static void end_session(struct ft_primary *p)
 {
 	pthread_mutex_lock(&p->lock);
-	bool joinable = p->active;
+	bool joinable = p->active, vanish = p->vanish;
 	p->stop_req = true;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -784,8 +798,13 @@ static void end_session(struct ft_primary *p)
 	p->hold = false;
 	p->log_disks = false;
 	pthread_mutex_unlock(&p->out_lock);
-	release(p, &p->ckpt_frames);
-	release(p, &p->frames);
+	if (vanish) {
+		drop(p, &p->ckpt_frames);
+		drop(p, &p->frames);
+	} else {
+		release(p, &p->ckpt_frames);
+		release(p, &p->frames);
+	}
 	struct kb_errmsg e = {{0}};
 	(void)vmm_mem_log_dirty(p->vm, false, &e);
 	vmo_conn_free(p->conn);
@@ -799,6 +818,12 @@ void ft_primary_destroy(struct ft_primary *p)
 {
 	if (p == NULL)
 		return;
+	/* The vmx ends (a power-off, the isolation response): the secondary is not told to
+	 * give up (no ABORT) and nothing held leaves. Whether it takes over is the cluster's
+	 * decision, and a frame of an epoch it never acknowledged must not have been seen. */
+	pthread_mutex_lock(&p->lock);
+	p->vanish = true;
+	pthread_mutex_unlock(&p->lock);
 	if (p->vm->out_hook == &p->hook || p->active)
 		end_session(p);
 	for (int i = 0; i < (int)VMO_DISK_MAX; i++) {

@@ -115,10 +115,12 @@ wait "$CLIENT" || fail "the output-commit check: $(cat "$T/client.out" "$T/clien
 out=$(cat "$T/client.out")
 echo "client: $out"
 [[ $out == *"violations=0"* ]] || fail "violations: $out"
-gap=$(echo "$out" | sed 's/.*max_gap_ms=\([0-9.]*\).*/\1/')
-at=$(echo "$out" | sed 's/.*gap_at=\([0-9.]*\).*/\1/')
-python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 2.5 else 1)" "$at" ||
-	fail "the longest silence was not at the failover: $out"
+# the new primary answers, and remembers every reply the first one gave: its counters go on
+# above the last one the client saw (how long the failover took is for make bench-ft)
+last1=$(echo "$out" | sed 's/.*last=\([0-9]*\).*/\1/')
+out2=$(nsx python3 "$(dirname "$0")/udp_seq_client.py" 198.18.0.2 1) || fail "after the takeover: $out2"
+last2=$(echo "$out2" | sed 's/.*last=\([0-9]*\).*/\1/')
+[ "$last2" -gt "$last1" ] || fail "the secondary's counter ($out2) is not above the primary's ($out)"
 grep -q "FT takeover: the guest runs here from checkpoint" "$T/s.vmx.log" || fail "no takeover line"
 until_ok 5 grep -q "counter" "$T/s.log" || fail "the guest does not run on the secondary"
 
@@ -132,7 +134,7 @@ chk=$(python3 "$(dirname "$0")/diskseq_check.py" "$T/s.img") || fail "the second
 last=$(echo "$chk" | sed 's/last=\([0-9]*\).*/\1/')
 [[ $chk == *"runs=1"* ]] || fail "the sequence restarted on the secondary: $chk"
 [ "$last" -gt "$seq_before" ] || fail "the secondary's disk ($chk) is behind the primary's ($seq_before)"
-echo "failover: silence ${gap} ms; disk sequence $seq_before -> $chk"
+echo "failover: client $out; disk sequence $seq_before -> $chk"
 
 # ---- the secondary dies: the primary holds its output until ft-stop ---------------------------
 truncate -s 16M "$T/p2.img"
