@@ -131,6 +131,18 @@ static void exclude(struct cd_ft_leader *l, const char *uuid, uint64_t host, uin
 	l->excl[l->n_excl++].until_ms = now + EXCL_MS;
 }
 
+/* The operator named host for vm's secondary: an earlier failure there no longer counts. */
+static void unexclude(struct cd_ft_leader *l, const char *uuid, uint64_t host)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; l && i < l->n_excl; i++)
+		if (l->excl[i].host != host || strcmp(l->excl[i].uuid, uuid) != 0)
+			l->excl[k++] = l->excl[i];
+	if (l)
+		l->n_excl = k;
+}
+
 /* Submits VmSetFt for vm at its generation; cb/arg answer the asker (or NULL). */
 static int set_ft(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
 		  uint64_t preferred, uint64_t new_epoch, const char *reason, cd_cmd_cb cb,
@@ -270,6 +282,7 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 		}
 		if (rq->destination && (rv = check_preferred(s, vm, rq->destination, e)))
 			return rv;
+		unexclude(d->ft_leader, vm->uuid, rq->destination);
 		if (cd_state_op_for_vm(s, vm->uuid)) {
 			kb_errmsg_setf(e, "VM %s has an operation in flight", vm->name);
 			return -EBUSY;
@@ -310,6 +323,7 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 		}
 		if (rq->destination && (rv = check_preferred(s, vm, rq->destination, e)))
 			return rv;
+		unexclude(d->ft_leader, vm->uuid, rq->destination);
 		snprintf(text, sizeof(text), "FT: VM %s: a new secondary was asked for%s%s",
 			 vm->name, rq->destination ? " on " : "",
 			 rq->destination ? host_name(s, rq->destination) : "");
