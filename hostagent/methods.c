@@ -12,6 +12,7 @@
 #include "hostagent/grpc.h"
 #include "hostagent/vim.h"
 #include "hostagent/vim_feed.h"
+#include "hostagent/vim_ft.h"
 #include "hostagent/vim_host.h"
 #include "hostagent/vim_perf.h"
 #include "hostagent/vim_tasks.h"
@@ -84,6 +85,12 @@ const struct hd_method hd_vim_methods[] = {
     {"SetDrsConfig", &keel__vim__drs_config_change__descriptor, hd_vim_set_drs_config, false},
     {"ApplyDrsRecommendations", &keel__vim__apply_drs_request__descriptor,
      hd_vim_apply_drs_recommendations, false},
+    {"EnableVmFt", &keel__vim__vm_ft_request__descriptor, hd_vim_enable_vm_ft, false},
+    {"DisableVmFt", &keel__vim__vm_ref__descriptor, hd_vim_disable_vm_ft, false},
+    {"FailoverVmFt", &keel__vim__vm_ref__descriptor, hd_vim_failover_vm_ft, false},
+    {"RestartVmFtSecondary", &keel__vim__vm_ft_request__descriptor,
+     hd_vim_restart_vm_ft_secondary, false},
+    {"GetVmFt", &keel__vim__vm_ref__descriptor, hd_vim_get_vm_ft, false},
 };
 
 const size_t hd_vim_methods_count = sizeof(hd_vim_methods) / sizeof(hd_vim_methods[0]);

@@ -8,7 +8,8 @@
  * loop: one Inventory. Hosts come from the cluster (or this host alone); VMs from the
  * cluster's registry (owner, epoch, desired power) completed with vmkernel's view of the
  * ones that live here (power state, size, datastore) — another host's VM shows its power
- * state as "" until hosts ask each other. Requires System.Read on the root entity. The
+ * state as "" until hosts ask each other; a VM's FT state and secondary's host come from
+ * the registry ("" while FT was never on). Requires System.Read on the root entity. The
  * objects carry the versions of the change feed (hd_feed_apply), Inventory.version its
  * version; when the feed cannot be made (out of memory) they are 0.
  */
@@ -108,6 +109,15 @@ static const char *power_word(int p)
 	static const char *const names[] = {"", "poweredOff", "poweredOn", "suspended"};
 
 	return p >= 0 && p < 4 ? names[p] : "";
+}
+
+/* A VM's FT state in the words of VmObject.ft_state (the cluster's own). */
+static const char *ft_word(int s)
+{
+	static const char *const names[] = {"not protected", "needs secondary", "starting",
+					    "protected"};
+
+	return s >= 0 && s < 4 ? names[s] : "";
 }
 
 /* Ids live as long as the reply: a small arena of strings freed with the inventory. */
@@ -241,6 +251,12 @@ static void done(uv_work_t *w, int status)
 		vo[nv].desired_power = (char *)power_word(r->desired_power);
 		vo[nv].vmx_path = r->vmx_path;
 		vo[nv].power_state = "";
+		if (r->ft) {
+			vo[nv].ft_state = (char *)ft_word(r->ft->state);
+			if (r->ft->secondary)
+				vo[nv].ft_secondary_host =
+				    keep(&a, "host-%" PRIu64, r->ft->secondary);
+		}
 		if (l && r->owner == v->host_id)
 			fill_vm_local(&vo[nv], l);
 		vp[nv] = &vo[nv];

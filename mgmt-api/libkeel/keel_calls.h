@@ -75,7 +75,12 @@
 	X(RemoveClusterRule, remove_cluster_rule, RemoveClusterRuleRequest, remove_cluster_rule_request, ClusterRuleList, cluster_rule_list) \
 	X(GetDrsStatus, get_drs_status, DrsStatusRequest, drs_status_request, DrsStatus, drs_status) \
 	X(SetDrsConfig, set_drs_config, DrsConfigChange, drs_config_change, DrsStatus, drs_status) \
-	X(ApplyDrsRecommendations, apply_drs_recommendations, ApplyDrsRequest, apply_drs_request, Task, task)
+	X(ApplyDrsRecommendations, apply_drs_recommendations, ApplyDrsRequest, apply_drs_request, Task, task) \
+	X(EnableVmFt, enable_vm_ft, VmFtRequest, vm_ft_request, Task, task) \
+	X(DisableVmFt, disable_vm_ft, VmRef, vm_ref, Task, task) \
+	X(FailoverVmFt, failover_vm_ft, VmRef, vm_ref, Task, task) \
+	X(RestartVmFtSecondary, restart_vm_ft_secondary, VmFtRequest, vm_ft_request, Task, task) \
+	X(GetVmFt, get_vm_ft, VmRef, vm_ref, VmFtInfo, vm_ft_info)
 /* clang-format on */
 
 #define KL__VIM_CALL_DECLARE(M, name, Rq, rq, Rp, rp)                      \
