@@ -30,7 +30,8 @@
  *   - STARTING for longer than START_MAX_MS: NEEDS_SECONDARY (the owner never finished);
  *   - NEEDS_SECONDARY, desired on, owner connected: a secondary's host is chosen (the
  *     preferred one when eligible, else the eligible host with the most memory left, never
- *     the owner nor a host whose pairing just failed) and STARTING is committed; the
+ *     the owner, a host whose pairing just failed or one silent for CD_FT_PRIMARY_SILENT_MS)
+ *     and STARTING is committed; the
  *     owner's FT driver (ft.c) then makes the secondary.
  * A decision submitted for a VM is not submitted again for the same generation until
  * RESUBMIT_MS passed.
@@ -418,6 +419,16 @@ static int64_t mem_left(const struct cd_state *s, const struct cd_host *h)
 	return left;
 }
 
+/* A connected host that has not sent a heartbeat for as long as a takeover waits is
+ * probably gone already (not declared failed yet): no secondary goes there. */
+static bool silent(struct cd_daemon *d, uint64_t host)
+{
+	int64_t net = -1, ds = -1;
+
+	cd_hbnet_ages(d, host, &net, &ds);
+	return net >= CD_FT_PRIMARY_SILENT_MS;
+}
+
 static uint64_t choose(struct cd_ft_leader *l, const struct cd_state *s, const struct cd_vm *vm,
 		       uint64_t now)
 {
@@ -430,7 +441,7 @@ static uint64_t choose(struct cd_ft_leader *l, const struct cd_state *s, const s
 		int64_t left;
 
 		if (h->id == vm->owner || h->state != CONNECTED || h->maintenance ||
-		    excluded(l, vm->uuid, h->id, now))
+		    excluded(l, vm->uuid, h->id, now) || silent(l->d, h->id))
 			continue;
 		left = mem_left(s, h);
 		if (h->mem_mib && left < (int64_t)vm->mem_mib)

@@ -19,7 +19,10 @@
 # see it partitioned (its datastore heartbeat goes on) and HA restarts web1 on the majority
 # side, one epoch up; healed, host2 rejoins and runs no copy of it. Then host3 is killed
 # with two VMs: declared failed within about a second, its VMs run again on host1 and host2
-# (the timings are printed). The events tell the story. At the end: each host's API address and
+# (the timings are printed). Then FT: ft1 on host2 protected by a live secondary on host3
+# (keel vm ft enable); host2 killed, host3 continues ft1 from its last checkpoint (no reboot:
+# its counter goes on) and the cluster protects it again on host1, with the timings; host2
+# comes back. The events tell the story. At the end: each host's API address and
 # thumbprint, and how to log in. The lab is torn down at the end; KEEL_DEMO_KEEP=1 leaves
 # it up (and the login hint usable).
 #
@@ -287,6 +290,32 @@ until_ok 60 "host3 connected again" is connected host_state 3
 printf 'Its hostd restarted, so sessions with it start again:\n'
 relogin 3
 on 3 vm list
+
+bold "FT: ft1 on host2 gets a live secondary on host3 (keel vm ft enable)"
+on 2 vm create ft1 --memory 64 --datastore shared1 --disk 8 \
+	--cmdline "counter_ms=200 hb_ms=100 disk_seq=1 disk_ms=50"
+on 2 vm power-on ft1
+on 1 vm ft enable ft1 --secondary-host host3
+on 1 vm ft status ft1
+ft_state() { q 1 vm ft status ft1 --json | jget "d['vms'][0]['state'] + ' ' + d['vms'][0]['primary'] + ' ' + (d['vms'][0]['secondary'] or '-')"; }
+
+bold "host2 fails (keel lab host-kill 2): the secondary continues ft1 by itself, losing nothing"
+C_BEFORE=$(grep -o "counter [0-9]*" "$LAB/shared/ft1/console.log" | tail -1)
+printf '$ keel lab host-kill 2\n'
+T_KILL=$(now_ms)
+"$BIN/keel" lab host-kill 2 --dir "$LAB"
+until_ok 30 "ft1 running on host3" is 3 runs_on ft1 2
+T_FT=$(($(now_ms) - T_KILL))
+until_ok 60 "ft1 protected again, its secondary on host1" is "protected host3 host1" ft_state
+T_PROT=$(($(now_ms) - T_KILL))
+printf 'ft1 runs on host3 %d ms after the kill, from its last checkpoint: no reboot, its\n' "$T_FT"
+printf 'guest counts on (%s before the kill, %s now); protected again on host1 at +%d ms:\n' \
+	"$C_BEFORE" "$(grep -o "counter [0-9]*" "$LAB/shared/ft1/console.log" | tail -1)" "$T_PROT"
+on 1 vm ft status ft1
+printf '\nhost2 comes back (keel lab host-start 2):\n$ keel lab host-start 2\n'
+"$BIN/keel" lab host-start 2 --dir "$LAB"
+until_ok 60 "host2 connected again" is connected host_state 2
+relogin 2
 
 bold "What happened, from the cluster's event log (the same on every host)"
 on 1 cluster events
