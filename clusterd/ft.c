@@ -551,7 +551,9 @@ static void mon_work(uv_work_t *w)
 			continue;
 		ft_status(f->vmk_sock, m->uuid, role, sizeof(role), phase, sizeof(phase), err,
 			  sizeof(err));
-		if (strcmp(role, "secondary") == 0) {
+		/* a secondary that took over reports role "secondary", phase "running": it is
+		 * a running VM now, not a secondary */
+		if (strcmp(local->power_state, "ft-secondary") == 0) {
 			if (m->known && m->owner && m->resume) {
 				char why[256];
 

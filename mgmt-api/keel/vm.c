@@ -169,6 +169,8 @@ static const struct kc_cmd info_cmd = {
     .run = info_run,
 };
 
+extern const struct kc_cmd kc_vm_ft_cmd; /* vm_ft.c */
+
 static const struct kc_cmd *const vm_subs[] = {
     &kc_vm_create_cmd,
     &list_cmd,
@@ -182,6 +184,7 @@ static const struct kc_cmd *const vm_subs[] = {
     &kc_vm_reconfigure_cmd,
     &kc_vm_monitor_cmd,
     &kc_vm_migrate_cmd,
+    &kc_vm_ft_cmd,
     &kc_vm_register_cmd,
     &kc_vm_unregister_cmd,
     &kc_vm_destroy_cmd,
