@@ -128,7 +128,11 @@ int cd__apply_vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, str
 		}
 		break;
 	case FT_PROT:
-		if (vm->ft.state != FT_START || c->secondary != vm->ft.secondary || c->new_epoch) {
+		if (c->test_failover && vm->ft.state == FT_PROT && c->secondary == vm->ft.secondary &&
+		    !c->new_epoch)
+			break;
+		if (c->test_failover || vm->ft.state != FT_START || c->secondary != vm->ft.secondary ||
+		    c->new_epoch) {
 			kb_errmsg_setf(e, "VM %s: protected only from starting with the same "
 					  "secondary (FT is %s)",
 				       vm->uuid, cd_ft_state_word(vm->ft.state));
@@ -156,11 +160,12 @@ int cd__apply_vm_set_ft(struct cd_state *s, const Keel__Cluster__VmSetFt *c, str
 		if (op)
 			cd__state_op_remove(s, op->id);
 	}
-	if (vm->ft.state != (int)c->state)
+	if (vm->ft.state != (int)c->state || c->test_failover)
 		vm->ft.since_ms = at;
 	vm->ft.state = c->state;
 	vm->ft.secondary = c->secondary;
 	vm->ft.preferred = c->state == FT_OFF ? 0 : c->preferred;
+	vm->ft.test_failover = c->test_failover;
 	vm->ft.generation++;
 	ft_event(s, vm, at, c->reason);
 	return 0;
@@ -172,6 +177,7 @@ void cd__apply_ft_unpair(struct cd_state *s, struct cd_vm *vm, const char *why)
 		return;
 	vm->ft.state = FT_NEEDS;
 	vm->ft.secondary = 0;
+	vm->ft.test_failover = false;
 	vm->ft.generation++;
 	vm->ft.since_ms = cd__state_last_event_ms(s);
 	cd__apply_add_event(s, KEEL__CLUSTER__EVENT_KIND__EVENT_FT, vm->ft.since_ms, vm->owner,

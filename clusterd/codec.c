@@ -357,6 +357,7 @@ static int ft_from_pb(const Keel__Cluster__Ft *pb, const char *uuid, uint64_t ow
 	ft->since_ms = pb->since_ms;
 	ft->failovers = pb->failovers;
 	ft->failover_epoch = pb->failover_epoch;
+	ft->test_failover = pb->test_failover && ft->state == KEEL__CLUSTER__FT_STATE__FT_PROTECTED;
 	return 0;
 }
 

@@ -182,6 +182,7 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 			fts[i].since_ms = vm->ft.since_ms;
 			fts[i].failovers = vm->ft.failovers;
 			fts[i].failover_epoch = vm->ft.failover_epoch;
+			fts[i].test_failover = vm->ft.test_failover;
 			vs[i].ft = &fts[i];
 			vs[i].ft_secondary_name = (char *)(sec ? sec->name : "");
 		}

@@ -10,6 +10,8 @@
  *     asks H over the join port (STEP_FT_PREPARE, mutual TLS; the key travels only there)
  *     to start the secondary, starts the primary (VmkVmFtStart) and follows it until it is
  *     protected: OP_FT_PROTECTED(G); a failure ends the session and is OP_FT_LOST(G, why);
+ *   PROTECTED with a test failover under way: the vmx is powered off, fenced (no ABORT,
+ *     held output dropped), so the secondary sees the stream end and takes over;
  *   PROTECTED at G and the vmx says the stream is lost: OP_FT_LOST(G) — held output stays
  *     held until the cluster has committed that this side goes on alone;
  *   not paired (NEEDS_SECONDARY, NOT_PROTECTED) while the vmx still has an FT session:
@@ -88,6 +90,7 @@ struct mvm { /* an FT VM as the monitor sees it (copied on the loop) */
 	bool secondary;	 /* this host is its secondary */
 	bool resume;	 /* owned here by a failover: resume from the secondary */
 	bool pairing;	 /* a pairing driver runs for it */
+	bool test;	 /* a test failover: the primary stops */
 	int state;
 	uint64_t gen, epoch;
 	/* the worker's findings */
@@ -589,6 +592,14 @@ static void mon_work(uv_work_t *w)
 			}
 			continue;
 		}
+		if (m->known && m->owner && m->test && strcmp(local->power_state, "poweredOn") == 0) {
+			kb_log(f->d->log, KB_LOG_WARN,
+			       "FT: VM %s: test failover: its primary here stops (output held is "
+			       "dropped); the secondary takes over",
+			       m->name);
+			vm_power_off_fenced(f->vmk_sock, m->uuid);
+			continue;
+		}
 		if (m->known && m->owner && m->state == FT_PROT && !m->pairing &&
 		    strcmp(local->power_state, "poweredOn") == 0 &&
 		    (strcmp(role, "primary") != 0 || !active_phase(phase))) {
@@ -673,6 +684,7 @@ static void mon_start(struct cd_ftd *f, const struct cd_state *s)
 		m->secondary = vm->ft.secondary == f->self;
 		m->resume = m->owner && vm->ft.failover_epoch == vm->epoch && vm->ft.failovers > 0;
 		m->state = vm->ft.state;
+		m->test = vm->ft.test_failover;
 		m->gen = vm->ft.generation;
 		m->epoch = vm->epoch;
 		g = pair_of(f, vm->uuid);

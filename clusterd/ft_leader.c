@@ -28,6 +28,8 @@
  *     or in maintenance mode: NEEDS_SECONDARY (the primary goes on alone; a secondary that
  *     could not reach the cluster could never take over);
  *   - STARTING for longer than START_MAX_MS: NEEDS_SECONDARY (the owner never finished);
+ *   - a test failover not taken over in TEST_MAX_MS: NEEDS_SECONDARY (the VM starts from
+ *     its disks on its owner);
  *   - NEEDS_SECONDARY, desired on, owner connected: a secondary's host is chosen (the
  *     preferred one when eligible, else the eligible host with the most memory left, never
  *     the owner, a host whose pairing just failed or one silent for CD_FT_PRIMARY_SILENT_MS)
@@ -49,6 +51,7 @@
 #define TICK_MS	      100
 #define RESUBMIT_MS   2000
 #define START_MAX_MS  (5 * 60 * 1000)
+#define TEST_MAX_MS   15000 /* a test failover's takeover must come by then */
 #define EXCL_MS	      60000 /* a host whose pairing failed is left out this long */
 #define SENT_MAX      256
 #define EXCL_MAX      256
@@ -145,12 +148,14 @@ static void unexclude(struct cd_ft_leader *l, const char *uuid, uint64_t host)
 }
 
 /* Submits VmSetFt for vm at its generation; cb/arg answer the asker (or NULL). */
-static int set_ft(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
-		  uint64_t preferred, uint64_t new_epoch, const char *reason, cd_cmd_cb cb,
-		  void *arg, struct kb_errmsg *e)
+static int set_ft_x(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
+		    uint64_t preferred, uint64_t new_epoch, bool test, const char *reason,
+		    cd_cmd_cb cb, void *arg, struct kb_errmsg *e)
 {
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
 	Keel__Cluster__VmSetFt sf = KEEL__CLUSTER__VM_SET_FT__INIT;
+
+	sf.test_failover = test;
 
 	sf.uuid = (char *)vm->uuid;
 	sf.expect_generation = vm->ft.generation;
@@ -163,6 +168,13 @@ static int set_ft(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_FT;
 	c.vm_set_ft = &sf;
 	return cd_submit(d, &c, cb, arg, e);
+}
+
+static int set_ft(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
+		  uint64_t preferred, uint64_t new_epoch, const char *reason, cd_cmd_cb cb,
+		  void *arg, struct kb_errmsg *e)
+{
+	return set_ft_x(d, vm, state, secondary, preferred, new_epoch, false, reason, cb, arg, e);
 }
 
 static const char *host_name(const struct cd_state *s, uint64_t id)
@@ -210,9 +222,21 @@ static void on_asked(struct cd_daemon *d, void *arg, int status, int code, const
 	kb_free(a);
 }
 
+static int ask_set_x(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, int state,
+		     uint64_t secondary, uint64_t preferred, uint64_t new_epoch, bool test,
+		     const char *reason, cd_vmop_cb cb, void *arg, struct kb_errmsg *e);
+
 static int ask_set(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, int state,
 		   uint64_t secondary, uint64_t preferred, uint64_t new_epoch, const char *reason,
 		   cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
+{
+	return ask_set_x(d, host, vm, state, secondary, preferred, new_epoch, false, reason, cb,
+			 arg, e);
+}
+
+static int ask_set_x(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, int state,
+		     uint64_t secondary, uint64_t preferred, uint64_t new_epoch, bool test,
+		     const char *reason, cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
 {
 	struct ask *a = kb_calloc(1, sizeof(*a));
 	int rv;
@@ -226,7 +250,7 @@ static int ask_set(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, i
 	snprintf(a->uuid, sizeof(a->uuid), "%s", vm->uuid);
 	a->cb = cb;
 	a->arg = arg;
-	rv = set_ft(d, vm, state, secondary, preferred, new_epoch, reason, on_asked, a, e);
+	rv = set_ft_x(d, vm, state, secondary, preferred, new_epoch, test, reason, on_asked, a, e);
 	if (rv)
 		kb_free(a);
 	return rv;
@@ -312,10 +336,17 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 				       sh ? sh->name : "?");
 			return -EINVAL;
 		}
-		snprintf(text, sizeof(text), "FT: test failover of VM %s from %s to %s", vm->name,
-			 host_name(s, vm->owner), sh->name);
-		return ask_set(d, host, vm, FT_NEEDS, 0, vm->ft.preferred, vm->epoch + 1, text, cb,
-			       arg, e);
+		if (vm->ft.test_failover) {
+			kb_errmsg_setf(e, "a test failover of VM %s is under way", vm->name);
+			return -EBUSY;
+		}
+		/* the primary's host stops its vmx first (ft.c); then the secondary's host
+		 * asks to take over and is granted at once: never two running */
+		snprintf(text, sizeof(text), "FT: test failover of VM %s from %s to %s: the primary "
+					     "stops",
+			 vm->name, host_name(s, vm->owner), sh->name);
+		return ask_set_x(d, host, vm, FT_PROT, vm->ft.secondary, vm->ft.preferred, 0, true,
+				 text, cb, arg, e);
 	}
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_RESTART_SECONDARY:
 		if (!CD_FT_ON(vm)) {
@@ -367,6 +398,12 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 			kb_errmsg_setf(e, "VM %s: the calling host holds no protected secondary of it",
 				       vm->name);
 			return -ESTALE;
+		}
+		if (vm->ft.test_failover) {
+			snprintf(text, sizeof(text), "FT: VM %s fails over from %s to %s (test failover)",
+				 vm->name, host_name(s, vm->owner), host_name(s, host));
+			return ask_set(d, host, vm, FT_NEEDS, 0, vm->ft.preferred, vm->epoch + 1,
+				       text, cb, arg, e);
 		}
 		if (!primary_silent(d, s, vm, &age)) {
 			kb_errmsg_setf(e, "VM %s: the primary's host %s is alive (heartbeat %" PRId64
@@ -499,6 +536,14 @@ static void on_tick(uv_timer_t *t)
 				 vm->name, sec ? sec->name : "?",
 				 !sec || gone(sec) ? "failed" : sec->maintenance ? "is in maintenance mode"
 									  : "lost the cluster");
+			if (set_ft(d, vm, FT_NEEDS, 0, vm->ft.preferred, 0, text, on_tick_done, NULL,
+				   &e) == 0)
+				note_sent(l, vm, now);
+		} else if (vm->ft.test_failover && wall > vm->ft.since_ms &&
+			   wall - vm->ft.since_ms > TEST_MAX_MS) {
+			snprintf(text, sizeof(text), "FT: VM %s: the test failover did not complete in "
+						     "%d s; it starts from its disks",
+				 vm->name, TEST_MAX_MS / 1000);
 			if (set_ft(d, vm, FT_NEEDS, 0, vm->ft.preferred, 0, text, on_tick_done, NULL,
 				   &e) == 0)
 				note_sent(l, vm, now);

@@ -60,6 +60,7 @@ struct rvm { /* a VM of the state, as the worker sees it */
 	uint64_t epoch;
 	int desired;
 	bool migrating; /* a migration of it is in flight */
+	bool ft_hold;	/* a test failover stopped it here: its secondary resumes it (ft.c) */
 };
 
 /* Maintenance mode moves the VMs off by vMotion first (docs/vmotion.md); a VM whose
@@ -428,7 +429,8 @@ static void work(uv_work_t *w)
 			}
 		}
 		if (!r->maintenance && v->desired == KEEL__CLUSTER__POWER_STATE__POWER_ON &&
-		    (!local || strcmp(local->power_state, "poweredOff") == 0) && n_pon < r->n_vms)
+		    !v->ft_hold && (!local || strcmp(local->power_state, "poweredOff") == 0) &&
+		    n_pon < r->n_vms)
 			pon[n_pon++] = v;
 	}
 	power_on_all(r, pon, n_pon);
@@ -713,6 +715,7 @@ static void on_tick(uv_timer_t *t)
 		v[i].epoch = vm->epoch;
 		v[i].desired = vm->desired_power;
 		v[i].migrating = cd_state_op_for_vm(s, vm->uuid) != NULL;
+		v[i].ft_hold = vm->ft.test_failover;
 	}
 	evac_update(r, s, self->maintenance);
 	r->self = d->id;

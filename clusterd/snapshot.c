@@ -191,6 +191,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 			f->since_ms = v->ft.since_ms;
 			f->failovers = v->ft.failovers;
 			f->failover_epoch = v->ft.failover_epoch;
+			f->test_failover = v->ft.test_failover;
 			p->ft = f;
 		}
 		p->mem_mib = v->mem_mib;

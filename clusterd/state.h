@@ -101,6 +101,7 @@ struct cd_ft {
 	uint64_t since_ms;
 	uint32_t failovers;
 	uint64_t failover_epoch; /* the epoch of the last failover */
+	bool test_failover;	 /* a test failover is under way (PROTECTED) */
 };
 
 /* FT is on for the VM (any state but NOT_PROTECTED). */

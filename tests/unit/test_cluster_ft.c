@@ -119,6 +119,33 @@ static void test_ft_failover(void **state)
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 5, PROT, 3, 0)), 0);
 }
 
+static Keel__Cluster__Command *test_failover(uint64_t gen, uint64_t secondary)
+{
+	Keel__Cluster__Command *c = cf_ft(UUID_A, gen, PROT, secondary, 0);
+
+	c->vm_set_ft->test_failover = true;
+	return c;
+}
+
+static void test_ft_test_failover(void **state)
+{
+	cf_populate();
+	assert_int_equal(cf_apply1(cf_ft(UUID_A, 0, NEEDS, 0, 0)), 0);
+	refused(test_failover(1, 0), KB_ESTATE); /* not protected */
+	assert_int_equal(cf_apply1(cf_ft(UUID_A, 1, START, 2, 0)), 0);
+	refused(test_failover(2, 2), KB_ESTATE); /* starting */
+	assert_int_equal(cf_apply1(cf_ft(UUID_A, 2, PROT, 2, 0)), 0);
+	refused(test_failover(3, 3), KB_ESTATE); /* another secondary */
+	assert_int_equal(cf_apply1(test_failover(3, 2)), 0);
+	assert_true(vm_a()->ft.test_failover);
+	assert_int_equal(vm_a()->ft.state, PROT);
+	assert_int_equal(vm_a()->owner, 1);
+	/* the takeover ends it */
+	assert_int_equal(cf_apply1(cf_ft(UUID_A, 4, NEEDS, 0, 2)), 0);
+	assert_false(vm_a()->ft.test_failover);
+	assert_int_equal(vm_a()->owner, 2);
+}
+
 static void test_ft_unpaired_by_others(void **state)
 {
 	cf_populate();
@@ -171,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_ft_pairing, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_ft_failover, cf_setup, cf_teardown),
+	    cmocka_unit_test_setup_teardown(test_ft_test_failover, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_ft_unpaired_by_others, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_ft_snapshot, cf_setup, cf_teardown),
 	};
