@@ -175,9 +175,26 @@ def bench(tmp):
                   "failover", file=sys.stderr, flush=True)
             lab.lab("host-start", primary)
             wait_for("the host back", lambda: healthy(lab), 60)
-            lab.keel(1, "vm", "ft", "restart-secondary", "fb", "--secondary-host", primary,
-                     timeout=330)
-            wait_for("the secondary back", lambda: protected_on(lab, primary), 60)
+            # the host just came back: its first pairing may be refused while it settles
+            # (the refusal is an FT event); the operator's choice is simply asked again
+            for attempt in range(4):
+                lab.keel(1, "vm", "ft", "restart-secondary", "fb", "--secondary-host", primary,
+                         "--no-wait")
+                try:
+                    wait_for("the secondary back", lambda: protected_on(lab, primary), 20)
+                    break
+                except RuntimeError:
+                    ev = json.loads(lab.keel(1, "cluster", "events", "--json", check=False)
+                                    or "{}").get("events", [])
+                    why = [e["message"] for e in ev if e.get("kind") == "ft"][-3:]
+                    print(f"round {r + 1}: no secondary on {primary} yet: {why}",
+                          file=sys.stderr, flush=True)
+            else:
+                raise RuntimeError(f"round {r + 1}: no secondary on {primary}")
+    except Exception:
+        # what the cluster said, before the lab goes
+        print(lab.keel(1, "cluster", "events", check=False)[-3000:], file=sys.stderr)
+        raise
     finally:
         probe.stop()
         subprocess.run([KEEL, "lab", "down", "--dir", lab.dir], capture_output=True)
