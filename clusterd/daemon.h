@@ -279,6 +279,11 @@ int cd_reconcile_start(struct cd_daemon *d, struct kb_errmsg *e);
 /* One request on a connected vmkernel control socket fd and its reply (NULL when the
  * socket failed or the reply does not decode). Blocks: worker threads only. */
 Keel__Vmk__VmkReply *cd_vmk_call(int fd, const Keel__Vmk__VmkRequest *rq);
+/* The same on a new connection to the socket at sock (NULL when it could not be asked). */
+Keel__Vmk__VmkReply *cd_vmk_ask(const char *sock, const Keel__Vmk__VmkRequest *rq);
+/* Why a request failed, into buf: the reply's error, its code's text, or "WHAT: vmkernel
+ * did not answer" when there is no reply. */
+void cd_vmk_errtext(char *buf, size_t size, const Keel__Vmk__VmkReply *rp, const char *what);
 void cd_reconcile_stop(struct cd_daemon *d);
 
 /* ---- HA (ha.c, docs/ha.md) --------------------------------------------------------------- */

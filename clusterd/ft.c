@@ -152,26 +152,6 @@ static void maybe_free(struct cd_ftd *f)
 		kb_free(f);
 }
 
-static Keel__Vmk__VmkReply *vmk_ask(const char *sock, const Keel__Vmk__VmkRequest *rq)
-{
-	Keel__Vmk__VmkReply *rp;
-	int fd = kb_unix_connect(sock);
-
-	if (fd < 0)
-		return NULL;
-	rp = cd_vmk_call(fd, rq);
-	close(fd);
-	return rp;
-}
-
-static void set_err(char *buf, size_t size, const Keel__Vmk__VmkReply *rp, const char *what)
-{
-	if (!rp)
-		snprintf(buf, size, "%s: vmkernel did not answer", what);
-	else
-		snprintf(buf, size, "%s", rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
-}
-
 /* VmkVmFtStatus: role and phase ("" when the vmx runs no FT, or there is no vmx). */
 static void ft_status(const char *sock, const char *uuid, char *role, size_t rsize, char *phase,
 		      size_t psize, char *error, size_t esize)
@@ -186,7 +166,7 @@ static void ft_status(const char *sock, const char *uuid, char *role, size_t rsi
 	st.vm = (char *)uuid;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_STATUS;
 	rq.vm_ft_status = &st;
-	rp = vmk_ask(sock, &rq);
+	rp = cd_vmk_ask(sock, &rq);
 	if (rp && rp->code == 0 && rp->ft) {
 		snprintf(role, rsize, "%s", rp->ft->role ? rp->ft->role : "");
 		snprintf(phase, psize, "%s", rp->ft->phase ? rp->ft->phase : "");
@@ -213,10 +193,10 @@ static int ft_stop(const char *sock, const char *uuid, char *error, size_t esize
 	st.vm = (char *)uuid;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_STOP;
 	rq.vm_ft_stop = &st;
-	rp = vmk_ask(sock, &rq);
+	rp = cd_vmk_ask(sock, &rq);
 	rv = !rp ? -EIO : rp->code;
 	if (rv && error)
-		set_err(error, esize, rp, "FT stop");
+		cd_vmk_errtext(error, esize, rp, "FT stop");
 	if (rp)
 		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 	return rv;
@@ -233,7 +213,7 @@ static bool runs_here(const char *sock, const char *uuid)
 
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
 	rq.vm_list = &list;
-	rp = vmk_ask(sock, &rq);
+	rp = cd_vmk_ask(sock, &rq);
 	for (size_t k = 0; rp && rp->code == 0 && k < rp->n_vms; k++)
 		if (strcmp(rp->vms[k]->uuid, uuid) == 0)
 			on = strcmp(rp->vms[k]->power_state, "poweredOn") == 0;
@@ -312,10 +292,10 @@ static void pair_work(uv_work_t *w)
 	fs.encrypt = true;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_START;
 	rq.vm_ft_start = &fs;
-	rp = vmk_ask(f->vmk_sock, &rq);
+	rp = cd_vmk_ask(f->vmk_sock, &rq);
 	if (!rp || rp->code) {
 		g->code = rp ? rp->code : -EIO;
-		set_err(g->error, sizeof(g->error), rp, "FT start");
+		cd_vmk_errtext(g->error, sizeof(g->error), rp, "FT start");
 		if (rp)
 			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 		goto out;
@@ -485,7 +465,7 @@ static void vm_power_off_fenced(const char *sock, const char *uuid)
 	pf.fence = true;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF;
 	rq.vm_power_off = &pf;
-	rp = vmk_ask(sock, &rq);
+	rp = cd_vmk_ask(sock, &rq);
 	if (rp)
 		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 }
@@ -501,10 +481,10 @@ static int takeover(const char *sock, const char *uuid, uint64_t epoch, char *er
 	tk.epoch = epoch;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_TAKEOVER;
 	rq.vm_ft_takeover = &tk;
-	rp = vmk_ask(sock, &rq);
+	rp = cd_vmk_ask(sock, &rq);
 	rv = !rp ? -EIO : rp->code;
 	if (rv)
-		set_err(error, esize, rp, "FT takeover");
+		cd_vmk_errtext(error, esize, rp, "FT takeover");
 	if (rp)
 		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 	return rv;
@@ -519,7 +499,7 @@ static void mon_work(uv_work_t *w)
 
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
 	rq.vm_list = &list;
-	rp = vmk_ask(f->vmk_sock, &rq);
+	rp = cd_vmk_ask(f->vmk_sock, &rq);
 	if (!rp || rp->code) {
 		if (rp)
 			keel__vmk__vmk_reply__free_unpacked(rp, NULL);
@@ -721,14 +701,14 @@ static void prep_work(uv_work_t *w)
 	fs.datastore = "";
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_SECONDARY;
 	rq.vm_ft_secondary = &fs;
-	rp = vmk_ask(p->f->vmk_sock, &rq);
+	rp = cd_vmk_ask(p->f->vmk_sock, &rq);
 	OPENSSL_cleanse(p->key, sizeof(p->key));
 	if (!rp || rp->code || !rp->ft || !rp->ft->endpoint || !rp->ft->endpoint[0]) {
 		p->code = !rp ? -EIO : rp->code ? rp->code : KB_EPROTO;
 		if (rp && !rp->code)
 			snprintf(p->error, sizeof(p->error), "vmkernel named no endpoint");
 		else
-			set_err(p->error, sizeof(p->error), rp, "FT secondary");
+			cd_vmk_errtext(p->error, sizeof(p->error), rp, "FT secondary");
 	} else {
 		snprintf(p->endpoint, sizeof(p->endpoint), "%s", rp->ft->endpoint);
 	}

@@ -141,27 +141,6 @@ static struct mig *slot_new(struct cd_migrator *m)
 	return NULL;
 }
 
-/* One request to vmkernel on a new connection; NULL when it could not be asked. */
-static Keel__Vmk__VmkReply *vmk_ask(const char *sock, const Keel__Vmk__VmkRequest *rq)
-{
-	Keel__Vmk__VmkReply *rp;
-	int fd = kb_unix_connect(sock);
-
-	if (fd < 0)
-		return NULL;
-	rp = cd_vmk_call(fd, rq);
-	close(fd);
-	return rp;
-}
-
-static void set_err(char *buf, size_t size, const Keel__Vmk__VmkReply *rp, const char *what)
-{
-	if (!rp)
-		snprintf(buf, size, "%s: vmkernel did not answer", what);
-	else
-		snprintf(buf, size, "%s", rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
-}
-
 /* ---- source ----------------------------------------------------------------------------- */
 
 /* This host's vMotion settings (etc/keel/advanced.conf through vmkernel; docs/vmotion.md):
@@ -180,7 +159,7 @@ static void source_settings(struct cd_migrator *m, uint32_t *streams, bool *encr
 	g.path = (char *)VMK_CFG_ADVANCED;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_CFG_GET;
 	rq.cfg_get = &g;
-	rp = vmk_ask(m->vmk_sock, &rq);
+	rp = cd_vmk_ask(m->vmk_sock, &rq);
 	if (rp && rp->code == 0 &&
 	    vmk_cfg_advanced_parse(rp->cfg_data.data, rp->cfg_data.len, &adv, &e) < 0)
 		kb_log(m->d->log, KB_LOG_WARN, "migration settings: %s: %s (using the defaults)",
@@ -256,10 +235,10 @@ static void source_work(uv_work_t *w)
 	mo.encrypt = encrypt;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_OUT;
 	rq.vm_migrate_out = &mo;
-	rp = vmk_ask(m->vmk_sock, &rq);
+	rp = cd_vmk_ask(m->vmk_sock, &rq);
 	if (!rp || rp->code) {
 		g->code = rp ? rp->code : -EIO;
-		set_err(g->error, sizeof(g->error), rp, "migrate out");
+		cd_vmk_errtext(g->error, sizeof(g->error), rp, "migrate out");
 	} else if (rp->migrate) {
 		const Keel__Vmk__VmkMigrateInfo *f = rp->migrate;
 
@@ -399,14 +378,14 @@ static void prep_work(uv_work_t *w)
 	mi.epoch = p->epoch;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_IN;
 	rq.vm_migrate_in = &mi;
-	rp = vmk_ask(p->m->vmk_sock, &rq);
+	rp = cd_vmk_ask(p->m->vmk_sock, &rq);
 	OPENSSL_cleanse(p->key, sizeof(p->key));
 	if (!rp || rp->code || !rp->migrate || rp->migrate->n_endpoints == 0) {
 		p->code = !rp ? -EIO : rp->code ? rp->code : KB_EPROTO;
 		if (rp && !rp->code)
 			snprintf(p->error, sizeof(p->error), "vmkernel named no endpoint");
 		else
-			set_err(p->error, sizeof(p->error), rp, "migrate in");
+			cd_vmk_errtext(p->error, sizeof(p->error), rp, "migrate in");
 	} else {
 		for (size_t i = 0; i < rp->migrate->n_endpoints && i < ENDPOINTS_MAX; i++)
 			snprintf(p->endpoints[p->n_endpoints++], ENDPOINT_LEN, "%s",
@@ -583,7 +562,7 @@ static void dest_work(uv_work_t *w)
 	get.vm = g->uuid;
 	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_GET;
 	rq.vm_get = &get;
-	rp = vmk_ask(g->m->vmk_sock, &rq);
+	rp = cd_vmk_ask(g->m->vmk_sock, &rq);
 	if (!rp)
 		return; /* ask again later */
 	incoming = rp->code == 0 && rp->n_vms && rp->vms[0]->power_state &&
@@ -604,7 +583,7 @@ static void dest_work(uv_work_t *w)
 		rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_MIGRATE_CANCEL;
 		rq.vm_migrate_cancel = &cc;
 	}
-	rp = vmk_ask(g->m->vmk_sock, &rq);
+	rp = cd_vmk_ask(g->m->vmk_sock, &rq);
 	if (rp)
 		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 }

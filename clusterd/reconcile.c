@@ -172,6 +172,26 @@ Keel__Vmk__VmkReply *cd_vmk_call(int fd, const Keel__Vmk__VmkRequest *rq)
 	return rp;
 }
 
+Keel__Vmk__VmkReply *cd_vmk_ask(const char *sock, const Keel__Vmk__VmkRequest *rq)
+{
+	Keel__Vmk__VmkReply *rp;
+	int fd = kb_unix_connect(sock);
+
+	if (fd < 0)
+		return NULL;
+	rp = cd_vmk_call(fd, rq);
+	close(fd);
+	return rp;
+}
+
+void cd_vmk_errtext(char *buf, size_t size, const Keel__Vmk__VmkReply *rp, const char *what)
+{
+	if (!rp)
+		snprintf(buf, size, "%s: vmkernel did not answer", what);
+	else
+		snprintf(buf, size, "%s", rp->error && rp->error[0] ? rp->error : kb_strerror(rp->code));
+}
+
 /* One action; logs its outcome; false when it failed, with why (when not NULL) holding
  * vmkernel's refusal if it was one that is not a passing state ("" otherwise). */
 static bool act_why(struct cd_reconciler *r, int fd, Keel__Vmk__VmkRequest *rq, const char *what,
