@@ -61,6 +61,7 @@
 #define PROTECT_MS	(5 * 60 * 1000) /* ...and this long for the first checkpoint */
 #define REPEAT_MS	500	/* the same report is not sent more often */
 #define TAKEOVER_REPEAT_MS 40	/* ...but a takeover is asked again at once */
+#define IDLE_TICKS	40	/* no FT VM: the monitor runs every 2 s */
 #define KEY_SIZE	32
 #define ID_SIZE		16
 
@@ -138,6 +139,7 @@ struct cd_ftd {
 	struct pair pairs[PAIRS_MAX];
 	struct prep *waiting;
 	_Atomic unsigned pairs_started; /* a monitor pass that saw it change ends no session */
+	unsigned idle_ticks;
 	unsigned mon_pairs_started;
 };
 
@@ -836,6 +838,16 @@ static void prep_tick(struct cd_ftd *f)
 
 /* ---- the tick ---------------------------------------------------------------------------- */
 
+static bool ft_vms(const struct cd_state *s)
+{
+	unsigned nv = cd_state_n_vms(s);
+
+	for (unsigned i = 0; i < nv; i++)
+		if (CD_FT_ON(cd_state_vm_at(s, i)) || cd_state_vm_at(s, i)->ft.generation)
+			return true;
+	return false;
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct cd_ftd *f = t->data;
@@ -866,8 +878,13 @@ static void on_tick(uv_timer_t *t)
 		if (vm->ft.state == FT_START && vm->owner == f->self)
 			pair_start(f, s, vm);
 	}
-	if (!f->mon_busy)
+	/* With no FT VM in the cluster the monitor only looks for stray secondaries, now and
+	 * then: it costs vmkernel a VM list each time. */
+	f->idle_ticks++;
+	if (!f->mon_busy && (ft_vms(s) || f->idle_ticks >= IDLE_TICKS)) {
+		f->idle_ticks = 0;
 		mon_start(f, s);
+	}
 }
 
 int cd_ft_start(struct cd_daemon *d, struct kb_errmsg *e)
