@@ -10,10 +10,14 @@
  *     asks H over the join port (STEP_FT_PREPARE, mutual TLS; the key travels only there)
  *     to start the secondary, starts the primary (VmkVmFtStart) and follows it until it is
  *     protected: OP_FT_PROTECTED(G); a failure ends the session and is OP_FT_LOST(G, why);
+ *   PROTECTED, but the VM does not run here (its vmx crashed, or fenced itself when this
+ *     host's heartbeat stalled) for DOWN_MS: OP_FT_FAILOVER — the secondary resumes it, as
+ *     the reconciler does not restart a protected VM from its disks (that would forget
+ *     output already released);
  *   PROTECTED with a test failover under way: the vmx is powered off, fenced (no ABORT,
  *     held output dropped), so the secondary sees the stream end and takes over;
- *   PROTECTED at G and the vmx says the stream is lost: OP_FT_LOST(G) — held output stays
- *     held until the cluster has committed that this side goes on alone;
+ *   PROTECTED at G and the vmx says the stream is lost, for DOWN_MS: OP_FT_LOST(G) —
+ *     held output stays held until the cluster has committed that this side goes on alone;
  *   not paired (NEEDS_SECONDARY, NOT_PROTECTED) while the vmx still has an FT session:
  *     VmkVmFtStop, which releases its held output. Safe: the commit that left the pairing
  *     spent its generation, so no takeover of it can ever be granted;
@@ -62,6 +66,8 @@
 #define REPEAT_MS	500	/* the same report is not sent more often */
 #define TAKEOVER_REPEAT_MS 40	/* ...but a takeover is asked again at once */
 #define IDLE_TICKS	40	/* no FT VM: the monitor runs every 2 s */
+#define DOWN_MS		1000	/* a protected primary down this long here fails over */
+#define DOWN_MAX	64
 #define KEY_SIZE	32
 #define ID_SIZE		16
 
@@ -92,6 +98,8 @@ struct mvm { /* an FT VM as the monitor sees it (copied on the loop) */
 	bool resume;	 /* owned here by a failover: resume from the secondary */
 	bool pairing;	 /* a pairing driver runs for it */
 	bool test;	 /* a test failover: the primary stops */
+	bool down;	 /* owned here, protected, not running here (the worker's finding) */
+	bool lost;	 /* owned here, protected, running, its FT session lost */
 	int state;
 	uint64_t gen, epoch;
 	/* the worker's findings */
@@ -121,6 +129,11 @@ struct sent { /* a report sent: not again within REPEAT_MS */
 	uint64_t gen, at_ms;
 };
 
+struct down { /* a protected VM owned here that does not run here, since when */
+	char uuid[CD_UUID_LEN + 1];
+	uint64_t since_ms; /* 0: free */
+};
+
 struct cd_ftd {
 	struct cd_daemon *d;
 	uv_timer_t timer;
@@ -140,6 +153,7 @@ struct cd_ftd {
 	struct prep *waiting;
 	_Atomic unsigned pairs_started; /* a monitor pass that saw it change ends no session */
 	unsigned idle_ticks;
+	struct down down[DOWN_MAX];
 	unsigned mon_pairs_started;
 };
 
@@ -529,9 +543,18 @@ static void mon_work(uv_work_t *w)
 		char role[16], phase[32], err[200];
 
 		m->ask = 0;
+		m->down = m->lost = false;
 		for (size_t k = 0; k < rp->n_vms; k++)
 			if (strcmp(rp->vms[k]->uuid, m->uuid) == 0)
 				local = rp->vms[k];
+		if (m->known && m->owner && m->state == FT_PROT && !m->test &&
+		    (!local || strcmp(local->power_state, "poweredOff") == 0)) {
+			/* the primary's vmx is gone while its host lives (a crash, fenced by a
+			 * stalled heartbeat): the reconciler holds it (a restart from the disks
+			 * would forget released output); after DOWN_MS its secondary takes over */
+			m->down = true;
+			continue;
+		}
 		if (!local)
 			continue;
 		ft_status(f->vmk_sock, m->uuid, role, sizeof(role), phase, sizeof(phase), err,
@@ -585,8 +608,9 @@ static void mon_work(uv_work_t *w)
 		if (m->known && m->owner && m->state == FT_PROT && !m->pairing &&
 		    strcmp(local->power_state, "poweredOn") == 0 &&
 		    (strcmp(role, "primary") != 0 || !active_phase(phase))) {
-			/* the vmx was started again (a crash, the reconciler): nothing protects it */
-			m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST;
+			/* no session: a vmx just gone (vmkernel has not seen it exit yet: that
+			 * becomes "down") or one started again; after DOWN_MS it is lost */
+			m->lost = true;
 			snprintf(m->error, sizeof(m->error), "the primary's vmx has no FT session");
 			continue;
 		}
@@ -601,7 +625,9 @@ static void mon_work(uv_work_t *w)
 			vm_power_off_fenced(f->vmk_sock, m->uuid);
 		} else if (m->state == FT_PROT && (strcmp(phase, "lost") == 0 ||
 						    strcmp(phase, "failed") == 0)) {
-			m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST;
+			/* reported after DOWN_MS: a vmx that fenced itself loses its session
+			 * just before it exits, and then its secondary must take over */
+			m->lost = true;
 			snprintf(m->error, sizeof(m->error), "%s", err[0] ? err : phase);
 		} else if (m->state == FT_START && strcmp(phase, "protected") == 0 && !m->pairing) {
 			m->ask = KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_PROTECTED;
@@ -620,6 +646,35 @@ static void mon_work(uv_work_t *w)
 	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
 }
 
+/* The VM has been down here (m->down), or its session lost (m->lost), for DOWN_MS: an
+ * operator's power-off has committed by then, and a vmx that fenced itself has exited. */
+static bool down_long(struct cd_ftd *f, const struct mvm *m)
+{
+	bool bad = m->down || m->lost;
+
+	uint64_t now = mono_ms();
+	unsigned free_slot = DOWN_MAX;
+
+	for (unsigned i = 0; i < DOWN_MAX; i++) {
+		struct down *x = &f->down[i];
+
+		if (x->since_ms && strcmp(x->uuid, m->uuid) == 0) {
+			if (!bad) {
+				x->since_ms = 0;
+				return false;
+			}
+			return now - x->since_ms >= DOWN_MS;
+		}
+		if (!x->since_ms && free_slot == DOWN_MAX)
+			free_slot = i;
+	}
+	if (bad && free_slot < DOWN_MAX) {
+		snprintf(f->down[free_slot].uuid, CD_UUID_LEN + 1, "%s", m->uuid);
+		f->down[free_slot].since_ms = now;
+	}
+	return false;
+}
+
 static void mon_done(uv_work_t *w, int status)
 {
 	struct cd_ftd *f = w->data;
@@ -633,6 +688,21 @@ static void mon_done(uv_work_t *w, int status)
 	for (unsigned i = 0; i < f->n_mon; i++) {
 		struct mvm *m = &f->mon[i];
 
+		bool long_enough = down_long(f, m);
+
+		if (long_enough && m->lost &&
+		    repeat_ok(f, KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST, m->uuid, m->gen))
+			report(f, KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_LOST, m->uuid, m->gen,
+			       m->error);
+		if (long_enough && m->down &&
+		    repeat_ok(f, KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_FAILOVER, m->uuid, m->gen)) {
+			kb_log(f->d->log, KB_LOG_WARN,
+			       "FT: VM %s: its primary here stopped: asking for its secondary to take "
+			       "over",
+			       m->name);
+			report(f, KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_FAILOVER, m->uuid, m->gen,
+			       "its primary's vmx stopped");
+		}
 		if (m->ask && repeat_ok(f, m->ask, m->uuid, m->gen)) {
 			if (m->ask == KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_TAKEOVER)
 				kb_log(f->d->log, KB_LOG_WARN,

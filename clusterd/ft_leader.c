@@ -32,7 +32,8 @@
  *     its disks on its owner);
  *   - NEEDS_SECONDARY, desired on, owner connected: a secondary's host is chosen (the
  *     preferred one when eligible, else the eligible host with the most memory left, never
- *     the owner, a host whose pairing just failed or one silent for CD_FT_PRIMARY_SILENT_MS)
+ *     the owner, a host whose pairing just failed, one silent for CD_FT_PRIMARY_SILENT_MS,
+ *     or one running a VM a must anti-affinity rule keeps this one apart from)
  *     and STARTING is committed; the
  *     owner's FT driver (ft.c) then makes the secondary.
  * A decision submitted for a VM is not submitted again for the same generation until
@@ -342,9 +343,13 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 		}
 		/* the primary's host stops its vmx first (ft.c); then the secondary's host
 		 * asks to take over and is granted at once: never two running */
-		snprintf(text, sizeof(text), "FT: test failover of VM %s from %s to %s: the primary "
-					     "stops",
-			 vm->name, host_name(s, vm->owner), sh->name);
+		if (host == vm->owner && rq->error && rq->error[0])
+			snprintf(text, sizeof(text), "FT: VM %s: %s on %s: failing over to %s",
+				 vm->name, "its primary stopped", host_name(s, vm->owner), sh->name);
+		else
+			snprintf(text, sizeof(text), "FT: test failover of VM %s from %s to %s: the "
+						     "primary stops",
+				 vm->name, host_name(s, vm->owner), sh->name);
 		return ask_set_x(d, host, vm, FT_PROT, vm->ft.secondary, vm->ft.preferred, 0, true,
 				 text, cb, arg, e);
 	}
@@ -466,6 +471,31 @@ static bool silent(struct cd_daemon *d, uint64_t host)
 	return net >= CD_FT_PRIMARY_SILENT_MS;
 }
 
+/* A must anti-affinity rule keeps vm apart from a VM that host runs: the secondary, which
+ * becomes the VM at a failover, does not go there either. */
+static bool kept_apart(const struct cd_state *s, const struct cd_vm *vm, uint64_t host)
+{
+	unsigned nr = cd_state_n_rules(s);
+
+	for (unsigned i = 0; i < nr; i++) {
+		const struct cd_rule *r = cd_state_rule_at(s, i);
+		bool member = false;
+
+		if (r->kind != KEEL__CLUSTER__RULE_KIND__RULE_ANTI_AFFINITY || !r->mandatory)
+			continue;
+		for (unsigned k = 0; k < r->n_vms && !member; k++)
+			member = strcmp(r->vms[k], vm->uuid) == 0;
+		for (unsigned k = 0; member && k < r->n_vms; k++) {
+			const struct cd_vm *o = cd_state_vm(s, r->vms[k]);
+
+			if (o && o != vm && o->owner == host &&
+			    o->desired_power == KEEL__CLUSTER__POWER_STATE__POWER_ON)
+				return true;
+		}
+	}
+	return false;
+}
+
 static uint64_t choose(struct cd_ft_leader *l, const struct cd_state *s, const struct cd_vm *vm,
 		       uint64_t now)
 {
@@ -478,7 +508,8 @@ static uint64_t choose(struct cd_ft_leader *l, const struct cd_state *s, const s
 		int64_t left;
 
 		if (h->id == vm->owner || h->state != CONNECTED || h->maintenance ||
-		    excluded(l, vm->uuid, h->id, now) || silent(l->d, h->id))
+		    excluded(l, vm->uuid, h->id, now) || silent(l->d, h->id) ||
+		    kept_apart(s, vm, h->id))
 			continue;
 		left = mem_left(s, h);
 		if (h->mem_mib && left < (int64_t)vm->mem_mib)

@@ -60,7 +60,7 @@ struct rvm { /* a VM of the state, as the worker sees it */
 	uint64_t epoch;
 	int desired;
 	bool migrating; /* a migration of it is in flight */
-	bool ft_hold;	/* a test failover stopped it here: its secondary resumes it (ft.c) */
+	bool ft_hold;	/* protected by FT: if it stops here, its secondary resumes it (ft.c) */
 };
 
 /* Maintenance mode moves the VMs off by vMotion first (docs/vmotion.md); a VM whose
@@ -735,7 +735,7 @@ static void on_tick(uv_timer_t *t)
 		v[i].epoch = vm->epoch;
 		v[i].desired = vm->desired_power;
 		v[i].migrating = cd_state_op_for_vm(s, vm->uuid) != NULL;
-		v[i].ft_hold = vm->ft.test_failover;
+		v[i].ft_hold = vm->ft.state == KEEL__CLUSTER__FT_STATE__FT_PROTECTED;
 	}
 	evac_update(r, s, self->maintenance);
 	r->self = d->id;

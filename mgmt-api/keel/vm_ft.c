@@ -657,7 +657,7 @@ static int change_run(struct kc_ctx *ctx, const struct kc_call *call, int op)
 	Keel__Cluster__ClusterReply *st = NULL, *rp = NULL;
 	const Keel__Cluster__ClusterVmStatus *vm;
 	const Keel__Cluster__ClusterHostStatus *h = NULL;
-	uint64_t since, t0, owner = 0, epoch = 0;
+	uint64_t since, t0, owner = 0, epoch = 0, dest = 0;
 	struct before b;
 	int rc;
 
@@ -681,6 +681,7 @@ static int change_run(struct kc_ctx *ctx, const struct kc_call *call, int op)
 			keel__cluster__cluster_reply__free_unpacked(st, NULL);
 			return rc;
 		}
+		dest = h->id; /* h lives in st, freed below */
 	}
 	memset(&b, 0, sizeof(b));
 	snprintf(b.uuid, sizeof(b.uuid), "%s", vm->uuid);
@@ -697,7 +698,7 @@ static int change_run(struct kc_ctx *ctx, const struct kc_call *call, int op)
 	since = last_seq(ctx, call);
 	vr.op = (Keel__Cluster__ClusterVmRequest__Op)op;
 	vr.uuid = b.uuid;
-	vr.destination = h ? h->id : 0;
+	vr.destination = dest;
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM;
 	rq.vm = &vr;
 	t0 = kb_now_ns();

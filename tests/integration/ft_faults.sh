@@ -5,8 +5,13 @@
 # runs on exactly one host. In turn:
 #   a. the secondary's host killed: the primary goes on (same owner, same epoch) and is
 #      protected again on another host;
+#   a2. the primary's vmx killed on a live host: its secondary takes over (no restart from
+#      the disks, which would forget released output);
 #   b. only the FT network of the secondary's host cut: the primary goes on, its held
 #      output released once the cluster let it go on alone, and is protected elsewhere;
+#   b2. the secondary's host isolated (management network cut): the cluster gives up that
+#      secondary (it could never be given the VM) and protects the VM elsewhere; healed,
+#      the host holds no secondary;
 #   c. the primary's host isolated (management network cut, isolation response power off):
 #      the secondary takes over, at a higher epoch;
 #   d. both the primary's and the secondary's hosts killed (one voter among them): HA
@@ -48,6 +53,8 @@ once() {
 	for h in $HOSTS; do [ "$(power_of $h)" = poweredOn ] && n=$((n + 1)); done
 	[ "$n" = 1 ]
 }
+hosts_now() { py "[(h['name'], h['id'], h['state'], h['raft_role']) for h in d['hosts']] + [d['leader_id']]" "$(st 1)"; }
+states() { local h; for h in $HOSTS; do printf 'host%s:%s ' "$h" "$(power_of $h)"; done; }
 client() {
 	ip netns exec "$prefix-lab-host1" python3 "$KEEL_TOP/tests/integration/udp_seq_client.py" \
 		198.18.10.1 "$1" >"$T/client.out" 2>"$T/client.err" &
@@ -97,9 +104,34 @@ other() { protected_on "" && [ "$(field 2)" != host2 ]; }
 until_ok 30 other || fail "a: f1 not protected again elsewhere: $(ft_of)"
 [ "$(field 3) $(field 4)" = "host4 1" ] || fail "a: the primary moved: $(ft_of)"
 client_ok "a. secondary's host killed"
-once || fail "a: f1 does not run exactly once"
+once || fail "a: f1 does not run exactly once: $(states) $(ft_of)"
 lab host-start host2 --dir "$LAB" >/dev/null || fail "host-start host2"
 until_ok 60 healthy || fail "a: host2 did not come back: $(st 1)"
+
+# ---- a2. the primary's vmx dies on a live host ------------------------------------------------
+# (a crash, or a vmx that fenced itself when its host's heartbeat stalled): the VM is not
+# restarted from its disks, which would forget released output; its secondary takes over
+sec=$(field 2)
+pid=$(py 'd["vms"][0]["pid"]' "$(kv 4 --json vm info f1)")
+[ -n "$pid" ] && [ "$pid" -gt 0 ] || fail "a2: no vmx pid for f1 on host4"
+client 6
+sleep 1.5
+kill -9 "$pid" || fail "a2: kill the vmx"
+to_sec() { [ "$(field 3) $(field 4)" = "$sec 2" ] && [ "$(power_of "${sec#host}")" = poweredOn ]; }
+until_ok 20 to_sec || fail "a2: f1 did not fail over to $sec: $(ft_of)"
+client_ok "a2. primary's vmx killed"
+until_ok 30 protected_on "" || fail "a2: f1 not protected again: $(ft_of)"
+once || fail "a2: f1 does not run exactly once: $(states) $(ft_of)"
+ev=$(kc 1 events --json) || fail "events"
+[ "$(py "any('its primary stopped on host4' in e['message'] for e in d['events'])" "$ev")" = True ] ||
+	fail "a2: no event for the stopped primary: $(kc 1 events | tail -5)"
+# the VM goes back to host4 for what follows (a secondary there, then a test failover)
+kv 1 vm ft restart-secondary f1 --secondary-host host4 >/dev/null || fail "a2: restart-secondary"
+until_ok 30 protected_on host4 || fail "a2: f1 not protected on host4: $(ft_of)"
+kv 1 vm ft failover f1 >/dev/null || fail "a2: failover back"
+back4() { [ "$(field 3)" = host4 ] && protected_on ""; }
+until_ok 30 back4 || fail "a2: f1 not back on host4: $(ft_of)"
+E=$(field 4)
 
 # ---- b. only the FT network of the secondary's host is cut ---------------------------------
 cut=$(field 2)
@@ -107,35 +139,51 @@ ip -n "$prefix-lab-$cut" link set vmnic2 down || fail "b: cutting $cut's FT upli
 client 12
 moved_on() { protected_on "" && [ "$(field 2)" != "$cut" ]; }
 until_ok 60 moved_on || fail "b: f1 not protected away from $cut: $(ft_of)"
-[ "$(field 3) $(field 4)" = "host4 1" ] || fail "b: the primary moved: $(ft_of)"
+[ "$(field 3) $(field 4)" = "host4 $E" ] || fail "b: the primary moved: $(ft_of)"
 client_ok "b. FT network of $cut cut"
 ip -n "$prefix-lab-$cut" link set vmnic2 up || fail "b: restoring $cut's FT uplink"
-once || fail "b: f1 does not run exactly once"
+once || fail "b: f1 does not run exactly once: $(states) $(ft_of)"
+
+# ---- b2. the secondary's host isolated ----------------------------------------------------------
+kv 1 vm ft restart-secondary f1 --secondary-host host3 >/dev/null || fail "b2: restart-secondary: $(hosts_now)"
+until_ok 30 protected_on host3 || fail "b2: f1 not protected on host3: $(ft_of)"
+client 8
+sleep 1
+lab host-isolate host3 --dir "$LAB" >/dev/null || fail "b2: host-isolate host3"
+away3() { protected_on "" && [ "$(field 2)" != host3 ]; }
+until_ok 30 away3 || fail "b2: f1 not protected away from the isolated host3: $(ft_of)"
+[ "$(field 3) $(field 4)" = "host4 $E" ] || fail "b2: the primary moved: $(ft_of)"
+client_ok "b2. secondary's host isolated"
+lab host-heal host3 --dir "$LAB" >/dev/null || fail "b2: host-heal host3"
+until_ok 60 healthy || fail "b2: host3 did not come back: $(st 1)"
+nosec3() { [ "$(power_of 3)" = absent ]; }
+until_ok 15 nosec3 || fail "b2: the isolated host3 still holds a secondary: $(power_of 3)"
+once || fail "b2: f1 does not run exactly once: $(states) $(ft_of)"
 
 # ---- c. the primary's host isolated ----------------------------------------------------------
-kv 1 vm ft restart-secondary f1 --secondary-host host2 >/dev/null || fail "c: restart-secondary"
+kv 1 vm ft restart-secondary f1 --secondary-host host2 >/dev/null || fail "c: restart-secondary: $(hosts_now)"
 until_ok 30 protected_on host2 || fail "c: f1 not protected on host2: $(ft_of)"
 client 8
 sleep 1.5
 lab host-isolate host4 --dir "$LAB" >/dev/null || fail "c: host-isolate host4"
-took() { [ "$(field 3) $(field 4)" = "host2 2" ]; }
+took() { [ "$(field 3) $(field 4)" = "host2 $((E + 1))" ]; }
 until_ok 30 took || fail "c: the secondary did not take over: $(ft_of)"
 client_ok "c. primary's host isolated"
 lab host-heal host4 --dir "$LAB" >/dev/null || fail "c: host-heal host4"
 until_ok 60 healthy || fail "c: host4 did not come back: $(st 1)"
 off4() { [ "$(power_of 4)" != poweredOn ]; }
 until_ok 15 off4 || fail "c: f1 still runs on the isolated host"
-once || fail "c: f1 does not run exactly once"
+once || fail "c: f1 does not run exactly once: $(states) $(ft_of)"
 
 # ---- d. both hosts die ----------------------------------------------------------------------------
-kv 1 vm ft restart-secondary f1 --secondary-host host4 >/dev/null || fail "d: restart-secondary"
+kv 1 vm ft restart-secondary f1 --secondary-host host4 >/dev/null || fail "d: restart-secondary: $(hosts_now)"
 until_ok 30 protected_on host4 || fail "d: f1 not protected on host4: $(ft_of)"
 lab host-kill host2 --dir "$LAB" >/dev/null || fail "d: host-kill host2"
 lab host-kill host4 --dir "$LAB" >/dev/null || fail "d: host-kill host4"
 HOSTS="1 3"
 restarted() { [[ $(field 3) == host[13] ]] && [ "$(power_of "$(field 3 | cut -c5)")" = poweredOn ]; }
 until_ok 60 restarted || fail "d: HA did not restart f1 on host1 or host3: $(ft_of)"
-once || fail "d: f1 does not run exactly once"
+once || fail "d: f1 does not run exactly once: $(states) $(ft_of)"
 until_ok 60 protected_on "" || fail "d: f1 not protected again: $(ft_of)"
 n0=$(grep -c "disk seq" "$LAB/shared/f1/console.log")
 more() { [ "$(grep -c "disk seq" "$LAB/shared/f1/console.log")" -gt "$((n0 + 5))" ]; }

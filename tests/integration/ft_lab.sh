@@ -1,6 +1,7 @@
 # FT through the cluster (docs/ft.md, "The cluster's part") on a three-host lab with the shared
 # datastore. A kguest VM on host2 answers the UDP sequencer (port 9) and writes its disk
-# sequence; `keel vm ft enable --secondary-host host3` protects it. Then:
+# sequence; `keel vm ft enable` protects it, the cluster choosing host3 for the secondary (a
+# must anti-affinity rule keeps it off host1, which runs the rule's other VM). Then:
 #   - refusals: a second enable, a migration of the protected VM;
 #   - host2 killed while a client on host1's network asks the sequencer: the secondary on
 #     host3 takes over by itself (owner host3 at epoch 2, an FT failover event); the client
@@ -79,7 +80,13 @@ kv 2 vm power-on f1 >/dev/null || fail "power-on f1"
 wait_for "$CON" "disk seq 20\b"
 
 # ---- protection -----------------------------------------------------------------------------
-out=$(kv 1 vm ft enable f1 --secondary-host host3 2>&1) || fail "ft enable: $out"
+# the cluster chooses the secondary's host: not the owner, and not host1, which runs g1, a VM
+# that a must anti-affinity rule keeps apart from f1
+kv 1 vm create g1 --memory 32 --datastore shared1 --cmdline "counter_ms=500" >/dev/null ||
+	fail "create g1"
+kv 1 vm power-on g1 >/dev/null || fail "power-on g1"
+kc 1 rule add fapart --kind anti-affinity --must --vm f1 --vm g1 >/dev/null || fail "rule fapart"
+out=$(kv 1 vm ft enable f1 2>&1) || fail "ft enable: $out"
 echo "enable: $out"
 prot() { [[ $(ft_of) == "protected host3 host2 1 0" ]]; }
 until_ok 30 prot || fail "f1 not protected with its secondary on host3: $(ft_of)"
@@ -92,6 +99,8 @@ expect_fail kv 1 vm ft enable f1
 expect_fail kv 1 vm migrate f1 --to host1
 [[ $msg == *"FT"* ]] || fail "a migration of a protected VM: $msg"
 [[ $(ft_of) == "protected host3 host2 1 0" ]] || fail "a refusal changed f1: $(ft_of)"
+kc 1 rule remove fapart >/dev/null || fail "rule remove fapart"
+kv 1 vm power-off g1 >/dev/null || fail "power-off g1"
 
 # ---- the primary's host dies -----------------------------------------------------------------
 client 8
