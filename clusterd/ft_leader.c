@@ -9,7 +9,9 @@
  * Requests (host: the asking host; gen: ClusterVmRequest.ft_generation):
  *   FT_ENABLE     FT not on: NEEDS_SECONDARY (destination: the preferred secondary host)
  *   FT_DISABLE    FT on: NOT_PROTECTED; off already: no change
- *   FT_FAILOVER   PROTECTED, the secondary's host connected: failover at epoch + 1
+ *   FT_FAILOVER   PROTECTED, the secondary's host connected: a test failover (the primary
+ *                 stops, then the secondary takes over); with gen (the owner's driver: its
+ *                 primary stopped) only at that generation
  *   FT_RESTART_SECONDARY  FT on: NEEDS_SECONDARY (destination: a new preferred host)
  *   FT_PROTECTED  the owner, STARTING at gen: PROTECTED
  *   FT_LOST       the owner, STARTING or PROTECTED at gen: NEEDS_SECONDARY (error: why);
@@ -326,6 +328,14 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_FAILOVER: {
 		const struct cd_host *sh = cd_state_host(s, vm->ft.secondary);
 
+		/* the owner's FT driver (its primary stopped) asks at the generation it saw */
+		if (rq->ft_generation &&
+		    (rq->ft_generation != vm->ft.generation || host != vm->owner)) {
+			kb_errmsg_setf(e, "VM %s: FT changed meanwhile (generation %" PRIu64
+					  ", not %" PRIu64 ")",
+				       vm->name, vm->ft.generation, rq->ft_generation);
+			return -ESTALE;
+		}
 		if (vm->ft.state != FT_PROT) {
 			kb_errmsg_setf(e, "VM %s is not protected by FT (%s): no secondary to fail "
 					  "over to",
@@ -343,7 +353,7 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 		}
 		/* the primary's host stops its vmx first (ft.c); then the secondary's host
 		 * asks to take over and is granted at once: never two running */
-		if (host == vm->owner && rq->error && rq->error[0])
+		if (rq->ft_generation)
 			snprintf(text, sizeof(text), "FT: VM %s: %s on %s: failing over to %s",
 				 vm->name, "its primary stopped", host_name(s, vm->owner), sh->name);
 		else
