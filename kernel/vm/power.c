@@ -317,24 +317,25 @@ int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err)
 
 	pthread_mutex_lock(&vm->lock);
 	rv = claim_on(vm, "power-off", err);
-	if (rv == 0) {
-		vm->expect_exit = true;
-		end_vmx(vm);
-		own = vm->own;
-		memset(&vm->own, 0, sizeof(vm->own));
-		vmk__vm_release(vm, VMK_POWERED_OFF,
-				fence ? "powered off for the isolation response"
-				      : "powered off by request");
-		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, vm->last_event);
-	}
 	pthread_mutex_unlock(&vm->lock);
 	if (rv < 0)
 		return rv;
-	/* The vmx is gone: the lock may be released, then the cluster told (busy still
-	 * held, vm->lock not: both may block). */
-	vmk__owner_release(vm, &own);
+	/* An operator's power-off: the cluster stops wanting the VM on before it stops here,
+	 * so no reconciler's pass that sees it off restarts it (busy is held meanwhile). */
 	if (!fence)
 		vmk__owner_tell(vm, VMK_CLUSTER_POWER_OFF);
+	pthread_mutex_lock(&vm->lock);
+	vm->expect_exit = true;
+	end_vmx(vm);
+	own = vm->own;
+	memset(&vm->own, 0, sizeof(vm->own));
+	vmk__vm_release(vm, VMK_POWERED_OFF,
+			fence ? "powered off for the isolation response" : "powered off by request");
+	kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, vm->last_event);
+	pthread_mutex_unlock(&vm->lock);
+	/* The vmx is gone: the lock may be released (busy still held, vm->lock not: it may
+	 * block). */
+	vmk__owner_release(vm, &own);
 	pthread_mutex_lock(&vm->lock);
 	vm->busy = NULL;
 	pthread_mutex_unlock(&vm->lock);
