@@ -330,6 +330,19 @@ int cd__ft_state_check(int state, struct kb_errmsg *e)
 			  KEEL__CLUSTER__FT_STATE__FT_PROTECTED, "FT state", e);
 }
 
+void cd__ft_to_pb(const struct cd_ft *ft, Keel__Cluster__Ft *pb)
+{
+	keel__cluster__ft__init(pb);
+	pb->state = ft->state;
+	pb->secondary = ft->secondary;
+	pb->generation = ft->generation;
+	pb->preferred = ft->preferred;
+	pb->since_ms = ft->since_ms;
+	pb->failovers = ft->failovers;
+	pb->failover_epoch = ft->failover_epoch;
+	pb->test_failover = ft->test_failover;
+}
+
 /* A VM's FT as a snapshot carries it: a known state, a secondary exactly when paired (not
  * the owner; that it exists is checked with the whole state). */
 static int ft_from_pb(const Keel__Cluster__Ft *pb, const char *uuid, uint64_t owner,

@@ -88,5 +88,7 @@ bool cd__rule_is_host_rule(int kind);
 int cd__host_state_check(int state, struct kb_errmsg *e);
 int cd__power_check(int power, struct kb_errmsg *e);
 int cd__ft_state_check(int state, struct kb_errmsg *e);
+/* A VM's FT as proto/cluster.proto's Ft (initialised here; no pointers into ft). */
+void cd__ft_to_pb(const struct cd_ft *ft, Keel__Cluster__Ft *pb);
 
 #endif

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clusterd/codec.h"
 #include "clusterd/daemon.h"
 #include "clusterd/hbclock.h"
 #include "lib/buf.h"
@@ -174,15 +175,7 @@ static void status_reply(struct cd_daemon *d, struct kb_ctlclient *c)
 		if (CD_FT_ON(vm) || vm->ft.generation) {
 			const struct cd_host *sec = cd_state_host(s, vm->ft.secondary);
 
-			keel__cluster__ft__init(&fts[i]);
-			fts[i].state = vm->ft.state;
-			fts[i].secondary = vm->ft.secondary;
-			fts[i].generation = vm->ft.generation;
-			fts[i].preferred = vm->ft.preferred;
-			fts[i].since_ms = vm->ft.since_ms;
-			fts[i].failovers = vm->ft.failovers;
-			fts[i].failover_epoch = vm->ft.failover_epoch;
-			fts[i].test_failover = vm->ft.test_failover;
+			cd__ft_to_pb(&vm->ft, &fts[i]);
 			vs[i].ft = &fts[i];
 			vs[i].ft_secondary_name = (char *)(sec ? sec->name : "");
 		}

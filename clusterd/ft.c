@@ -34,9 +34,8 @@
  * Elsewhere: a vmx here that still runs the VM as an FT primary while the cluster names
  * another owner (the secondary took over) is powered off, fenced (its output was held).
  *
- * STEP_FT_PREPARE lands in cd_ft_prepare: the pairing must be in this host's replica
- * (waited for up to PREPARE_WAIT_MS): STARTING at the generation asked, this host the
- * secondary, the asker the owner. vmkernel's VmkVmFtSecondary answers with the endpoint.
+ * The secondary's side of a pairing (STEP_FT_PREPARE) is ft_prepare.c; what both share is
+ * ft_int.h.
  *
  * Threads: the state is read on the loop; workers get copies.
  */
@@ -53,123 +52,32 @@
 
 #include "clusterd/apply.h"
 #include "clusterd/daemon.h"
+#include "clusterd/ft_int.h"
 #include "lib/frame.h"
 #include "lib/heap.h"
 #include "lib/time.h"
 
 #define TICK_MS		50
-#define PAIRS_MAX	32
-#define MON_MAX		256	/* FT VMs watched at once */
-#define PREPARE_WAIT_MS 3000
 #define RUN_WAIT_MS	60000	/* a pairing waits this long for the VM to run here */
 #define PROTECT_MS	(5 * 60 * 1000) /* ...and this long for the first checkpoint */
 #define REPEAT_MS	500	/* the same report is not sent more often */
 #define TAKEOVER_REPEAT_MS 40	/* ...but a takeover is asked again at once */
 #define IDLE_TICKS	40	/* no FT VM: the monitor runs every 2 s */
 #define DOWN_MS		1000	/* a protected primary down this long here fails over */
-#define DOWN_MAX	64
-#define KEY_SIZE	32
-#define ID_SIZE		16
 
-#define FT_OFF	 KEEL__CLUSTER__FT_STATE__FT_NOT_PROTECTED
-#define FT_NEEDS KEEL__CLUSTER__FT_STATE__FT_NEEDS_SECONDARY
-#define FT_START KEEL__CLUSTER__FT_STATE__FT_STARTING
-#define FT_PROT	 KEEL__CLUSTER__FT_STATE__FT_PROTECTED
-
-struct pair { /* a pairing this host drives as the owner */
-	struct cd_ftd *f;
-	uv_work_t work;
-	bool used, busy;
-	_Atomic bool cancel; /* the state moved on: give up */
-	char uuid[CD_UUID_LEN + 1];
-	char name[CD_NAME_MAX + 1];
-	uint64_t gen, secondary;
-	char sec_addr[64];
-	int code;
-	char error[256];
-};
-
-struct mvm { /* an FT VM as the monitor sees it (copied on the loop) */
-	char uuid[CD_UUID_LEN + 1];
-	char name[CD_NAME_MAX + 1];
-	bool known;	 /* in the replicated state */
-	bool owner;	 /* this host owns it */
-	bool secondary;	 /* this host is its secondary */
-	bool resume;	 /* owned here by a failover: resume from the secondary */
-	bool pairing;	 /* a pairing driver runs for it */
-	bool test;	 /* a test failover: the primary stops */
-	bool down;	 /* owned here, protected, not running here (the worker's finding) */
-	bool lost;	 /* owned here, protected, running, its FT session lost */
-	int state;
-	uint64_t gen, epoch;
-	/* the worker's findings */
-	int ask;	 /* OP_FT_* to send, or 0 */
-	char error[200];
-};
-
-struct prep { /* STEP_FT_PREPARE waiting for its pairing, then running */
-	struct cd_ftd *f;
-	struct prep *next;
-	uv_work_t work;
-	uint64_t peer, gen, deadline_ms;
-	char uuid[CD_UUID_LEN + 1];
-	char vmx_path[CD_PATH_MAX + 1];
-	uint8_t id[ID_SIZE], key[KEY_SIZE];
-	bool encrypt;
-	cd_migrate_prepared_cb cb;
-	void *arg;
-	int code;
-	char error[256];
-	char endpoint[64];
-};
-
-struct sent { /* a report sent: not again within REPEAT_MS */
-	char uuid[CD_UUID_LEN + 1];
-	int op;
-	uint64_t gen, at_ms;
-};
-
-struct down { /* a protected VM owned here that does not run here, since when */
-	char uuid[CD_UUID_LEN + 1];
-	uint64_t since_ms; /* 0: free */
-};
-
-struct cd_ftd {
-	struct cd_daemon *d;
-	uv_timer_t timer;
-	char vmk_sock[PATH_MAX];
-	char state_dir[PATH_MAX];
-	uint64_t self;
-	bool stopping, timer_closed;
-	unsigned n_busy;
-	/* the monitor */
-	bool mon_busy;
-	uv_work_t mon_work;
-	struct mvm mon[MON_MAX];
-	unsigned n_mon;
-	struct sent sent[MON_MAX];
-	unsigned n_sent;
-	struct pair pairs[PAIRS_MAX];
-	struct prep *waiting;
-	_Atomic unsigned pairs_started; /* a monitor pass that saw it change ends no session */
-	unsigned idle_ticks;
-	struct down down[DOWN_MAX];
-	unsigned mon_pairs_started;
-};
-
-static uint64_t mono_ms(void)
+uint64_t cd__ft_mono_ms(void)
 {
 	return kb_now_ns() / 1000000u;
 }
 
-static void maybe_free(struct cd_ftd *f)
+void cd__ft_maybe_free(struct cd_ftd *f)
 {
 	if (f->stopping && f->n_busy == 0 && f->timer_closed)
 		kb_free(f);
 }
 
 /* VmkVmFtStatus: role and phase ("" when the vmx runs no FT, or there is no vmx). */
-static void ft_status(const char *sock, const char *uuid, char *role, size_t rsize, char *phase,
+void cd__ft_status(const char *sock, const char *uuid, char *role, size_t rsize, char *phase,
 		      size_t psize, char *error, size_t esize)
 {
 	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
@@ -194,12 +102,12 @@ static void ft_status(const char *sock, const char *uuid, char *role, size_t rsi
 }
 
 /* An FT session the vmx still has (primary side): anything but off. */
-static bool active_phase(const char *phase)
+bool cd__ft_active_phase(const char *phase)
 {
 	return phase[0] && strcmp(phase, "off") != 0 && strcmp(phase, "stopped") != 0;
 }
 
-static int ft_stop(const char *sock, const char *uuid, char *error, size_t esize)
+int cd__ft_stop(const char *sock, const char *uuid, char *error, size_t esize)
 {
 	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
 	Keel__Vmk__VmkVmFtStop st = KEEL__VMK__VMK_VM_FT_STOP__INIT;
@@ -254,9 +162,9 @@ static void pair_work(uv_work_t *w)
 	uint64_t be, until;
 	int rv;
 
-	until = mono_ms() + RUN_WAIT_MS;
+	until = cd__ft_mono_ms() + RUN_WAIT_MS;
 	while (!runs_here(f->vmk_sock, g->uuid)) {
-		if (g->cancel || mono_ms() > until) {
+		if (g->cancel || cd__ft_mono_ms() > until) {
 			g->code = g->cancel ? KB_ECANCELED : KB_ETIMEOUT;
 			snprintf(g->error, sizeof(g->error), "the VM does not run on its host");
 			return;
@@ -264,9 +172,9 @@ static void pair_work(uv_work_t *w)
 		kb_sleep_ns(250 * KB_NSEC_PER_MSEC);
 	}
 	/* A session left from an earlier pairing: its generation is spent, its end is safe. */
-	ft_status(f->vmk_sock, g->uuid, role, sizeof(role), phase, sizeof(phase), NULL, 0);
-	if (strcmp(role, "primary") == 0 && active_phase(phase))
-		(void)ft_stop(f->vmk_sock, g->uuid, NULL, 0);
+	cd__ft_status(f->vmk_sock, g->uuid, role, sizeof(role), phase, sizeof(phase), NULL, 0);
+	if (strcmp(role, "primary") == 0 && cd__ft_active_phase(phase))
+		(void)cd__ft_stop(f->vmk_sock, g->uuid, NULL, 0);
 	if (RAND_bytes(key, sizeof(key)) != 1) {
 		g->code = -EIO;
 		snprintf(g->error, sizeof(g->error), "no random bytes for the FT key");
@@ -317,22 +225,22 @@ static void pair_work(uv_work_t *w)
 		goto out;
 	}
 	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
-	until = mono_ms() + PROTECT_MS;
+	until = cd__ft_mono_ms() + PROTECT_MS;
 	for (;;) {
-		ft_status(f->vmk_sock, g->uuid, role, sizeof(role), phase, sizeof(phase), err,
+		cd__ft_status(f->vmk_sock, g->uuid, role, sizeof(role), phase, sizeof(phase), err,
 			  sizeof(err));
 		if (strcmp(phase, "protected") == 0)
 			break;
-		if (g->cancel || mono_ms() > until || !active_phase(phase) ||
+		if (g->cancel || cd__ft_mono_ms() > until || !cd__ft_active_phase(phase) ||
 		    strcmp(phase, "failed") == 0 || strcmp(phase, "lost") == 0) {
-			g->code = g->cancel ? KB_ECANCELED : mono_ms() > until ? KB_ETIMEOUT : -EIO;
+			g->code = g->cancel ? KB_ECANCELED : cd__ft_mono_ms() > until ? KB_ETIMEOUT : -EIO;
 			snprintf(g->error, sizeof(g->error), "%s",
 				 err[0]		   ? err
 				 : g->cancel	   ? "FT changed meanwhile"
 				 : phase[0]	   ? phase
 						   : "the VM's vmx ended");
 			/* nothing was acknowledged: no output is held, the end is safe */
-			(void)ft_stop(f->vmk_sock, g->uuid, NULL, 0);
+			(void)cd__ft_stop(f->vmk_sock, g->uuid, NULL, 0);
 			break;
 		}
 		kb_sleep_ns(100 * KB_NSEC_PER_MSEC);
@@ -368,7 +276,7 @@ static void report(struct cd_ftd *f, int op, const char *uuid, uint64_t gen, con
 /* The same report is sent at most every REPEAT_MS. */
 static bool repeat_ok(struct cd_ftd *f, int op, const char *uuid, uint64_t gen)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = cd__ft_mono_ms();
 	unsigned k = 0;
 
 	for (unsigned i = 0; i < f->n_sent; i++) {
@@ -408,7 +316,7 @@ static void pair_done(uv_work_t *w, int status)
 	}
 	if (f->stopping) {
 		g->used = false;
-		maybe_free(f);
+		cd__ft_maybe_free(f);
 		return;
 	}
 	if (g->code == 0) {
@@ -557,7 +465,7 @@ static void mon_work(uv_work_t *w)
 		}
 		if (!local)
 			continue;
-		ft_status(f->vmk_sock, m->uuid, role, sizeof(role), phase, sizeof(phase), err,
+		cd__ft_status(f->vmk_sock, m->uuid, role, sizeof(role), phase, sizeof(phase), err,
 			  sizeof(err));
 		/* a secondary that took over reports role "secondary", phase "running": it is
 		 * a running VM now, not a secondary */
@@ -574,14 +482,14 @@ static void mon_work(uv_work_t *w)
 					       "FT: VM %s: the takeover failed (%s); it starts from its "
 					       "disks",
 					       m->name, why);
-					(void)ft_stop(f->vmk_sock, m->uuid, NULL, 0);
+					(void)cd__ft_stop(f->vmk_sock, m->uuid, NULL, 0);
 				}
 			} else if (m->known && m->owner) {
 				kb_log(f->d->log, KB_LOG_INFO,
 				       "FT: VM %s came here by another owner change: its secondary "
 				       "ends, it starts from its disks",
 				       m->name);
-				(void)ft_stop(f->vmk_sock, m->uuid, NULL, 0);
+				(void)cd__ft_stop(f->vmk_sock, m->uuid, NULL, 0);
 			} else if (m->known && m->secondary &&
 				   (m->state == FT_START || m->state == FT_PROT)) {
 				if (m->state == FT_PROT && strcmp(phase, "lost") == 0) {
@@ -593,7 +501,7 @@ static void mon_work(uv_work_t *w)
 				       "FT: VM %s: the cluster no longer names this host its "
 				       "secondary: it ends",
 				       m->name);
-				(void)ft_stop(f->vmk_sock, m->uuid, NULL, 0);
+				(void)cd__ft_stop(f->vmk_sock, m->uuid, NULL, 0);
 			}
 			continue;
 		}
@@ -607,14 +515,14 @@ static void mon_work(uv_work_t *w)
 		}
 		if (m->known && m->owner && m->state == FT_PROT && !m->pairing &&
 		    strcmp(local->power_state, "poweredOn") == 0 &&
-		    (strcmp(role, "primary") != 0 || !active_phase(phase))) {
+		    (strcmp(role, "primary") != 0 || !cd__ft_active_phase(phase))) {
 			/* no session: a vmx just gone (vmkernel has not seen it exit yet: that
 			 * becomes "down") or one started again; after DOWN_MS it is lost */
 			m->lost = true;
 			snprintf(m->error, sizeof(m->error), "the primary's vmx has no FT session");
 			continue;
 		}
-		if (strcmp(role, "primary") != 0 || !active_phase(phase) || !m->known)
+		if (strcmp(role, "primary") != 0 || !cd__ft_active_phase(phase) || !m->known)
 			continue;
 		if (!m->owner) {
 			/* the secondary took over: this vmx's output was held; it goes */
@@ -635,7 +543,7 @@ static void mon_work(uv_work_t *w)
 			   f->pairs_started == f->mon_pairs_started) {
 			char why[256] = "";
 
-			if (ft_stop(f->vmk_sock, m->uuid, why, sizeof(why)) == 0)
+			if (cd__ft_stop(f->vmk_sock, m->uuid, why, sizeof(why)) == 0)
 				kb_log(f->d->log, KB_LOG_INFO,
 				       "FT: VM %s: FT session ended (%s); it runs unprotected",
 				       m->name, m->state == FT_OFF ? "FT is off" : "no secondary");
@@ -652,7 +560,7 @@ static bool down_long(struct cd_ftd *f, const struct mvm *m)
 {
 	bool bad = m->down || m->lost;
 
-	uint64_t now = mono_ms();
+	uint64_t now = cd__ft_mono_ms();
 	unsigned free_slot = DOWN_MAX;
 
 	for (unsigned i = 0; i < DOWN_MAX; i++) {
@@ -682,7 +590,7 @@ static void mon_done(uv_work_t *w, int status)
 	f->mon_busy = false;
 	f->n_busy--;
 	if (f->stopping || status) {
-		maybe_free(f);
+		cd__ft_maybe_free(f);
 		return;
 	}
 	for (unsigned i = 0; i < f->n_mon; i++) {
@@ -749,163 +657,6 @@ static void mon_start(struct cd_ftd *f, const struct cd_state *s)
 	}
 }
 
-/* ---- the secondary's host: STEP_FT_PREPARE ------------------------------------------------- */
-
-static void prep_work(uv_work_t *w)
-{
-	struct prep *p = w->data;
-	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
-	Keel__Vmk__VmkVmFtSecondary fs = KEEL__VMK__VMK_VM_FT_SECONDARY__INIT;
-	Keel__Vmk__VmkReply *rp;
-	char role[16], phase[32];
-
-	/* a secondary left from an earlier pairing goes first */
-	ft_status(p->f->vmk_sock, p->uuid, role, sizeof(role), phase, sizeof(phase), NULL, 0);
-	if (strcmp(role, "secondary") == 0)
-		(void)ft_stop(p->f->vmk_sock, p->uuid, NULL, 0);
-	fs.vmx_path = p->vmx_path;
-	fs.uuid = p->uuid;
-	fs.id.data = p->id;
-	fs.id.len = sizeof(p->id);
-	fs.key.data = p->key;
-	fs.key.len = sizeof(p->key);
-	fs.encrypt = p->encrypt;
-	fs.datastore = "";
-	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_FT_SECONDARY;
-	rq.vm_ft_secondary = &fs;
-	rp = cd_vmk_ask(p->f->vmk_sock, &rq);
-	OPENSSL_cleanse(p->key, sizeof(p->key));
-	if (!rp || rp->code || !rp->ft || !rp->ft->endpoint || !rp->ft->endpoint[0]) {
-		p->code = !rp ? -EIO : rp->code ? rp->code : KB_EPROTO;
-		if (rp && !rp->code)
-			snprintf(p->error, sizeof(p->error), "vmkernel named no endpoint");
-		else
-			cd_vmk_errtext(p->error, sizeof(p->error), rp, "FT secondary");
-	} else {
-		snprintf(p->endpoint, sizeof(p->endpoint), "%s", rp->ft->endpoint);
-	}
-	if (rp)
-		keel__vmk__vmk_reply__free_unpacked(rp, NULL);
-}
-
-static void prep_done(uv_work_t *w, int status)
-{
-	struct prep *p = w->data;
-	struct cd_ftd *f = p->f;
-	char *eps[1] = {p->endpoint};
-
-	f->n_busy--;
-	if ((status || f->stopping) && !p->code) {
-		p->code = KB_ECANCELED;
-		snprintf(p->error, sizeof(p->error), "clusterd is stopping");
-	}
-	if (p->code)
-		kb_log(f->d->log, KB_LOG_WARN, "FT: VM %s: no secondary here: %s", p->uuid, p->error);
-	else
-		kb_log(f->d->log, KB_LOG_INFO, "FT: VM %s: secondary ready at %s", p->uuid,
-		       p->endpoint);
-	p->cb(f->d, p->arg, p->code, p->code ? p->error : NULL, eps, p->code ? 0 : 1);
-	kb_free(p);
-	maybe_free(f);
-}
-
-/* The pairing is in the replica: check it, start vmkernel's side. 0 or an error. */
-static int prep_go(struct cd_ftd *f, struct prep *p, struct kb_errmsg *e)
-{
-	const struct cd_state *s = cd_fsm_state(&f->d->fsm);
-	const struct cd_vm *vm = cd_state_vm(s, p->uuid);
-
-	if (!vm || vm->ft.state != FT_START || vm->ft.generation != p->gen ||
-	    vm->ft.secondary != f->self || vm->owner != p->peer) {
-		kb_errmsg_setf(e, "VM %s: no pairing at generation %" PRIu64 " from the calling host "
-				  "to this one",
-			       p->uuid, p->gen);
-		return KB_ESTATE;
-	}
-	snprintf(p->vmx_path, sizeof(p->vmx_path), "%s", vm->vmx_path);
-	p->work.data = p;
-	if (uv_queue_work(f->d->loop, &p->work, prep_work, prep_done) != 0) {
-		kb_errmsg_setf(e, "busy");
-		return -EAGAIN;
-	}
-	f->n_busy++;
-	return 0;
-}
-
-static bool pairing_in_replica(struct cd_ftd *f, const struct prep *p)
-{
-	const struct cd_vm *vm = cd_state_vm(cd_fsm_state(&f->d->fsm), p->uuid);
-
-	return vm && vm->ft.generation >= p->gen;
-}
-
-int cd_ft_prepare(struct cd_daemon *d, uint64_t peer, const Keel__Cluster__FtPrepare *rq,
-		  cd_migrate_prepared_cb cb, void *arg, struct kb_errmsg *e)
-{
-	struct cd_ftd *f = d->ft;
-	struct prep *p;
-	int rv;
-
-	if (!f || f->stopping) {
-		kb_errmsg_setf(e, "this host takes no FT secondaries now");
-		return KB_ESTATE;
-	}
-	if (!rq || !rq->uuid || rq->id.len != ID_SIZE || rq->key.len != KEY_SIZE ||
-	    strlen(rq->uuid) > CD_UUID_LEN) {
-		kb_errmsg_setf(e, "an FT secondary needs its VM, 16-byte id and 32-byte key");
-		return -EINVAL;
-	}
-	p = kb_calloc(1, sizeof(*p));
-	if (!p) {
-		kb_errmsg_setf(e, "out of memory");
-		return -ENOMEM;
-	}
-	p->f = f;
-	p->peer = peer;
-	p->gen = rq->generation;
-	snprintf(p->uuid, sizeof(p->uuid), "%s", rq->uuid);
-	memcpy(p->id, rq->id.data, ID_SIZE);
-	memcpy(p->key, rq->key.data, KEY_SIZE);
-	p->encrypt = rq->encrypt;
-	p->cb = cb;
-	p->arg = arg;
-	if (pairing_in_replica(f, p)) {
-		rv = prep_go(f, p, e);
-		if (rv) {
-			OPENSSL_cleanse(p, sizeof(*p));
-			kb_free(p);
-		}
-		return rv;
-	}
-	p->deadline_ms = mono_ms() + PREPARE_WAIT_MS;
-	p->next = f->waiting;
-	f->waiting = p;
-	return 0;
-}
-
-static void prep_tick(struct cd_ftd *f)
-{
-	struct prep **pp = &f->waiting, *p;
-	uint64_t now = mono_ms();
-
-	while ((p = *pp)) {
-		struct kb_errmsg e = {{0}};
-		int rv;
-
-		if (!pairing_in_replica(f, p) && now < p->deadline_ms) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		rv = prep_go(f, p, &e);
-		if (rv) {
-			p->cb(f->d, p->arg, rv, e.msg, NULL, 0);
-			OPENSSL_cleanse(p, sizeof(*p));
-			kb_free(p);
-		}
-	}
-}
-
 /* ---- the tick ---------------------------------------------------------------------------- */
 
 static bool ft_vms(const struct cd_state *s)
@@ -927,7 +678,7 @@ static void on_tick(uv_timer_t *t)
 	if (f->stopping)
 		return;
 	f->self = f->d->id;
-	prep_tick(f);
+	cd__ft_prep_tick(f);
 	/* pairings: drive those of this host's VMs; cancel those the state left */
 	for (unsigned i = 0; i < PAIRS_MAX; i++) {
 		struct pair *g = &f->pairs[i];
@@ -984,13 +735,12 @@ static void on_closed(uv_handle_t *h)
 	struct cd_ftd *f = h->data;
 
 	f->timer_closed = true;
-	maybe_free(f);
+	cd__ft_maybe_free(f);
 }
 
 void cd_ft_stop(struct cd_daemon *d)
 {
 	struct cd_ftd *f = d->ft;
-	struct prep *p;
 
 	if (!f)
 		return;
@@ -998,11 +748,6 @@ void cd_ft_stop(struct cd_daemon *d)
 	f->stopping = true;
 	for (unsigned i = 0; i < PAIRS_MAX; i++)
 		f->pairs[i].cancel = true;
-	while ((p = f->waiting)) {
-		f->waiting = p->next;
-		p->cb(d, p->arg, KB_ECANCELED, "clusterd is stopping", NULL, 0);
-		OPENSSL_cleanse(p, sizeof(*p));
-		kb_free(p);
-	}
+	cd__ft_prep_cancel(f);
 	uv_close((uv_handle_t *)&f->timer, on_closed);
 }

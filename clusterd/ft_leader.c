@@ -150,15 +150,14 @@ static void unexclude(struct cd_ft_leader *l, const char *uuid, uint64_t host)
 		l->n_excl = k;
 }
 
-/* Submits VmSetFt for vm at its generation; cb/arg answer the asker (or NULL). */
-static int set_ft_x(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
-		    uint64_t preferred, uint64_t new_epoch, bool test, const char *reason,
-		    cd_cmd_cb cb, void *arg, struct kb_errmsg *e)
+/* Submits VmSetFt for vm at its generation; cb/arg answer the asker (or NULL). From
+ * PROTECTED to PROTECTED is the one change a test failover makes: test_failover says so. */
+static int set_ft(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
+		  uint64_t preferred, uint64_t new_epoch, const char *reason, cd_cmd_cb cb,
+		  void *arg, struct kb_errmsg *e)
 {
 	Keel__Cluster__Command c = KEEL__CLUSTER__COMMAND__INIT;
 	Keel__Cluster__VmSetFt sf = KEEL__CLUSTER__VM_SET_FT__INIT;
-
-	sf.test_failover = test;
 
 	sf.uuid = (char *)vm->uuid;
 	sf.expect_generation = vm->ft.generation;
@@ -166,18 +165,12 @@ static int set_ft_x(struct cd_daemon *d, const struct cd_vm *vm, int state, uint
 	sf.secondary = secondary;
 	sf.preferred = preferred;
 	sf.new_epoch = new_epoch;
+	sf.test_failover = state == FT_PROT && vm->ft.state == FT_PROT;
 	sf.reason = (char *)(reason ? reason : "");
 	sf.at_ms = cd_now_ms();
 	c.cmd_case = KEEL__CLUSTER__COMMAND__CMD_VM_SET_FT;
 	c.vm_set_ft = &sf;
 	return cd_submit(d, &c, cb, arg, e);
-}
-
-static int set_ft(struct cd_daemon *d, const struct cd_vm *vm, int state, uint64_t secondary,
-		  uint64_t preferred, uint64_t new_epoch, const char *reason, cd_cmd_cb cb,
-		  void *arg, struct kb_errmsg *e)
-{
-	return set_ft_x(d, vm, state, secondary, preferred, new_epoch, false, reason, cb, arg, e);
 }
 
 static const char *host_name(const struct cd_state *s, uint64_t id)
@@ -225,21 +218,9 @@ static void on_asked(struct cd_daemon *d, void *arg, int status, int code, const
 	kb_free(a);
 }
 
-static int ask_set_x(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, int state,
-		     uint64_t secondary, uint64_t preferred, uint64_t new_epoch, bool test,
-		     const char *reason, cd_vmop_cb cb, void *arg, struct kb_errmsg *e);
-
 static int ask_set(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, int state,
 		   uint64_t secondary, uint64_t preferred, uint64_t new_epoch, const char *reason,
 		   cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
-{
-	return ask_set_x(d, host, vm, state, secondary, preferred, new_epoch, false, reason, cb,
-			 arg, e);
-}
-
-static int ask_set_x(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm, int state,
-		     uint64_t secondary, uint64_t preferred, uint64_t new_epoch, bool test,
-		     const char *reason, cd_vmop_cb cb, void *arg, struct kb_errmsg *e)
 {
 	struct ask *a = kb_calloc(1, sizeof(*a));
 	int rv;
@@ -253,7 +234,7 @@ static int ask_set_x(struct cd_daemon *d, uint64_t host, const struct cd_vm *vm,
 	snprintf(a->uuid, sizeof(a->uuid), "%s", vm->uuid);
 	a->cb = cb;
 	a->arg = arg;
-	rv = set_ft_x(d, vm, state, secondary, preferred, new_epoch, test, reason, on_asked, a, e);
+	rv = set_ft(d, vm, state, secondary, preferred, new_epoch, reason, on_asked, a, e);
 	if (rv)
 		kb_free(a);
 	return rv;
@@ -277,15 +258,29 @@ static int check_preferred(const struct cd_state *s, const struct cd_vm *vm, uin
 	return 0;
 }
 
+/* The leader's view: ms since host's last network heartbeat (-1: unknown). */
+static int64_t net_age(struct cd_daemon *d, uint64_t host)
+{
+	int64_t net = -1, ds = -1;
+
+	cd_hbnet_ages(d, host, &net, &ds);
+	return net;
+}
+
+/* A host that has not sent a heartbeat for as long as a takeover waits: gone, most likely,
+ * though not declared failed yet. */
+static bool silent(struct cd_daemon *d, uint64_t host)
+{
+	return net_age(d, host) >= CD_FT_PRIMARY_SILENT_MS;
+}
+
 static bool primary_silent(struct cd_daemon *d, const struct cd_state *s, const struct cd_vm *vm,
 			   int64_t *age)
 {
 	const struct cd_host *p = cd_state_host(s, vm->owner);
-	int64_t net = -1, ds = -1;
 
-	cd_hbnet_ages(d, vm->owner, &net, &ds);
-	*age = net;
-	return !p || p->state != CONNECTED || net >= CD_FT_PRIMARY_SILENT_MS;
+	*age = net_age(d, vm->owner);
+	return !p || p->state != CONNECTED || silent(d, vm->owner);
 }
 
 int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,
@@ -360,8 +355,8 @@ int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterV
 			snprintf(text, sizeof(text), "FT: test failover of VM %s from %s to %s: the "
 						     "primary stops",
 				 vm->name, host_name(s, vm->owner), sh->name);
-		return ask_set_x(d, host, vm, FT_PROT, vm->ft.secondary, vm->ft.preferred, 0, true,
-				 text, cb, arg, e);
+		return ask_set(d, host, vm, FT_PROT, vm->ft.secondary, vm->ft.preferred, 0, text, cb,
+			       arg, e);
 	}
 	case KEEL__CLUSTER__CLUSTER_VM_REQUEST__OP__OP_FT_RESTART_SECONDARY:
 		if (!CD_FT_ON(vm)) {
@@ -469,16 +464,6 @@ static int64_t mem_left(const struct cd_state *s, const struct cd_host *h)
 			left -= (int64_t)v->mem_mib;
 	}
 	return left;
-}
-
-/* A connected host that has not sent a heartbeat for as long as a takeover waits is
- * probably gone already (not declared failed yet): no secondary goes there. */
-static bool silent(struct cd_daemon *d, uint64_t host)
-{
-	int64_t net = -1, ds = -1;
-
-	cd_hbnet_ages(d, host, &net, &ds);
-	return net >= CD_FT_PRIMARY_SILENT_MS;
 }
 
 /* A must anti-affinity rule keeps vm apart from a VM that host runs: the secondary, which

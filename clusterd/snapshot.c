@@ -183,15 +183,7 @@ static int pb_tree_build(const struct cd_state *s, struct pb_tree *t)
 		if (CD_FT_ON(v) || v->ft.generation) {
 			Keel__Cluster__Ft *f = &t->fts[i];
 
-			keel__cluster__ft__init(f);
-			f->state = v->ft.state;
-			f->secondary = v->ft.secondary;
-			f->generation = v->ft.generation;
-			f->preferred = v->ft.preferred;
-			f->since_ms = v->ft.since_ms;
-			f->failovers = v->ft.failovers;
-			f->failover_epoch = v->ft.failover_epoch;
-			f->test_failover = v->ft.test_failover;
+			cd__ft_to_pb(&v->ft, f);
 			p->ft = f;
 		}
 		p->mem_mib = v->mem_mib;
