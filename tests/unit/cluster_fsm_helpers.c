@@ -396,6 +396,31 @@ bool cf_same_as(const struct raft_buffer *b)
 }
 
 /* A small populated cluster: config, hosts 1..3, VMs A (owner 1) and B (owner 2). */
+void cf_refused_at(Keel__Cluster__Command *c, int code, int line)
+{
+	struct raft_buffer before = cf_snap(&cf_fsm);
+	int got = cf_apply1(c);
+
+	if (got != code)
+		fail_msg("line %d: %d, not %d", line, got, code);
+	assert_true(cf_same_as(&before));
+	raft_free(before.base);
+}
+
+void cf_expect_event(unsigned i, int kind, uint64_t at_ms, uint64_t host, const char *vm,
+		     const char *message)
+{
+	const struct cd_event *ev = cd_state_event_at(cd_fsm_state(&cf_fsm), i);
+
+	assert_non_null(ev);
+	assert_int_equal(ev->seq, i + 1);
+	assert_int_equal(ev->kind, kind);
+	assert_int_equal(ev->at_ms, at_ms);
+	assert_int_equal(ev->host, host);
+	assert_string_equal(ev->vm, vm);
+	assert_string_equal(ev->message, message);
+}
+
 void cf_populate(void)
 {
 	assert_int_equal(cf_apply1(cf_config("prod", CLUSTER1, 1000)), 0);

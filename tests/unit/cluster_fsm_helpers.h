@@ -69,6 +69,13 @@ int cf_apply1(Keel__Cluster__Command *c);
 struct raft_buffer cf_snap(const struct cd_fsm *f);
 /* True when cf_fsm's snapshot equals b. */
 bool cf_same_as(const struct raft_buffer *b);
+/* Applies c, expects refusal with code (a failure names the caller's line), and that
+ * nothing changed. */
+void cf_refused_at(Keel__Cluster__Command *c, int code, int line);
+#define cf_refused(c, code) cf_refused_at(c, code, __LINE__)
+/* Expects cf_fsm's event at index i to be (kind, at_ms, host, vm, message). */
+void cf_expect_event(unsigned i, int kind, uint64_t at_ms, uint64_t host, const char *vm,
+		     const char *message);
 /* A small populated cluster: config, hosts 1..3, VMs A (owner 1) and B (owner 2). */
 void cf_populate(void);
 /* cmocka setup and teardown for cf_fsm. */

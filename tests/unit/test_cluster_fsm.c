@@ -2,8 +2,9 @@
  * Tests for clusterd's state machine without Raft: every command's validation (the owner
  * rule above all: epochs only grow, owners must exist; join tokens spent once), the events
  * applied commands make, and batch semantics (each command applied or refused on its own,
- * in order). Undecodable batches, snapshots and
- * out-of-memory are in test_cluster_snapshot.c.
+ * in order). Undecodable batches, snapshots and out-of-memory are in
+ * test_cluster_snapshot.c; rules and DRS settings in test_cluster_rules.c; FT in
+ * test_cluster_ft.c.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -23,16 +24,6 @@
 #include "tests/unit/cluster_fsm_helpers.h"
 
 #define TTL_MAX (30 * 24 * 3600)
-
-/* Applies c, expects refusal with code, and that nothing changed. */
-static void refused(Keel__Cluster__Command *c, int code)
-{
-	struct raft_buffer before = cf_snap(&cf_fsm);
-
-	assert_int_equal(cf_apply1(c), code);
-	assert_true(cf_same_as(&before));
-	raft_free(before.base);
-}
 
 static const struct cd_event *last_event(void)
 {
@@ -378,29 +369,29 @@ static void test_token_add(void **state)
 	assert_null(token(0x30));
 
 	/* Field rules; refusals change nothing. */
-	refused(cf_token_add(0x20, 0xcc, 5000, 1000), KB_EEXIST);
-	refused(cf_token_add(0x30, 0xcc, 1000, 1000), -EINVAL);		  /* expires at at_s */
-	refused(cf_token_add(0x30, 0xcc, 999, 1000), -EINVAL);		  /* before */
-	refused(cf_token_add(0x30, 0xcc, 1001 + TTL_MAX, 1000), -EINVAL); /* over 30 days */
+	cf_refused(cf_token_add(0x20, 0xcc, 5000, 1000), KB_EEXIST);
+	cf_refused(cf_token_add(0x30, 0xcc, 1000, 1000), -EINVAL);		  /* expires at at_s */
+	cf_refused(cf_token_add(0x30, 0xcc, 999, 1000), -EINVAL);		  /* before */
+	cf_refused(cf_token_add(0x30, 0xcc, 1001 + TTL_MAX, 1000), -EINVAL); /* over 30 days */
 	c = cf_token_add(0x30, 0xcc, 5000, 1000);
 	c->token_add->token->used = true;
 	c->token_add->token->used_by = 1;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	c = cf_token_add(0x30, 0xcc, 5000, 1000);
 	c->token_add->token->used_by = 1;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	c = cf_token_add(0x30, 0xcc, 5000, 1000);
 	c->token_add->token->id.data = short_id;
 	c->token_add->token->id.len = sizeof(short_id);
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	c = cf_token_add(0x30, 0xcc, 5000, 1000);
 	c->token_add->token->secret_hash.len = 31;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	c = cf_token_add(0x30, 0xcc, 5000, 1000);
 	c->token_add->token = NULL;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	/* A refused TokenAdd late enough to expire 0x20 prunes nothing. */
-	refused(cf_token_add(0x20, 0xcc, 5000, 4600 + TTL_MAX), -EINVAL);
+	cf_refused(cf_token_add(0x20, 0xcc, 5000, 4600 + TTL_MAX), -EINVAL);
 	assert_non_null(token(0x20));
 	assert_int_equal(cd_state_n_tokens(s), 2);
 	/* TokenAdd adds no event. */
@@ -434,7 +425,7 @@ static void test_token_prune_and_limit(void **state)
 		assert_int_equal(cf_apply1(c), 0);
 	}
 	assert_int_equal(cd_state_n_tokens(s), CD_TOKENS_MAX);
-	refused(cf_token_add(0xff, 1, 1000, 10), KB_ETOOBIG);
+	cf_refused(cf_token_add(0xff, 1, 1000, 10), KB_ETOOBIG);
 	assert_int_equal(cd_state_n_tokens(s), CD_TOKENS_MAX);
 	/* At 50, ten records have expired: room again. */
 	assert_int_equal(cf_apply1(cf_token_add(0xff, 1, 1000, 50)), 0);
@@ -458,24 +449,24 @@ static void test_host_join(void **state)
 	seq = s->next_event_seq;
 
 	/* Token checks, in cd_token_check()'s order. */
-	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x99, 0xa1, 1100), KB_ENOTFOUND);
-	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa2, 1100), -EKEYREJECTED);
-	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x43, 0xa3, 1200), -EKEYEXPIRED);
-	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x43, 0xa3, 5000), -EKEYEXPIRED);
+	cf_refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x99, 0xa1, 1100), KB_ENOTFOUND);
+	cf_refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa2, 1100), -EKEYREJECTED);
+	cf_refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x43, 0xa3, 1200), -EKEYEXPIRED);
+	cf_refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x43, 0xa3, 5000), -EKEYEXPIRED);
 	c = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
 	c->host_join->token_id.len = 15;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	c = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
 	c->host_join->secret_hash.len = 0;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	/* HostAdd's rules: a refused host leaves the token unused. */
-	refused(cf_host_join(1, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100), KB_EEXIST);
-	refused(cf_host_join(4, "esx1", "198.18.0.4:7000", 0x41, 0xa1, 1100), KB_EEXIST);
-	refused(cf_host_join(4, "esx4", "198.18.0.1:7000", 0x41, 0xa1, 1100), KB_EEXIST);
-	refused(cf_host_join(4, "bad name", "198.18.0.4:7000", 0x41, 0xa1, 1100), -EINVAL);
+	cf_refused(cf_host_join(1, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100), KB_EEXIST);
+	cf_refused(cf_host_join(4, "esx1", "198.18.0.4:7000", 0x41, 0xa1, 1100), KB_EEXIST);
+	cf_refused(cf_host_join(4, "esx4", "198.18.0.1:7000", 0x41, 0xa1, 1100), KB_EEXIST);
+	cf_refused(cf_host_join(4, "bad name", "198.18.0.4:7000", 0x41, 0xa1, 1100), -EINVAL);
 	c = cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1100);
 	c->host_join->host = NULL;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	assert_false(token(0x41)->rec.used);
 	assert_int_equal(s->next_event_seq, seq);
 
@@ -497,9 +488,9 @@ static void test_host_join(void **state)
 	assert_string_equal(ev->message, "host esx4 (4) joined at vmk0 198.18.0.4:7000");
 
 	/* Single use, whatever the host; the secret is checked before the used flag. */
-	refused(cf_host_join(5, "esx5", "198.18.0.5:7000", 0x41, 0xa1, 1400), -EKEYREVOKED);
-	refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1400), -EKEYREVOKED);
-	refused(cf_host_join(5, "esx5", "198.18.0.5:7000", 0x41, 0xa2, 1400), -EKEYREJECTED);
+	cf_refused(cf_host_join(5, "esx5", "198.18.0.5:7000", 0x41, 0xa1, 1400), -EKEYREVOKED);
+	cf_refused(cf_host_join(4, "esx4", "198.18.0.4:7000", 0x41, 0xa1, 1400), -EKEYREVOKED);
+	cf_refused(cf_host_join(5, "esx5", "198.18.0.5:7000", 0x41, 0xa2, 1400), -EKEYREJECTED);
 	/* The spent record stays until it expires; the host may leave and the record keeps
 	 * who used it. */
 	assert_int_equal(cf_apply1(cf_host_remove(4)), 0);
@@ -544,7 +535,7 @@ static void test_event_add(void **state)
 	assert_int_equal(strlen(last_event()->message), CD_EVENT_MSG_MAX);
 	long_msg[CD_EVENT_MSG_MAX] = 'x';
 	long_msg[CD_EVENT_MSG_MAX + 1] = '\0';
-	refused(cf_event_add(0, "", long_msg, 8000), -EINVAL);
+	cf_refused(cf_event_add(0, "", long_msg, 8000), -EINVAL);
 	const char *bad[] = {"",
 			     "line\nbreak",
 			     "tab\there",
@@ -556,31 +547,16 @@ static void test_event_add(void **state)
 			     "surrogate \xed\xa0\x80",
 			     "too high \xf4\x90\x80\x80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		refused(cf_event_add(0, "", bad[i], 8000), -EINVAL);
-	refused(cf_event_add(0, "not-a-uuid", "hello", 8000), -EINVAL);
+		cf_refused(cf_event_add(0, "", bad[i], 8000), -EINVAL);
+	cf_refused(cf_event_add(0, "not-a-uuid", "hello", 8000), -EINVAL);
 	c = cf_event_add(0, "", "hello", 8000);
 	c->event_add->event = NULL;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	c = cf_event_add(0, "", "hello", 8000);
 	c->event_add->event->message = NULL;
-	refused(c, -EINVAL);
+	cf_refused(c, -EINVAL);
 	assert_int_equal(cd_state_n_events(s), 4);
 	assert_int_equal(s->applied, 4);
-}
-
-/* Expects the event at index i to be (kind, at_ms, host, vm, message). */
-static void expect_event(unsigned i, int kind, uint64_t at_ms, uint64_t host, const char *vm,
-			 const char *message)
-{
-	const struct cd_event *ev = cd_state_event_at(cd_fsm_state(&cf_fsm), i);
-
-	assert_non_null(ev);
-	assert_int_equal(ev->seq, i + 1);
-	assert_int_equal(ev->kind, kind);
-	assert_int_equal(ev->at_ms, at_ms);
-	assert_int_equal(ev->host, host);
-	assert_string_equal(ev->vm, vm);
-	assert_string_equal(ev->message, message);
 }
 
 static void test_events_from_commands(void **state)
@@ -620,30 +596,30 @@ static void test_events_from_commands(void **state)
 
 	assert_int_equal(cd_state_n_events(s), 11);
 	assert_int_equal(s->next_event_seq, 12);
-	expect_event(0, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 0, 0, "",
+	cf_expect_event(0, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 0, 0, "",
 		     "cluster prod configured: failure timeout 1000 ms, isolation response power "
 		     "off, HA on");
-	expect_event(1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 1, "",
+	cf_expect_event(1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 1, "",
 		     "host esx1 (1) added at vmk0 198.18.0.1:7000");
 	/* No time in the command or the record: the latest event's. */
-	expect_event(2, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 2, "",
+	cf_expect_event(2, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ADDED, 1500, 2, "",
 		     "host esx2 (2) added at vmk0 198.18.0.2:7000");
-	expect_event(3, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 1500, 0, "",
+	cf_expect_event(3, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 1500, 0, "",
 		     "cluster prod configured: failure timeout 2000 ms, isolation response leave "
 		     "powered on, HA on");
-	expect_event(4, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 3000, 2, "",
+	cf_expect_event(4, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 3000, 2, "",
 		     "host esx2: connected -> failed");
-	expect_event(5, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3000, 2, "",
+	cf_expect_event(5, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3000, 2, "",
 		     "host esx2: raft role voter -> spare");
-	expect_event(6, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3100, 2, "",
+	cf_expect_event(6, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_ROLE, 3100, 2, "",
 		     "host esx2: raft role spare -> voter");
-	expect_event(7, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 1, UUID_A,
+	cf_expect_event(7, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 1, UUID_A,
 		     "VM web 1 registered on host esx1, epoch 1");
-	expect_event(8, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 2, UUID_A,
+	cf_expect_event(8, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 2, UUID_A,
 		     "VM web 1: owner esx1 -> esx2, epoch 2");
-	expect_event(9, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 2, UUID_A,
+	cf_expect_event(9, KEEL__CLUSTER__EVENT_KIND__EVENT_VM, 3100, 2, UUID_A,
 		     "VM web 1 unregistered from host esx2");
-	expect_event(10, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED, 4000, 1, "",
+	cf_expect_event(10, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_REMOVED, 4000, 1, "",
 		     "host esx1 (1) removed");
 	/* Events after a seq. */
 	assert_int_equal(cd_state_events_since(s, 0), 0);
@@ -734,13 +710,13 @@ static void test_host_maintenance(void **state)
 	struct cd_fsm g;
 
 	cf_populate();
-	refused(maint(99, true, 1000), KB_ENOTFOUND);
+	cf_refused(maint(99, true, 1000), KB_ENOTFOUND);
 	assert_false(cd_state_host(s, 2)->maintenance);
 	assert_int_equal(cf_apply1(maint(2, true, 5000)), 0);
 	assert_true(cd_state_host(s, 2)->maintenance);
 	assert_false(cd_state_host(s, 1)->maintenance);
 	n = cd_state_n_events(s);
-	expect_event(n - 1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 5000, 2, "",
+	cf_expect_event(n - 1, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 5000, 2, "",
 		     "host esx2 entered maintenance mode");
 	/* Entering again changes nothing visible: applied, no event. */
 	assert_int_equal(cf_apply1(maint(2, true, 6000)), 0);
@@ -752,12 +728,12 @@ static void test_host_maintenance(void **state)
 	cd_fsm_close(&g);
 	assert_int_equal(cf_apply1(maint(2, false, 7000)), 0);
 	assert_false(cd_state_host(s, 2)->maintenance);
-	expect_event(n, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 7000, 2, "",
+	cf_expect_event(n, KEEL__CLUSTER__EVENT_KIND__EVENT_HOST_STATE, 7000, 2, "",
 		     "host esx2 left maintenance mode");
 	/* A host that has left cannot enter it. */
 	assert_int_equal(cf_apply1(cf_host_update(3, KEEL__CLUSTER__HOST_STATE__HOST_LEFT, 8000)),
 			 0);
-	refused(maint(3, true, 9000), KB_ESTATE);
+	cf_refused(maint(3, true, 9000), KB_ESTATE);
 }
 
 static void test_auth_set_cas(void **state)
@@ -771,20 +747,20 @@ static void test_auth_set_cas(void **state)
 	cf_populate();
 	assert_int_equal(s->auth.version, 0);
 	/* Nothing set yet: only expect_version 0 applies. */
-	refused(auth(1, "one", 3, 1, 1000), -ESTALE);
-	refused(auth(0, "", 0, 1, 1000), -EINVAL);
+	cf_refused(auth(1, "one", 3, 1, 1000), -ESTALE);
+	cf_refused(auth(0, "", 0, 1, 1000), -EINVAL);
 	assert_int_equal(cf_apply1(auth(0, "one", 3, 1, 2000)), 0);
 	assert_int_equal(s->auth.version, 1);
 	assert_int_equal(s->auth.len, 3);
 	assert_memory_equal(s->auth.blob, "one", 3);
 	assert_int_equal(s->auth.host, 1);
 	assert_int_equal(s->auth.at_ms, 2000);
-	expect_event(cd_state_n_events(s) - 1, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 2000,
+	cf_expect_event(cd_state_n_events(s) - 1, KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG, 2000,
 		     1, "", "users and permissions changed by host esx1 (version 1)");
 	/* A second host that also saw nothing loses; the reason says why. */
-	refused(auth(0, "two", 3, 2, 2100), -ESTALE);
+	cf_refused(auth(0, "two", 3, 2, 2100), -ESTALE);
 	assert_int_equal(cd_fsm_state(&cf_fsm)->auth.version, 1);
-	refused(auth(2, "two", 3, 2, 2100), -ESTALE);
+	cf_refused(auth(2, "two", 3, 2, 2100), -ESTALE);
 	/* Versions grow by one per applied set. */
 	assert_int_equal(cf_apply1(auth(1, "second", 6, 2, 3000)), 0);
 	assert_int_equal(s->auth.version, 2);
@@ -822,7 +798,7 @@ static void test_auth_set_limit_and_snapshot(void **state)
 	for (size_t i = 0; i <= CD_AUTH_BLOB_MAX; i++)
 		big[i] = (uint8_t)(i * 7);
 	cf_populate();
-	refused(auth(0, big, CD_AUTH_BLOB_MAX + 1, 1, 1000), KB_ETOOBIG);
+	cf_refused(auth(0, big, CD_AUTH_BLOB_MAX + 1, 1, 1000), KB_ETOOBIG);
 	assert_int_equal(s->auth.version, 0);
 	/* Exactly the limit is accepted (the batch limit leaves room for it). */
 	assert_int_equal(cf_apply1(auth(0, big, CD_AUTH_BLOB_MAX, 1, 1000)), 0);
@@ -887,243 +863,6 @@ static void test_batch_each_command_on_its_own(void **state)
 	assert_int_equal(r->n, 0);
 }
 
-/* ---- placement rules, DRS settings, when a VM last moved ------------------------------ */
-
-#define ANTI	  KEEL__CLUSTER__RULE_KIND__RULE_ANTI_AFFINITY
-#define HOST_AFF  KEEL__CLUSTER__RULE_KIND__RULE_HOST_AFFINITY
-#define EV_CONFIG KEEL__CLUSTER__EVENT_KIND__EVENT_CLUSTER_CONFIG
-
-static void test_rule_set_and_remove(void **state)
-{
-	const struct cd_state *s = cd_fsm_state(&cf_fsm);
-	char *ab[] = {UUID_A, UUID_B}, *aa[] = {UUID_A, UUID_A}, *ac[] = {UUID_A, UUID_C};
-	char *many[CD_RULE_VMS_MAX + 1];
-	uint64_t g3[] = {3}, g99[] = {99}, g0[] = {0};
-	char name[16];
-	unsigned n;
-
-	cf_populate();
-	/* Refusals: the rule's own fields, then what it names. */
-	refused(cf_rule_set("apart", 0, true, ab, 2, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("apart", 9, true, ab, 2, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("bad name", ANTI, true, ab, 2, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("", ANTI, true, ab, 2, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("apart", ANTI, true, ab, 1, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("apart", ANTI, true, aa, 2, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("apart", ANTI, true, ab, 2, g3, 1, 1000), -EINVAL);
-	refused(cf_rule_set("apart", ANTI, true, ac, 2, NULL, 0, 1000), KB_ENOTFOUND);
-	refused(cf_rule_set("pin", HOST_AFF, true, ab, 2, NULL, 0, 1000), -EINVAL);
-	refused(cf_rule_set("pin", HOST_AFF, true, ab, 2, g0, 1, 1000), -EINVAL);
-	refused(cf_rule_set("pin", HOST_AFF, true, ab, 2, g99, 1, 1000), KB_ENOTFOUND);
-	for (int i = 0; i <= CD_RULE_VMS_MAX; i++)
-		many[i] = UUID_A;
-	refused(cf_rule_set("big", ANTI, true, many, CD_RULE_VMS_MAX + 1, NULL, 0, 1000),
-		KB_ETOOBIG);
-	assert_int_equal(cd_state_n_rules(s), 0);
-
-	n = cd_state_n_events(s);
-	assert_int_equal(cf_apply1(cf_rule_set("apart", ANTI, true, ab, 2, NULL, 0, 2000)), 0);
-	assert_int_equal(cd_state_n_rules(s), 1);
-	assert_true(cd_state_rule(s, "apart")->mandatory);
-	assert_int_equal(cd_state_rule(s, "apart")->n_vms, 2);
-	assert_string_equal(cd_state_rule(s, "apart")->vms[1], UUID_B);
-	expect_event(n, EV_CONFIG, 2000, 0, "", "rule apart added: 2 VMs must run apart");
-	/* The same name replaces it. */
-	assert_int_equal(cf_apply1(cf_rule_set("apart", ANTI, false, ab, 2, NULL, 0, 2500)), 0);
-	assert_int_equal(cd_state_n_rules(s), 1);
-	assert_false(cd_state_rule(s, "apart")->mandatory);
-	expect_event(n + 1, EV_CONFIG, 2500, 0, "", "rule apart replaced: 2 VMs should run apart");
-	assert_int_equal(cf_apply1(cf_rule_set("pin", HOST_AFF, true, ab, 2, g3, 1, 3000)), 0);
-	expect_event(n + 2, EV_CONFIG, 3000, 0, "",
-		     "rule pin added: 2 VMs must run on the host group (1 hosts)");
-	/* Sorted by name. */
-	assert_string_equal(cd_state_rule_at(s, 0)->name, "apart");
-	assert_string_equal(cd_state_rule_at(s, 1)->name, "pin");
-	refused(cf_rule_remove("nope", 4000), KB_ENOTFOUND);
-	refused(cf_rule_remove("bad name", 4000), -EINVAL);
-	assert_int_equal(cf_apply1(cf_rule_remove("apart", 4000)), 0);
-	expect_event(n + 3, EV_CONFIG, 4000, 0, "", "rule apart removed");
-	assert_null(cd_state_rule(s, "apart"));
-	assert_int_equal(cd_state_n_rules(s), 1);
-	/* The limit: CD_RULES_MAX rules; replacing one is still allowed at the limit. */
-	for (int i = 1; i < CD_RULES_MAX; i++) {
-		snprintf(name, sizeof(name), "r%03d", i);
-		assert_int_equal(cf_apply1(cf_rule_set(name, ANTI, false, ab, 2, NULL, 0, 5000)),
-				 0);
-	}
-	assert_int_equal(cd_state_n_rules(s), CD_RULES_MAX);
-	refused(cf_rule_set("one-more", ANTI, false, ab, 2, NULL, 0, 6000), KB_ETOOBIG);
-	assert_int_equal(cf_apply1(cf_rule_set("r001", ANTI, true, ab, 2, NULL, 0, 6000)), 0);
-	assert_true(cd_state_rule(s, "r001")->mandatory);
-}
-
-/* An unregistered VM leaves its rules, a removed host its host groups; a rule left with too
- * few VMs or no host goes, with an event. */
-static void test_rule_cleanup(void **state)
-{
-	const struct cd_state *s = cd_fsm_state(&cf_fsm);
-	char *abc[] = {UUID_A, UUID_B, UUID_C}, *b[] = {UUID_B};
-	uint64_t g23[] = {2, 3};
-	unsigned n;
-
-	cf_populate();
-	assert_int_equal(cf_apply1(cf_vm_reg(UUID_C, "/vmfs/volumes/ds1/c/c.vmx", 1, 1)), 0);
-	assert_int_equal(cf_apply1(cf_rule_set("apart", ANTI, true, abc, 3, NULL, 0, 1000)), 0);
-	assert_int_equal(cf_apply1(cf_rule_set("pin", HOST_AFF, false, b, 1, g23, 2, 1000)), 0);
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_C)), 0);
-	assert_int_equal(cd_state_rule(s, "apart")->n_vms, 2);
-	assert_string_equal(cd_state_rule(s, "apart")->vms[0], UUID_A);
-	assert_string_equal(cd_state_rule(s, "apart")->vms[1], UUID_B);
-	/* Host 3 owns nothing: removed, and dropped from the host group. */
-	assert_int_equal(cf_apply1(cf_host_remove(3)), 0);
-	assert_int_equal(cd_state_rule(s, "pin")->n_hosts, 1);
-	assert_int_equal(cd_state_rule(s, "pin")->hosts[0], 2);
-	/* A VM-VM rule of one VM is no rule: removed. */
-	n = cd_state_n_events(s);
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_A)), 0);
-	assert_null(cd_state_rule(s, "apart"));
-	expect_event(n + 1, EV_CONFIG, cd_state_event_at(s, n)->at_ms, 0, UUID_A,
-		     "rule apart removed: too few of its VMs are registered");
-	assert_non_null(cd_state_rule(s, "pin"));
-	/* The last VM of a host rule goes: so does the rule. */
-	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_B)), 0);
-	assert_int_equal(cd_state_n_rules(s), 0);
-}
-
-static void test_vm_last_moved(void **state)
-{
-	const struct cd_state *s = cd_fsm_state(&cf_fsm);
-
-	cf_populate();
-	assert_int_equal(cd_state_vm(s, UUID_A)->last_moved_ms, 0);
-	assert_int_equal(cf_apply1(cf_event_add(0, "", "tick", 5000)), 0);
-	/* Same owner at a higher epoch (a restart in place): not a move. */
-	assert_int_equal(cf_apply1(cf_owner(UUID_A, 1, 2)), 0);
-	assert_int_equal(cd_state_vm(s, UUID_A)->last_moved_ms, 0);
-	/* A new owner: the time of its event. */
-	assert_int_equal(cf_apply1(cf_owner(UUID_A, 2, 3)), 0);
-	assert_int_equal(cd_state_vm(s, UUID_A)->last_moved_ms, 5000);
-	/* A migration's switchover: its start, when later than the latest event. */
-	assert_int_equal(cf_apply1(cf_op_begin(7, UUID_A, 2, 3, 3)), 0);
-	cf_fsm.state.ops[0].started_at_ms = 9000;
-	assert_int_equal(cf_apply1(cf_owner_op(UUID_A, 3, 4, 7)), 0);
-	assert_int_equal(cd_state_vm(s, UUID_A)->owner, 3);
-	assert_int_equal(cd_state_vm(s, UUID_A)->last_moved_ms, 9000);
-	assert_int_equal(cd_state_vm(s, UUID_B)->last_moved_ms, 0);
-}
-
-static void test_drs_settings(void **state)
-{
-	const struct cd_state *s = cd_fsm_state(&cf_fsm);
-	struct cd_drs_settings d;
-	unsigned n;
-
-	/* Before any config, and with a config that carries none: the defaults. */
-	cd_state_drs_settings(s, &d);
-	assert_int_equal(d.automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_MANUAL);
-	cf_populate();
-	cd_state_drs_settings(s, &d);
-	assert_int_equal(d.automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_MANUAL);
-	assert_int_equal(d.threshold, 3);
-	assert_int_equal(d.interval_s, 60);
-	assert_int_equal(d.hold_s, 300);
-	assert_int_equal(d.max_moves, 32);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 0, 3, 60, 300, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 4, 3, 60, 300, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 0, 60, 300, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 6, 60, 300, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 3, 9, 300, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 3, 3601, 300, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 3, 60, 86401, 32), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 3, 60, 300, 0), -EINVAL);
-	refused(cf_config_drs("prod", CLUSTER1, 1000, 3, 3, 60, 300, 4097), -EINVAL);
-	n = cd_state_n_events(s);
-	assert_int_equal(
-	    cf_apply1(cf_config_drs("prod", CLUSTER1, 1000, KEEL__CLUSTER__DRS_AUTOMATION__DRS_FULL,
-				    5, 10, 0, 4096)),
-	    0);
-	cd_state_drs_settings(s, &d);
-	assert_int_equal(d.automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_FULL);
-	assert_int_equal(d.threshold, 5);
-	assert_int_equal(d.interval_s, 10);
-	assert_int_equal(d.hold_s, 0);
-	assert_int_equal(d.max_moves, 4096);
-	assert_int_equal(cd_state_n_events(s), n + 2);
-	assert_string_equal(cd_state_event_at(s, n + 1)->message,
-			    "DRS: fully automated, migration threshold 5, every 10 s, hold 0 s, at "
-			    "most 4096 moves a pass");
-	/* A SetConfig without DRS settings (another setting changed) keeps them. */
-	n = cd_state_n_events(s);
-	assert_int_equal(cf_apply1(cf_config("prod", CLUSTER1, 2000)), 0);
-	assert_int_equal(cd_state_n_events(s), n + 1);
-	cd_state_drs_settings(s, &d);
-	assert_int_equal(d.automation, KEEL__CLUSTER__DRS_AUTOMATION__DRS_FULL);
-	assert_int_equal(d.threshold, 5);
-	assert_int_equal(s->config.failure_timeout_ms, 2000);
-}
-
-/* The rule check of a migration with a destination (clusterd/drs.c) and the model the
- * placement modules get: rules by index, VMs by index + 1. */
-static void test_rule_check_move(void **state)
-{
-	const struct cd_state *s = cd_fsm_state(&cf_fsm);
-	char *ab[] = {UUID_A, UUID_B}, *c[] = {UUID_C};
-	uint64_t g1[] = {1};
-	struct kb_errmsg e = {{0}};
-	struct cd_drs_model m;
-	struct ha_drs_config cfg;
-	struct ha_drs_rec recs[8];
-	char name[128];
-	size_t n = 0;
-
-	cf_populate();
-	assert_int_equal(cf_apply1(cf_vm_reg(UUID_C, "/vmfs/volumes/ds1/c/c.vmx", 1, 1)), 0);
-	for (int i = 0; i < 3; i++)
-		cf_fsm.state.vms[i].mem_mib = 1024;
-	for (int i = 0; i < 3; i++)
-		cf_fsm.state.hosts[i].mem_mib = 16384;
-	assert_int_equal(cf_apply1(cf_rule_set("apart", ANTI, true, ab, 2, NULL, 0, 1000)), 0);
-	assert_int_equal(cf_apply1(cf_rule_set("pin", HOST_AFF, true, c, 1, g1, 1, 1000)), 0);
-	/* A powered-off VM is not counted: nothing to break. */
-	assert_int_equal(cf_apply1(cf_power(UUID_B, KEEL__CLUSTER__POWER_STATE__POWER_OFF)), 0);
-	assert_int_equal(cd_drs_check_move(s, cd_state_vm(s, UUID_A), 2, &e), 0);
-	assert_int_equal(cf_apply1(cf_power(UUID_A, KEEL__CLUSTER__POWER_STATE__POWER_ON)), 0);
-	assert_int_equal(cf_apply1(cf_power(UUID_B, KEEL__CLUSTER__POWER_STATE__POWER_ON)), 0);
-	assert_int_equal(cf_apply1(cf_power(UUID_C, KEEL__CLUSTER__POWER_STATE__POWER_ON)), 0);
-	assert_int_equal(cd_drs_check_move(s, cd_state_vm(s, UUID_A), 2, &e), -EPERM);
-	assert_non_null(strstr(e.msg, "rule apart (must run apart)"));
-	assert_int_equal(cd_drs_check_move(s, cd_state_vm(s, UUID_A), 3, &e), 0);
-	assert_int_equal(cd_drs_check_move(s, cd_state_vm(s, UUID_C), 2, &e), -EPERM);
-	assert_non_null(strstr(e.msg, "rule pin (must run on the host group)"));
-	/* A preferential rule does not refuse. */
-	assert_int_equal(cf_apply1(cf_rule_set("apart", ANTI, false, ab, 2, NULL, 0, 1000)), 0);
-	assert_int_equal(cd_drs_check_move(s, cd_state_vm(s, UUID_A), 2, &e), 0);
-	/* The model: A and C on host 1, B on host 2; a broken must rule is fixed first. */
-	assert_int_equal(cf_apply1(cf_rule_set("apart", ANTI, true, ab, 2, NULL, 0, 1000)), 0);
-	assert_int_equal(cf_apply1(cf_owner(UUID_B, 1, 2)), 0);
-	assert_int_equal(cd__drs_model_build(s, &m, &e), 0);
-	assert_int_equal(m.c.n_hosts, 3);
-	assert_int_equal(m.c.n_vms, 3);
-	assert_int_equal(m.c.n_rules, 2);
-	assert_int_equal(ha_cluster_check(&m.c, &e), 0);
-	ha_drs_config_init(&cfg);
-	assert_int_equal(ha_drs_recommend(&m.c, &cfg, recs, 8, &n, &e), 0);
-	assert_true(n >= 1);
-	assert_int_equal(recs[0].reason, HA_DRS_FIX_MANDATORY);
-	assert_string_equal(cd_state_rule_at(s, recs[0].rule - 1)->name, "apart");
-	assert_true(recs[0].vm == 1 || recs[0].vm == 2); /* A or B, never the pinned C */
-	assert_int_equal(recs[0].from, 1);
-	assert_int_equal(recs[0].bytes, 1024ull << 20);
-	cd__drs_model_free(&m);
-	/* The modules' messages name VMs and rules by model id; the operator sees names. */
-	kb_errmsg_setf(&e, "no host fits VM 3: rule 2 (must run on the host group) rules out 2 "
-			   "hosts; VM 9 and rule 7 (x) stay; VM 31");
-	cd__drs_explain(s, &e);
-	snprintf(name, sizeof(name), "VM %s: rule pin (", cd_state_vm_at(s, 2)->name);
-	assert_non_null(strstr(e.msg, name));
-	assert_non_null(strstr(e.msg, "rules out 2 hosts; VM 9 and rule 7 (x) stay; VM 31"));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1149,11 +888,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_auth_set_cas, cf_setup, cf_teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_set_limit_and_snapshot, cf_setup,
 					    cf_teardown),
-	    cmocka_unit_test_setup_teardown(test_rule_set_and_remove, cf_setup, cf_teardown),
-	    cmocka_unit_test_setup_teardown(test_rule_cleanup, cf_setup, cf_teardown),
-	    cmocka_unit_test_setup_teardown(test_vm_last_moved, cf_setup, cf_teardown),
-	    cmocka_unit_test_setup_teardown(test_drs_settings, cf_setup, cf_teardown),
-	    cmocka_unit_test_setup_teardown(test_rule_check_move, cf_setup, cf_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,18 +25,6 @@
 #define START KEEL__CLUSTER__FT_STATE__FT_STARTING
 #define PROT  KEEL__CLUSTER__FT_STATE__FT_PROTECTED
 
-/* Applies c, expects refusal with code, and that nothing changed. */
-static void refused_at(Keel__Cluster__Command *c, int code, int line)
-{
-	struct raft_buffer before = cf_snap(&cf_fsm);
-	int got = cf_apply1(c);
-
-	if (got != code)
-		fail_msg("line %d: %d, not %d", line, got, code);
-	assert_true(cf_same_as(&before));
-	raft_free(before.base);
-}
-#define refused(c, code) refused_at(c, code, __LINE__)
 
 static const struct cd_vm *vm_a(void)
 {
@@ -66,31 +54,31 @@ static void test_ft_pairing(void **state)
 	cf_populate();
 	assert_int_equal(vm_a()->ft.state, OFF);
 	/* Only from NEEDS_SECONDARY to STARTING, only STARTING to PROTECTED. */
-	refused(cf_ft(UUID_A, 0, START, 2, 0), KB_ESTATE);
-	refused(cf_ft(UUID_A, 0, PROT, 2, 0), KB_ESTATE);
-	refused(cf_ft(UUID_C, 0, NEEDS, 0, 0), KB_ENOTFOUND);
-	refused(cf_ft(UUID_A, 0, 9, 0, 0), -EINVAL);
-	refused(cf_ft(UUID_A, 0, NEEDS, 2, 0), -EINVAL); /* a secondary without a pairing */
+	cf_refused(cf_ft(UUID_A, 0, START, 2, 0), KB_ESTATE);
+	cf_refused(cf_ft(UUID_A, 0, PROT, 2, 0), KB_ESTATE);
+	cf_refused(cf_ft(UUID_C, 0, NEEDS, 0, 0), KB_ENOTFOUND);
+	cf_refused(cf_ft(UUID_A, 0, 9, 0, 0), -EINVAL);
+	cf_refused(cf_ft(UUID_A, 0, NEEDS, 2, 0), -EINVAL); /* a secondary without a pairing */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 0, NEEDS, 0, 0)), 0);
 	assert_int_equal(last_event()->kind, KEEL__CLUSTER__EVENT_KIND__EVENT_FT);
 	assert_non_null(strstr(last_event()->message, "needs secondary"));
 	/* Stale generation, the owner as secondary, a host that does not exist. */
-	refused(cf_ft(UUID_A, 0, START, 2, 0), KB_ESTATE);
-	refused(cf_ft(UUID_A, 1, START, 1, 0), -EINVAL);
-	refused(cf_ft(UUID_A, 1, START, 42, 0), KB_ENOTFOUND);
-	refused(cf_ft(UUID_A, 1, START, 0, 0), -EINVAL);
+	cf_refused(cf_ft(UUID_A, 0, START, 2, 0), KB_ESTATE);
+	cf_refused(cf_ft(UUID_A, 1, START, 1, 0), -EINVAL);
+	cf_refused(cf_ft(UUID_A, 1, START, 42, 0), KB_ENOTFOUND);
+	cf_refused(cf_ft(UUID_A, 1, START, 0, 0), -EINVAL);
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 1, START, 2, 0)), 0);
 	assert_int_equal(vm_a()->ft.secondary, 2);
 	assert_non_null(strstr(last_event()->message, "secondary on esx2"));
-	refused(cf_ft(UUID_A, 2, PROT, 3, 0), KB_ESTATE); /* another secondary */
-	refused(cf_ft(UUID_A, 2, START, 3, 0), KB_ESTATE);
+	cf_refused(cf_ft(UUID_A, 2, PROT, 3, 0), KB_ESTATE); /* another secondary */
+	cf_refused(cf_ft(UUID_A, 2, START, 3, 0), KB_ESTATE);
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 2, PROT, 2, 0)), 0);
 	assert_int_equal(vm_a()->ft.state, PROT);
 	/* The secondary lost: back to NEEDS_SECONDARY; the old generation is spent. */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 3, NEEDS, 0, 0)), 0);
 	assert_int_equal(vm_a()->ft.secondary, 0);
-	refused(cf_ft(UUID_A, 3, NEEDS, 0, 5), KB_ESTATE); /* a takeover on the lost pairing */
-	refused(cf_ft(UUID_A, 4, NEEDS, 0, 5), KB_ESTATE); /* a failover needs PROTECTED */
+	cf_refused(cf_ft(UUID_A, 3, NEEDS, 0, 5), KB_ESTATE); /* a takeover on the lost pairing */
+	cf_refused(cf_ft(UUID_A, 4, NEEDS, 0, 5), KB_ESTATE); /* a failover needs PROTECTED */
 	/* FT off. */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 4, OFF, 0, 0)), 0);
 	assert_int_equal(vm_a()->ft.state, OFF);
@@ -102,9 +90,9 @@ static void test_ft_failover(void **state)
 {
 	cf_populate();
 	protect_a();
-	refused(cf_ft(UUID_A, 3, NEEDS, 0, 1), KB_ESTATE); /* epoch not above 1 */
-	refused(cf_ft(UUID_A, 3, START, 3, 2), KB_ESTATE); /* a failover ends in NEEDS */
-	refused(cf_ft(UUID_A, 2, NEEDS, 0, 2), KB_ESTATE); /* stale */
+	cf_refused(cf_ft(UUID_A, 3, NEEDS, 0, 1), KB_ESTATE); /* epoch not above 1 */
+	cf_refused(cf_ft(UUID_A, 3, START, 3, 2), KB_ESTATE); /* a failover ends in NEEDS */
+	cf_refused(cf_ft(UUID_A, 2, NEEDS, 0, 2), KB_ESTATE); /* stale */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 3, NEEDS, 0, 2)), 0);
 	assert_int_equal(vm_a()->owner, 2);
 	assert_int_equal(vm_a()->epoch, 2);
@@ -114,7 +102,7 @@ static void test_ft_failover(void **state)
 	assert_int_equal(vm_a()->ft.failover_epoch, 2);
 	assert_int_equal(cd_state_n_vms_owned(cd_fsm_state(&cf_fsm), 2), 2);
 	/* Re-protection on a third host from the new owner. */
-	refused(cf_ft(UUID_A, 4, START, 2, 0), -EINVAL); /* its own host now */
+	cf_refused(cf_ft(UUID_A, 4, START, 2, 0), -EINVAL); /* its own host now */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 4, START, 3, 0)), 0);
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 5, PROT, 3, 0)), 0);
 }
@@ -131,11 +119,11 @@ static void test_ft_test_failover(void **state)
 {
 	cf_populate();
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 0, NEEDS, 0, 0)), 0);
-	refused(test_failover(1, 0), KB_ESTATE); /* not protected */
+	cf_refused(test_failover(1, 0), KB_ESTATE); /* not protected */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 1, START, 2, 0)), 0);
-	refused(test_failover(2, 2), KB_ESTATE); /* starting */
+	cf_refused(test_failover(2, 2), KB_ESTATE); /* starting */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 2, PROT, 2, 0)), 0);
-	refused(test_failover(3, 3), KB_ESTATE); /* another secondary */
+	cf_refused(test_failover(3, 3), KB_ESTATE); /* another secondary */
 	assert_int_equal(cf_apply1(test_failover(3, 2)), 0);
 	assert_true(vm_a()->ft.test_failover);
 	assert_int_equal(vm_a()->ft.state, PROT);
@@ -163,7 +151,7 @@ static void test_ft_unpaired_by_others(void **state)
 	assert_int_equal(vm_a()->ft.generation, 6);
 	/* A removed secondary host. */
 	assert_int_equal(cf_apply1(cf_ft(UUID_A, 6, START, 2, 0)), 0);
-	refused(cf_host_remove(2), KB_ESTATE); /* it still owns B */
+	cf_refused(cf_host_remove(2), KB_ESTATE); /* it still owns B */
 	assert_int_equal(cf_apply1(cf_vm_unreg(UUID_B)), 0);
 	assert_int_equal(cf_apply1(cf_host_remove(2)), 0);
 	assert_int_equal(vm_a()->ft.state, NEEDS);
