@@ -6,7 +6,8 @@
  * the next 8 bytes the guest's size in pages (u64 LE), the rest the payload for
  * vmo_decode. A record that decodes must keep every rule of wire.h: its exact size, its
  * pages inside one chunk of this stream and below the guest's size, the state on stream 0,
- * an ABORT's negative code and text.
+ * an ABORT's negative code and text, a DISK's index, offset and length (FT records decode
+ * here too: vmo_decode does not know the mode; vmo_recv refuses a type out of its mode).
  *
  * Any other input is a hello, under key 00 01 .. 1f, id 40 41 .. 4f and 4 streams: its
  * first 88 bytes for vmo_hello_check as they are (accepted only when its MAC verifies) and
@@ -119,6 +120,23 @@ static void check_record(const struct vmo_rec *r, const uint8_t *p, uint32_t len
 	case VMO_RESUMED:
 		if (len != 0)
 			fail("accepted a non-empty READY or RESUMED");
+		break;
+	case VMO_SYNC:
+	case VMO_SYNCED:
+	case VMO_CKPT:
+	case VMO_ACK:
+		if (len != 8)
+			fail("accepted SYNC, SYNCED, CKPT or ACK of the wrong size");
+		break;
+	case VMO_DISK:
+		if (len < 16 + 512 || len > 16 + VMO_DISK_DATA_MAX || r->u.disk.len != len - 16 ||
+		    r->u.disk.len % 512 != 0 || r->u.disk.index >= VMO_DISK_MAX ||
+		    r->u.disk.offset % 512 != 0 || r->u.disk.data != p + 16 || le32(p + 4) != 0)
+			fail("accepted a bad DISK");
+		break;
+	case VMO_CKPT_END:
+		if (len != 40)
+			fail("accepted CKPT_END of the wrong size");
 		break;
 	case VMO_ABORT:
 		if (r->u.abort.code >= 0 || strlen(r->u.abort.text) > VMO_ABORT_TEXT_MAX ||

@@ -158,8 +158,8 @@ open(f"{t}/kar2", "wb").write(kar([]))
 PY
 run fuzz_cfg_archive "$T/kar1" "$T/kar2"
 # vMotion records: [type][count-1 << 4 | index][u64 guest pages] then a valid payload of each
-# type; a valid hello and a valid reply to the target's fixed hello (key 00 01 .. 1f, id 40
-# 41 .. 4f, 4 streams; see fuzz_vmo.c)
+# type (and of FT's SYNC, DISK and CKPT_END); a valid hello and a valid reply to the target's
+# fixed hello (key 00 01 .. 1f, id 40 41 .. 4f, 4 streams; see fuzz_vmo.c)
 python3 - "$T" <<'PY'
 import hashlib, hmac, struct, sys
 t = sys.argv[1]
@@ -176,6 +176,9 @@ rec("vmo7", 7, 1, 0, b"")
 rec("vmo8", 8, 2, 1, struct.pack("<Q", 7))
 rec("vmo9", 9, 1, 0, b"")
 rec("vmo10", 10, 1, 0, struct.pack("<iI", -5, 9) + b"disk lost")
+rec("vmo13", 11, 4, 2, struct.pack("<Q", 9))
+rec("vmo14", 13, 1, 0, struct.pack("<IIQ", 1, 0, 1024) + b"\x77" * 512)
+rec("vmo15", 15, 1, 0, struct.pack("<QQQQII", 3, 10, 512, 100, 0x1234, 0))
 def mac(b): return hmac.new(key, b, hashlib.sha256).digest()
 body = b"KEELVMO1" + struct.pack("<II", 1, 1) + mid + struct.pack("<II", 2, 4) + bytes(range(16))
 open(f"{t}/vmo11", "wb").write(body + mac(body))
