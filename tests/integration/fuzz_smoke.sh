@@ -1,12 +1,15 @@
 # Runs every fuzz target over real seeds (a saved VM state, control frames, guest ELFs,
 # .vmx files, datastores.conf files, join tokens, heartbeat datagrams, hostd requests, config
 # archives) for a bounded number of seeded mutations; any crash or sanitizer report fails.
+# The seed is fixed (1) so that `make test` runs one known sequence; KEEL_FUZZ_SEED=N picks
+# another, KEEL_FUZZ_SEED=random one from the clock, to explore.
 # Replay one with: $BUILD/fuzz/fuzz_NAME -s SEED -n N SEEDS...
 source "$(dirname "$0")/common.bash"
 need_kvm
 F=$PWD/$BUILD/fuzz
 ITER=${KEEL_FUZZ_ITERATIONS:-400}
-SEED=${KEEL_FUZZ_SEED:-$(date +%s)}
+SEED=${KEEL_FUZZ_SEED:-1}
+[ "$SEED" = random ] && SEED=$(date +%s)
 
 # a real state: the counter payload, saved while running
 start_vmx s --kernel "$PWD/$BUILD/guest/payload_counter.elf" --mem 64M --test-port
