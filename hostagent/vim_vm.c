@@ -12,6 +12,11 @@
  * CreateVm and RegisterVm check their privilege on the root at once and need no lookup.
  * MigrateVm is in vim_migrate.c.
  *
+ * PowerOnVm in a cluster may be placed on another host (docs/drs.md, "Initial placement"):
+ * vmkernel starts nothing here and says where; the task succeeds at once with the words
+ * "VM a placed on host3 by DRS (...): host3 powers it on" as its result (the cluster's
+ * status shows who owns a VM, not whether its vmx runs yet, so there is nothing to follow).
+ *
  * Failure modes, all in the task's error: the VM is not on this host (with the owner's
  * name when clusterd's registry knows it: "VM x is on host h2: call that host's API");
  * vmkernel refuses (its text); vmkernel does not answer. The lookup's failure is checked
@@ -304,6 +309,12 @@ static void run_work(uv_work_t *w)
 	if (rp->code) {
 		snprintf(op->error, sizeof(op->error), "%s",
 			 rp->error && rp->error[0] ? rp->error : "vmkernel refused");
+	} else if (op->kind == OP_POWER_ON && rp->placed_on && rp->placed_on[0]) {
+		/* the cluster placed it on another host, whose reconciler powers it on */
+		snprintf(op->result, sizeof(op->result), "%s: %s powers it on",
+			 rp->placement && rp->placement[0] ? rp->placement
+							   : "placed by the cluster",
+			 rp->placed_on);
 	} else if (rp->n_vms > 0) {
 		const Keel__Vmk__VmInfo *l = rp->vms[0];
 

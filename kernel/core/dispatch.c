@@ -141,6 +141,7 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 	Keel__Vmk__HostInfo hi = KEEL__VMK__HOST_INFO__INIT;
 	Keel__Vmk__VmkMigrateInfo mi = KEEL__VMK__VMK_MIGRATE_INFO__INIT;
 	struct kb_errmsg err = {{0}};
+	struct vmk_vm_placed placed = {0};
 	struct vminfo_slot *slots = NULL;
 	Keel__Vmk__VmInfo **infos = NULL;
 	char **log_lines = NULL, *log_text = NULL, hostname[256];
@@ -176,7 +177,12 @@ void vmk_dispatch(struct vmk_host *h, const Keel__Vmk__VmkRequest *rq, struct kb
 		rv = vmk_vm_reconfigure(vm, rq->vm_reconfigure->spec, &err);
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON:
-		rv = vmk_vm_power_on_as(vm, rq->vm_power_on->reconcile, &err);
+		rv = vmk_vm_power_on_as(vm, rq->vm_power_on->reconcile, &placed, &err);
+		if (rv == 0 && placed.host[0]) { /* docs/drs.md, "Initial placement" */
+			rp.placed_on = placed.host;
+			rp.placed_on_id = placed.host_id;
+			rp.placement = placed.placement;
+		}
 		break;
 	case KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_OFF:
 		rv = vmk_vm_power_off(vm, rq->vm_power_off->fence, &err);

@@ -4,12 +4,15 @@
  *
  * Power-on asks clusterd (kernel/core/cluster.h) OP_POWER_ON before anything starts. No
  * clusterd, or a host in no cluster: standalone, nothing more. A refusal ("VM is owned by
- * host X") fails the power-on. Accepted: the reply names this host H at epoch E. On a
- * shared datastore vmkernel then takes <vm dir>/.lock for (uuid, H, E) with
- * ha_lock_acquire(), observing the holder's lease itself when another host holds it at a
- * lower epoch, and the vmx is started with --fence-* so it stops its guest the moment the
- * host's heartbeat record on that datastore stops advancing or the lock moves. On a local
- * datastore there is no shared heartbeat and no lock: the registry alone.
+ * host X") fails the power-on. Placed: the cluster gave the VM to another host, whose
+ * reconciler powers it on (docs/drs.md, "Initial placement"); nothing starts here, and an
+ * operator's power-on succeeds saying where (the reconciler's own is refused, as before).
+ * Accepted: the reply names this host H at epoch E. On a shared datastore vmkernel then
+ * takes <vm dir>/.lock for (uuid, H, E) with ha_lock_acquire(), observing the holder's
+ * lease itself when another host holds it at a lower epoch, and the vmx is started with
+ * --fence-* so it stops its guest the moment the host's heartbeat record on that
+ * datastore stops advancing or the lock moves. On a local datastore there is no shared
+ * heartbeat and no lock: the registry alone.
  *
  * Lease observation: the holder's record <datastore>/.keel-hb/<holder> is read every
  * OBSERVE_READ_MS; any change of its counter between these reads is an advance (alive, at
@@ -113,7 +116,7 @@ static enum ha_lease_state observe_lease(void *arg, uint64_t host_id)
 }
 
 int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, bool wanted_only,
-			struct kb_errmsg *err)
+			struct vmk_vm_placed *placed, struct kb_errmsg *err)
 {
 	struct vmk_host *h = vm->host;
 	struct vmk_cluster_vm cv;
@@ -134,6 +137,23 @@ int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, bool wanted
 		 * host's reconciler powers it on; nothing starts here */
 		const char *to = cv.owner_name[0] ? cv.owner_name : "another host";
 
+		if (placed != NULL && !wanted_only) {
+			/* an operator's power-on: done, once the cluster committed where */
+			placed->host_id = cv.owner;
+			if (cv.owner_name[0])
+				snprintf(placed->host, sizeof(placed->host), "%s", cv.owner_name);
+			else
+				snprintf(placed->host, sizeof(placed->host), "host-%" PRIu64,
+					 cv.owner);
+			if (cv.placement[0])
+				snprintf(placed->placement, sizeof(placed->placement), "%s",
+					 cv.placement);
+			else
+				snprintf(placed->placement, sizeof(placed->placement),
+					 "VM %s placed on %s by the cluster", vm->cfg.name,
+					 placed->host);
+			return 0;
+		}
 		if (cv.placement[0])
 			kb_errmsg_setf(err, "%s: %s powers it on", cv.placement, to);
 		else

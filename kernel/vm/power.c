@@ -7,8 +7,10 @@
  * vmx in its own session, placed in the cgroup before it runs; powered on once its
  * control socket answers. Any failure undoes what was done and leaves the VM as it was.
  * In a cluster (owner.c): power-on asks clusterd first and, on a shared datastore, takes
- * the VM's lock and starts the vmx fenced; power-off and suspend release the lock once the
- * vmx is gone and tell clusterd (an isolation power-off, `fence`, does not tell it).
+ * the VM's lock and starts the vmx fenced (or starts nothing and says where, when the
+ * cluster placed the VM on another host, which powers it on); power-off and suspend
+ * release the lock once the vmx is gone and tell clusterd (an isolation power-off,
+ * `fence`, does not tell it).
  * Suspend: pause, save the whole VM state to <name>.vmss in the VM directory, end the
  * vmx; a failed save resumes the VM, which keeps running.
  * A migration's destination (migrate.c) starts its vmx the same way, in incoming mode.
@@ -231,13 +233,17 @@ undo_res:
 
 int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err)
 {
-	return vmk_vm_power_on_as(vm, false, err);
+	return vmk_vm_power_on_as(vm, false, NULL, err);
 }
 
-int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct kb_errmsg *err)
+int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct vmk_vm_placed *placed,
+		       struct kb_errmsg *err)
 {
 	char vmss[PATH_MAX];
 	int rv;
+
+	if (placed != NULL)
+		memset(placed, 0, sizeof(*placed));
 
 	pthread_mutex_lock(&vm->lock);
 	rv = vmk__vm_claim(vm, "power-on", err);
@@ -255,7 +261,17 @@ int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct kb_errmsg *er
 	uint64_t t0 = kb_now_ns();
 	/* In a cluster: ownership (and, on a shared datastore, the lock) before anything. */
 	struct vmk_vm_owner own;
-	rv = vmk__owner_power_on(vm, &own, wanted_only, err);
+	rv = vmk__owner_power_on(vm, &own, wanted_only, placed, err);
+	if (rv == 0 && placed != NULL && placed->host[0]) {
+		/* another host powers it on (docs/drs.md, "Initial placement") */
+		pthread_mutex_lock(&vm->lock);
+		vm->busy = NULL;
+		snprintf(vm->last_event, sizeof(vm->last_event), "%s: %s powers it on",
+			 placed->placement, placed->host);
+		kb_log(vm->host->log, KB_LOG_INFO, "VM %s: %s", vm->cfg.name, vm->last_event);
+		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	}
 	if (rv == 0) {
 		pthread_mutex_lock(&vm->lock);
 		vm->own = own;

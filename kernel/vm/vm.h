@@ -49,6 +49,15 @@ struct vmk_vm_owner {
 	char hb[PATH_MAX];   /* <datastore>/.keel-hb/<this host's id> */
 };
 
+/* A power-on the cluster placed on another host (docs/drs.md, "Initial placement"): that
+ * host's reconciler powers the VM on and nothing starts here. host[0] == '\0': not placed
+ * elsewhere. */
+struct vmk_vm_placed {
+	uint64_t host_id;
+	char host[64];	     /* its name */
+	char placement[256]; /* placement's words: "VM a placed on host3 by DRS (...)" */
+};
+
 /* A live migration of the VM on this host (kernel/vm/migrate.c), under vm->lock; kept
  * after its end for the status until the next one. */
 #define VMK_MIG_MAX_ENDPOINTS 16
@@ -181,9 +190,11 @@ void vmk__supervise_watch(struct vmk_vm *vm);
 /* owner.c: the cluster's side of power operations. Before a power-on (vm->busy held,
  * vm->lock not): asks clusterd OP_POWER_ON and, when the host is a member and the VM's
  * datastore is shared, takes <vm dir>/.lock at (host, epoch); fills *own (all zero when
- * standalone). 0, or the refusal with err saying why. */
+ * standalone). 0, or the refusal with err saying why. When the cluster placed the VM on
+ * another host: with placed (not NULL) 0 with *placed filled and *own all zero (the caller
+ * starts nothing); with placed NULL, KB_ESTATE naming that host. */
 int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, bool wanted_only,
-			struct kb_errmsg *err);
+			struct vmk_vm_placed *placed, struct kb_errmsg *err);
 /* Releases own's lock, if any (logged on failure). vm->lock not held: blocks on I/O. */
 void vmk__owner_release(struct vmk_vm *vm, const struct vmk_vm_owner *own);
 /* At start, for a VM whose vmx was gone: a lock this host still holds for it (the vmx died
@@ -219,8 +230,11 @@ int vmk_vm_reconfigure(struct vmk_vm *vm, const Keel__Vmk__VmSpec *spec, struct 
 int vmk_vm_power_on(struct vmk_vm *vm, struct kb_errmsg *err);
 /* wanted_only: the owner's reconciler asked (VmkVmPowerOn.reconcile): in a cluster, refused
  * (KB_ESTATE) once the cluster no longer wants the VM on (an operator's power-off committed
- * after the reconciler looked). */
-int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct kb_errmsg *err);
+ * after the reconciler looked). placed (may be NULL; zeroed here): an operator's power-on
+ * that the cluster placed on another host succeeds with *placed saying where, nothing
+ * started here (docs/drs.md, "Initial placement"); with NULL it is refused (KB_ESTATE). */
+int vmk_vm_power_on_as(struct vmk_vm *vm, bool wanted_only, struct vmk_vm_placed *placed,
+		       struct kb_errmsg *err);
 int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err);
 int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err);

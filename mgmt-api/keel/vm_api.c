@@ -8,8 +8,9 @@
  * local command prints ("Powered on VM web01."). The API knows less than vmkernel's
  * socket: no vmx pid or uptime in the list; create's VmSpec has no kernel, initrd,
  * resource settings, read-only disks or chosen MACs — giving those with --server is a
- * usage error (exit 2) rather than a setting silently dropped. register sends the path as
- * given, which must be absolute: it names a file on the host, not here.
+ * usage error (exit 2) rather than a setting silently dropped. A power-on the cluster
+ * placed on another host prints the task's result, which says where. register sends the
+ * path as given, which must be absolute: it names a file on the host, not here.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -193,6 +194,21 @@ static void fixed_text(struct kl_client *c, const Keel__Vim__Task *task, void *a
 	snprintf(done, size, "%s", (const char *)arg);
 }
 
+/* PowerOnVm's outcome: the line made before the call, or, when the cluster placed the VM
+ * on another host (docs/drs.md, "Initial placement"), the task's result saying where:
+ * "VM a placed on host3 by DRS (...): host3 powers it on." */
+static void power_on_text(struct kl_client *c, const Keel__Vim__Task *task, void *arg, char *done,
+			  size_t size)
+{
+	char r[512];
+
+	(void)c;
+	if (task->result && strstr(task->result, " placed on "))
+		snprintf(done, size, "%s.", kc_clean(task->result, r, sizeof(r)));
+	else
+		snprintf(done, size, "%s", (const char *)arg);
+}
+
 static const struct {
 	const char *op, *method;
 } methods[] = {
@@ -225,5 +241,6 @@ int kc_vm_api_op(struct kc_ctx *ctx, const struct kc_call *call, const char *op,
 	}
 	ref.vm = (char *)arg;
 	snprintf(text, sizeof(text), "%s VM %s.", done, kc_clean(arg, name, sizeof(name)));
-	return kc_task_run(ctx, call, method, &ref.base, fixed_text, text);
+	return kc_task_run(ctx, call, method, &ref.base,
+			   strcmp(op, "power-on") == 0 ? power_on_text : fixed_text, text);
 }

@@ -17,7 +17,10 @@
  * keel powers it on through vmkernel as outside a cluster, and prints DRS's
  * recommendation when there is one. The output names the host (--json: vm, uuid, host,
  * host_id, placed, placement, power_state, pid). A VM the cluster does not know, or a host
- * in no cluster, is powered on as before; --host then is an error.
+ * in no cluster, is powered on as before; --host then is an error. vmkernel's own power-on
+ * (clusterd not reachable here, e.g. --cluster-socket none) may be placed on another host
+ * all the same (VmkReply.placed_on): exit 0 with the placement's words, "VM n4 placed on
+ * host3 by DRS (...): host3 powers it on." (--json as above, placed true, pid 0).
  */
 #include <inttypes.h>
 #include <libgen.h>
@@ -395,7 +398,24 @@ static int op_run(struct kc_ctx *ctx, const struct kc_call *call)
 	rc = kc_rpc(ctx, &req, &rp);
 	if (rc)
 		return rc;
-	if (here && rp->n_vms > 0) {
+	if (op->req == KEEL__VMK__VMK_REQUEST__REQ_VM_POWER_ON && rp->placed_on &&
+	    rp->placed_on[0] && rp->n_vms > 0) {
+		/* vmkernel's own power-on, placed on another host by the cluster: its words */
+		const Keel__Vmk__VmInfo *vm = rp->vms[0];
+		const char *placement = rp->placement ? rp->placement : "";
+		char text[512], host[256];
+
+		if (ctx->json)
+			print_on(ctx, vm->name, vm->uuid, rp->placed_on, rp->placed_on_id, true,
+				 placement, "", 0);
+		else if (placement[0])
+			printf("%s: %s powers it on.\n", kc_clean(placement, text, sizeof(text)),
+			       kc_clean(rp->placed_on, host, sizeof(host)));
+		else
+			printf("Placed VM %s on %s: %s powers it on.\n",
+			       kc_clean(vm->name, name, sizeof(name)),
+			       kc_clean(rp->placed_on, host, sizeof(host)), host);
+	} else if (here && rp->n_vms > 0) {
 		const Keel__Vmk__VmInfo *vm = rp->vms[0];
 
 		print_on(ctx, vm->name, vm->uuid, stay.host, stay.host_id, false, stay.text,

@@ -7,9 +7,12 @@
 # no host can keep is refused with the rule's name and the VM stays off and where it was;
 # --host places a VM explicitly, from a follower too (with the leader's own words), and is
 # refused when it breaks a must rule. vmkernel's own power-on (the path of hostd's PowerOnVm, taken here by keel without
-# clusterd's socket) is placed the same way. With DRS manual, a VM powers on where it is
-# registered and the CLI prints DRS's recommendation; a must rule against its own host
-# refuses it.
+# clusterd's socket) is placed the same way and succeeds (exit 0) saying where, as text and
+# as --json; hostd's PowerOnVm from a third party's gRPC client (drs_placement_api.py) on
+# the loaded host is a Task that succeeds naming the other host, and `keel --server ... vm
+# power-on` prints the task's words; each of these VMs runs exactly once, on that host.
+# With DRS manual, a VM powers on where it is registered and the CLI prints DRS's
+# recommendation; a must rule against its own host refuses it.
 source "$(dirname "$0")/common.bash"
 KEEL_TOP=${KEEL_TOP:-$PWD}
 command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
@@ -69,6 +72,8 @@ runs_once() {
 }
 
 out=$(lab up 3 --dir "$LAB" --json) || fail "lab up: $out"
+prefix=$(py 'd["prefix"]' "$out")
+pwfile=$(py 'd["root_password_file"]' "$out")
 for h in 1 2 3; do
 	ready() { local s; s=$(st $h) && [ "$(py 'd["node_state"]' "$s")" = "not bootstrapped" ]; }
 	until_ok 15 ready || fail "clusterd on host$h"
@@ -133,7 +138,8 @@ echo "n2: pinned by rule pin2, running on host$P"
 # keel without clusterd's socket asks vmkernel alone; vmkernel's OP_POWER_ON to the cluster
 # places the VM, and the asking host does not start it.
 mkvm $F n4
-out4=$(kv $F vm power-on n4 --cluster-socket "$T/none.sock" 2>&1) || true
+out4=$(kv $F vm power-on n4 --cluster-socket "$T/none.sock" 2>&1) ||
+	fail "power-on n4 through vmkernel did not succeed: $out4"
 o4=$(reg n4)
 [[ $o4 == *" 2 on" && $o4 != "host$F "* ]] || fail "n4 not placed off host$F: $o4"
 B=${o4%% *}
@@ -142,7 +148,77 @@ until_ok 20 runs_once n4 "${B#host}" 2 || fail "n4 not running once on $B: $(reg
 	fail "no n4 event: $(events)"
 [[ $out4 == *"VM n4 placed on $B by DRS (fully automated; registered on host$F): $B powers it on"* ]] ||
 	fail "n4 power-on through vmkernel: $out4"
+[ "$out4" = "VM n4 placed on $B by DRS (fully automated; registered on host$F): $B powers it on." ] ||
+	fail "n4 power-on through vmkernel, not one line of the placement: $out4"
+gone_f4() { ! kv $F vm info n4 >/dev/null 2>&1; }
+until_ok 10 gone_f4 || fail "host$F still registers n4"
 echo "n4: vmkernel's power-on on host$F ($out4), placed on and running once on $B"
+# the same with --json: vm, placed, host and its id, the placement's words
+mkvm $F n7
+j=$(kv $F --json vm power-on n7 --cluster-socket "$T/none.sock") ||
+	fail "power-on n7 --json through vmkernel: $j"
+C7=$(py 'd["host"]' "$j")
+[ "$(py "(d['vm'], d['placed'], d['host'] in ('host1', 'host2', 'host3'), d['host'] != 'host$F', d['pid'])" "$j")" = \
+  "('n7', True, True, True, 0)" ] || fail "power-on n7 --json through vmkernel: $j"
+[ "$(py 'd["placement"]' "$j")" = "VM n7 placed on $C7 by DRS (fully automated; registered on host$F)" ] ||
+	fail "n7 placement --json: $j"
+[ "$(py 'd["host_id"]' "$j")" = "$(py "[h['id'] for h in d['hosts'] if h['name'] == '$C7'][0]" "$(st "$L")")" ] ||
+	fail "n7 host_id --json: $j"
+reg_is() { [ "$(reg "$1")" = "$2" ]; } # NAME WANT (a status read may fail on a loaded machine)
+until_ok 5 reg_is n7 "$C7 2 on" || fail "n7 registry: $(reg n7)"
+until_ok 20 runs_once n7 "${C7#host}" 2 || fail "n7 not running once on $C7: $(reg n7)"
+echo "n7: vmkernel's power-on --json on host$F placed it on $C7"
+
+# ---- hostd's PowerOnVm on the loaded host: a Task that succeeds, naming the other host ---------
+if /usr/bin/python3 -c 'import grpc' 2>/dev/null && command -v protoc >/dev/null &&
+	[ -x /usr/bin/grpc_python_plugin ]; then
+	mkdir -p "$T/stubs"
+	protoc -Iproto --python_out="$T/stubs" --grpc_python_out="$T/stubs" \
+		--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin proto/vim.proto || fail "protoc"
+	cluster_cert() { grep -q "certificate now .*host.crt (cluster)" "$LAB/hosts/host$F/hostd.out" 2>/dev/null; }
+	until_ok 15 cluster_cert || fail "hostd on host$F does not serve the cluster's certificate"
+	mkvm $F n5
+	t0=$(now_ms)
+	got=$(nsenter --net="/run/netns/$prefix-lab-host$F" timeout 120 /usr/bin/python3 \
+		"$KEEL_TOP/tests/integration/drs_placement_api.py" "$T/stubs" "$LAB/hosts/host1/ca.crt" \
+		"$pwfile" 198.18.0.$F 8443 "host$F" n5 2>&1) || fail "drs_placement_api.py: $got"
+	echo "$got"
+	[ "$(echo "$got" | tail -1)" = ok ] || fail "drs_placement_api.py did not finish: $got"
+	C5=$(echo "$got" | sed -n 's/^placed on //p')
+	[ -n "$C5" ] && [ "$C5" != "host$F" ] || fail "PowerOnVm placed n5 on '$C5'"
+	until_ok 5 reg_is n5 "$C5 2 on" || fail "n5 registry: $(reg n5)"
+	until_ok 20 runs_once n5 "${C5#host}" 2 || fail "n5 not running once on $C5: $(reg n5)"
+	t_run=$(($(now_ms) - t0))
+	[ -n "$(py "[e['message'] for e in d['events'] if e['message'] == 'VM n5 placed on $C5 by DRS (fully automated; registered on host$F)'][0]" "$(events)")" ] ||
+		fail "no n5 event: $(events)"
+	grep -q "PowerOnVm (vm-$(uuid_of n5)) by root: success" "$LAB/hosts/host$F/hostd.out" ||
+		fail "hostd's log has no successful PowerOnVm of n5"
+	echo "n5: hostd's PowerOnVm on host$F succeeded, placed on and running once on $C5 (client start to running, checked on every host: $t_run ms)"
+	# keel through hostd's API prints the task's words, exit 0
+	SRV=https://198.18.0.$F:8443
+	k() { nsenter --net="/run/netns/$prefix-lab-host$F" env -u KEEL_SERVER KEEL_CONFIG_DIR="$T/cfg" timeout 60 "$KEEL_BIN" "$@"; }
+	k login --server "$SRV" --user root --password-file "$pwfile" --ca-file "$LAB/hosts/host1/ca.crt" >/dev/null ||
+		fail "keel login to host$F's API"
+	mkvm $F n6
+	out6=$(k --server "$SRV" vm power-on n6 2>&1) || fail "keel --server vm power-on n6: $out6"
+	C6=
+	reg6() { C6=$(reg n6) && C6=${C6%% *} && [ -n "$C6" ]; }
+	until_ok 5 reg6 || fail "n6 registry: $(reg n6)"
+	[ "$C6" != "host$F" ] || fail "n6 not placed off host$F: $(reg n6)"
+	[ "$(echo "$out6" | tail -1)" = "VM n6 placed on $C6 by DRS (fully automated; registered on host$F): $C6 powers it on." ] ||
+		fail "keel --server vm power-on n6: $out6"
+	until_ok 5 reg_is n6 "$C6 2 on" || fail "n6 registry: $(reg n6)"
+	until_ok 20 runs_once n6 "${C6#host}" 2 || fail "n6 not running once on $C6: $(reg n6)"
+	echo "n6: keel --server power-on on host$F: $(echo "$out6" | tail -1)"
+	for n in n5 n6; do
+		o=$(reg $n)
+		o=${o%% *}
+		kv "${o#host}" vm power-off $n >/dev/null 2>&1 || true
+	done
+else
+	echo "SKIP (part): hostd's PowerOnVm needs /usr/bin/python3 with grpc, protoc and grpc_python_plugin"
+fi
+kv "${C7#host}" vm power-off n7 >/dev/null 2>&1 || true
 
 # ---- a must rule no host can keep: refused, nothing changes -------------------------------------
 mkvm $F n3
