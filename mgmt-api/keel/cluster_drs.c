@@ -7,11 +7,16 @@
  * so every host computes the same); add, remove and set are committed by the leader and
  * must run there (clusterd names the leader otherwise). apply begins the recommended
  * migrations through ClusterVmRequest OP_MIGRATE_BEGIN, --parallel at a time, and follows
- * them in the cluster's status until each one ended (unless --no-wait). hostd's API has
- * the same calls (docs/hostd.md, "Placement rules and DRS").
+ * them in the cluster's status until each one ended (unless --no-wait).
+ *
+ * With --server (or $KEEL_SERVER) every command goes to hostd's API instead
+ * (cluster_drs_api.c: docs/hostd.md, "Placement rules and DRS"): the options are checked
+ * here for both paths, and the API's answers are printed by the same printers, so the text
+ * and --json are the same either way.
  *
  * Failure modes as in cluster.c: clusterd unreachable, a reply that does not decode, a
- * refusal with clusterd's text; usage errors before anything is sent.
+ * refusal with clusterd's text; usage errors before anything is sent (--cluster-socket
+ * with --server is one).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +25,7 @@
 
 #include "cluster.pb-c.h"
 #include "lib/time.h"
+#include "mgmt-api/keel/cluster_int.h"
 #include "mgmt-api/keel/keel.h"
 
 #define APPLY_PARALLEL_DEFAULT 2
@@ -27,9 +33,9 @@
 #define APPLY_WAIT_S_DEFAULT   600
 #define APPLY_POLL_MS	       250
 
+/* --cluster-socket is O_CSOCK (cluster_int.h), as kc_cluster_call reads it. */
 enum {
-	O_CSOCK = 1, /* the same id as in cluster.c: kc_cluster_call reads it */
-	O_KIND,
+	O_KIND = O_ADM_OFF + 1,
 	O_MUST,
 	O_SHOULD,
 	O_VM,
@@ -65,7 +71,7 @@ static const struct {
     {"fully", KEEL__CLUSTER__DRS_AUTOMATION__DRS_FULL},
 };
 
-static const char *kind_word(int k)
+const char *kc_drs_kind_word(int k)
 {
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (kinds[i].value == k)
@@ -73,12 +79,28 @@ static const char *kind_word(int k)
 	return "?";
 }
 
-static const char *automation_word(int a)
+const char *kc_drs_automation_word(int a)
 {
 	for (size_t i = 0; i < sizeof(automations) / sizeof(automations[0]); i++)
 		if (automations[i].value == a)
 			return automations[i].word;
 	return "?";
+}
+
+int kc_drs_kind_value(const char *word)
+{
+	for (size_t i = 0; word && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kinds[i].word, word) == 0)
+			return kinds[i].value;
+	return 0;
+}
+
+int kc_drs_automation_value(const char *word)
+{
+	for (size_t i = 0; word && i < sizeof(automations) / sizeof(automations[0]); i++)
+		if (strcmp(automations[i].word, word) == 0)
+			return automations[i].value;
+	return 0;
 }
 
 static double target_of(uint32_t threshold)
@@ -151,7 +173,7 @@ static void join(char *const *v, size_t n, char *out, size_t size)
 
 /* ---- rules --------------------------------------------------------------------------------- */
 
-static int print_rules(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st)
+int kc_drs_print_rules(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st)
 {
 	static const char *const heads[] = {"NAME", "KIND", "MUST", "VMS", "HOSTS", "OUT OF PLACE"};
 	struct kc_table t;
@@ -165,7 +187,7 @@ static int print_rules(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus
 		for (size_t i = 0; i < st->n_rules; i++) {
 			kc_json_obj_begin(&j, NULL);
 			kc_message_json_fields(&j, &st->rules[i]->base, "kind");
-			kc_json_str(&j, "kind", kind_word(st->rules[i]->kind));
+			kc_json_str(&j, "kind", kc_drs_kind_word(st->rules[i]->kind));
 			kc_json_obj_end(&j);
 		}
 		kc_json_arr_end(&j);
@@ -186,7 +208,7 @@ static int print_rules(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus
 		join(r->hosts, r->n_hosts, hosts, sizeof(hosts));
 		snprintf(out, sizeof(out), "%u", r->violation);
 		row[0] = r->name;
-		row[1] = kind_word(r->kind);
+		row[1] = kc_drs_kind_word(r->kind);
 		row[2] = r->mandatory ? "must" : "should";
 		row[3] = vms;
 		row[4] = hosts;
@@ -201,11 +223,17 @@ static int print_rules(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus
 static int rule_list_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterReply *rp;
-	int rc = view(ctx, call, 0, &rp);
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
 	if (rc)
 		return rc;
-	rc = print_rules(ctx, rp->drs);
+	if (api)
+		return kc_drs_api_rules(ctx, call);
+	rc = view(ctx, call, 0, &rp);
+	if (rc)
+		return rc;
+	rc = kc_drs_print_rules(ctx, rp->drs);
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	return rc;
 }
@@ -229,14 +257,16 @@ static int rule_add_run(struct kc_ctx *ctx, const struct kc_call *call)
 	Keel__Cluster__ClusterRuleRequest rr = KEEL__CLUSTER__CLUSTER_RULE_REQUEST__INIT;
 	char *vms[KC_MAX_OPTS], *hosts[KC_MAX_OPTS];
 	const char *kind = kc_opt(call, O_KIND);
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
+	if (rc)
+		return rc;
 	if (!kind)
 		return kc_usage(ctx, call,
 				"--kind is required: affinity, anti-affinity, host-affinity or "
 				"host-anti-affinity");
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kinds[i].word, kind) == 0)
-			rr.kind = kinds[i].value;
+	rr.kind = kc_drs_kind_value(kind);
 	if (!rr.kind)
 		return kc_usage(ctx, call,
 				"--kind %s: affinity, anti-affinity, host-affinity or "
@@ -268,6 +298,8 @@ static int rule_add_run(struct kc_ctx *ctx, const struct kc_call *call)
 	rr.replace = kc_has(call, O_REPLACE);
 	rr.vms = vms;
 	rr.hosts = hosts;
+	if (api)
+		return kc_drs_api_rule_add(ctx, call, &rr);
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_RULE;
 	rq.rule = &rr;
 	return change_then_list(ctx, call, &rq);
@@ -277,7 +309,13 @@ static int rule_remove_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterRuleRequest rr = KEEL__CLUSTER__CLUSTER_RULE_REQUEST__INIT;
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
+	if (rc)
+		return rc;
+	if (api)
+		return kc_drs_api_rule_remove(ctx, call, call->pos[0]);
 	rr.op = KEEL__CLUSTER__CLUSTER_RULE_REQUEST__OP__OP_REMOVE;
 	rr.name = (char *)call->pos[0];
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_RULE;
@@ -287,7 +325,7 @@ static int rule_remove_run(struct kc_ctx *ctx, const struct kc_call *call)
 
 /* ---- drs status and set --------------------------------------------------------------------- */
 
-static int print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st)
+int kc_drs_print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st)
 {
 	const Keel__Cluster__DrsSettings *s = st->settings;
 	char held[1024];
@@ -298,7 +336,7 @@ static int print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatu
 		struct kc_json j;
 
 		json_head(&j);
-		kc_json_str(&j, "automation", automation_word(s->automation));
+		kc_json_str(&j, "automation", kc_drs_automation_word(s->automation));
 		kc_json_u64(&j, "threshold", s->threshold);
 		kc_json_u64(&j, "interval_s", s->interval_s);
 		kc_json_u64(&j, "hold_s", s->hold_s);
@@ -308,7 +346,7 @@ static int print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatu
 		return KC_EXIT_OK;
 	}
 	join(st->held_vms, st->n_held_vms, held, sizeof(held));
-	kc_kv(stdout, "Automation", "%s", automation_word(s->automation));
+	kc_kv(stdout, "Automation", "%s", kc_drs_automation_word(s->automation));
 	kc_kv(stdout, "Threshold", "%u (target imbalance %.2f)", s->threshold,
 	      target_of(s->threshold));
 	kc_kv(stdout, "Interval", "%u s", s->interval_s);
@@ -330,7 +368,7 @@ static int print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatu
 	for (size_t i = 0; i < st->n_rules; i++)
 		if (st->rules[i]->violation)
 			printf("  rule %s (%s, %s): %u VMs out of place\n", st->rules[i]->name,
-			       kind_word(st->rules[i]->kind),
+			       kc_drs_kind_word(st->rules[i]->kind),
 			       st->rules[i]->mandatory ? "must" : "should",
 			       st->rules[i]->violation);
 	return KC_EXIT_OK;
@@ -339,11 +377,17 @@ static int print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatu
 static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterReply *rp;
-	int rc = view(ctx, call, KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_STATUS, &rp);
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
 	if (rc)
 		return rc;
-	rc = print_status(ctx, rp->drs);
+	if (api)
+		return kc_drs_api_status(ctx, call, false);
+	rc = view(ctx, call, KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_STATUS, &rp);
+	if (rc)
+		return rc;
+	rc = kc_drs_print_status(ctx, rp->drs);
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	return rc;
 }
@@ -355,12 +399,13 @@ static int set_run(struct kc_ctx *ctx, const struct kc_call *call)
 	Keel__Cluster__ClusterReply *rp;
 	const char *a = kc_opt(call, O_AUTOMATION);
 	uint64_t ms;
-	int rc;
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
+	if (rc)
+		return rc;
 	if (a) {
-		for (size_t i = 0; i < sizeof(automations) / sizeof(automations[0]); i++)
-			if (strcmp(automations[i].word, a) == 0)
-				cs.drs_automation = automations[i].value;
+		cs.drs_automation = kc_drs_automation_value(a);
 		if (!cs.drs_automation)
 			return kc_usage(ctx, call, "--automation %s: manual, partially or fully",
 					a);
@@ -388,6 +433,8 @@ static int set_run(struct kc_ctx *ctx, const struct kc_call *call)
 		return kc_usage(ctx, call,
 				"nothing to change: --automation, --threshold, --interval, --hold "
 				"or --max-moves");
+	if (api)
+		return kc_drs_api_set(ctx, call, &cs);
 	rq.req_case = KEEL__CLUSTER__CLUSTER_REQUEST__REQ_CONFIG_SET;
 	rq.config_set = &cs;
 	rc = kc_cluster_call(ctx, call, &rq, &rp);
@@ -406,7 +453,7 @@ static void rec_json(struct kc_json *j, const Keel__Cluster__DrsRecommendation *
 	kc_json_obj_end(j);
 }
 
-static int print_recs(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st)
+int kc_drs_print_recs(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st)
 {
 	static const char *const heads[] = {"VM",   "FROM",   "TO",	   "REASON",
 					    "RULE", "MEMORY", "IMBALANCE", "AUTO"};
@@ -456,23 +503,22 @@ static int print_recs(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus 
 static int recommend_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	Keel__Cluster__ClusterReply *rp;
-	int rc = view(ctx, call, KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_RECOMMEND, &rp);
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
 	if (rc)
 		return rc;
-	rc = print_recs(ctx, rp->drs);
+	if (api)
+		return kc_drs_api_status(ctx, call, true);
+	rc = view(ctx, call, KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_RECOMMEND, &rp);
+	if (rc)
+		return rc;
+	rc = kc_drs_print_recs(ctx, rp->drs);
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	return rc;
 }
 
 /* ---- apply ------------------------------------------------------------------------------------ */
-
-struct move {
-	const Keel__Cluster__DrsRecommendation *rec;
-	bool begun, done;
-	uint64_t owner; /* after the migration ended */
-	char result[256];
-};
 
 static bool named(const struct kc_call *call, const Keel__Cluster__DrsRecommendation *r)
 {
@@ -487,7 +533,7 @@ static bool named(const struct kc_call *call, const Keel__Cluster__DrsRecommenda
 	return false;
 }
 
-static void begin(struct kc_ctx *ctx, const struct kc_call *call, struct move *m)
+static void begin(struct kc_ctx *ctx, const struct kc_call *call, struct kc_drs_move *m)
 {
 	Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
 	Keel__Cluster__ClusterVmRequest vr = KEEL__CLUSTER__CLUSTER_VM_REQUEST__INIT;
@@ -513,8 +559,8 @@ static void begin(struct kc_ctx *ctx, const struct kc_call *call, struct move *m
 }
 
 /* Follows the begun moves in the cluster's status until each migration ended. */
-static int wait_moves(struct kc_ctx *ctx, const struct kc_call *call, struct move *mv, size_t n,
-		      uint64_t until_ns)
+static int wait_moves(struct kc_ctx *ctx, const struct kc_call *call, struct kc_drs_move *mv,
+		      size_t n, uint64_t until_ns)
 {
 	for (;;) {
 		Keel__Cluster__ClusterRequest rq = KEEL__CLUSTER__CLUSTER_REQUEST__INIT;
@@ -560,7 +606,7 @@ static int wait_moves(struct kc_ctx *ctx, const struct kc_call *call, struct mov
 	}
 }
 
-static int print_moves(struct kc_ctx *ctx, const struct move *mv, size_t n)
+int kc_drs_print_moves(struct kc_ctx *ctx, const struct kc_drs_move *mv, size_t n)
 {
 	static const char *const heads[] = {"VM", "FROM", "TO", "REASON", "RESULT"};
 	bool failed = false;
@@ -601,15 +647,43 @@ static int print_moves(struct kc_ctx *ctx, const struct move *mv, size_t n)
 	return rc ? rc : failed ? KC_EXIT_FAILED : KC_EXIT_OK;
 }
 
+int kc_drs_select(struct kc_ctx *ctx, const struct kc_call *call,
+		  const Keel__Cluster__ClusterDrsStatus *st, bool all, struct kc_drs_move *mv,
+		  size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < st->n_recommendations; i++)
+		if (all || named(call, st->recommendations[i]))
+			mv[(*n)++].rec = st->recommendations[i];
+	for (int i = 0; i < call->npos; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < *n && !found; k++) {
+			const char *p = call->pos[i];
+
+			if (strncmp(p, "vm-", 3) == 0 && strlen(p) == 39)
+				p += 3;
+			found = strcmp(mv[k].rec->vm, p) == 0 || strcmp(mv[k].rec->vm_name, p) == 0;
+		}
+		if (!found)
+			return kc_fail(ctx, KC_EXIT_FAILED, KB_ENOTFOUND,
+				       "DRS recommends no move of VM %s", call->pos[i]);
+	}
+	return KC_EXIT_OK;
+}
+
 static int apply_run(struct kc_ctx *ctx, const struct kc_call *call)
 {
 	const Keel__Cluster__ClusterDrsStatus *st;
 	Keel__Cluster__ClusterReply *rp;
 	uint32_t parallel = APPLY_PARALLEL_DEFAULT, wait_s = APPLY_WAIT_S_DEFAULT;
-	struct move *mv;
+	struct kc_drs_move *mv;
 	size_t n = 0;
-	int rc;
+	bool api;
+	int rc = kc_cluster_through_api(ctx, call, &api);
 
+	if (rc)
+		return rc;
 	if (kc_has(call, O_ALL) == (call->npos > 0))
 		return kc_usage(ctx, call, "give the VMs to move, or --all");
 	if (kc_has(call, O_PARALLEL) &&
@@ -617,6 +691,9 @@ static int apply_run(struct kc_ctx *ctx, const struct kc_call *call)
 		return kc_usage(ctx, call, "--parallel: 1..%d", APPLY_PARALLEL_MAX);
 	if (kc_has(call, O_WAIT) && kc_parse_u32(kc_opt(call, O_WAIT), 1, 86400, &wait_s))
 		return kc_usage(ctx, call, "--wait: 1..86400 seconds");
+	if (api)
+		return kc_drs_api_apply(ctx, call, kc_has(call, O_ALL), parallel, wait_s,
+					kc_has(call, O_NO_WAIT));
 	rc = view(ctx, call, KEEL__CLUSTER__CLUSTER_DRS_REQUEST__OP__OP_RECOMMEND, &rp);
 	if (rc)
 		return rc;
@@ -626,28 +703,9 @@ static int apply_run(struct kc_ctx *ctx, const struct kc_call *call)
 		keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 		return kc_fail(ctx, KC_EXIT_FAILED, -ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < st->n_recommendations; i++)
-		if (kc_has(call, O_ALL) || named(call, st->recommendations[i]))
-			mv[n++].rec = st->recommendations[i];
-	for (int i = 0; i < call->npos; i++) {
-		bool found = false;
-
-		for (size_t k = 0; k < n && !found; k++) {
-			const char *p = call->pos[i];
-
-			if (strncmp(p, "vm-", 3) == 0 && strlen(p) == 39)
-				p += 3;
-			found = strcmp(mv[k].rec->vm, p) == 0 || strcmp(mv[k].rec->vm_name, p) == 0;
-		}
-		if (!found) {
-			free(mv);
-			keel__cluster__cluster_reply__free_unpacked(rp, NULL);
-			return kc_fail(ctx, KC_EXIT_FAILED, KB_ENOTFOUND,
-				       "DRS recommends no move of VM %s", call->pos[i]);
-		}
-	}
+	rc = kc_drs_select(ctx, call, st, kc_has(call, O_ALL), mv, &n);
 	/* In the recommended order, a few at a time: each assumes the earlier ones. */
-	for (size_t i = 0; i < n; i += parallel) {
+	for (size_t i = 0; rc == KC_EXIT_OK && i < n; i += parallel) {
 		size_t wave = n - i < parallel ? n - i : parallel;
 
 		for (size_t k = 0; k < wave; k++)
@@ -660,11 +718,9 @@ static int apply_run(struct kc_ctx *ctx, const struct kc_call *call)
 		}
 		rc = wait_moves(ctx, call, &mv[i], wave,
 				kb_now_ns() + (uint64_t)wait_s * 1000000000ull);
-		if (rc)
-			break;
 	}
 	if (rc == 0)
-		rc = print_moves(ctx, mv, n);
+		rc = kc_drs_print_moves(ctx, mv, n);
 	free(mv);
 	keel__cluster__cluster_reply__free_unpacked(rp, NULL);
 	return rc;
@@ -704,7 +760,8 @@ static const struct kc_opt set_opts[] = {
 static const struct kc_opt apply_opts[] = {
     {"all", NULL, "apply every recommendation", O_ALL, false},
     {"parallel", "N", "migrations at a time (default 2, at most 16)", O_PARALLEL, false},
-    {"no-wait", NULL, "begin the first --parallel migrations and return", O_NO_WAIT, false},
+    {"no-wait", NULL, "begin the first --parallel migrations and return (API: the task id)",
+     O_NO_WAIT, false},
     {"wait", "SECONDS", "longest wait for each group of migrations (default 600)", O_WAIT, false},
     {"cluster-socket", "PATH", "clusterd's control socket", O_CSOCK, false},
     {NULL, NULL, NULL, 0, false},
@@ -717,11 +774,13 @@ static const struct kc_cmd rule_add_cmd = {
     .detail = "affinity keeps its VMs on one host, anti-affinity on different hosts;\n"
 	      "host-affinity keeps them on the hosts given with --host, host-anti-affinity off\n"
 	      "them. A --must rule is never broken by a migration or DRS; a --should rule is\n"
-	      "kept when possible and fixed by DRS. Committed by the leader: run it there.\n",
+	      "kept when possible and fixed by DRS. Committed by the leader: run it there, or\n"
+	      "on any host through hostd's API (--server), which passes it on.\n",
     .min_pos = 1,
     .max_pos = 1,
     .opts = add_opts,
     .run = rule_add_run,
+    .api = true,
 };
 
 static const struct kc_cmd rule_list_cmd = {
@@ -729,16 +788,18 @@ static const struct kc_cmd rule_list_cmd = {
     .summary = "List the placement rules and how many of their VMs are out of place.",
     .opts = sock_opts,
     .run = rule_list_run,
+    .api = true,
 };
 
 static const struct kc_cmd rule_remove_cmd = {
     .name = "remove",
     .args = "NAME",
-    .summary = "Remove a placement rule (on the leader).",
+    .summary = "Remove a placement rule (on the leader, or through hostd's API).",
     .min_pos = 1,
     .max_pos = 1,
     .opts = sock_opts,
     .run = rule_remove_run,
+    .api = true,
 };
 
 static const struct kc_cmd *const rule_subs[] = {&rule_add_cmd, &rule_list_cmd, &rule_remove_cmd,
@@ -748,7 +809,7 @@ const struct kc_cmd kc_cluster_rule_cmd = {
     .name = "rule",
     .summary = "Placement rules: VM-VM and VM-host affinity and anti-affinity.",
     .detail = "docs/drs.md. Unregistering a VM drops it from its rules; a rule left with too\n"
-	      "few VMs is removed.\n",
+	      "few VMs is removed. Through this host's clusterd, or hostd's API with --server.\n",
     .subs = rule_subs,
 };
 
@@ -757,6 +818,7 @@ static const struct kc_cmd drs_status_cmd = {
     .summary = "Show the DRS settings, the imbalance, violated rules and held VMs.",
     .opts = sock_opts,
     .run = status_run,
+    .api = true,
 };
 
 static const struct kc_cmd drs_recommend_cmd = {
@@ -768,6 +830,7 @@ static const struct kc_cmd drs_recommend_cmd = {
 	      "level.\n",
     .opts = sock_opts,
     .run = recommend_run,
+    .api = true,
 };
 
 static const struct kc_cmd drs_apply_cmd = {
@@ -775,20 +838,24 @@ static const struct kc_cmd drs_apply_cmd = {
     .args = "[VM...]",
     .summary = "Begin the recommended migrations (of the VMs named, or --all).",
     .detail = "Migrations begin in the recommended order, --parallel at a time, and each group\n"
-	      "is followed until it ended. Exit status 1 when a migration did not happen.\n",
+	      "is followed until it ended. Exit status 1 when a migration did not happen.\n"
+	      "Through hostd's API (--server) it is one task, ApplyDrsRecommendations, followed\n"
+	      "with its progress for at most --wait times the number of groups.\n",
     .min_pos = 0,
     .max_pos = KC_MAX_POS,
     .opts = apply_opts,
     .run = apply_run,
+    .api = true,
 };
 
 static const struct kc_cmd drs_set_cmd = {
     .name = "set",
-    .summary = "Change the DRS settings (on the leader).",
+    .summary = "Change the DRS settings (on the leader, or through hostd's API).",
     .detail = "manual: recommendations only; partially: the leader applies the fixes of\n"
 	      "mandatory rules; fully: the leader applies every recommendation, every interval.\n",
     .opts = set_opts,
     .run = set_run,
+    .api = true,
 };
 
 static const struct kc_cmd *const drs_subs[] = {&drs_status_cmd, &drs_recommend_cmd, &drs_apply_cmd,
@@ -797,6 +864,6 @@ static const struct kc_cmd *const drs_subs[] = {&drs_status_cmd, &drs_recommend_
 const struct kc_cmd kc_cluster_drs_cmd = {
     .name = "drs",
     .summary = "DRS-style balancing: status, recommendations, applying them, settings.",
-    .detail = "docs/drs.md.\n",
+    .detail = "docs/drs.md. Through this host's clusterd, or hostd's API with --server.\n",
     .subs = drs_subs,
 };

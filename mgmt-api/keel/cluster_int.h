@@ -44,4 +44,56 @@ int kc_cluster_run_request(struct kc_ctx *ctx, const struct kc_call *call,
 /* cluster_status.c: `keel cluster status`, `events`, `config`. */
 extern const struct kc_cmd kc_cluster_status_cmd, kc_cluster_events_cmd, kc_cluster_config_cmd;
 
+/* ---- `keel cluster rule` and `keel cluster drs` (cluster_drs.c, cluster_drs_api.c) ------
+ * cluster_drs.c checks the options of both paths and prints what clusterd's ClusterDrsStatus
+ * carries; cluster_drs_api.c asks hostd's API (--server) and hands its answers, turned into
+ * a ClusterDrsStatus, to the same printers, so the text and --json are the same. */
+
+/* One recommended move of `drs apply` and what became of it. */
+struct kc_drs_move {
+	const Keel__Cluster__DrsRecommendation *rec; /* borrowed from the status it came from */
+	bool begun, done;
+	uint64_t owner;	  /* after the migration ended */
+	char result[256]; /* "moved", "begun", "not begun (...)", "failed (...)", ... */
+};
+
+/* cluster_drs.c: the words of clusterd's RuleKind and DrsAutomation values ("affinity", ...,
+ * "manual", "partially", "fully"; "?" for another value) and back (0 for another word). */
+const char *kc_drs_kind_word(int kind);
+int kc_drs_kind_value(const char *word);
+const char *kc_drs_automation_word(int automation);
+int kc_drs_automation_value(const char *word);
+/* cluster_drs.c: the printers of the local commands (rule list, drs status, drs recommend,
+ * drs apply) as text or --json; each returns the command's exit code (print_moves:
+ * KC_EXIT_FAILED when a move did not happen). */
+int kc_drs_print_rules(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st);
+int kc_drs_print_status(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st);
+int kc_drs_print_recs(struct kc_ctx *ctx, const Keel__Cluster__ClusterDrsStatus *st);
+int kc_drs_print_moves(struct kc_ctx *ctx, const struct kc_drs_move *mv, size_t n);
+/* cluster_drs.c: the moves of `drs apply` out of st's recommendations (every one with all,
+ * else those of the VMs named in call->pos, by name, uuid or "vm-<uuid>") into mv (room for
+ * st->n_recommendations, zeroed); KC_EXIT_OK and *n, or "DRS recommends no move of VM x"
+ * reported (exit 1). */
+int kc_drs_select(struct kc_ctx *ctx, const struct kc_call *call,
+		  const Keel__Cluster__ClusterDrsStatus *st, bool all, struct kc_drs_move *mv,
+		  size_t *n);
+
+/* cluster_drs_api.c: the same commands through hostd's API, after cluster_drs.c checked the
+ * options (the requests are clusterd's, as the local path would send them). Each reports its
+ * failure (hostd's message: an unknown VM, a missing privilege, ...) and returns the exit
+ * code. */
+int kc_drs_api_rules(struct kc_ctx *ctx, const struct kc_call *call);
+int kc_drs_api_rule_add(struct kc_ctx *ctx, const struct kc_call *call,
+			const Keel__Cluster__ClusterRuleRequest *rr);
+int kc_drs_api_rule_remove(struct kc_ctx *ctx, const struct kc_call *call, const char *name);
+/* status (recommend false) or recommend (true): GetDrsStatus. */
+int kc_drs_api_status(struct kc_ctx *ctx, const struct kc_call *call, bool recommend);
+int kc_drs_api_set(struct kc_ctx *ctx, const struct kc_call *call,
+		   const Keel__Cluster__ClusterConfigSet *cs);
+/* ApplyDrsRecommendations: the moves chosen as kc_drs_select does, one Task followed to its
+ * end (at most wait_s for each group of parallel moves) with progress, then the moves'
+ * table; no_wait: the task id (--json: the Task) printed at once. */
+int kc_drs_api_apply(struct kc_ctx *ctx, const struct kc_call *call, bool all, uint32_t parallel,
+		     uint32_t wait_s, bool no_wait);
+
 #endif
