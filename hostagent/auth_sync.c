@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cluster.pb-c.h"
+#include "hostagent/auth_cfg.h"
 #include "hostagent/auth_sync.h"
 #include "hostagent/vim.h"
 #include "lib/buf.h"
@@ -259,8 +260,8 @@ static void read_done(struct hd_auth_sync *s, struct op *op)
 		return;
 	}
 	s->member = op->member;
-	if (!op->member || s->head)
-		return; /* in no cluster; or local changes go first */
+	if (!op->member || s->head || hd_auth_cfg_busy(s->v))
+		return; /* in no cluster; or local changes (or their puts) go first */
 	if (!op->have_auth) {
 		kb_log(s->v->log, KB_LOG_INFO,
 		       "the cluster has no users yet: offering this host's");

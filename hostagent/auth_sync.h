@@ -40,7 +40,8 @@ void hd_auth_sync_stop(struct hd_vim *v);
 
 /* Pushes len bytes of text (the encoded database after a local change; copied) to the
  * cluster. Returns 1 when this host is in no cluster (nothing is sent; cb is not called),
- * 0 when cb will be called once from the loop, or -ENOMEM. */
+ * 0 when cb will be called once from the loop, or -ENOMEM. cb may be NULL (a database
+ * taken from the config store: nobody waits; once pushed the copy is written). */
 int hd_auth_sync_push(struct hd_vim *v, const void *text, size_t len, hd_auth_push_cb cb,
 		      void *arg);
 

@@ -368,6 +368,15 @@ static bool check(struct xfer *f, struct hd_call *call, const char *url)
 		    f, 403, "%s cannot be replaced over HTTPS; change it through the API", f->rel);
 		return false;
 	}
+	/* hostd's user database (hostagent/auth_cfg.h): hostd is its only writer. */
+	if (f->store && !f->archive && f->kind == K_PUT &&
+	    strcmp(f->rel, "etc/keel/auth.db") == 0) {
+		hd__xfer_refuse(f, 403,
+				"%s cannot be put: users are changed through the API (keel user, "
+				"keel role, keel perm)",
+				f->rel);
+		return false;
+	}
 	if (f->store ? !authorize_store(f)
 		     : !authorize(f, f->host		? "System.Read"
 				     : f->kind == K_PUT ? "Datastore.FileManagement"

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <openssl/crypto.h>
 
+#include "hostagent/auth_cfg.h"
 #include "hostagent/auth_sync.h"
 #include "hostagent/vim.h"
 #include "lib/buf.h"
@@ -89,6 +90,7 @@ int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const 
 		const char *root_password_file, struct kb_errmsg *e)
 {
 	char pw[HOSTD_AUTH_PASSWORD_MAX + 2];
+	enum hd_auth_cfg_from from;
 	int rv;
 
 	memset(v, 0, sizeof(*v));
@@ -101,8 +103,8 @@ int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const 
 	rv = kb_node_id(state_dir, &v->host_id, e);
 	if (rv)
 		return rv;
-	rv = hostd_auth_db_load(v->auth_path, &v->db, e);
-	if (rv == -ENOENT) {
+	rv = hd_auth_cfg_load(v, &v->db, &from, e);
+	if (rv == 0 && !v->db) {
 		rv = root_password(v, root_password_file, pw, sizeof(pw), e);
 		if (rv == 0)
 			rv = hostd_auth_db_create(&v->db);
@@ -110,13 +112,12 @@ int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const 
 			rv = hostd_auth_db_bootstrap(v->db, pw, e);
 		OPENSSL_cleanse(pw, sizeof(pw));
 		if (rv == 0)
-			rv = hostd_auth_db_save(v->db, v->auth_path, e);
-		if (rv == KB_ENOTSYNCED)
-			rv = 0;
-		if (rv == 0)
 			kb_log(log, KB_LOG_INFO, "user database %s made with user root",
-			       v->auth_path);
+			       HD_AUTH_CFG_PATH);
 	}
+	if (rv)
+		return rv;
+	rv = hd_auth_cfg_start(v, from, e);
 	if (rv)
 		return rv;
 	/* An unknown user's login is checked against this, so it costs as long as a known
@@ -186,6 +187,7 @@ void hd_vim_auth_db_replace(struct hd_vim *v, struct hostd_auth_db *db)
 void hd_vim_close(struct hd_vim *v)
 {
 	hd_auth_sync_stop(v);
+	hd_auth_cfg_stop(v);
 	if (v->sessions)
 		uv_close((uv_handle_t *)&v->expire_timer, NULL);
 	hostd_auth_ratelimit_destroy(v->rl);

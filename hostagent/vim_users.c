@@ -3,28 +3,36 @@
  *
  * Happy path of a change: authorize on the root entity, check the request, apply it to the
  * database on the loop (a new password is hashed on a worker first and applied when the
- * hash comes back), encode the database on the loop, write DIR/auth.db on a worker, answer
- * Empty. Failure modes: the library's refusals become gRPC statuses with its message
+ * hash comes back), encode the database on the loop, put the text into vmkernel's config
+ * store as etc/keel/auth.db (hostagent/auth_cfg.h), write the copy DIR/auth.db on a worker,
+ * answer Empty. Failure modes: the library's refusals become gRPC statuses with its message
  * (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION for root, its Admin on
- * the root entity and the system roles, or a role still in use); a client that goes away
- * while its password is being hashed changes nothing; a change applied but not written
- * answers INTERNAL saying so (the database in memory keeps it; the next change writes it).
+ * the root entity and the system roles, or a role still in use); a database that would
+ * exceed the store's 64 KiB per file is refused (RESOURCE_EXHAUSTED) and the change undone;
+ * so is a put that vmkernel refuses (its reason); a change made while vmkernel does not
+ * answer is kept, written to the copy with DIR/auth.pending, answered OK and put into the
+ * store when vmkernel answers; a client that goes away while its password is being hashed
+ * changes nothing; a change applied but whose copy cannot be written answers INTERNAL
+ * saying so.
  *
- * In a cluster the encoded database is first pushed to the cluster (hostagent/auth_sync.h)
- * and written only once the cluster took it; when another host changed the users first,
- * the cluster's database replaces this one and the call is answered ABORTED ("retry").
+ * In a cluster the encoded database is pushed to the cluster (hostagent/auth_sync.h) after
+ * the store took it, and the copy written only once the cluster took it; when another host
+ * changed the users first, the cluster's database replaces this one (and is put into the
+ * store) and the call is answered ABORTED ("retry").
  *
- * Writes happen on workers in any order; each carries a sequence number taken on the loop
- * when its text was encoded, and a writer that finds a newer one already on disk skips
- * its (older) text, so the file always ends with the newest database. DIR/auth.version
- * (the cluster version the text holds) is written after DIR/auth.db.
+ * Writes of the copy happen on workers in any order; each carries a sequence number taken
+ * on the loop when its text was encoded, and a writer that finds a newer one already on
+ * disk skips its (older) text, so the file always ends with the newest database.
+ * DIR/auth.version (the cluster version the text holds) is written after DIR/auth.db.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
+#include "hostagent/auth_cfg.h"
 #include "hostagent/auth_sync.h"
 #include "hostagent/vim.h"
 #include "hostagent/vim_users.h"
@@ -79,6 +87,8 @@ struct job {
 	uint64_t generation;
 	char version[64]; /* DIR/auth.version's text */
 	char version_path[PATH_MAX + 32];
+	char pending_path[PATH_MAX + 32];
+	bool queued; /* vmkernel did not take the text: DIR/auth.pending says the copy is newer */
 	struct kb_errmsg e;
 };
 
@@ -136,6 +146,17 @@ static void save_work(uv_work_t *w)
 			if (j->rv == KB_ENOTSYNCED)
 				j->rv = 0;
 		}
+		if (j->rv == 0 && j->queued) {
+			static const char note[] =
+			    "auth.db holds changes the config store has not taken yet\n";
+
+			j->rv = kb_file_write_atomic(j->pending_path, note, sizeof(note) - 1, 0600,
+						     &j->e);
+			if (j->rv == KB_ENOTSYNCED)
+				j->rv = 0;
+		} else if (j->rv == 0) {
+			unlink(j->pending_path);
+		}
 	}
 	pthread_mutex_unlock(&save_lock);
 }
@@ -150,11 +171,17 @@ static void save_done(uv_work_t *w, int status)
 	}
 	if (j->rv)
 		kb_log(j->v->log, KB_LOG_ERROR, "%s: %s", j->v->auth_path, j->e.msg);
+	else if (j->queued && j->call)
+		kb_log(j->v->log, KB_LOG_WARN,
+		       "change by %s kept in %s: vmkernel does not answer; it goes into the "
+		       "config store when vmkernel answers",
+		       j->actor, j->v->auth_path);
 	if (j->call) {
 		hd_call_on_cancel(j->call, NULL, NULL);
 		if (j->rv) {
 			hd_call_error(j->call, HD_INTERNAL,
-				      "changed, but the user database could not be saved: %s",
+				      "changed, but the copy of the user database could not be "
+				      "written: %s",
 				      j->e.msg);
 		} else {
 			Keel__Vim__Empty rp = KEEL__VIM__EMPTY__INIT;
@@ -173,6 +200,9 @@ static void save_queue(struct job *j)
 	hd_auth_sync_version_text(v, j->version, sizeof(j->version));
 	snprintf(j->version_path, sizeof(j->version_path), "%.4000s/%s", v->state_dir,
 		 HD_AUTH_VERSION_FILE);
+	snprintf(j->pending_path, sizeof(j->pending_path), "%.4000s/%s", v->state_dir,
+		 HD_AUTH_PENDING_FILE);
+	j->queued = j->queued || hd_auth_cfg_pending(v);
 	if (j->call)
 		hd_call_on_cancel(j->call, job_cancel, j);
 	if (uv_queue_work(v->loop, &j->work, save_work, save_done) == 0)
@@ -206,8 +236,36 @@ static void pushed(struct hd_vim *v, void *arg, int rv)
 	save_queue(j);
 }
 
-/* The change is applied: replicates it in a cluster, writes the database and answers the
- * call (j->call may be NULL already), then frees j. */
+/* The store's answer to the put of j's change: replicates it in a cluster, then writes the
+ * copy and answers. */
+static void stored(struct hd_vim *v, void *arg, int rv, const char *msg)
+{
+	struct job *j = arg;
+
+	if (rv == -ECANCELED) {
+		job_free(j);
+		return;
+	}
+	if (rv < 0) {
+		kb_log(v->log, KB_LOG_WARN, "change by %s refused: %s", j->actor, msg);
+		if (j->call) {
+			hd_call_on_cancel(j->call, NULL, NULL);
+			kb_errmsg_setf(&j->e, "%s", msg);
+			refuse(j->call, rv, &j->e);
+		}
+		job_free(j);
+		return;
+	}
+	j->queued = rv == HD_AUTH_CFG_QUEUED;
+	rv = hd_auth_sync_push(v, j->text.data, j->text.len, pushed, j);
+	if (rv == 0)
+		return;
+	save_queue(j);
+}
+
+/* The change is applied: checks its size, puts it into the config store, replicates it in
+ * a cluster, writes the copy and answers the call (j->call may be NULL already), then
+ * frees j. */
 static void save_and_answer(struct job *j)
 {
 	struct hd_vim *v = j->v;
@@ -217,13 +275,27 @@ static void save_and_answer(struct job *j)
 	j->e.msg[0] = '\0';
 	j->generation = ++save_seq;
 	if (hostd_auth_db_encode(v->db, &j->text) == 0) {
-		rv = hd_auth_sync_push(v, j->text.data, j->text.len, pushed, j);
+		rv = hd_auth_cfg_size_check(j->text.len, &j->e);
 		if (rv == 0) {
 			if (j->call)
 				hd_call_on_cancel(j->call, job_cancel, j);
-			return;
+			rv = hd_auth_cfg_put(v, j->text.data, j->text.len, false, stored, j);
+			if (rv == 0)
+				return;
+			kb_errmsg_setf(&j->e, "out of memory");
 		}
-		save_queue(j);
+		/* Refused before the store saw it: the change is undone. */
+		if (hd_auth_cfg_undo(v) != 0)
+			kb_log(v->log, KB_LOG_ERROR, "by %s: %s, and it could not be undone",
+			       j->actor, j->e.msg);
+		else
+			kb_log(v->log, KB_LOG_WARN, "change by %s refused and undone: %s", j->actor,
+			       j->e.msg);
+		if (j->call) {
+			hd_call_on_cancel(j->call, NULL, NULL);
+			refuse(j->call, rv, &j->e);
+		}
+		job_free(j);
 		return;
 	}
 	/* No memory for the text: write from here rather than lose the change. */
@@ -235,6 +307,21 @@ static void save_and_answer(struct job *j)
 		saved_generation = j->generation;
 	pthread_mutex_unlock(&save_lock);
 	save_done(&j->work, 0);
+}
+
+/* The store's answer to a put of hd_vim_users_save: the copy follows. */
+static void saved(struct hd_vim *v, void *arg, int rv, const char *msg)
+{
+	struct job *j = arg;
+
+	(void)v;
+	(void)msg;
+	if (rv == -ECANCELED || rv < 0) {
+		job_free(j);
+		return;
+	}
+	j->queued = rv == HD_AUTH_CFG_QUEUED;
+	save_queue(j);
 }
 
 void hd_vim_users_save(struct hd_vim *v)
@@ -249,12 +336,11 @@ void hd_vim_users_save(struct hd_vim *v)
 	j->work.data = j;
 	kb_buf_init(&j->text, HOSTD_AUTH_FILE_MAX);
 	j->generation = ++save_seq;
-	if (hostd_auth_db_encode(v->db, &j->text) != 0) {
+	if (hostd_auth_db_encode(v->db, &j->text) != 0 ||
+	    hd_auth_cfg_put(v, j->text.data, j->text.len, true, saved, j) != 0) {
 		kb_log(v->log, KB_LOG_ERROR, "%s: not written: out of memory", v->auth_path);
 		job_free(j);
-		return;
 	}
-	save_queue(j);
 }
 
 /* ---- users ------------------------------------------------------------------------------- */

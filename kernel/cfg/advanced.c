@@ -172,6 +172,42 @@ int vmk_cfg_advanced_parse(const void *text, size_t len, struct vmk_cfg_advanced
 	return 0;
 }
 
+/* hostd's user database (its format: docs/hostd-auth.md; hostd decodes it strictly and
+ * keeps its last good copy when it does not): the store checks only that it is one,
+ * with root's user and root's Admin permission, so no put makes it plainly unusable. */
+int vmk_cfg_auth_check(const void *data, size_t len, struct kb_errmsg *err)
+{
+	static const char head[] = "keel-auth 1\n";
+	static const char root_perm[] = "\nperm user root Admin root propagate\n";
+	const char *p = data;
+
+	if (len < sizeof(head) - 1 || memcmp(p, head, sizeof(head) - 1) != 0) {
+		kb_errmsg_setf(err, "not a user database (the first line must be \"keel-auth 1\")");
+		return KB_ECONFIG;
+	}
+	if (p[len - 1] != '\n') {
+		kb_errmsg_setf(err, "not a user database (no newline at its end)");
+		return KB_ECONFIG;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c != '\n' && (c < 0x20 || c > 0x7e)) {
+			kb_errmsg_setf(err, "not a user database (byte 0x%02x at offset %zu)", c,
+				       i);
+			return KB_ECONFIG;
+		}
+	}
+	if (!memmem(p, len, "\nuser root ", 11) ||
+	    !memmem(p + sizeof(head) - 2, len - (sizeof(head) - 2), root_perm,
+		    sizeof(root_perm) - 1)) {
+		kb_errmsg_setf(err, "not a user database hostd can use (no user root with Admin on "
+				    "the root entity); users are changed through hostd's API");
+		return KB_ECONFIG;
+	}
+	return 0;
+}
+
 int vmk_cfg_contents_check(const char *path, const void *data, size_t len, struct kb_errmsg *err)
 {
 	struct vmk_cfg_advanced adv;
@@ -181,6 +217,8 @@ int vmk_cfg_contents_check(const char *path, const void *data, size_t len, struc
 		rv = vmk_net_conf_check(data, len, err);
 	else if (strcmp(path, VMK_CFG_ADVANCED) == 0)
 		rv = vmk_cfg_advanced_parse(data, len, &adv, err);
+	else if (strcmp(path, VMK_CFG_AUTH) == 0)
+		rv = vmk_cfg_auth_check(data, len, err);
 	else
 		return 0;
 	if (rv < 0)

@@ -46,6 +46,7 @@
 
 #define VMK_CFG_ARCHIVE	 "config.kar"
 #define VMK_CFG_ADVANCED "etc/keel/advanced.conf"
+#define VMK_CFG_AUTH	 "etc/keel/auth.db" /* hostd's users (hostagent/auth_cfg.h) */
 
 struct vmk_cfg;
 
@@ -112,7 +113,7 @@ bool vmk_cfg_path_is_log(const char *path);
 
 /* Replaces (or creates) path with len bytes of data (copied); mode & 0777 (0: 0644). A log
  * keeps only its last VMK_CFG_LOG_MAX bytes (from a line start). Checks: path, sizes, and
- * the contents of files the store knows (advanced.conf, network.conf). Then saves the archive; a failed
+ * the contents of files the store knows (advanced.conf, network.conf, auth.db). Then saves the archive; a failed
  * save does not fail the put (the change stays in memory; see above) — *saved (may be NULL)
  * says whether it reached the disk. Errors: KB_ECONFIG (bad path or contents), KB_ETOOBIG,
  * -ENOMEM; nothing changes then. */
@@ -183,8 +184,13 @@ struct vmk_cfg_advanced {
 /* Parses the text (untrusted) into out. 0 or KB_ECONFIG with "line N: ..." in err. */
 int vmk_cfg_advanced_parse(const void *text, size_t len, struct vmk_cfg_advanced *out,
 			   struct kb_errmsg *err);
-/* Checks the contents of a file the store knows (advanced.conf, network.conf); others
- * pass. */
+/* Checks the contents of a file the store knows (advanced.conf, network.conf, auth.db);
+ * others pass. */
 int vmk_cfg_contents_check(const char *path, const void *data, size_t len, struct kb_errmsg *err);
+/* hostd's user database (VMK_CFG_AUTH, written by hostd only): 0 when it starts with
+ * "keel-auth 1", ends with a newline, holds printable ASCII lines only, user root and root's
+ * Admin permission on the root entity; else KB_ECONFIG with err set. hostd decodes it
+ * strictly itself. */
+int vmk_cfg_auth_check(const void *data, size_t len, struct kb_errmsg *err);
 
 #endif
