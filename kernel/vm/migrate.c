@@ -17,16 +17,8 @@
  * taps and cgroup removed, a registration made for the migration undone, and the VM's last
  * event says why.
  *
- * Source (MigrateOut, blocking on a thread-pool thread): the VM powered on here and not
- * busy; VmxMigrateOut's deferred reply comes at "ready" or with the failure (the guest keeps
- * running). At "ready", in a cluster, OP_MIGRATE_COMMIT: the switchover happened iff the
- * answer names the destination as owner at the source's epoch + 1. An error or any doubt
- * asks OP_MIGRATE_ABORT and decides from that answer, asking again for as long as clusterd
- * does not answer (the guest stays paused: never guess). Standalone (op id 0, no cluster):
- * committed at epoch 0. Then VmxMigrateCommit{commit, epoch}. Committed: the vmx ends with
- * status 4, the lock is left alone (the destination's at the higher epoch), taps and cgroup
- * go and the VM leaves this host's inventory without a word to the cluster. Not committed:
- * the vmx resumed the guest; the reply is the error.
+ * Source (MigrateOut): kernel/vm/migrate_out.c. The helpers both sides use (the migration
+ * record, deferred vmx replies, VmxMigrateCommit) are here, declared in migrate_int.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,32 +34,24 @@
 
 #include "ha/hb.h"
 #include "ha/lock.h"
-#include "kernel/core/cluster.h"
 #include "kernel/core/subsys.h"
 #include "kernel/net/stack_socket.h"
+#include "kernel/vm/migrate_int.h"
 #include "kernel/vm/vm.h"
 #include "kernel/vm/world.h"
 #include "lib/frame.h"
 #include "lib/heap.h"
 #include "lib/time.h"
 
-#define CALL_MS	       5000  /* plain vmx requests */
-#define COMMIT_CALL_MS 10000 /* VmxMigrateCommit: GO, then at most 2 s for RESUMED */
-#define STOP_MS	       10000 /* a vmx that must end */
-#define TICK_MS	       250   /* a wait on a deferred reply checks the vmx this often */
-#define RETRY_MS       500   /* clusterd did not answer: ask again after this */
-#define REPLY_MAX      (1u << 20)
-#define ID_SIZE	       16
-#define KEY_SIZE       32
-#define STREAMS_MAX    16
-#define TAG	       "VMotion"
-#define BUSY_IN	       "incoming migration"
-#define BUSY_OUT       "migration"
+#define CALL_MS	  5000 /* plain vmx requests */
+#define TICK_MS	  250  /* a wait on a deferred reply checks the vmx this often */
+#define REPLY_MAX (1u << 20)
+#define BUSY_IN	  "incoming migration"
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
 /* Copies the vmx's figures and phase into vm->mig. vm->lock held. */
-static void note(struct vmk_vm *vm, const Keel__Vmk__VmxMigrateReply *mr)
+void vmk__migrate_note(struct vmk_vm *vm, const Keel__Vmk__VmxMigrateReply *mr)
 {
 	struct vmk_vm_mig *m = &vm->mig;
 
@@ -93,7 +77,7 @@ static void note(struct vmk_vm *vm, const Keel__Vmk__VmxMigrateReply *mr)
 }
 
 /* Ends the migration record with phase and, when code < 0, the error. vm->lock held. */
-static void finish(struct vmk_vm *vm, const char *phase, int code, const char *error)
+void vmk__migrate_finish(struct vmk_vm *vm, const char *phase, int code, const char *error)
 {
 	vm->mig.active = false;
 	snprintf(vm->mig.phase, sizeof(vm->mig.phase), "%s", phase);
@@ -105,7 +89,7 @@ static void finish(struct vmk_vm *vm, const char *phase, int code, const char *e
 }
 
 /* Fills info from vm->mig (strings allocated). vm->lock held. */
-static void fill(struct vmk_vm *vm, Keel__Vmk__VmkMigrateInfo *info)
+void vmk__migrate_fill(struct vmk_vm *vm, Keel__Vmk__VmkMigrateInfo *info)
 {
 	const struct vmk_vm_mig *m = &vm->mig;
 
@@ -135,7 +119,8 @@ static void fill(struct vmk_vm *vm, Keel__Vmk__VmkMigrateInfo *info)
 	info->epoch = m->epoch;
 }
 
-/* kb_free() of a string fill() made (not the INIT value, protobuf-c's empty string). */
+/* kb_free() of a string vmk__migrate_fill() made (not the INIT value, protobuf-c's empty
+ * string). */
 static void free_str(char *s)
 {
 	if (s != protobuf_c_empty_string)
@@ -169,7 +154,7 @@ static void wait_ended(struct vmk_vm *vm)
 
 /* Sends rq to the VM's vmx on a connection of its own, for a deferred reply. The
  * descriptor, or an error. */
-static int deferred_send(struct vmk_vm *vm, Keel__Vmk__VmxRequest *rq, struct kb_errmsg *err)
+int vmk__migrate_deferred_send(struct vmk_vm *vm, Keel__Vmk__VmxRequest *rq, struct kb_errmsg *err)
 {
 	struct timeval tv = {.tv_sec = CALL_MS / 1000};
 	char ctl[PATH_MAX];
@@ -212,8 +197,8 @@ static void describe_end(struct vmk_vm *vm, char *out, size_t size)
 /* Waits for the deferred reply on fd, for as long as the vmx lives: its end closes the
  * connection. 0 and *out (freed with keel__vmk__vmx_reply__free_unpacked, also on the
  * vmx's error code, which is returned), or an error saying why there is no reply. */
-static int deferred_wait(struct vmk_vm *vm, int fd, Keel__Vmk__VmxReply **out,
-			 struct kb_errmsg *err)
+int vmk__migrate_deferred_wait(struct vmk_vm *vm, int fd, Keel__Vmk__VmxReply **out,
+			       struct kb_errmsg *err)
 {
 	struct timeval tv = {.tv_sec = CALL_MS / 1000};
 	struct kb_buf in;
@@ -256,8 +241,8 @@ static int deferred_wait(struct vmk_vm *vm, int fd, Keel__Vmk__VmxReply **out,
 }
 
 /* One VmxMigrateCommit{commit, epoch} to the VM's vmx; its figures noted. */
-static int vmx_commit(struct vmk_vm *vm, bool commit, uint64_t epoch, int timeout_ms,
-		      struct kb_errmsg *err)
+int vmk__migrate_vmx_commit(struct vmk_vm *vm, bool commit, uint64_t epoch, int timeout_ms,
+			    struct kb_errmsg *err)
 {
 	Keel__Vmk__VmxRequest rq = KEEL__VMK__VMX_REQUEST__INIT;
 	Keel__Vmk__VmxMigrateCommit c = KEEL__VMK__VMX_MIGRATE_COMMIT__INIT;
@@ -274,7 +259,7 @@ static int vmx_commit(struct vmk_vm *vm, bool commit, uint64_t epoch, int timeou
 	if (rp != NULL) {
 		pthread_mutex_lock(&vm->lock);
 		if (vm->mig.active)
-			note(vm, rp->migrate);
+			vmk__migrate_note(vm, rp->migrate);
 		pthread_mutex_unlock(&vm->lock);
 		keel__vmk__vmx_reply__free_unpacked(rp, NULL);
 	}
@@ -287,7 +272,7 @@ static void end_incoming(struct vmk_vm *vm)
 {
 	struct kb_errmsg e = {{0}};
 
-	vmx_commit(vm, false, 0, 1000, &e);
+	vmk__migrate_vmx_commit(vm, false, 0, 1000, &e);
 	pthread_mutex_lock(&vm->lock);
 	vm->expect_exit = true;
 	if (vmk__vmx_wait_exit(vm, 1000) < 0 && !vm->exited && vm->pid > 0) {
@@ -331,7 +316,8 @@ static void incoming_failed(struct vmk_vm *vm, int code, const char *why)
 	 * a failed incoming vmx never held it otherwise. Left as it is. */
 	memset(&vm->own, 0, sizeof(vm->own));
 	vmk__vm_release(vm, VMK_POWERED_OFF, event);
-	finish(vm, vm->mig.cancel ? "aborted" : "failed", code < 0 ? code : KB_ECANCELED, event);
+	vmk__migrate_finish(vm, vm->mig.cancel ? "aborted" : "failed",
+			    code < 0 ? code : KB_ECANCELED, event);
 	registered = vm->mig.registered;
 	if (!registered)
 		vm->busy = NULL; /* else final: the VM leaves the list below */
@@ -355,7 +341,7 @@ static void incoming_resumed(struct vmk_vm *vm)
 		describe_end(vm, event, sizeof(event));
 		memset(&vm->own, 0, sizeof(vm->own));
 		vmk__vm_release(vm, VMK_POWERED_OFF, event);
-		finish(vm, "failed", KB_ECANCELED, event);
+		vmk__migrate_finish(vm, "failed", KB_ECANCELED, event);
 		vm->busy = NULL;
 		pthread_mutex_unlock(&vm->lock);
 		kb_log(h->log, KB_LOG_WARN, "VM %s: migrated in, then %s", vm->cfg.name, event);
@@ -371,7 +357,7 @@ static void incoming_resumed(struct vmk_vm *vm)
 		 "migrated in in %.0f ms (vmx pid %d; %.1f MiB received%s)",
 		 (double)(kb_now_ns() - vm->mig.t0_ns) / 1e6, (int)vm->pid,
 		 (double)vm->mig.fig.bytes_sent / (1024.0 * 1024.0), how);
-	finish(vm, "done", 0, NULL);
+	vmk__migrate_finish(vm, "done", 0, NULL);
 	registered = vm->mig.registered;
 	vm->mig.registered = false;
 	vm->busy = NULL;
@@ -397,12 +383,12 @@ static void *incoming_main(void *arg)
 	struct kb_errmsg err = {{0}};
 	int rv;
 
-	rv = deferred_wait(vm, w->fd, &rp, &err);
+	rv = vmk__migrate_deferred_wait(vm, w->fd, &rp, &err);
 	close(w->fd);
 	kb_free(w);
 	if (rp != NULL) {
 		pthread_mutex_lock(&vm->lock);
-		note(vm, rp->migrate);
+		vmk__migrate_note(vm, rp->migrate);
 		pthread_mutex_unlock(&vm->lock);
 	}
 	bool resumed = rv == 0 && rp != NULL && rp->migrate != NULL && rp->migrate->phase != NULL &&
@@ -636,7 +622,7 @@ int vmk_vm_migrate_in(struct vmk_host *h, const Keel__Vmk__VmkVmMigrateIn *rq,
 	in.encrypt = rq->encrypt;
 	vrq.req_case = KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_IN;
 	vrq.migrate_in = &in;
-	int cfd = deferred_send(vm, &vrq, err);
+	int cfd = vmk__migrate_deferred_send(vm, &vrq, err);
 	struct incoming *w = cfd >= 0 ? kb_calloc(1, sizeof(*w)) : NULL;
 	pthread_t t;
 	pthread_attr_t attr;
@@ -666,7 +652,7 @@ int vmk_vm_migrate_in(struct vmk_host *h, const Keel__Vmk__VmkVmMigrateIn *rq,
 		incoming_failed(vm, cfd, why);
 		kb_errmsg_setf(err, "cannot take VM %s in: %s", vm->cfg.name, why);
 		pthread_mutex_lock(&vm->lock);
-		fill(vm, info);
+		vmk__migrate_fill(vm, info);
 		pthread_mutex_unlock(&vm->lock);
 		return cfd;
 	}
@@ -675,7 +661,7 @@ int vmk_vm_migrate_in(struct vmk_host *h, const Keel__Vmk__VmkVmMigrateIn *rq,
 	snprintf(vm->last_event, sizeof(vm->last_event),
 		 "incoming migration: vmx pid %d listening on %s%s", (int)vm->pid,
 		 vm->mig.endpoints[0], vm->mig.nr_endpoints > 1 ? " and more" : "");
-	fill(vm, info);
+	vmk__migrate_fill(vm, info);
 	pthread_mutex_unlock(&vm->lock);
 	kb_log(h->log, KB_LOG_INFO, "VM %s: %s%s", vm->cfg.name, vm->last_event,
 	       registered ? " (registered here for it)" : "");
@@ -687,7 +673,7 @@ fail_fds:
 		close(fds[i]);
 	pthread_mutex_lock(&vm->lock);
 	memset(&vm->own, 0, sizeof(vm->own));
-	finish(vm, "failed", rv, err->msg);
+	vmk__migrate_finish(vm, "failed", rv, err->msg);
 	pthread_mutex_unlock(&vm->lock);
 fail_claim:
 	kb_errmsg_wrapf(err, "cannot take VM %s in", vm->cfg.name);
@@ -718,280 +704,15 @@ int vmk_vm_migrate_commit(struct vmk_vm *vm, uint64_t epoch, Keel__Vmk__VmkMigra
 	kb_log(vm->host->log, KB_LOG_INFO,
 	       "VM %s: the cluster committed this host at epoch %" PRIu64 ": resuming here",
 	       vm->cfg.name, epoch);
-	rv = vmx_commit(vm, true, epoch, COMMIT_CALL_MS, err);
+	rv = vmk__migrate_vmx_commit(vm, true, epoch, COMMIT_CALL_MS, err);
 	pthread_mutex_lock(&vm->lock);
 	if (rv == 0)
 		wait_ended(vm);
 	else
 		kb_errmsg_wrapf(err, "committing the incoming migration of VM %s", vm->cfg.name);
-	fill(vm, info);
+	vmk__migrate_fill(vm, info);
 	pthread_mutex_unlock(&vm->lock);
 	return rv;
-}
-
-/* ---- source ------------------------------------------------------------------------ */
-
-/* Whether clusterd's answer says the switchover happened: the destination (any other
- * host when not known) owns the VM at the source's epoch + 1. */
-static bool switched(const struct vmk_vm *vm, const struct vmk_cluster_vm *cv, uint64_t dest,
-		     uint64_t src_epoch)
-{
-	bool owner =
-	    dest != 0 ? cv->owner == dest : cv->owner != 0 && cv->owner != vm->host->host_id;
-	return owner && (src_epoch == 0 || cv->epoch == src_epoch + 1);
-}
-
-/* At "ready": whether the switchover is committed, and at which epoch (docs/vmotion.md,
- * "The cluster's part"). Asks clusterd; never returns on a guess. */
-static bool decide(struct vmk_vm *vm, uint64_t op_id, uint64_t dest, uint64_t src_epoch,
-		   uint64_t *epoch, char *why, size_t why_size)
-{
-	struct vmk_host *h = vm->host;
-	struct vmk_cluster_mig m = {.op_id = op_id};
-	struct vmk_cluster_vm cv;
-	struct kb_errmsg err = {{0}};
-	uint64_t t0 = kb_now_ns(), logged = 0;
-	int rv;
-
-	*epoch = 0;
-	if (op_id == 0) {
-		snprintf(why, why_size, "standalone: no cluster operation");
-		return true;
-	}
-	rv = vmk_cluster_migrate(h, VMK_CLUSTER_MIGRATE_COMMIT, vm->cfg.uuid, &m, &cv, &err);
-	if (rv == 0 && !cv.member) {
-		snprintf(why, why_size, "standalone: this host is in no cluster");
-		return true;
-	}
-	if (rv == 0 && switched(vm, &cv, dest, src_epoch)) {
-		*epoch = cv.epoch;
-		snprintf(why, why_size, "committed by the cluster");
-		return true;
-	}
-	if (rv < 0)
-		snprintf(why, why_size, "the commit failed: %s", err.msg);
-	else
-		snprintf(why, why_size,
-			 "the commit's answer names owner %016" PRIx64 " at epoch %" PRIu64,
-			 cv.owner, cv.epoch);
-	kb_log(h->log, KB_LOG_WARN, "VM %s: migration %" PRIu64 ": %s; asking for an abort",
-	       vm->cfg.name, op_id, why);
-	m.error = why;
-	for (;;) {
-		rv = vmk_cluster_migrate(h, VMK_CLUSTER_MIGRATE_ABORT, vm->cfg.uuid, &m, &cv, &err);
-		if (rv == 0 && cv.member) {
-			if (switched(vm, &cv, dest, src_epoch)) {
-				*epoch = cv.epoch;
-				snprintf(why, why_size,
-					 "committed by the cluster (its switchover "
-					 "came before the abort)");
-				return true;
-			}
-			return false; /* why: the commit's failure */
-		}
-		uint64_t now = kb_now_ns();
-		if (now - logged >= 10 * KB_NSEC_PER_SEC) {
-			logged = now;
-			kb_log(h->log, KB_LOG_WARN,
-			       "VM %s: migration %" PRIu64
-			       ": no outcome from clusterd after %.0f s "
-			       "(%s); the guest stays paused until it answers",
-			       vm->cfg.name, op_id, (double)(now - t0) / 1e9,
-			       rv < 0 ? err.msg : "it says this host is in no cluster");
-		}
-		kb_sleep_ns((uint64_t)RETRY_MS * KB_NSEC_PER_MSEC);
-	}
-}
-
-/* The netstack namespace the source's streams leave from: the first VMotion adapter's
- * ("" for defaultTcpipStack, or when none). */
-static void source_netns(struct vmk_host *h, char *out, size_t size)
-{
-	struct vmk_net_tagged t;
-
-	out[0] = '\0';
-	if (vmk_net_tagged_lookup(h->state_dir, TAG, &t, NULL) == 0 &&
-	    strcmp(t.netstack, "defaultTcpipStack") != 0)
-		snprintf(out, size, "%s/netns/%s", h->state_dir, t.netstack);
-}
-
-int vmk_vm_migrate_out(struct vmk_vm *vm, const Keel__Vmk__VmkVmMigrateOut *rq,
-		       Keel__Vmk__VmkMigrateInfo *info, struct kb_errmsg *err)
-{
-	struct vmk_host *h = vm->host;
-	Keel__Vmk__VmxRequest vrq = KEEL__VMK__VMX_REQUEST__INIT;
-	Keel__Vmk__VmxMigrateOut out = KEEL__VMK__VMX_MIGRATE_OUT__INIT;
-	Keel__Vmk__VmxReply *rp = NULL;
-	char netns[PATH_MAX], why[KB_ERRMSG_SIZE];
-	uint32_t per = rq->streams_per_endpoint ? rq->streams_per_endpoint : 1;
-	uint64_t src_epoch, epoch = 0;
-	int rv, fd;
-
-	if (rq->id.len != ID_SIZE || rq->key.len != KEY_SIZE) {
-		kb_errmsg_setf(err,
-			       "the migration id must be %d bytes and its key %d (not %zu, %zu)",
-			       ID_SIZE, KEY_SIZE, rq->id.len, rq->key.len);
-		return KB_ECONFIG;
-	}
-	if (rq->n_endpoints < 1 || rq->n_endpoints > VMK_MIG_MAX_ENDPOINTS || per > STREAMS_MAX ||
-	    rq->n_endpoints * per > STREAMS_MAX) {
-		kb_errmsg_setf(err,
-			       "a migration needs 1..%d endpoints and at most %d streams "
-			       "(%zu endpoints x %u)",
-			       VMK_MIG_MAX_ENDPOINTS, STREAMS_MAX, rq->n_endpoints, per);
-		return KB_ECONFIG;
-	}
-	for (size_t i = 0; i < rq->n_endpoints; i++) {
-		const char *e = rq->endpoints[i];
-		if (e == NULL || e[0] == '\0' || strlen(e) >= sizeof(vm->mig.endpoints[0]) ||
-		    strchr(e, ':') == NULL) {
-			kb_errmsg_setf(err, "endpoint \"%s\" is not IP:PORT", e ? e : "");
-			return KB_ECONFIG;
-		}
-	}
-
-	pthread_mutex_lock(&vm->lock);
-	rv = vmk__vm_claim(vm, BUSY_OUT, err);
-	if (rv == 0 && vm->power != VMK_POWERED_ON) {
-		kb_errmsg_setf(err, "VM %s is not powered on", vm->cfg.name);
-		vm->busy = NULL;
-		rv = KB_ESTATE;
-	}
-	if (rv == 0 && rq->op_id == 0 && vm->own.host != 0) {
-		kb_errmsg_setf(err,
-			       "VM %s runs through the cluster (owner at epoch %" PRIu64
-			       "): its migration needs the cluster's operation",
-			       vm->cfg.name, vm->own.epoch);
-		vm->busy = NULL;
-		rv = KB_ESTATE;
-	}
-	if (rv < 0) {
-		pthread_mutex_unlock(&vm->lock);
-		return rv;
-	}
-	src_epoch = vm->own.host != 0 ? vm->own.epoch : 0;
-	memset(&vm->mig, 0, sizeof(vm->mig));
-	vm->mig.active = true;
-	vm->mig.t0_ns = kb_now_ns();
-	snprintf(vm->mig.phase, sizeof(vm->mig.phase), "starting");
-	for (size_t i = 0; i < rq->n_endpoints; i++)
-		snprintf(vm->mig.endpoints[i], sizeof(vm->mig.endpoints[i]), "%s",
-			 rq->endpoints[i]);
-	vm->mig.nr_endpoints = (int)rq->n_endpoints;
-	pthread_mutex_unlock(&vm->lock);
-	kb_log(h->log, KB_LOG_INFO, "VM %s: migrating to %s (operation %" PRIu64 ")", vm->cfg.name,
-	       rq->endpoints[0], rq->op_id);
-
-	source_netns(h, netns, sizeof(netns));
-	out.id = rq->id;
-	out.key = rq->key;
-	out.endpoints = rq->endpoints;
-	out.n_endpoints = rq->n_endpoints;
-	out.streams_per_endpoint = per;
-	out.encrypt = rq->encrypt;
-	out.downtime_ms = rq->downtime_ms;
-	out.netns = netns;
-	vrq.req_case = KEEL__VMK__VMX_REQUEST__REQ_MIGRATE_OUT;
-	vrq.migrate_out = &out;
-	fd = deferred_send(vm, &vrq, err);
-	rv = fd < 0 ? fd : deferred_wait(vm, fd, &rp, err);
-	if (fd >= 0)
-		close(fd);
-	pthread_mutex_lock(&vm->lock);
-	if (rp != NULL)
-		note(vm, rp->migrate);
-	bool ready = rv == 0 && strcmp(vm->mig.phase, "ready") == 0;
-	pthread_mutex_unlock(&vm->lock);
-	if (rp != NULL)
-		keel__vmk__vmx_reply__free_unpacked(rp, NULL);
-	if (rv == 0 && !ready) {
-		kb_errmsg_setf(err, "vmx answered in phase %s", vm->mig.phase);
-		rv = KB_EPROTO;
-	}
-	if (rv < 0) {
-		kb_errmsg_wrapf(err, "migration of VM %s failed", vm->cfg.name);
-		pthread_mutex_lock(&vm->lock);
-		bool cancelled = rv == KB_ECANCELED && vm->power == VMK_POWERED_ON;
-		finish(vm, cancelled ? "aborted" : "failed", rv, err->msg);
-		if (vm->power == VMK_POWERED_ON) {
-			snprintf(vm->last_event, sizeof(vm->last_event),
-				 "%s; it runs here as before", err->msg);
-			kb_errmsg_setf(err, "%s", vm->last_event);
-		}
-		vm->busy = NULL;
-		fill(vm, info);
-		pthread_mutex_unlock(&vm->lock);
-		kb_log(h->log, KB_LOG_WARN, "VM %s: %s", vm->cfg.name, err->msg);
-		return rv;
-	}
-
-	/* "ready": the destination holds the whole VM, waiting for GO. */
-	uint64_t t_ready = kb_now_ns();
-	bool commit = decide(vm, rq->op_id, rq->destination, src_epoch, &epoch, why, sizeof(why));
-	uint64_t t_decided = kb_now_ns();
-	pthread_mutex_lock(&vm->lock);
-	vm->mig.epoch = commit ? epoch : 0;
-	if (commit)
-		vm->expect_exit = true; /* the vmx ends with status 4: no crash */
-	pthread_mutex_unlock(&vm->lock);
-	struct kb_errmsg e2 = {{0}};
-	rv = vmx_commit(vm, commit, epoch, COMMIT_CALL_MS, &e2);
-	uint64_t t_committed = kb_now_ns();
-	if (!commit) {
-		if (rv < 0)
-			kb_log(h->log, KB_LOG_ERROR,
-			       "VM %s: telling its vmx the migration is not committed: %s",
-			       vm->cfg.name, e2.msg);
-		kb_errmsg_setf(err, "migration of VM %s not committed: %s; it runs here as before",
-			       vm->cfg.name, why);
-		pthread_mutex_lock(&vm->lock);
-		finish(vm, "aborted", KB_ECANCELED, err->msg);
-		snprintf(vm->last_event, sizeof(vm->last_event), "%s", err->msg);
-		vm->busy = NULL;
-		fill(vm, info);
-		pthread_mutex_unlock(&vm->lock);
-		kb_log(h->log, KB_LOG_WARN, "VM %s: %s", vm->cfg.name, err->msg);
-		return KB_ECANCELED;
-	}
-	if (rv < 0)
-		kb_log(h->log, KB_LOG_WARN,
-		       "VM %s: the commit to its vmx: %s (the VM is the "
-		       "destination's now)",
-		       vm->cfg.name, e2.msg);
-
-	/* Committed: the guest is the destination's. The vmx ends (status 4); the lock is the
-	 * destination's at the higher epoch, so it is not released here. */
-	char event[256];
-	pthread_mutex_lock(&vm->lock);
-	if (vmk__vmx_wait_exit(vm, STOP_MS) < 0 && vm->pid > 0) {
-		kb_log(h->log, KB_LOG_WARN,
-		       "VM %s: vmx did not end after the switchover; killing it", vm->cfg.name);
-		kill(vm->pid, SIGKILL);
-		vmk__vmx_wait_exit(vm, STOP_MS);
-	}
-	if (vm->exit_code != 4 && vm->exit_code != INT_MIN) /* INT_MIN: re-adopted, unknown */
-		kb_log(h->log, KB_LOG_WARN,
-		       "VM %s: vmx ended with status %d after the switchover, not 4", vm->cfg.name,
-		       vm->exit_code);
-	snprintf(event, sizeof(event),
-		 "migrated to %s at epoch %" PRIu64 ": downtime %.1f ms, total %.0f ms, %.1f MiB",
-		 vm->mig.endpoints[0], epoch, (double)vm->mig.fig.downtime_us / 1e3,
-		 vm->mig.fig.total_us ? (double)vm->mig.fig.total_us / 1e3
-				      : (double)(kb_now_ns() - vm->mig.t0_ns) / 1e6,
-		 (double)vm->mig.fig.bytes_sent / (1024.0 * 1024.0));
-	memset(&vm->own, 0, sizeof(vm->own));
-	vmk__vm_release(vm, VMK_POWERED_OFF, event);
-	finish(vm, "done", 0, NULL);
-	fill(vm, info);
-	/* busy stays: the VM leaves this host's list now (the cluster is not told: its
-	 * registry names the destination already, or there is no cluster) */
-	pthread_mutex_unlock(&vm->lock);
-	vmk__vm_unlist(h, vm);
-	kb_log(h->log, KB_LOG_INFO,
-	       "VM %s: %s (%s; at \"ready\" the decision took %.1f ms, the vmx's commit %.1f ms)",
-	       vm->cfg.name, event, why, (double)(t_decided - t_ready) / 1e6,
-	       (double)(t_committed - t_decided) / 1e6);
-	return 0;
 }
 
 /* ---- either side ------------------------------------------------------------------- */
@@ -1020,8 +741,8 @@ int vmk_vm_migrate_status(struct vmk_vm *vm, Keel__Vmk__VmkMigrateInfo *info, st
 	}
 	pthread_mutex_lock(&vm->lock);
 	if (rp != NULL && vm->mig.active)
-		note(vm, rp->migrate);
-	fill(vm, info);
+		vmk__migrate_note(vm, rp->migrate);
+	vmk__migrate_fill(vm, info);
 	pthread_mutex_unlock(&vm->lock);
 	if (rp != NULL)
 		keel__vmk__vmx_reply__free_unpacked(rp, NULL);
@@ -1068,7 +789,7 @@ int vmk_vm_migrate_cancel(struct vmk_vm *vm, const char *reason, Keel__Vmk__VmkM
 	pthread_mutex_lock(&vm->lock);
 	if (rv == 0)
 		wait_ended(vm); /* until the migration's own thread has put everything back */
-	fill(vm, info);
+	vmk__migrate_fill(vm, info);
 	pthread_mutex_unlock(&vm->lock);
 	return rv;
 }

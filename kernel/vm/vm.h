@@ -239,8 +239,8 @@ int vmk_vm_power_off(struct vmk_vm *vm, bool fence, struct kb_errmsg *err);
 int vmk_vm_reset(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_suspend(struct vmk_vm *vm, struct kb_errmsg *err);
 int vmk_vm_resume(struct vmk_vm *vm, struct kb_errmsg *err);
-/* migrate.c: live migration, vmkernel's part (docs/vmotion.md). Each fills info (strings
- * allocated with kb_; freed by vmk_vm_migrate_info_free()) and err. MigrateIn returns at
+/* migrate.c, migrate_out.c: live migration, vmkernel's part (docs/vmotion.md). Each fills
+ * info (strings allocated with kb_; freed by vmk_vm_migrate_info_free()) and err. MigrateIn returns at
  * once with the endpoints (the migration goes on in the background); MigrateOut blocks
  * until the migration ended (thread-pool thread). */
 int vmk_vm_migrate_in(struct vmk_host *h, const Keel__Vmk__VmkVmMigrateIn *rq,
