@@ -316,13 +316,19 @@ static bool authorize(struct xfer *f, const char *priv)
 
 /* The config store: its logs are read with System.Read; etc/keel/network.conf is the
  * host's networking (Host.Config.Network); every other file, and the archive (the whole
- * configuration), takes both Host.Config.Network and Host.Config.Storage. */
+ * configuration), takes both Host.Config.Network and Host.Config.Storage, and the user
+ * database and the archive Authorization.ModifyUsers too. */
 static bool authorize_store(struct xfer *f)
 {
 	if (strncmp(f->rel, "var/log/", 8) == 0 && f->kind != K_PUT)
 		return authorize(f, "System.Read");
 	if (strcmp(f->rel, "etc/keel/network.conf") == 0)
 		return authorize(f, "Host.Config.Network");
+	/* The users' password hashes: the user database, and the archive holding it (a
+	 * restore also replaces the users) */
+	if ((f->archive || strcmp(f->rel, "etc/keel/auth.db") == 0) &&
+	    !authorize(f, "Authorization.ModifyUsers"))
+		return false;
 	return authorize(f, "Host.Config.Network") && authorize(f, "Host.Config.Storage");
 }
 
