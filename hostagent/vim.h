@@ -5,9 +5,10 @@
  * Sessions: Login checks the password on a worker thread (a yescrypt hash takes tens of
  * milliseconds; the loop keeps serving) and opens a session whose token the client sends
  * as "x-keel-session" on every other call; hd_vim_authorize() finds the session and
- * checks the caller's privilege on an entity. The user database lives in DIR/auth.db
- * (hostagent/auth.h); at first start it is made with the root user, whose password comes
- * from --root-password-file, else is generated into DIR/root-password (0600).
+ * checks the caller's privilege on an entity. The user database lives in the config store as
+ * etc/keel/auth.db, DIR/auth.db its copy (hostagent/auth.h, auth_cfg.h); at first start it is
+ * made with the root user, whose password comes from --root-password-file, else is generated
+ * into DIR/root-password (0600).
  *
  * Backends: vmkernel (DIR/vmkernel.sock) and clusterd (DIR/clusterd.sock), called with
  * blocking framed requests on libuv's worker threads.
@@ -44,7 +45,7 @@ struct hd_vim {
 	struct hd_auth_sync *sync;	      /* hostagent/auth_sync.h */
 };
 
-/* Loads or makes DIR/auth.db, the sessions and the rate limiter. root_password_file may
+/* Loads or makes the user database (the store's etc/keel/auth.db), the sessions and the rate limiter. root_password_file may
  * be NULL. 0 or an error with e set. */
 int hd_vim_init(struct hd_vim *v, uv_loop_t *loop, struct kb_logger *log, const char *state_dir,
 		const char *root_password_file, struct kb_errmsg *e);
@@ -82,9 +83,9 @@ void hd_vim_set_vm_ha(struct hd_call *call, const ProtobufCMessage *req);
  * that db does not hold or whose password changed; frees the old one. Loop thread
  * (vim_session.c). */
 void hd_vim_auth_db_replace(struct hd_vim *v, struct hostd_auth_db *db);
-/* Writes the live database to DIR/auth.db, then DIR/auth.version, on a worker, in the order
- * of the calls and of the API's changes (an older text never overwrites a newer one);
- * failures are logged. Loop thread (vim_users.c). */
+/* Puts the live database into the config store and writes its copy DIR/auth.db, then
+ * DIR/auth.version, on a worker, in the order of the calls and of the API's changes (an
+ * older text never overwrites a newer one); failures are logged. Loop thread (vim_users.c). */
 void hd_vim_users_save(struct hd_vim *v);
 
 /* Opens a session for user (who must exist) from the call's peer, logs "user U logged in
