@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "clusterd/fsm.h"
+#include "clusterd/rafttcp.h"
 #include "ha/place.h"
 #include "vmk.pb-c.h"
 #include "lib/err.h"
@@ -122,7 +123,7 @@ struct cd_daemon {
 	struct raft_io io;
 	struct cd_raft_io io_wrap; /* libraft 0.15's stale-tail fix (docs/clusterd.md) */
 	struct raft_tracer tracer; /* libraft's and raft_uv's messages into the log (trace) */
-	struct raft_uv_transport transport;
+	struct cd_rafttcp transport; /* libraft TCP with bounded timeouts (rafttcp.h) */
 	struct cd_fsm fsm;
 
 	uv_timer_t find_timer; /* retries the vmk0 lookup */

@@ -139,12 +139,12 @@ static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 {
 	int rv;
 
-	rv = raft_uv_tcp_init(&d->transport, d->loop);
+	rv = cd_rafttcp_init(&d->transport, d->loop);
 	if (rv) {
 		kb_errmsg_setf(e, "raft transport: %s", raft_strerror(rv));
 		return KB_ESTATE;
 	}
-	rv = raft_uv_init(&d->io, d->loop, d->raft_dir, &d->transport);
+	rv = raft_uv_init(&d->io, d->loop, d->raft_dir, &d->transport.io);
 	if (rv) {
 		kb_errmsg_setf(e, "raft io on %s: %s", d->raft_dir, raft_strerror(rv));
 		goto close_transport;
@@ -177,7 +177,7 @@ static int raft_setup(struct cd_daemon *d, struct kb_errmsg *e)
 close_io:
 	raft_uv_close(&d->io);
 close_transport:
-	raft_uv_tcp_close(&d->transport);
+	cd_rafttcp_close(&d->transport);
 	return KB_ESTATE;
 }
 
@@ -791,7 +791,7 @@ static void on_raft_closed(struct raft *r)
 	struct cd_daemon *d = r->data;
 
 	raft_uv_close(&d->io);
-	raft_uv_tcp_close(&d->transport);
+	cd_rafttcp_close(&d->transport);
 	d->raft_inited = false;
 	kb_log(d->log, KB_LOG_INFO, "raft closed");
 	if (d->closed_cb)
