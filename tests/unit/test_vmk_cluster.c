@@ -1,8 +1,8 @@
 /*
  * vmkernel in a cluster (kernel/core/cluster.h, kernel/vm/owner.c; docs/vmkernel.md "In a
- * cluster"), against a fake clusterd: a thread serving <state>/clusterd.sock that records
- * each ClusterVmRequest and answers per operation as the test set it (a reply, no answer,
- * or garbage).
+ * cluster"), against a fake clusterd (tests/unit/vmk_cluster_helpers.h): a thread serving
+ * <state>/clusterd.sock that records each ClusterVmRequest and answers per operation as the
+ * test set it (a reply, no answer, or garbage).
  *
  * First the client alone: no clusterd (no socket, a stale socket) is standalone; a reply
  * with member false too; member replies, refusals, garbage and a clusterd that does not
@@ -16,12 +16,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,179 +27,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "cluster.pb-c.h"
 #include "ha/hb.h"
 #include "ha/lock.h"
 #include "kernel/core/cluster.h"
 #include "kernel/vm/vm.h"
-#include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/frame.h"
 #include "lib/time.h"
+#include "tests/unit/vmk_cluster_helpers.h"
 #include "tests/unit/vmm_helpers.h"
 #include "vmk.pb-c.h"
-
-/* ---- the fake clusterd ------------------------------------------------------------- */
-
-enum fake_mode { FK_REPLY, FK_HANG, FK_GARBAGE };
-
-struct fake_answer {
-	enum fake_mode mode;
-	int32_t code;
-	const char *error;
-	bool member;
-	uint64_t owner, epoch, host_id;
-	const char *owner_name;
-};
-
-struct fake_req {
-	int op;
-	char uuid[64], name[64], vmx_path[PATH_MAX];
-};
-
-#define FK_MAX 64
-
-static struct {
-	pthread_mutex_t mu;
-	pthread_t th;
-	bool running;
-	int listen_fd, stop[2];
-	char path[PATH_MAX];
-	struct fake_answer ans[8]; /* per op */
-	struct fake_req reqs[FK_MAX];
-	int nreqs;
-} fk = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void fk_set(int op, struct fake_answer a)
-{
-	pthread_mutex_lock(&fk.mu);
-	fk.ans[op] = a;
-	pthread_mutex_unlock(&fk.mu);
-}
-
-/* How many requests of op the fake received (op 0: all). */
-static int fk_count(int op)
-{
-	int n = 0;
-
-	pthread_mutex_lock(&fk.mu);
-	for (int i = 0; i < fk.nreqs; i++)
-		n += op == 0 || fk.reqs[i].op == op;
-	pthread_mutex_unlock(&fk.mu);
-	return n;
-}
-
-static struct fake_req fk_last(void)
-{
-	struct fake_req r;
-
-	pthread_mutex_lock(&fk.mu);
-	assert_true(fk.nreqs > 0);
-	r = fk.reqs[fk.nreqs - 1];
-	pthread_mutex_unlock(&fk.mu);
-	return r;
-}
-
-static void fk_serve(int fd)
-{
-	struct kb_buf in;
-	struct fake_answer a = {0};
-
-	kb_buf_init(&in, 1 << 20);
-	if (kb_frame_recv(fd, &in, 1 << 20) == 0) {
-		Keel__Cluster__ClusterRequest *rq =
-		    keel__cluster__cluster_request__unpack(NULL, in.len, in.data);
-		pthread_mutex_lock(&fk.mu);
-		if (rq != NULL && rq->req_case == KEEL__CLUSTER__CLUSTER_REQUEST__REQ_VM &&
-		    fk.nreqs < FK_MAX) {
-			struct fake_req *r = &fk.reqs[fk.nreqs++];
-			r->op = rq->vm->op;
-			snprintf(r->uuid, sizeof(r->uuid), "%s", rq->vm->uuid);
-			snprintf(r->name, sizeof(r->name), "%s", rq->vm->name);
-			snprintf(r->vmx_path, sizeof(r->vmx_path), "%s", rq->vm->vmx_path);
-			if (r->op > 0 && r->op < 8)
-				a = fk.ans[r->op];
-		}
-		pthread_mutex_unlock(&fk.mu);
-		if (rq != NULL)
-			keel__cluster__cluster_request__free_unpacked(rq, NULL);
-		if (a.mode == FK_HANG) {
-			char c;
-			while (read(fd, &c, 1) > 0)
-				;
-		} else if (a.mode == FK_GARBAGE) {
-			kb_frame_send(fd, "\x0a\xff\xff", 3);
-		} else {
-			Keel__Cluster__ClusterReply rp = KEEL__CLUSTER__CLUSTER_REPLY__INIT;
-			Keel__Cluster__ClusterVmReply vr = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
-			rp.code = a.code;
-			rp.error = (char *)(a.error ? a.error : "");
-			vr.member = a.member;
-			vr.owner = a.owner;
-			vr.epoch = a.epoch;
-			vr.host_id = a.host_id;
-			vr.owner_name = (char *)(a.owner_name ? a.owner_name : "");
-			rp.vm = &vr;
-			kb_frame_send_pb(fd, &rp.base);
-		}
-	}
-	kb_buf_close(&in);
-	close(fd);
-}
-
-static void *fk_main(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		struct pollfd p[2] = {{.fd = fk.listen_fd, .events = POLLIN},
-				      {.fd = fk.stop[0], .events = POLLIN}};
-		if (poll(p, 2, -1) < 0)
-			continue;
-		if (p[1].revents)
-			return NULL;
-		int fd = accept4(fk.listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0)
-			fk_serve(fd);
-	}
-}
-
-static void fk_start(const char *path)
-{
-	snprintf(fk.path, sizeof(fk.path), "%s", path);
-	assert_int_equal(pipe2(fk.stop, O_CLOEXEC), 0);
-	fk.listen_fd = kb_unix_listen(path, 16);
-	assert_true(fk.listen_fd >= 0);
-	assert_int_equal(pthread_create(&fk.th, NULL, fk_main, NULL), 0);
-	fk.running = true;
-}
-
-static void fk_stop(void)
-{
-	if (!fk.running)
-		return;
-	(void)!write(fk.stop[1], "x", 1);
-	pthread_join(fk.th, NULL);
-	close(fk.listen_fd);
-	close(fk.stop[0]);
-	close(fk.stop[1]);
-	unlink(fk.path);
-	fk.running = false;
-}
-
-static void fk_reset(void)
-{
-	pthread_mutex_lock(&fk.mu);
-	memset(fk.ans, 0, sizeof(fk.ans));
-	fk.nreqs = 0;
-	pthread_mutex_unlock(&fk.mu);
-}
 
 /* ---- the client alone -------------------------------------------------------------- */
 
@@ -214,8 +53,8 @@ static void test_client_no_clusterd(void **unused)
 
 	snprintf(path, sizeof(path), "%s/none.sock", th_tmpdir());
 	cv.member = true;
-	assert_int_equal(vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, NULL, &cv, &e),
-			 0);
+	assert_int_equal(
+	    vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, NULL, &cv, &e), 0);
 	assert_false(cv.member);
 
 	/* a socket file nobody listens on any more: connection refused, standalone too */
@@ -224,8 +63,8 @@ static void test_client_no_clusterd(void **unused)
 	assert_true(fd >= 0);
 	close(fd);
 	cv.member = true;
-	assert_int_equal(vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, NULL, &cv, &e),
-			 0);
+	assert_int_equal(
+	    vmk_cluster_call(path, 500, VMK_CLUSTER_POWER_ON, "u", "n", NULL, NULL, &cv, &e), 0);
 	assert_false(cv.member);
 	unlink(path);
 }
@@ -237,8 +76,8 @@ static void test_client_replies(void **unused)
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/client.sock", th_tmpdir());
-	fk_reset();
-	fk_start(path);
+	vc_fake_reset(NULL);
+	assert_int_equal(vc_fake_start(path), 0);
 
 	/* not a member: standalone */
 	assert_int_equal(
@@ -246,9 +85,9 @@ static void test_client_replies(void **unused)
 	assert_false(cv.member);
 
 	/* a member's answer, and what the request carried */
-	fk_set(
+	vc_fake_set(
 	    VMK_CLUSTER_REGISTER,
-	    (struct fake_answer){
+	    (struct vc_answer){
 		.member = true, .owner = 0x42, .epoch = 1, .host_id = 0x42, .owner_name = "esx1"});
 	assert_int_equal(vmk_cluster_call(path, 1000, VMK_CLUSTER_REGISTER, "u2", "web",
 					  "/ds/web/web.vmx", NULL, &cv, &e),
@@ -258,29 +97,29 @@ static void test_client_replies(void **unused)
 	assert_int_equal(cv.epoch, 1);
 	assert_int_equal(cv.host_id, 0x42);
 	assert_string_equal(cv.owner_name, "esx1");
-	struct fake_req r = fk_last();
+	struct vc_req r = vc_fake_last(0);
 	assert_int_equal(r.op, VMK_CLUSTER_REGISTER);
 	assert_string_equal(r.uuid, "u2");
 	assert_string_equal(r.name, "web");
 	assert_string_equal(r.vmx_path, "/ds/web/web.vmx");
 
 	/* a refusal: its code and message */
-	fk_set(VMK_CLUSTER_POWER_ON, (struct fake_answer){.code = KB_ESTATE,
-							  .error = "VM is owned by host esx2",
-							  .member = true});
+	vc_fake_set(VMK_CLUSTER_POWER_ON, (struct vc_answer){.code = KB_ESTATE,
+							     .error = "VM is owned by host esx2",
+							     .member = true});
 	assert_int_equal(
 	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_ON, "u2", "web", NULL, NULL, &cv, &e),
 	    KB_ESTATE);
 	assert_string_equal(e.msg, "VM is owned by host esx2");
 
 	/* garbage */
-	fk_set(VMK_CLUSTER_POWER_OFF, (struct fake_answer){.mode = FK_GARBAGE});
+	vc_fake_set(VMK_CLUSTER_POWER_OFF, (struct vc_answer){.mode = VC_GARBAGE});
 	assert_int_equal(
 	    vmk_cluster_call(path, 1000, VMK_CLUSTER_POWER_OFF, "u2", "web", NULL, NULL, &cv, &e),
 	    KB_EPROTO);
 
 	/* no answer: a timeout, never standalone */
-	fk_set(VMK_CLUSTER_SUSPEND, (struct fake_answer){.mode = FK_HANG});
+	vc_fake_set(VMK_CLUSTER_SUSPEND, (struct vc_answer){.mode = VC_HANG});
 	uint64_t t0 = kb_now_ns();
 	assert_int_equal(
 	    vmk_cluster_call(path, 300, VMK_CLUSTER_SUSPEND, "u2", "web", NULL, NULL, &cv, &e),
@@ -288,8 +127,8 @@ static void test_client_replies(void **unused)
 	uint64_t ms = (kb_now_ns() - t0) / KB_NSEC_PER_MSEC;
 	assert_true(ms >= 290 && ms < 2000);
 	assert_non_null(strstr(e.msg, "clusterd did not answer"));
-	fk_stop();
-	fk_reset();
+	vc_fake_stop();
+	vc_fake_reset(NULL);
 }
 
 /* A re-adopted vmx's (H, E, lock) from its command line. */
@@ -319,73 +158,16 @@ static void test_owner_from_cmdline(void **unused)
 
 /* ---- a real vmkernel --------------------------------------------------------------- */
 
-static char top[PATH_MAX], state[PATH_MAX], shared[PATH_MAX], vmk_sock[PATH_MAX], cl_sock[PATH_MAX];
-static pid_t vmk_pid;
-static uint64_t host_id;
-
-static Keel__Vmk__VmkReply *rpc(Keel__Vmk__VmkRequest *rq)
-{
-	struct kb_buf in;
-	int fd = kb_unix_connect(vmk_sock);
-
-	if (fd < 0)
-		return NULL;
-	kb_buf_init(&in, 1 << 22);
-	Keel__Vmk__VmkReply *rp = NULL;
-	if (kb_frame_send_pb(fd, &rq->base) == 0 && kb_frame_recv(fd, &in, 1 << 22) == 0)
-		rp = keel__vmk__vmk_reply__unpack(NULL, in.len, in.data);
-	kb_buf_close(&in);
-	close(fd);
-	return rp;
-}
-
 #define RQ(field, CASE, type, ...)                                        \
 	({                                                                \
 		Keel__Vmk__VmkRequest rq_ = KEEL__VMK__VMK_REQUEST__INIT; \
 		type m_ = __VA_ARGS__;                                    \
 		rq_.req_case = KEEL__VMK__VMK_REQUEST__REQ_##CASE;        \
 		rq_.field = &m_;                                          \
-		Keel__Vmk__VmkReply *rp_ = rpc(&rq_);                     \
+		Keel__Vmk__VmkReply *rp_ = vc_rpc(&rq_);                  \
 		assert_non_null(rp_);                                     \
 		rp_;                                                      \
 	})
-
-static void done(Keel__Vmk__VmkReply *rp)
-{
-	keel__vmk__vmk_reply__free_unpacked(rp, NULL);
-}
-
-static Keel__Vmk__VmkReply *vm_create(const char *name, const char *ds)
-{
-	Keel__Vmk__VmSpec spec = KEEL__VMK__VM_SPEC__INIT;
-
-	spec.name = (char *)name;
-	spec.memsize_mib = 64;
-	spec.numvcpus = 1;
-	spec.cmdline = "counter_ms=100";
-	spec.datastore = (char *)ds;
-	return RQ(vm_create, VM_CREATE, Keel__Vmk__VmkVmCreate,
-		  {PROTOBUF_C_MESSAGE_INIT(&keel__vmk__vmk_vm_create__descriptor), &spec});
-}
-
-static Keel__Vmk__VmkReply *vm_power_on(const char *name)
-{
-	return RQ(vm_power_on, VM_POWER_ON, Keel__Vmk__VmkVmPowerOn,
-		  {PROTOBUF_C_MESSAGE_INIT(&keel__vmk__vmk_vm_power_on__descriptor), (char *)name});
-}
-
-static Keel__Vmk__VmkReply *vm_power_off(const char *name, bool fence)
-{
-	return RQ(vm_power_off, VM_POWER_OFF, Keel__Vmk__VmkVmPowerOff,
-		  {PROTOBUF_C_MESSAGE_INIT(&keel__vmk__vmk_vm_power_off__descriptor), (char *)name,
-		   fence});
-}
-
-static Keel__Vmk__VmkReply *vm_get(const char *name)
-{
-	return RQ(vm_get, VM_GET, Keel__Vmk__VmkVmGet,
-		  {PROTOBUF_C_MESSAGE_INIT(&keel__vmk__vmk_vm_get__descriptor), (char *)name});
-}
 
 static Keel__Vmk__VmkReply *vm_register(const char *path, bool from_cluster)
 {
@@ -411,14 +193,14 @@ static void expect_ok(Keel__Vmk__VmkReply *rp)
 static void ok(Keel__Vmk__VmkReply *rp)
 {
 	expect_ok(rp);
-	done(rp);
+	vc_done(rp);
 }
 
 /* The VM's power state, "" when it is not registered. */
 static void vm_state(const char *name, char *power, size_t size, char *event, size_t esize,
 		     uint32_t *pid)
 {
-	Keel__Vmk__VmkReply *rp = vm_get(name);
+	Keel__Vmk__VmkReply *rp = vc_vm_get(name);
 
 	snprintf(power, size, "%s", rp->code == 0 && rp->n_vms ? rp->vms[0]->power_state : "");
 	if (event)
@@ -426,7 +208,7 @@ static void vm_state(const char *name, char *power, size_t size, char *event, si
 			 rp->code == 0 && rp->n_vms ? rp->vms[0]->last_event : "");
 	if (pid)
 		*pid = rp->code == 0 && rp->n_vms ? rp->vms[0]->pid : 0;
-	done(rp);
+	vc_done(rp);
 }
 
 /* The vmx's command line, arguments joined by spaces. */
@@ -445,88 +227,14 @@ static void cmdline_of(uint32_t pid, char *out, size_t size)
 	out[n] = '\0';
 }
 
-#define assert_has(hay, needle)                                               \
-	do {                                                                  \
-		if (!strstr((hay), (needle)))                                 \
-			fail_msg("expected \"%s\" in:\n%s", (needle), (hay)); \
-	} while (0)
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int start_vmkernel(void)
-{
-	char vmk[PATH_MAX], logp[PATH_MAX];
-
-	snprintf(logp, sizeof(logp), "%s/vmkernel.stderr", top);
-	if (realpath(th_bin_path("vmkernel"), vmk) == NULL)
-		return -1;
-	vmk_pid = fork();
-	if (vmk_pid < 0)
-		return -1;
-	if (vmk_pid == 0) {
-		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		/* its bridges and taps in a network namespace of its own */
-		if (unshare(CLONE_NEWNET) < 0)
-			_exit(125);
-		execl(vmk, vmk, "--state-dir", state, "--log-level", "debug", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		int fd = kb_unix_connect(vmk_sock);
-		if (fd >= 0) {
-			close(fd);
-			break;
-		}
-		if (waitpid(vmk_pid, NULL, WNOHANG) == vmk_pid)
-			return -1;
-		kb_sleep_ns(25 * KB_NSEC_PER_MSEC);
-	}
-	return 0;
-}
-
 static int vmk_setup(void **unused)
 {
-	char tmpl[] = "/tmp/keel-vmkcl-XXXXXX";
-
-	if (mkdtemp(tmpl) == NULL || realpath(tmpl, top) == NULL)
+	if (vc_vmk_setup("vmkcl") < 0)
 		return -1;
-	snprintf(state, sizeof(state), "%s/state", top);
-	snprintf(shared, sizeof(shared), "%s/shared", top);
-	snprintf(vmk_sock, sizeof(vmk_sock), "%s/vmkernel.sock", state);
-	snprintf(cl_sock, sizeof(cl_sock), "%s/clusterd.sock", state);
-	if (mkdir(state, 0700) < 0 || mkdir(shared, 0755) < 0)
-		return -1;
-	signal(SIGPIPE, SIG_IGN);
-	if (start_vmkernel() < 0)
-		return -1;
-	char idp[PATH_MAX];
-	snprintf(idp, sizeof(idp), "%s/clusterd.id", state);
-	FILE *f = fopen(idp, "r");
-	if (f == NULL || fscanf(f, "%" SCNu64, &host_id) != 1)
-		return -1;
-	fclose(f);
-	Keel__Vmk__VmkDatastoreAdd add = KEEL__VMK__VMK_DATASTORE_ADD__INIT;
-	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
-	add.name = "shared1";
-	add.path = shared;
-	add.shared = true;
-	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_DATASTORE_ADD;
-	rq.datastore_add = &add;
-	Keel__Vmk__VmkReply *rp = rpc(&rq);
-	if (rp == NULL || rp->code != 0)
-		return -1;
-	done(rp);
 	/* the heartbeat record the vmx will fence on */
 	char hb[HA_HB_PATH_MAX];
 	struct ha_hb_record rec;
-	ha_hb_path(shared, host_id, hb);
+	ha_hb_path(vc_vmk.shared, vc_vmk.host_id, hb);
 	for (int i = 0; i < 100 && ha_hb_read(hb, &rec, NULL) < 0; i++)
 		kb_sleep_ns(20 * KB_NSEC_PER_MSEC);
 	return 0;
@@ -534,34 +242,13 @@ static int vmk_setup(void **unused)
 
 static int vmk_teardown(void **unused)
 {
-	Keel__Vmk__VmkRequest rq = KEEL__VMK__VMK_REQUEST__INIT;
-	Keel__Vmk__VmkVmList l = KEEL__VMK__VMK_VM_LIST__INIT;
-
-	fk_stop();
-	rq.req_case = KEEL__VMK__VMK_REQUEST__REQ_VM_LIST;
-	rq.vm_list = &l;
-	Keel__Vmk__VmkReply *rp = rpc(&rq);
-	for (size_t i = 0; rp != NULL && i < rp->n_vms; i++) {
-		if (strcmp(rp->vms[i]->power_state, "poweredOn") == 0)
-			done(vm_power_off(rp->vms[i]->name, true));
-	}
-	if (rp != NULL)
-		done(rp);
-	if (vmk_pid > 0) {
-		kill(vmk_pid, SIGCONT);
-		kill(vmk_pid, SIGTERM);
-		waitpid(vmk_pid, NULL, 0);
-	}
-	char logp[PATH_MAX + 32];
-	snprintf(logp, sizeof(logp), "%s/vmkernel.log", state);
-	if (getenv("KEEL_KEEP") == NULL)
-		nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	vc_vmk_teardown();
 	return 0;
 }
 
 static void lock_path(const char *vm, char *out, size_t size)
 {
-	snprintf(out, size, "%s/%s/.lock", shared, vm);
+	snprintf(out, size, "%s/%s/.lock", vc_vmk.shared, vm);
 }
 
 /* No clusterd: exactly as before, no lock, no fencing. */
@@ -571,18 +258,18 @@ static void test_vmk_standalone(void **unused)
 	uint32_t pid;
 
 	NEED_KVM();
-	ok(vm_create("solo", "shared1"));
-	ok(vm_create("solo2", "")); /* kept for later: created standalone */
-	ok(vm_power_on("solo"));
+	ok(vc_vm_create("solo", "shared1"));
+	ok(vc_vm_create("solo2", "")); /* kept for later: created standalone */
+	ok(vc_vm_power_on("solo", false));
 	vm_state("solo", power, sizeof(power), NULL, 0, &pid);
 	assert_string_equal(power, "poweredOn");
 	cmdline_of(pid, cmd, sizeof(cmd));
 	assert_null(strstr(cmd, "--fence"));
 	lock_path("solo", lk, sizeof(lk));
 	assert_int_not_equal(access(lk, F_OK), 0);
-	Keel__Vmk__VmkReply *rp = vm_power_off("solo", false);
+	Keel__Vmk__VmkReply *rp = vc_vm_power_off("solo", false);
 	expect_ok(rp);
-	done(rp);
+	vc_done(rp);
 }
 
 /* A member whose clusterd refuses the register: the VM is not left registered. */
@@ -590,64 +277,67 @@ static void test_vmk_register_refused(void **unused)
 {
 	char power[32], dir[PATH_MAX], vmx[PATH_MAX];
 
-	fk_reset();
-	fk_start(cl_sock);
-	fk_set(VMK_CLUSTER_REGISTER,
-	       (struct fake_answer){.code = KB_EEXIST,
-				    .member = true,
-				    .error = "VM path is registered to host esx2"});
-	Keel__Vmk__VmkReply *rp = vm_create("web", "shared1");
+	vc_fake_reset(NULL);
+	assert_int_equal(vc_fake_start(vc_vmk.cl_sock), 0);
+	vc_fake_set(VMK_CLUSTER_REGISTER,
+		    (struct vc_answer){.code = KB_EEXIST,
+				       .member = true,
+				       .error = "VM path is registered to host esx2"});
+	Keel__Vmk__VmkReply *rp = vc_vm_create("web", "shared1");
 	assert_int_equal(rp->code, KB_EEXIST);
 	assert_has(rp->error, "VM path is registered to host esx2");
-	done(rp);
+	vc_done(rp);
 	vm_state("web", power, sizeof(power), NULL, 0, NULL);
 	assert_string_equal(power, "");
-	snprintf(dir, sizeof(dir), "%s/web", shared);
+	snprintf(dir, sizeof(dir), "%s/web", vc_vmk.shared);
 	assert_int_not_equal(access(dir, F_OK), 0);
-	struct fake_req r = fk_last();
+	struct vc_req r = vc_fake_last(0);
 	assert_int_equal(r.op, VMK_CLUSTER_REGISTER);
 	assert_string_equal(r.name, "web");
 	assert_non_null(strstr(r.vmx_path, "/shared/web/web.vmx"));
 	assert_true(r.vmx_path[0] == '/');
 
 	/* register of an existing .vmx: refused, not registered; its files stay */
-	snprintf(vmx, sizeof(vmx), "%s/datastore1/solo2/solo2.vmx", state);
-	fk_set(VMK_CLUSTER_UNREGISTER, (struct fake_answer){.member = true});
+	snprintf(vmx, sizeof(vmx), "%s/datastore1/solo2/solo2.vmx", vc_vmk.state);
+	vc_fake_set(VMK_CLUSTER_UNREGISTER, (struct vc_answer){.member = true});
 	rp = vm_unregister("solo2", false);
 	expect_ok(rp);
-	done(rp);
-	assert_int_equal(fk_last().op, VMK_CLUSTER_UNREGISTER);
+	vc_done(rp);
+	assert_int_equal(vc_fake_last(0).op, VMK_CLUSTER_UNREGISTER);
 	rp = vm_register(vmx, false);
 	assert_int_equal(rp->code, KB_EEXIST);
-	done(rp);
+	vc_done(rp);
 	vm_state("solo2", power, sizeof(power), NULL, 0, NULL);
 	assert_string_equal(power, "");
 	assert_int_equal(access(vmx, F_OK), 0);
 
 	/* asked by the cluster: registered, and nothing is sent back */
-	int regs = fk_count(VMK_CLUSTER_REGISTER), unregs = fk_count(VMK_CLUSTER_UNREGISTER);
+	int regs = vc_fake_count(VMK_CLUSTER_REGISTER),
+	    unregs = vc_fake_count(VMK_CLUSTER_UNREGISTER);
 	rp = vm_register(vmx, true);
 	expect_ok(rp);
-	done(rp);
+	vc_done(rp);
 	rp = vm_unregister("solo2", true);
 	expect_ok(rp);
-	done(rp);
-	assert_int_equal(fk_count(VMK_CLUSTER_REGISTER), regs);
-	assert_int_equal(fk_count(VMK_CLUSTER_UNREGISTER), unregs);
+	vc_done(rp);
+	assert_int_equal(vc_fake_count(VMK_CLUSTER_REGISTER), regs);
+	assert_int_equal(vc_fake_count(VMK_CLUSTER_UNREGISTER), unregs);
 }
 
 static void accept_register(void)
 {
-	fk_set(
-	    VMK_CLUSTER_REGISTER,
-	    (struct fake_answer){.member = true, .owner = host_id, .epoch = 1, .host_id = host_id});
+	vc_fake_set(VMK_CLUSTER_REGISTER, (struct vc_answer){.member = true,
+							     .owner = vc_vmk.host_id,
+							     .epoch = 1,
+							     .host_id = vc_vmk.host_id});
 }
 
 static void accept_power_on(uint64_t epoch)
 {
-	fk_set(VMK_CLUSTER_POWER_ON,
-	       (struct fake_answer){
-		   .member = true, .owner = host_id, .epoch = epoch, .host_id = host_id});
+	vc_fake_set(VMK_CLUSTER_POWER_ON, (struct vc_answer){.member = true,
+							     .owner = vc_vmk.host_id,
+							     .epoch = epoch,
+							     .host_id = vc_vmk.host_id});
 }
 
 /* Refused power-on: nothing starts. */
@@ -656,16 +346,16 @@ static void test_vmk_power_on_refused(void **unused)
 	char power[32], lk[PATH_MAX];
 
 	accept_register();
-	Keel__Vmk__VmkReply *rp = vm_create("web", "shared1");
+	Keel__Vmk__VmkReply *rp = vc_vm_create("web", "shared1");
 	expect_ok(rp);
-	done(rp);
-	fk_set(VMK_CLUSTER_POWER_ON, (struct fake_answer){.code = KB_ESTATE,
-							  .member = true,
-							  .error = "VM is owned by host esx2"});
-	rp = vm_power_on("web");
+	vc_done(rp);
+	vc_fake_set(VMK_CLUSTER_POWER_ON, (struct vc_answer){.code = KB_ESTATE,
+							     .member = true,
+							     .error = "VM is owned by host esx2"});
+	rp = vc_vm_power_on("web", false);
 	assert_int_equal(rp->code, KB_ESTATE);
 	assert_has(rp->error, "VM is owned by host esx2");
-	done(rp);
+	vc_done(rp);
 	vm_state("web", power, sizeof(power), NULL, 0, NULL);
 	assert_string_equal(power, "poweredOff");
 	lock_path("web", lk, sizeof(lk));
@@ -683,21 +373,21 @@ static void test_vmk_power_on_fenced(void **unused)
 
 	NEED_KVM();
 	accept_power_on(7);
-	Keel__Vmk__VmkReply *rp = vm_power_on("web");
+	Keel__Vmk__VmkReply *rp = vc_vm_power_on("web", false);
 	expect_ok(rp);
 	char uuid[64];
 	snprintf(uuid, sizeof(uuid), "%s", rp->vms[0]->uuid);
-	done(rp);
-	assert_string_equal(fk_last().uuid, uuid);
+	vc_done(rp);
+	assert_string_equal(vc_fake_last(0).uuid, uuid);
 	vm_state("web", power, sizeof(power), event, sizeof(event), &pid);
 	assert_string_equal(power, "poweredOn");
 	assert_has(event, "epoch 7");
 	cmdline_of(pid, cmd, sizeof(cmd));
 	lock_path("web", lk, sizeof(lk));
-	ha_hb_path(shared, host_id, hb);
+	ha_hb_path(vc_vmk.shared, vc_vmk.host_id, hb);
 	snprintf(want, sizeof(want), "--fence-hb %s ", hb);
 	assert_has(cmd, want);
-	snprintf(want, sizeof(want), "--fence-host %" PRIu64 " ", host_id);
+	snprintf(want, sizeof(want), "--fence-host %" PRIu64 " ", vc_vmk.host_id);
 	assert_has(cmd, want);
 	snprintf(want, sizeof(want), "--fence-lock %s ", lk);
 	assert_has(cmd, want);
@@ -706,54 +396,54 @@ static void test_vmk_power_on_fenced(void **unused)
 	assert_has(cmd, "--fence-epoch 7");
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
 	assert_string_equal(lock.vm_uuid, uuid);
-	assert_int_equal(lock.host_id, host_id);
+	assert_int_equal(lock.host_id, vc_vmk.host_id);
 	assert_int_equal(lock.epoch, 7);
 	assert_int_equal(lock.state, HA_LOCK_HELD);
 
 	/* operator power-off: released at 7, clusterd told */
-	int offs = fk_count(VMK_CLUSTER_POWER_OFF);
-	rp = vm_power_off("web", false);
+	int offs = vc_fake_count(VMK_CLUSTER_POWER_OFF);
+	rp = vc_vm_power_off("web", false);
 	expect_ok(rp);
-	done(rp);
+	vc_done(rp);
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
 	assert_int_equal(lock.epoch, 7);
 	assert_int_equal(lock.state, HA_LOCK_RELEASED);
-	assert_int_equal(fk_count(VMK_CLUSTER_POWER_OFF), offs + 1);
-	assert_int_equal(fk_last().op, VMK_CLUSTER_POWER_OFF);
+	assert_int_equal(vc_fake_count(VMK_CLUSTER_POWER_OFF), offs + 1);
+	assert_int_equal(vc_fake_last(0).op, VMK_CLUSTER_POWER_OFF);
 
 	/* isolation power-off (fence): released, clusterd not told */
 	accept_power_on(8);
-	ok(vm_power_on("web"));
+	ok(vc_vm_power_on("web", false));
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
 	assert_int_equal(lock.epoch, 8);
 	assert_int_equal(lock.state, HA_LOCK_HELD);
-	rp = vm_power_off("web", true);
+	rp = vc_vm_power_off("web", true);
 	expect_ok(rp);
-	done(rp);
+	vc_done(rp);
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
 	assert_int_equal(lock.epoch, 8);
 	assert_int_equal(lock.state, HA_LOCK_RELEASED);
-	assert_int_equal(fk_count(VMK_CLUSTER_POWER_OFF), offs + 1);
+	assert_int_equal(vc_fake_count(VMK_CLUSTER_POWER_OFF), offs + 1);
 	vm_state("web", power, sizeof(power), event, sizeof(event), NULL);
 	assert_has(event, "isolation");
 
 	/* suspend: released, clusterd told; resume takes it again at the new epoch */
 	accept_power_on(9);
-	ok(vm_power_on("web"));
-	fk_set(VMK_CLUSTER_SUSPEND, (struct fake_answer){.member = true});
+	ok(vc_vm_power_on("web", false));
+	vc_fake_set(VMK_CLUSTER_SUSPEND, (struct vc_answer){.member = true});
 	ok(RQ(vm_suspend, VM_SUSPEND, Keel__Vmk__VmkVmSuspend,
 	      {PROTOBUF_C_MESSAGE_INIT(&keel__vmk__vmk_vm_suspend__descriptor), "web"}));
-	assert_int_equal(fk_last().op, VMK_CLUSTER_SUSPEND);
+	assert_int_equal(vc_fake_last(0).op, VMK_CLUSTER_SUSPEND);
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
 	assert_int_equal(lock.epoch, 9);
 	assert_int_equal(lock.state, HA_LOCK_RELEASED);
 	ok(RQ(vm_resume, VM_RESUME, Keel__Vmk__VmkVmResume,
 	      {PROTOBUF_C_MESSAGE_INIT(&keel__vmk__vmk_vm_resume__descriptor), "web"}));
-	assert_int_equal(fk_last().op, VMK_CLUSTER_POWER_ON);
+	assert_int_equal(vc_fake_last(0).op, VMK_CLUSTER_POWER_ON);
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
 	assert_int_equal(lock.epoch, 9);
 	assert_int_equal(lock.state, HA_LOCK_HELD);
-	ok(vm_power_off("web", true));
+	ok(vc_vm_power_off("web", true));
 }
 
 /* A local datastore in a cluster: registry only, no lock, no fencing. */
@@ -765,16 +455,16 @@ static void test_vmk_local_datastore(void **unused)
 	NEED_KVM();
 	accept_register();
 	accept_power_on(3);
-	Keel__Vmk__VmkReply *rp = vm_create("loc", "datastore1");
+	Keel__Vmk__VmkReply *rp = vc_vm_create("loc", "datastore1");
 	expect_ok(rp);
-	done(rp);
-	ok(vm_power_on("loc"));
+	vc_done(rp);
+	ok(vc_vm_power_on("loc", false));
 	vm_state("loc", power, sizeof(power), event, sizeof(event), &pid);
 	assert_string_equal(power, "poweredOn");
 	assert_has(event, "not fenced");
 	cmdline_of(pid, cmd, sizeof(cmd));
 	assert_null(strstr(cmd, "--fence"));
-	ok(vm_power_off("loc", false));
+	ok(vc_vm_power_off("loc", false));
 }
 
 /* vmkernel frozen: its heartbeat stops, the vmx fences itself (status 3); vmkernel records
@@ -786,12 +476,12 @@ static void test_vmk_fenced_exit(void **unused)
 
 	NEED_KVM();
 	accept_power_on(14);
-	Keel__Vmk__VmkReply *rp = vm_power_on("web");
+	Keel__Vmk__VmkReply *rp = vc_vm_power_on("web", false);
 	expect_ok(rp);
-	done(rp);
-	kill(vmk_pid, SIGSTOP);
+	vc_done(rp);
+	kill(vc_vmk.pid, SIGSTOP);
 	kb_sleep_ns(1200 * KB_NSEC_PER_MSEC);
-	kill(vmk_pid, SIGCONT);
+	kill(vc_vmk.pid, SIGCONT);
 	for (int i = 0; i < 100; i++) {
 		vm_state("web", power, sizeof(power), event, sizeof(event), NULL);
 		if (strcmp(power, "poweredOff") == 0)
@@ -846,40 +536,40 @@ static void test_vmk_lock_holder(void **unused)
 	pthread_t th;
 
 	NEED_KVM();
-	Keel__Vmk__VmkReply *rp = vm_get("web");
+	Keel__Vmk__VmkReply *rp = vc_vm_get("web");
 	expect_ok(rp);
 	snprintf(uuid, sizeof(uuid), "%s", rp->vms[0]->uuid);
-	done(rp);
+	vc_done(rp);
 	lock_path("web", lk, sizeof(lk));
 
 	/* a stopped holder: one beat, then nothing */
-	assert_int_equal(ha_hb_writer_open(&w, shared, OTHER, 0, &e), 0);
+	assert_int_equal(ha_hb_writer_open(&w, vc_vmk.shared, OTHER, 0, &e), 0);
 	ha_hb_writer_close(&w);
 	other_holds(lk, uuid, 10);
 	accept_power_on(11);
 	uint64_t t0 = kb_now_ns();
-	ok(vm_power_on("web"));
+	ok(vc_vm_power_on("web", false));
 	uint64_t ms = (kb_now_ns() - t0) / KB_NSEC_PER_MSEC;
 	assert_true(ms >= HA_LEASE_MS);
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
-	assert_int_equal(lock.host_id, host_id);
+	assert_int_equal(lock.host_id, vc_vmk.host_id);
 	assert_int_equal(lock.epoch, 11);
 	assert_int_equal(lock.state, HA_LOCK_HELD);
-	ok(vm_power_off("web", true));
+	ok(vc_vm_power_off("web", true));
 
 	/* a live holder: refused, and nothing starts */
-	assert_int_equal(ha_hb_writer_open(&w, shared, OTHER, 0, &e), 0);
+	assert_int_equal(ha_hb_writer_open(&w, vc_vmk.shared, OTHER, 0, &e), 0);
 	beating = true;
 	assert_int_equal(pthread_create(&th, NULL, beat_main, &w), 0);
 	other_holds(lk, uuid, 12);
 	accept_power_on(13);
-	rp = vm_power_on("web");
+	rp = vc_vm_power_on("web", false);
 	beating = false;
 	pthread_join(th, NULL);
 	ha_hb_writer_close(&w);
 	assert_int_equal(rp->code, KB_ESTATE);
 	assert_has(rp->error, "lock");
-	done(rp);
+	vc_done(rp);
 	char power[32];
 	vm_state("web", power, sizeof(power), NULL, 0, NULL);
 	assert_string_equal(power, "poweredOff");
@@ -898,21 +588,21 @@ static void test_vmk_readopt(void **unused)
 
 	NEED_KVM();
 	accept_power_on(15);
-	ok(vm_power_on("web"));
-	kill(vmk_pid, SIGKILL);
-	waitpid(vmk_pid, NULL, 0);
-	assert_int_equal(start_vmkernel(), 0);
+	ok(vc_vm_power_on("web", false));
+	kill(vc_vmk.pid, SIGKILL);
+	waitpid(vc_vmk.pid, NULL, 0);
+	assert_int_equal(vc_vmk_start(), 0);
 	vm_state("web", power, sizeof(power), event, sizeof(event), NULL);
 	assert_string_equal(power, "poweredOn");
 	assert_has(event, "re-adopted");
-	int offs = fk_count(VMK_CLUSTER_POWER_OFF);
-	ok(vm_power_off("web", false));
+	int offs = vc_fake_count(VMK_CLUSTER_POWER_OFF);
+	ok(vc_vm_power_off("web", false));
 	lock_path("web", lk, sizeof(lk));
 	assert_int_equal(ha_lock_read(lk, &lock, NULL), 0);
-	assert_int_equal(lock.host_id, host_id);
+	assert_int_equal(lock.host_id, vc_vmk.host_id);
 	assert_int_equal(lock.epoch, 15);
 	assert_int_equal(lock.state, HA_LOCK_RELEASED);
-	assert_int_equal(fk_count(VMK_CLUSTER_POWER_OFF), offs + 1);
+	assert_int_equal(vc_fake_count(VMK_CLUSTER_POWER_OFF), offs + 1);
 }
 
 /* clusterd does not answer: the power-on fails after 5 s, and nothing starts. */
@@ -920,13 +610,13 @@ static void test_vmk_clusterd_hangs(void **unused)
 {
 	char power[32];
 
-	fk_set(VMK_CLUSTER_POWER_ON, (struct fake_answer){.mode = FK_HANG});
+	vc_fake_set(VMK_CLUSTER_POWER_ON, (struct vc_answer){.mode = VC_HANG});
 	uint64_t t0 = kb_now_ns();
-	Keel__Vmk__VmkReply *rp = vm_power_on("web");
+	Keel__Vmk__VmkReply *rp = vc_vm_power_on("web", false);
 	uint64_t ms = (kb_now_ns() - t0) / KB_NSEC_PER_MSEC;
 	assert_int_equal(rp->code, KB_ETIMEOUT);
 	assert_has(rp->error, "clusterd did not answer within 5 s");
-	done(rp);
+	vc_done(rp);
 	assert_true(ms >= 4900 && ms < 8000);
 	vm_state("web", power, sizeof(power), NULL, 0, NULL);
 	assert_string_equal(power, "poweredOff");
