@@ -434,6 +434,10 @@ int cd_hbnet_start(struct cd_daemon *d, struct kb_errmsg *e);
 void cd_hbnet_stop(struct cd_daemon *d);
 /* Leader's view of host id: ages in ms (-1 unknown). */
 void cd_hbnet_ages(struct cd_daemon *d, uint64_t id, int64_t *net_ms, int64_t *ds_ms);
+/* The leader's view of how long host id has been silent: its network heartbeat age, or,
+ * for the host this one heard as leader before it led and has not heard since, the time
+ * since that host's last ACK (-1 unknown). FT's takeover waits on it (ft_leader.c). */
+int64_t cd_hbnet_silence(struct cd_daemon *d, uint64_t id);
 /* Whether this host judges itself isolated, and since when it last heard a leader. */
 bool cd_hbnet_isolated(struct cd_daemon *d, int64_t *contact_age_ms);
 

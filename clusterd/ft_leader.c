@@ -258,13 +258,11 @@ static int check_preferred(const struct cd_state *s, const struct cd_vm *vm, uin
 	return 0;
 }
 
-/* The leader's view: ms since host's last network heartbeat (-1: unknown). */
+/* The leader's view: ms since host's last network heartbeat (-1: unknown), or for the
+ * leader before this one, since its last ACK (hbnet.c, cd_hbnet_silence). */
 static int64_t net_age(struct cd_daemon *d, uint64_t host)
 {
-	int64_t net = -1, ds = -1;
-
-	cd_hbnet_ages(d, host, &net, &ds);
-	return net;
+	return cd_hbnet_silence(d, host);
 }
 
 /* A host that has not sent a heartbeat for as long as a takeover waits: gone, most likely,

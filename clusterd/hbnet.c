@@ -106,6 +106,7 @@ struct cd_hbnet {
 	struct peer_view *view;
 	unsigned n_view;
 	uint64_t leader_id;
+	uint64_t ack_ms; /* when leader_id's last ACK came (kept through this host's own lead) */
 
 	unsigned open_handles; /* udp and timer: h is freed when both have closed */
 	uint64_t dropped; /* datagrams that did not verify */
@@ -622,6 +623,7 @@ static void take_ack(struct cd_hbnet *h, const Keel__Cluster__Heartbeat *in, uin
 	cd_iso_contact(&h->iso, now);
 	h->was_isolated = false;
 	h->leader_id = in->from;
+	h->ack_ms = now;
 	v = kb_realloc(h->view, (in->n_peers ? in->n_peers : 1) * sizeof(*v));
 	if (!v)
 		return;
@@ -804,6 +806,19 @@ void cd_hbnet_ages(struct cd_daemon *d, uint64_t id, int64_t *net_ms, int64_t *d
 		if (h->view[i].ds >= 0)
 			*ds_ms = h->view[i].ds + (int64_t)(now - h->view[i].at_ms);
 	}
+}
+
+int64_t cd_hbnet_silence(struct cd_daemon *d, uint64_t id)
+{
+	struct cd_hbnet *h = d->hb;
+	int64_t net = -1, ds = -1;
+
+	cd_hbnet_ages(d, id, &net, &ds);
+	/* A new leader has heard nothing yet from the host that led before it, most likely
+	 * gone (an election took place): its silence began with the last ACK it sent here. */
+	if (net < 0 && h && h->live_on && id == h->leader_id && id != d->id && h->ack_ms)
+		net = (int64_t)(mono_ms() - h->ack_ms);
+	return net;
 }
 
 bool cd_hbnet_isolated(struct cd_daemon *d, int64_t *contact_age_ms)
