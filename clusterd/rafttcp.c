@@ -16,6 +16,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "clusterd/rafttcp.h"
@@ -34,7 +35,8 @@ struct attempt {
 	uv_connect_t connect;
 	uv_write_t write;
 	uint8_t hs[24 + ADDRESS_MAX];
-	int status; /* 0 while going on; else why it failed */
+	bool connected; /* TCP connected; the handshake is being written */
+	int status;	/* 0 while going on; else why it failed */
 	int open;   /* handles not closed yet */
 	struct kb_list link;
 };
@@ -95,9 +97,34 @@ static void fail(struct attempt *a, int status)
 	uv_close((uv_handle_t *)&a->timer, timer_closed);
 }
 
+/* Whether the attempt's socket has connected, though its callback has not run yet: libuv
+ * runs due timers before it polls, so after a stall of the loop (a starved process) the
+ * timer comes first even when the connection was made long before. */
+static bool socket_connected(struct attempt *a)
+{
+	struct pollfd p = {.events = POLLOUT};
+	int err = 0;
+	socklen_t len = sizeof(err);
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)a->tcp, &fd) != 0)
+		return false;
+	p.fd = fd;
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) &&
+	       getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+}
+
 static void on_timeout(uv_timer_t *timer)
 {
-	fail(timer->data, RAFT_NOCONNECTION);
+	struct attempt *a = timer->data;
+
+	/* connected: the handshake is a local write, its callback follows; or connected in
+	 * the kernel and its callback comes in this turn of the loop */
+	if (a->connected || socket_connected(a)) {
+		uv_timer_start(&a->timer, on_timeout, CD_RAFT_TCP_CONNECT_MS, 0);
+		return;
+	}
+	fail(a, RAFT_NOCONNECTION);
 }
 
 static void on_written(uv_write_t *w, int status)
@@ -135,6 +162,7 @@ static void on_connected(uv_connect_t *c, int status)
 		fail(a, RAFT_NOCONNECTION);
 		return;
 	}
+	a->connected = true;
 	memset(a->hs, 0, sizeof(a->hs));
 	put_le64(a->hs, HANDSHAKE_PROTOCOL);
 	put_le64(a->hs + 8, a->t->id);

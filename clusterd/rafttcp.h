@@ -13,10 +13,13 @@
  *   size padded to 8, the address NUL-padded; all little-endian) with TCP_NODELAY and
  *   TCP_USER_TIMEOUT set before connecting: data (or a SYN) unacknowledged for
  *   CD_RAFT_TCP_USER_TIMEOUT_MS aborts the connection, libraft's write fails and it
- *   connects again after its retry delay;
- * - gives a connection attempt CD_RAFT_TCP_CONNECT_MS: after that it is closed and
- *   reported failed (libraft tries again), so a SYN lost in a cut is resent soon after the
- *   path heals rather than after TCP's doubling delays;
+ *   connects again after its retry delay. Not shorter: on a loaded machine the kernel's
+ *   packet processing (ksoftirqd) can hold acknowledgements back for over a second, and
+ *   1 s made healthy connections fail over and over;
+ * - gives a connection attempt CD_RAFT_TCP_CONNECT_MS: after that, unless its socket has
+ *   connected meanwhile (the loop may have stalled), it is closed and reported failed
+ *   (libraft tries again), so a SYN lost in a cut is resent soon after the path heals
+ *   rather than after TCP's doubling delays;
  * - sets TCP keepalive (idle 5 s, 1 s apart, 3 probes) on accepted connections, which
  *   libraft only reads: one whose peer vanished is closed in ~8 s instead of never.
  *
@@ -32,8 +35,8 @@
 
 #include "lib/list.h"
 
-#define CD_RAFT_TCP_USER_TIMEOUT_MS 1000
-#define CD_RAFT_TCP_CONNECT_MS	    500
+#define CD_RAFT_TCP_USER_TIMEOUT_MS 3000
+#define CD_RAFT_TCP_CONNECT_MS	    1000
 
 struct cd_rafttcp {
 	struct raft_uv_transport io;  /* what raft_uv_init is given */
