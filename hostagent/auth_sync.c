@@ -252,6 +252,21 @@ static void adopt(struct hd_auth_sync *s, struct op *op)
 	hd_vim_users_save(v);
 }
 
+/* Whether two databases encode to the same text. */
+static bool same_text(const struct hostd_auth_db *a, const struct hostd_auth_db *b)
+{
+	struct kb_buf x, y;
+	bool eq;
+
+	kb_buf_init(&x, 0);
+	kb_buf_init(&y, 0);
+	eq = hostd_auth_db_encode(a, &x) == 0 && hostd_auth_db_encode(b, &y) == 0 &&
+	     x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+	kb_buf_close(&x);
+	kb_buf_close(&y);
+	return eq;
+}
+
 static void read_done(struct hd_auth_sync *s, struct op *op)
 {
 	if (!op->answered || op->code) {
@@ -269,8 +284,12 @@ static void read_done(struct hd_auth_sync *s, struct op *op)
 	} else if (!same(&op->got, &s->applied)) {
 		adopt(s, op);
 	} else if (s->dirty) {
-		kb_log(s->v->log, KB_LOG_INFO, "users and permissions: pushing local changes");
 		s->dirty = false;
+		/* A hostd that starts offers what it holds; when the cluster holds the same, a
+		 * push would only make every host write the same database again. */
+		if (op->decode_rv == 0 && op->db && same_text(op->db, s->v->db))
+			return;
+		kb_log(s->v->log, KB_LOG_INFO, "users and permissions: pushing local changes");
 		push_own(s, s->applied.version);
 	}
 }
