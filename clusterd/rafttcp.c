@@ -36,8 +36,9 @@ struct attempt {
 	uv_write_t write;
 	uint8_t hs[24 + ADDRESS_MAX];
 	bool connected; /* TCP connected; the handshake is being written */
-	int status;	/* 0 while going on; else why it failed */
-	int open;   /* handles not closed yet */
+	int status;	/* 0 while going on; non-zero once ended: why it failed, or (handed
+			 * to libraft) RAFT_NOCONNECTION so that nothing fails it later */
+	int open;	/* handles not closed yet */
 	struct kb_list link;
 };
 
@@ -139,7 +140,7 @@ static void on_written(uv_write_t *w, int status)
 		fail(a, RAFT_NOCONNECTION);
 		return;
 	}
-	/* libraft owns the handle now; only the timer is left to close */
+	/* ended: libraft owns the handle now; only the timer is left to close */
 	a->status = RAFT_NOCONNECTION;
 	a->req = NULL;
 	a->tcp = NULL;
