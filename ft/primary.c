@@ -793,7 +793,11 @@ static void end_session(struct ft_primary *p)
 	if (p->conn != NULL)
 		vmo_conn_shutdown(p->conn); /* unblocks a send or an ACK wait */
 	pthread_join(p->thread, NULL);
-	(void)set_hook(p, false);
+	/* With the vCPUs paused, the held frames leave (or are dropped) before the hook
+	 * goes: nothing the guest sends afterwards may overtake them (a client would see a
+	 * newer reply before an older one, as if the VM had gone back). */
+	bool paused = vmm_vm_pause(p->vm) == 0;
+
 	pthread_mutex_lock(&p->out_lock);
 	p->hold = false;
 	p->log_disks = false;
@@ -804,6 +808,11 @@ static void end_session(struct ft_primary *p)
 	} else {
 		release(p, &p->ckpt_frames);
 		release(p, &p->frames);
+	}
+	if (paused) {
+		/* as set_hook(): the hook goes only while no vCPU can be inside it */
+		__atomic_store_n(&p->vm->out_hook, NULL, __ATOMIC_RELEASE);
+		(void)vmm_vm_resume(p->vm);
 	}
 	struct kb_errmsg e = {{0}};
 	(void)vmm_mem_log_dirty(p->vm, false, &e);
