@@ -40,7 +40,6 @@
 #define ACCEPT_TIMEOUT_MS 30000
 #define COMMIT_WAIT_MS	  4000
 #define STATE_MAX	  (64u << 20)
-#define PUNCH_MIN_PAGES	  512 /* ZERO ranges from this size give the pages back */
 
 struct receiver {
 	struct vmo_dest *d;
@@ -109,40 +108,21 @@ static void fail(struct vmo_dest *d, int code, const char *msg)
 
 static int zero_pages(struct vmo_dest *d, uint64_t first, uint32_t count)
 {
-	struct vmm_mem *m = &d->vm->mem;
-
-	if (count >= PUNCH_MIN_PAGES &&
-	    fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(first * VMO_PAGE_SIZE), (off_t)count * VMO_PAGE_SIZE) == 0)
-		return 0;
-	memset(m->base + first * VMO_PAGE_SIZE, 0, (size_t)count * VMO_PAGE_SIZE);
-	return 0;
+	return vmm_mem_zero(&d->vm->mem, first * VMO_PAGE_SIZE, (uint64_t)count * VMO_PAGE_SIZE);
 }
 
-/* Writes whole pages through the memfd: the page cache takes them without clearing a page
- * first (a store through the mapping would fault in a zeroed page and then overwrite it).
- * The mapping sees the same pages. */
+/* Writes whole pages into guest memory (vmm_mem_put: small pages through the page cache,
+ * which takes fresh pages without clearing them first). */
 static int write_pages(struct vmo_dest *d, uint64_t first, const uint8_t *data, uint32_t count,
 		       struct kb_errmsg *err)
 {
-	struct vmm_mem *m = &d->vm->mem;
-	size_t len = (size_t)count * VMO_PAGE_SIZE, done = 0;
-	off_t off = (off_t)(first * VMO_PAGE_SIZE);
+	int rv = vmm_mem_put(&d->vm->mem, first * VMO_PAGE_SIZE, data,
+			     (size_t)count * VMO_PAGE_SIZE);
 
-	while (done < len) {
-		ssize_t n = pwrite(m->memfd, data + done, len - done, off + (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int rv = n < 0 ? -errno : -EIO;
-
-			kb_errmsg_setf(err, "writing %u pages at page %llu: %s", count,
-				       (unsigned long long)first, kb_strerror(rv));
-			return rv;
-		}
-		done += (size_t)n;
-	}
-	return 0;
+	if (rv < 0)
+		kb_errmsg_setf(err, "writing %u pages at page %llu: %s", count,
+			       (unsigned long long)first, kb_strerror(rv));
+	return rv;
 }
 
 /* Handles one record; returns 1 when the stream is done (after GO), 0 to go on. */

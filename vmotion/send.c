@@ -313,22 +313,22 @@ static uint64_t popcount_bits(const uint64_t *b, uint64_t words)
 	return n;
 }
 
-/* The full pass's set: every page of the memfd's data extents. */
+/* The full pass's set: every page of guest RAM that was ever taken (vmm_mem_next_data). */
 static void data_extents(struct vmo_source *s)
 {
 	struct vmm_mem *m = &s->vm->mem;
-	off_t off = 0;
+	uint64_t off = 0, data, hole;
 
 	memset(s->work, 0, m->dirty_words * sizeof(uint64_t));
-	while ((uint64_t)off < m->size) {
-		off_t data = lseek(m->memfd, off, SEEK_DATA);
-		if (data < 0)
-			break; /* ENXIO: no data past off */
-		off_t hole = lseek(m->memfd, data, SEEK_HOLE);
-		if (hole < 0 || (uint64_t)hole > m->size)
-			hole = (off_t)m->size;
-		uint64_t end = ((uint64_t)hole + VMO_PAGE_SIZE - 1) / VMO_PAGE_SIZE;
-		for (uint64_t pg = (uint64_t)data / VMO_PAGE_SIZE; pg < end && pg < s->pages; pg++)
+	while (off < m->size) {
+		if (vmm_mem_next_data(m, off, &data, &hole) < 0) {
+			data = off; /* cannot tell: every page from here on */
+			hole = m->size;
+		}
+		if (data >= m->size)
+			break;
+		uint64_t end = (hole + VMO_PAGE_SIZE - 1) / VMO_PAGE_SIZE;
+		for (uint64_t pg = data / VMO_PAGE_SIZE; pg < end && pg < s->pages; pg++)
 			s->work[pg / 64] |= 1ull << (pg % 64);
 		off = hole;
 	}

@@ -9,6 +9,9 @@
  *                                                 with AES-GCM (default 1)
  *   Migrate.StreamsPerAdapter = 1..8              vMotion streams per VMotion adapter for
  *                                                 migrations from this host (default 2)
+ *   Mem.AllocGuestLargePage = 1|0                 VMs started here get 2 MiB pages from
+ *                                                 the host's pool when it can hold them
+ *                                                 (vmx --large-pages; default 1)
  *
  * The parser is strict and bounded (the file is at most VMK_CFG_FILE_MAX bytes, a line at
  * most 1024): a NUL, a control character, a line without '=', an unknown or repeated key
@@ -131,9 +134,22 @@ static int parse_line(const char *line, size_t n, unsigned no, struct vmk_cfg_ad
 		out->migrate_streams = (int)streams;
 		return 0;
 	}
+	if (key_is(key, kn, "Mem.AllocGuestLargePage")) {
+		int on = bool_parse(v);
+		if (on < 0) {
+			kb_errmsg_setf(err,
+				       "line %u: Mem.AllocGuestLargePage must be 1 or 0 (on, off)",
+				       no);
+			return KB_ECONFIG;
+		}
+		if (out->large_pages >= 0)
+			return twice(no, "Mem.AllocGuestLargePage", err);
+		out->large_pages = on;
+		return 0;
+	}
 	kb_errmsg_setf(err,
 		       "line %u: unknown setting \"%.*s\" (known: Misc.LogLevel, Migrate.Encrypt, "
-		       "Migrate.StreamsPerAdapter)",
+		       "Migrate.StreamsPerAdapter, Mem.AllocGuestLargePage)",
 		       no, (int)(kn > 64 ? 64 : kn), key);
 	return KB_ECONFIG;
 }
@@ -147,6 +163,7 @@ int vmk_cfg_advanced_parse(const void *text, size_t len, struct vmk_cfg_advanced
 	out->log_level = -1;
 	out->migrate_encrypt = -1;
 	out->migrate_streams = 0;
+	out->large_pages = -1;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)p[i];
 		if (ch != '\n' && ch != '\t' && (ch < 0x20 || ch == 0x7f)) {

@@ -179,6 +179,7 @@ struct vmk_cfg_advanced {
 	int log_level;	     /* Misc.LogLevel: KB_LOG_*, -1 when not set */
 	int migrate_encrypt; /* Migrate.Encrypt: 1 or 0, -1 when not set */
 	int migrate_streams; /* Migrate.StreamsPerAdapter: 1..8, 0 when not set */
+	int large_pages;     /* Mem.AllocGuestLargePage: 1 or 0, -1 when not set */
 };
 
 /* Parses the text (untrusted) into out. 0 or KB_ECONFIG with "line N: ..." in err. */

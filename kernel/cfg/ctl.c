@@ -38,7 +38,7 @@ struct vmk_cfg *vmk_cfg_ctl_store(void)
 
 static void apply_advanced(void)
 {
-	struct vmk_cfg_advanced adv = {.log_level = -1};
+	struct vmk_cfg_advanced adv = {.log_level = -1, .large_pages = -1};
 	struct kb_errmsg err = {{0}};
 	struct kb_buf b;
 	int level;
@@ -48,6 +48,13 @@ static void apply_advanced(void)
 	    vmk_cfg_advanced_parse(b.data, b.len, &adv, &err) < 0)
 		kb_log(host->log, KB_LOG_ERROR, "config store: %s: %s", VMK_CFG_ADVANCED, err.msg);
 	kb_buf_close(&b);
+	int large = adv.large_pages != 0; /* not set: 1 */
+	if (__atomic_exchange_n(&host->large_pages, large, __ATOMIC_RELAXED) != large)
+		kb_log(host->log, KB_LOG_INFO,
+		       "VMs started from now on get %s (Mem.AllocGuestLargePage %s)",
+		       large ? "2 MiB pages from the host's pool when it can hold them"
+			     : "4 KiB pages",
+		       adv.large_pages < 0 ? "not set" : large ? "1" : "0");
 	level = adv.log_level >= 0 ? adv.log_level : base_level;
 	if (host->log->level != level) {
 		/* the line goes out at the more verbose of the two levels */

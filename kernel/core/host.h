@@ -32,6 +32,8 @@ struct vmk_host {
 	uint64_t host_id; /* from <state dir>/clusterd.id (lib/nodeid.h), shared with clusterd */
 	char cluster_sock[PATH_MAX]; /* <state dir>/clusterd.sock (kernel/core/cluster.h) */
 	int cluster_timeout_ms;	     /* how long clusterd may take to answer (0: 5 s) */
+	int large_pages; /* Mem.AllocGuestLargePage (advanced.conf, default 1): vmx gets
+			  * --large-pages; set by the config store's loop, read with atomics */
 
 	uv_loop_t *loop;
 	uv_async_t wake; /* the loop picks up queued supervision work */

@@ -121,6 +121,8 @@ static int build_argv(struct vmk_vm *vm, const char *restore, bool incoming, cha
 	ARGF("%uM", c->memsize_mib);
 	ARG("--vcpus");
 	ARGF("%u", c->numvcpus);
+	if (__atomic_load_n(&h->large_pages, __ATOMIC_RELAXED))
+		ARG("--large-pages"); /* vmx falls back to 4 KiB pages when the pool is short */
 	for (int i = 0; i < VMK_VMX_DISKS && n < max - 24; i++) {
 		const struct vmk_vmx_disk *d = &c->disks[i];
 		if (!d->present)

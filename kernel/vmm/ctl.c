@@ -257,6 +257,7 @@ static int do_request(struct vmm_vm *vm, const Keel__Vmk__VmxRequest *rq, Keel__
 		vmm_stats_get(vm, &s);
 		st->mem_size = s.mem_size;
 		st->mem_touched = s.mem_touched;
+		st->mem_large_pages = vm->mem.large;
 		st->vmm_rss = s.vmm_rss;
 		st->heartbeat_seq = s.heartbeat_seq;
 		st->heartbeat_age_ms = s.heartbeat_age_ms;

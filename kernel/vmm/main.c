@@ -282,6 +282,9 @@ static void usage(FILE *f)
 	    "  --cmdline STR        guest command line\n"
 	    "  --mem SIZE           guest memory: bytes or with K/M/G suffix (default 256M)\n"
 	    "  --vcpus N            number of vCPUs (default 1)\n"
+	    "  --large-pages        back guest memory with 2 MiB pages from the host's pool\n"
+	    "                       (vm.nr_hugepages), reserved whole at start; 4 KiB pages\n"
+	    "                       when the pool cannot hold it (the log says why)\n"
 	    "Devices:\n"
 	    "  --disk PATH[,ro]     virtio-blk disk on a raw image (repeatable)\n"
 	    "  --net TAP[,mac=MAC]  virtio-net NIC on an existing tap device (repeatable)\n"
@@ -391,6 +394,7 @@ int main(int argc, char **argv)
 	    {"incoming-fd", required_argument, NULL, 1008},
 	    {"ft-secondary", required_argument, NULL, 1009},
 	    {"ft-secondary-fd", required_argument, NULL, 1010},
+	    {"large-pages", no_argument, NULL, 1011},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -440,6 +444,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			cfg.nr_vcpus = atoi(optarg);
+			break;
+		case 1011:
+			cfg.large_pages = true;
 			break;
 		case 'd':
 			if (nr_disks == MAX_DISKS) {

@@ -3,13 +3,21 @@
  * as one or two memory slots around the MMIO hole below 4 GiB.
  *
  * The memfd lets the migration and FT code map the same pages, and lets save/restore read
- * and write guest memory without touching KVM. Pages are allocated on first touch; a
- * guest's untouched RAM costs nothing. The VMM's own writes are tracked in `dirty`, a bitmap
- * over memfd pages, because KVM's dirty log sees only vCPU writes.
+ * and write guest memory without touching KVM. The VMM's own writes are tracked in `dirty`,
+ * a bitmap over memfd pages, because KVM's dirty log sees only vCPU writes.
+ *
+ * Backing (docs/vmm.md, "Guest memory"): small pages (shmem, 4 KiB) are allocated on first
+ * touch, and a guest's untouched RAM costs nothing. Large pages (--large-pages) come from
+ * the host's pool of 2 MiB pages (hugetlbfs): the whole size is reserved from the pool when
+ * the VM is created, so no later touch can fail, and pages are still taken on first touch.
+ * A pool that cannot hold the VM leaves it on small pages. Large-page files know neither
+ * SEEK_DATA nor write(2), and punching a hole would give the reservation back; the helpers
+ * below (vmm_mem_next_data, vmm_mem_put, vmm_mem_zero) hide the difference.
  */
 #include <errno.h>
-#include <string.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,7 +27,47 @@
 #include "kernel/vmm/vmm_internal.h"
 #include "lib/heap.h"
 
-int vmm__mem_init(struct vmm_mem *m, uint64_t size, struct kb_errmsg *err)
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26) /* log2(2 MiB) << MFD_HUGE_SHIFT */
+#endif
+
+#define PUNCH_MIN (2ull << 20) /* small pages: zeroed ranges from this size go back to the host */
+
+/* Large pages: a memfd of 2 MiB pages, mapped with the whole size reserved from the pool.
+ * Returns 0, or a negative errno with *why saying what the pool lacked. */
+static int map_large(struct vmm_mem *m, uint64_t size, char *why, size_t whylen)
+{
+	int fd = memfd_create("keel-guest-ram", MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
+	int rv;
+
+	if (fd < 0) {
+		rv = -errno;
+		snprintf(why, whylen, "no large-page file: %s", kb_strerror(rv));
+		return rv;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		rv = -errno;
+		snprintf(why, whylen, "sizing the large-page file: %s", kb_strerror(rv));
+		close(fd);
+		return rv;
+	}
+	/* Without MAP_NORESERVE the mapping reserves every page it covers: ENOMEM now rather
+	 * than SIGBUS at a guest's touch when the pool has run dry. */
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		rv = -errno;
+		snprintf(why, whylen, "the host's pool of 2 MiB pages cannot hold %llu MiB (%s)",
+			 (unsigned long long)(size >> 20), kb_strerror(rv));
+		close(fd);
+		return rv;
+	}
+	m->memfd = fd;
+	m->base = p;
+	m->large = true;
+	return 0;
+}
+
+int vmm__mem_init(struct vmm_mem *m, uint64_t size, bool large, struct kb_errmsg *err)
 {
 	int rv;
 
@@ -30,6 +78,8 @@ int vmm__mem_init(struct vmm_mem *m, uint64_t size, struct kb_errmsg *err)
 			       (unsigned long long)size);
 		return KB_ECONFIG;
 	}
+	if (large && map_large(m, size, m->small_why, sizeof(m->small_why)) == 0)
+		goto mapped;
 	m->memfd = memfd_create("keel-guest-ram", MFD_CLOEXEC);
 	if (m->memfd < 0) {
 		rv = -errno;
@@ -49,6 +99,7 @@ int vmm__mem_init(struct vmm_mem *m, uint64_t size, struct kb_errmsg *err)
 		kb_errmsg_setf(err, "mapping guest memory: %s", kb_strerror(rv));
 		goto err_close;
 	}
+mapped:
 	m->size = size;
 	m->dirty_words = (size / VMM_PAGE_SIZE + 63) / 64;
 	m->dirty = kb_calloc(m->dirty_words, sizeof(uint64_t));
@@ -114,8 +165,120 @@ void vmm__mem_close(struct vmm_mem *m)
 	m->memfd = -1;
 }
 
+/* Large pages present in the mapping, from mincore: vec[i] for the 2 MiB page at
+ * first + i, n of them. */
+static int large_present(struct vmm_mem *m, uint64_t first, uint64_t n, unsigned char *out)
+{
+	unsigned char vec[512];
+
+	for (uint64_t i = 0; i < n; i++) {
+		/* one byte per 4 KiB page is asked for; the first of each 2 MiB page tells */
+		if (mincore(m->base + (first + i) * VMM_LARGE_PAGE, VMM_PAGE_SIZE, vec) < 0)
+			return -errno;
+		out[i] = vec[0] & 1;
+	}
+	return 0;
+}
+
+int vmm_mem_next_data(struct vmm_mem *m, uint64_t off, uint64_t *start, uint64_t *end)
+{
+	*start = *end = m->size;
+	if (off >= m->size)
+		return 0;
+	if (!m->large) {
+		off_t data = lseek(m->memfd, (off_t)off, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: no data past off */
+		off_t hole = lseek(m->memfd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > m->size)
+			hole = (off_t)m->size;
+		*start = (uint64_t)data;
+		*end = (uint64_t)hole;
+		return 0;
+	}
+	uint64_t lp = off / VMM_LARGE_PAGE, nr = m->size / VMM_LARGE_PAGE;
+	unsigned char in;
+	int rv;
+
+	for (; lp < nr; lp++) {
+		if ((rv = large_present(m, lp, 1, &in)) < 0)
+			return rv;
+		if (in)
+			break;
+	}
+	if (lp == nr)
+		return 0;
+	*start = lp * VMM_LARGE_PAGE;
+	if (*start < off)
+		*start = off;
+	for (lp++; lp < nr; lp++) {
+		if ((rv = large_present(m, lp, 1, &in)) < 0)
+			return rv;
+		if (!in)
+			break;
+	}
+	*end = lp * VMM_LARGE_PAGE;
+	return 0;
+}
+
+int vmm_mem_put(struct vmm_mem *m, uint64_t off, const void *data, size_t len)
+{
+	size_t done = 0;
+
+	if (off > m->size || len > m->size - off)
+		return -ERANGE;
+	if (m->large) {
+		memcpy(m->base + off, data, len);
+		return 0;
+	}
+	/* the page cache takes whole pages without clearing them first, which a store
+	 * through the mapping would (fault in a zeroed page, then overwrite it) */
+	while (done < len) {
+		ssize_t n = pwrite(m->memfd, (const uint8_t *)data + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int vmm_mem_zero(struct vmm_mem *m, uint64_t off, uint64_t len)
+{
+	if (off > m->size || len > m->size - off)
+		return -ERANGE;
+	if (!m->large) {
+		if (len >= PUNCH_MIN && fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE |
+						  FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+			return 0;
+		memset(m->base + off, 0, len);
+		return 0;
+	}
+	/* pages not taken yet are zero already; the reservation stays with the VM */
+	while (len > 0) {
+		uint64_t lp = off / VMM_LARGE_PAGE;
+		uint64_t n = (lp + 1) * VMM_LARGE_PAGE - off;
+		unsigned char in;
+		int rv;
+
+		if (n > len)
+			n = len;
+		if ((rv = large_present(m, lp, 1, &in)) < 0)
+			return rv;
+		if (in)
+			memset(m->base + off, 0, n);
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int vmm__mem_discard(struct vmm_mem *m)
 {
+	if (m->large)
+		return vmm_mem_zero(m, 0, m->size);
 	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)m->size) < 0)
 		return -errno;
 	return 0;

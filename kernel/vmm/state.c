@@ -207,26 +207,22 @@ static void put_run(struct vmm_wr *w, const uint8_t *base, uint64_t first, uint3
 	(*records)++;
 }
 
-/* Sends every non-zero page of guest RAM; holes of the memfd are skipped unread. */
+/* Sends every non-zero page of guest RAM; pages never taken are skipped unread. */
 static void save_memory(struct vmm_vm *vm, struct vmm_wr *w)
 {
 	struct vmm_mem *m = &vm->mem;
 	uint64_t pages = m->size / VMM_PAGE_SIZE;
 	uint32_t records = 0;
-	off_t off = 0;
+	uint64_t off = 0, data, hole;
 
 	vmm__wr_u32(w, VMM_SEC_MEMORY);
 	vmm__wr_u32(w, 0);
 	vmm__wr_u64(w, 0);
-	while ((uint64_t)off < m->size && w->err == 0) {
-		off_t data = lseek(m->memfd, off, SEEK_DATA);
-		if (data < 0)
-			break; /* ENXIO: no data past off */
-		off_t hole = lseek(m->memfd, data, SEEK_HOLE);
-		if (hole < 0 || (uint64_t)hole > m->size)
-			hole = (off_t)m->size;
-		uint64_t first = (uint64_t)data / VMM_PAGE_SIZE;
-		uint64_t end = ((uint64_t)hole + VMM_PAGE_SIZE - 1) / VMM_PAGE_SIZE;
+	while (off < m->size && w->err == 0) {
+		if (vmm_mem_next_data(m, off, &data, &hole) < 0 || data >= m->size)
+			break; /* no data past off */
+		uint64_t first = data / VMM_PAGE_SIZE;
+		uint64_t end = (hole + VMM_PAGE_SIZE - 1) / VMM_PAGE_SIZE;
 		if (end > pages)
 			end = pages;
 		uint64_t run = 0;

@@ -229,9 +229,15 @@ int vmm_vm_create(const struct vmm_config *cfg, struct kb_logger *log, struct vm
 	rv = create_kvm(vm, err);
 	if (rv < 0)
 		goto fail;
-	rv = vmm__mem_init(&vm->mem, cfg->mem_size, err);
+	rv = vmm__mem_init(&vm->mem, cfg->mem_size, cfg->large_pages, err);
 	if (rv < 0)
 		goto fail;
+	if (vm->mem.large)
+		kb_log(vm->log, KB_LOG_INFO, "guest memory: %llu MiB in 2 MiB pages from the host's pool",
+		       (unsigned long long)(cfg->mem_size >> 20));
+	else if (cfg->large_pages) /* a host without a pool, or a full one: not an error */
+		kb_log(vm->log, KB_LOG_INFO, "guest memory: %llu MiB in 4 KiB pages: %s",
+		       (unsigned long long)(cfg->mem_size >> 20), vm->mem.small_why);
 	rv = vmm__mem_register(&vm->mem, vm->vm_fd, 0, err);
 	if (rv < 0)
 		goto fail;

@@ -48,7 +48,11 @@ struct vmm_mem {
 	int nr_regions;
 	uint64_t *dirty;
 	uint64_t dirty_words;
+	bool large;	    /* 2 MiB pages from the host's pool (reserved whole) */
+	char small_why[160]; /* large pages were asked for and could not be had: why */
 };
+
+#define VMM_LARGE_PAGE (2ull << 20)
 
 /* Returns a host pointer to [gpa, gpa+len) if the range lies within one RAM region, else
  * NULL. Reading through it is fine; writers must call vmm_mem_dirty() (or use the
@@ -59,6 +63,19 @@ void vmm_mem_dirty(struct vmm_mem *m, uint64_t gpa, uint64_t len);
 /* Copy helpers: 0 or KB_EGUEST when the range is not RAM. write marks dirty. */
 int vmm_mem_read(struct vmm_mem *m, uint64_t gpa, void *out, uint64_t len);
 int vmm_mem_write(struct vmm_mem *m, uint64_t gpa, const void *in, uint64_t len);
+
+/* By memfd offset (the page order of docs/vm-state.md), for migration, FT and save/restore;
+ * none marks pages dirty. Any thread.
+ * next_data: the next run at or after off that may hold data, [*start, *end) (small pages:
+ *   the memfd's data extents; large pages: the 2 MiB pages taken); *start == size when none.
+ * put: writes whole pages (small pages: through the page cache, so fresh pages are not
+ *   cleared first).
+ * zero: clears a range (small pages: ranges of 2 MiB or more are given back to the host;
+ *   large pages: only pages already taken are cleared, the reservation stays).
+ * All return 0 or a negative errno (-ERANGE outside guest RAM). */
+int vmm_mem_next_data(struct vmm_mem *m, uint64_t off, uint64_t *start, uint64_t *end);
+int vmm_mem_put(struct vmm_mem *m, uint64_t off, const void *data, size_t len);
+int vmm_mem_zero(struct vmm_mem *m, uint64_t off, uint64_t len);
 
 struct vmm_vm;
 /* Dirty logging for migration: re-registers every slot with (or without)
@@ -347,6 +364,7 @@ enum vmm_guest_kind {
 
 struct vmm_config {
 	uint64_t mem_size; /* bytes, multiple of 2 MiB */
+	bool large_pages;  /* back RAM with the host's 2 MiB pages when its pool can hold it */
 	int nr_vcpus;
 	enum vmm_guest_kind kind;
 	const char *kernel; /* path */

@@ -8,7 +8,7 @@
 #include "kernel/vmm/vmm.h"
 
 /* mem.c */
-int vmm__mem_init(struct vmm_mem *m, uint64_t size, struct kb_errmsg *err);
+int vmm__mem_init(struct vmm_mem *m, uint64_t size, bool large, struct kb_errmsg *err);
 int vmm__mem_register(struct vmm_mem *m, int vm_fd, uint32_t flags, struct kb_errmsg *err);
 /* Returns every page of guest RAM to the host (contents read back as zero). */
 int vmm__mem_discard(struct vmm_mem *m);

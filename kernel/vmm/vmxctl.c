@@ -77,9 +77,11 @@ static void print_reply(const char *cmd, const Keel__Vmk__VmxReply *rp, int json
 			print_json_string(st->stop_message);
 		}
 		if (s) {
-			printf(",\"mem_size\":%llu,\"mem_touched\":%llu,\"vmm_rss\":%llu,"
+			printf(",\"mem_size\":%llu,\"mem_large_pages\":%s,\"mem_touched\":%llu,"
+			       "\"vmm_rss\":%llu,"
 			       "\"heartbeat_seq\":%llu,\"heartbeat_age_ms\":%llu,\"vcpus\":[",
-			       (unsigned long long)s->mem_size, (unsigned long long)s->mem_touched,
+			       (unsigned long long)s->mem_size, s->mem_large_pages ? "true" : "false",
+			       (unsigned long long)s->mem_touched,
 			       (unsigned long long)s->vmm_rss, (unsigned long long)s->heartbeat_seq,
 			       (unsigned long long)s->heartbeat_age_ms);
 			for (size_t i = 0; i < s->n_vcpus; i++) {
@@ -116,8 +118,8 @@ static void print_reply(const char *cmd, const Keel__Vmk__VmxReply *rp, int json
 		if (strcmp(st->state, "stopped") == 0)
 			printf("stop reason: %s (%s)\n", st->stop_reason, st->stop_message);
 	} else if (s) {
-		printf("memory: %llu MiB, touched %llu KiB\nvmx rss: %llu KiB\n",
-		       (unsigned long long)(s->mem_size >> 20),
+		printf("memory: %llu MiB in %s pages, touched %llu KiB\nvmx rss: %llu KiB\n",
+		       (unsigned long long)(s->mem_size >> 20), s->mem_large_pages ? "2 MiB" : "4 KiB",
 		       (unsigned long long)(s->mem_touched >> 10),
 		       (unsigned long long)(s->vmm_rss >> 10));
 		printf("heartbeat: seq %llu, %llu ms ago\n", (unsigned long long)s->heartbeat_seq,

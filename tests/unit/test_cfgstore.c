@@ -773,7 +773,16 @@ static void test_advanced_parse(void **state)
 	assert_int_equal(vmk_cfg_advanced_parse(mig, strlen(mig), &a, &err), 0);
 	assert_int_equal(a.migrate_encrypt, 0);
 	assert_int_equal(a.migrate_streams, 4);
+	assert_int_equal(a.large_pages, -1);
+	const char *lp = "Mem.AllocGuestLargePage = 0\n";
+	assert_int_equal(vmk_cfg_advanced_parse(lp, strlen(lp), &a, &err), 0);
+	assert_int_equal(a.large_pages, 0);
+	lp = "Mem.AllocGuestLargePage = on\n";
+	assert_int_equal(vmk_cfg_advanced_parse(lp, strlen(lp), &a, &err), 0);
+	assert_int_equal(a.large_pages, 1);
 	const char *bad[][2] = {
+	    {"Mem.AllocGuestLargePage = 2\n", "1 or 0"},
+	    {"Mem.AllocGuestLargePage = 1\nMem.AllocGuestLargePage = 0\n", "set twice"},
 	    {"Migrate.Encrypt = maybe\n", "1 or 0"},
 	    {"Migrate.StreamsPerAdapter = 0\n", "1..8"},
 	    {"Migrate.StreamsPerAdapter = 9\n", "1..8"},
