@@ -49,6 +49,10 @@
 #define THROTTLE_MAX	    99
 #define BW_GUESS	    (500ull << 20) /* bytes/s until a round has measured it */
 #define BW_MIN_SAMPLE	    (4ull << 20)   /* a round this big measures the bandwidth */
+/* The share of the downtime target the last pages may take: the rest is for what every
+ * switchover does whatever the guest (the disks' flush, the state, READY, the commit, GO and
+ * RESUMED), 1-2 ms on this machine. */
+#define LAST_PAGES_PCT	    40
 #define LAST_INLINE_PAGES   2048	   /* a smaller last round is sent without wake-ups */
 
 struct sender {
@@ -467,7 +471,7 @@ static int precopy(struct vmo_source *s, struct kb_errmsg *err)
 		       s->round, (unsigned long long)(dirty >> 10),
 		       (unsigned long long)(rate >> 20), (unsigned long long)(use_bw >> 20),
 		       (unsigned long long)est_us);
-		if (est_us <= (uint64_t)downtime_ms * 1000)
+		if (est_us <= (uint64_t)downtime_ms * 10 * LAST_PAGES_PCT)
 			return 0;
 		if (s->round >= max_rounds) {
 			kb_log(s->vm->log, KB_LOG_INFO,

@@ -45,6 +45,7 @@ BOOT_TIMEOUT = 40.0      # qemu start to "payload: ready" (boot and fill)
 MIGRATE_TIMEOUT = 40.0   # "migrate" to completed
 
 _tsc_khz = None
+HUGEPAGES = False  # guest RAM from the host's 2 MiB pool (memory-backend-memfd, hugetlb=on)
 
 TSC_CALIBRATE_C = r"""
 #include <stdio.h>
@@ -274,6 +275,9 @@ def _start_qemu(d, name, elf, spec, cmdline, extra):
             "-name", f"vmotion-qemu-{name}", "-m", str(spec["mem_mib"]),
             "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off",
             "-kernel", elf, "-append", cmdline, *extra]
+    if HUGEPAGES:
+        argv += ["-object", f"memory-backend-memfd,id=ram0,size={spec['mem_mib']}M,"
+                 "hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=ram0"]
     with open(errlog, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=err)
@@ -412,10 +416,16 @@ def _run(case, tmpdir, rate_check_s=0.0):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def run_case(case, tmpdir):
+def run_case(case, tmpdir, hugepages=False):
     """Migrates case once with QEMU; returns {"total_ms", "downtime_ms", "mib_sent"}.
+    With hugepages, guest RAM comes from the host's pool of 2 MiB pages on both sides.
     Raises RuntimeError with a message on any failure; cleans up whatever happens."""
-    out = _run(case, tmpdir)
+    global HUGEPAGES
+    HUGEPAGES = hugepages
+    try:
+        out = _run(case, tmpdir)
+    finally:
+        HUGEPAGES = False
     return {k: out[k] for k in ("total_ms", "downtime_ms", "mib_sent")}
 
 
