@@ -114,27 +114,6 @@ if [ "$held" != 0 ]; then
 	exit 77
 fi
 
-# wait_exit PID SECONDS: sets RC to the process's exit status (fails after SECONDS).
-wait_exit() {
-	local pid=$1 n=$((${2:-10} * 20))
-	for ((i = 0; i < n; i++)); do
-		if ! kill -0 "$pid" 2>/dev/null ||
-			[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-			RC=0
-			wait "$pid" || RC=$?
-			return 0
-		fi
-		sleep 0.05
-	done
-	fail "process $pid did not exit"
-}
-
-# last_counter NAME: the last console counter of NAME.
-last_counter() {
-	wait_for "$T/$1.log" "counter [0-9]+" 5
-	grep -Eo 'counter [0-9]+' "$T/$1.log" | tail -1 | awk '{print $2}'
-}
-
 # backing NAME PID LARGE(true|false): stats, --json stats and the mapping agree on it.
 backing() {
 	local name=$1 pid=$2 large=$3 want_txt=4\ KiB want_kib=4

@@ -18,27 +18,6 @@ truncate -s 16M "$T/disk.img"
 GUEST=(--kernel "$KGUEST" --mem 256M --disk "$T/disk.img")
 CL="counter_ms=100 hb_ms=50 disk_seq=1 disk_ms=20 fill_mib=16 dirty_ws_mib=64 dirty_mib_s=64"
 
-# wait_exit PID SECONDS: sets RC to the process's exit status (fails after SECONDS).
-wait_exit() {
-	local pid=$1 n=$((${2:-10} * 20))
-	for ((i = 0; i < n; i++)); do
-		if ! kill -0 "$pid" 2>/dev/null || grep -q '^Z' "/proc/$pid/stat" 2>/dev/null ||
-			[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-			RC=0
-			wait "$pid" || RC=$?
-			return 0
-		fi
-		sleep 0.05
-	done
-	fail "process $pid did not exit"
-}
-
-# last_counter NAME: the last console counter of NAME.
-last_counter() {
-	wait_for "$T/$1.log" "counter [0-9]+" 5
-	grep -Eo 'counter [0-9]+' "$T/$1.log" | tail -1 | awk '{print $2}'
-}
-
 # incoming NAME PORT: an incoming vmx for the guest; sets IN_PID.
 incoming() {
 	start_vmx "$1" "${GUEST[@]}" --cmdline "$CL" --incoming "127.0.0.1:$2"
