@@ -21,16 +21,15 @@
  * nothing.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ft/ckpt.h"
+#include "kernel/vmm/vmm.h"
 #include "lib/crc.h"
 #include "lib/heap.h"
 #include "lib/time.h"
 
-#define PUNCH_MIN_PAGES 512 /* ZERO ranges from this size give the pages back (memfd) */
 #define BYTES_MIN	(64u << 10)
 #define OPS_MIN		64u
 
@@ -169,39 +168,30 @@ static int no_memory(struct kb_errmsg *err, const char *what)
 
 static void zero_pages(const struct ft_target *t, uint64_t first, uint32_t count)
 {
-	if (t->memfd >= 0 && count >= PUNCH_MIN_PAGES &&
-	    fallocate(t->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(first * VMO_PAGE_SIZE), (off_t)count * VMO_PAGE_SIZE) == 0)
+	if (t->vmem != NULL &&
+	    vmm_mem_zero(t->vmem, first * VMO_PAGE_SIZE, (uint64_t)count * VMO_PAGE_SIZE) == 0)
 		return;
 	memset(t->mem + first * VMO_PAGE_SIZE, 0, (size_t)count * VMO_PAGE_SIZE);
 }
 
-/* Writes whole pages of the sync through the memfd when there is one (the page cache takes
- * them without clearing a page first), else through the mapping. */
+/* Writes whole pages of the sync with vmm_mem_put when the target is a VM's memory (on
+ * 4 KiB pages the page cache takes them without clearing a page first), else through the
+ * mapping. */
 static int sync_pages(const struct ft_target *t, uint64_t first, const uint8_t *data,
 		      uint32_t count, struct kb_errmsg *err)
 {
-	size_t len = (size_t)count * VMO_PAGE_SIZE, done = 0;
-	off_t off = (off_t)(first * VMO_PAGE_SIZE);
+	size_t len = (size_t)count * VMO_PAGE_SIZE;
+	int rv;
 
-	if (t->memfd < 0) {
+	if (t->vmem == NULL) {
 		memcpy(t->mem + first * VMO_PAGE_SIZE, data, len);
 		return 0;
 	}
-	while (done < len) {
-		ssize_t n = pwrite(t->memfd, data + done, len - done, off + (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int rv = n < 0 ? -errno : -EIO;
-
-			kb_errmsg_setf(err, "ft: writing %u pages at page %llu: %s", count,
-				       (unsigned long long)first, kb_strerror(rv));
-			return rv;
-		}
-		done += (size_t)n;
-	}
-	return 0;
+	rv = vmm_mem_put(t->vmem, first * VMO_PAGE_SIZE, data, len);
+	if (rv < 0)
+		kb_errmsg_setf(err, "ft: writing %u pages at page %llu: %s", count,
+			       (unsigned long long)first, kb_strerror(rv));
+	return rv;
 }
 
 static int disk_write(const struct ft_target *t, uint32_t index, uint64_t offset,

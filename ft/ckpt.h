@@ -25,11 +25,14 @@
 #define FT_STAGE_DISK_MAX  (256u << 20) /* disk data bytes in one checkpoint */
 #define FT_STAGE_STATE_MAX (64u << 20)  /* state bytes in one checkpoint */
 
+struct vmm_mem;
+
 /* Where checkpoints are applied: the secondary's guest memory and disk copies. */
 struct ft_target {
 	uint8_t *mem;	/* guest memory, memfd page order (docs/vm-state.md) */
 	uint64_t pages; /* its size in 4 KiB pages */
-	int memfd;	/* -1: pages are copied through mem only */
+	struct vmm_mem *vmem; /* the VM's memory (mem is its mapping): pages are written and
+			       * cleared with vmm_mem_put/vmm_mem_zero; NULL: through mem only */
 	uint32_t nr_disks;
 	int disk_fds[VMO_DISK_MAX];	   /* open for writing */
 	uint64_t disk_size[VMO_DISK_MAX]; /* bytes; a write must end at or before */

@@ -219,8 +219,7 @@ int ft_secondary_create(struct vmm_vm *vm, int listen_fd, const char *const *dis
 	s->st.phase = VMM_FT_CONNECTING;
 	s->target.mem = vm->mem.base;
 	s->target.pages = vm->mem.size / VMO_PAGE_SIZE;
-	/* large pages take neither write(2) nor a punched hole: through the mapping */
-	s->target.memfd = vm->mem.large ? -1 : vm->mem.memfd;
+	s->target.vmem = &vm->mem;
 	s->target.nr_disks = (uint32_t)nr_disks;
 	for (int i = 0; i < (int)VMO_DISK_MAX; i++)
 		s->target.disk_fds[i] = -1;

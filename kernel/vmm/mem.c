@@ -6,7 +6,7 @@
  * and write guest memory without touching KVM. The VMM's own writes are tracked in `dirty`,
  * a bitmap over memfd pages, because KVM's dirty log sees only vCPU writes.
  *
- * Backing (docs/vmm.md, "Guest memory"): small pages (shmem, 4 KiB) are allocated on first
+ * Backing (docs/vmx.md, "Large pages"): small pages (shmem, 4 KiB) are allocated on first
  * touch, and a guest's untouched RAM costs nothing. Large pages (--large-pages) come from
  * the host's pool of 2 MiB pages (hugetlbfs): the whole size is reserved from the pool when
  * the VM is created, so no later touch can fail, and pages are still taken on first touch.
@@ -165,19 +165,15 @@ void vmm__mem_close(struct vmm_mem *m)
 	m->memfd = -1;
 }
 
-/* Large pages present in the mapping, from mincore: vec[i] for the 2 MiB page at
- * first + i, n of them. */
-static int large_present(struct vmm_mem *m, uint64_t first, uint64_t n, unsigned char *out)
+/* Whether the 2 MiB page lp has been taken (is present in the mapping): 1, 0, or a
+ * negative errno. mincore answers per 4 KiB page; the first of the large page tells. */
+static int large_taken(struct vmm_mem *m, uint64_t lp)
 {
-	unsigned char vec[512];
+	unsigned char in;
 
-	for (uint64_t i = 0; i < n; i++) {
-		/* one byte per 4 KiB page is asked for; the first of each 2 MiB page tells */
-		if (mincore(m->base + (first + i) * VMM_LARGE_PAGE, VMM_PAGE_SIZE, vec) < 0)
-			return -errno;
-		out[i] = vec[0] & 1;
-	}
-	return 0;
+	if (mincore(m->base + lp * VMM_LARGE_PAGE, VMM_PAGE_SIZE, &in) < 0)
+		return -errno;
+	return in & 1;
 }
 
 int vmm_mem_next_data(struct vmm_mem *m, uint64_t off, uint64_t *start, uint64_t *end)
@@ -197,26 +193,19 @@ int vmm_mem_next_data(struct vmm_mem *m, uint64_t off, uint64_t *start, uint64_t
 		return 0;
 	}
 	uint64_t lp = off / VMM_LARGE_PAGE, nr = m->size / VMM_LARGE_PAGE;
-	unsigned char in;
-	int rv;
+	int in = 0;
 
-	for (; lp < nr; lp++) {
-		if ((rv = large_present(m, lp, 1, &in)) < 0)
-			return rv;
-		if (in)
-			break;
-	}
+	while (lp < nr && (in = large_taken(m, lp)) == 0)
+		lp++;
+	if (in < 0)
+		return in;
 	if (lp == nr)
 		return 0;
-	*start = lp * VMM_LARGE_PAGE;
-	if (*start < off)
-		*start = off;
-	for (lp++; lp < nr; lp++) {
-		if ((rv = large_present(m, lp, 1, &in)) < 0)
-			return rv;
-		if (!in)
-			break;
-	}
+	*start = lp * VMM_LARGE_PAGE > off ? lp * VMM_LARGE_PAGE : off;
+	while (++lp < nr && (in = large_taken(m, lp)) == 1)
+		;
+	if (in < 0)
+		return in;
 	*end = lp * VMM_LARGE_PAGE;
 	return 0;
 }
@@ -260,13 +249,12 @@ int vmm_mem_zero(struct vmm_mem *m, uint64_t off, uint64_t len)
 	while (len > 0) {
 		uint64_t lp = off / VMM_LARGE_PAGE;
 		uint64_t n = (lp + 1) * VMM_LARGE_PAGE - off;
-		unsigned char in;
-		int rv;
+		int in = large_taken(m, lp);
 
+		if (in < 0)
+			return in;
 		if (n > len)
 			n = len;
-		if ((rv = large_present(m, lp, 1, &in)) < 0)
-			return rv;
 		if (in)
 			memset(m->base + off, 0, n);
 		off += n;

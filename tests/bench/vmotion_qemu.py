@@ -45,7 +45,6 @@ BOOT_TIMEOUT = 40.0      # qemu start to "payload: ready" (boot and fill)
 MIGRATE_TIMEOUT = 40.0   # "migrate" to completed
 
 _tsc_khz = None
-HUGEPAGES = False  # guest RAM from the host's 2 MiB pool (memory-backend-memfd, hugetlb=on)
 
 TSC_CALIBRATE_C = r"""
 #include <stdio.h>
@@ -275,9 +274,6 @@ def _start_qemu(d, name, elf, spec, cmdline, extra):
             "-name", f"vmotion-qemu-{name}", "-m", str(spec["mem_mib"]),
             "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off",
             "-kernel", elf, "-append", cmdline, *extra]
-    if HUGEPAGES:
-        argv += ["-object", f"memory-backend-memfd,id=ram0,size={spec['mem_mib']}M,"
-                 "hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=ram0"]
     with open(errlog, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=err)
@@ -299,15 +295,18 @@ def _rate_mib_s(samples):
     return (n1 - n0) / 256.0 / (t1 - t0)
 
 
-def _run(case, tmpdir, rate_check_s=0.0):
+def _run(case, tmpdir, rate_check_s=0.0, hugepages=False):
     """One migration of case (or, with rate_check_s, no migration: the dirtier's rate
-    over that many seconds). Returns the figures and checks."""
+    over that many seconds); with hugepages, guest RAM from the host's pool of 2 MiB pages
+    on both sides. Returns the figures and checks."""
     if case not in CASES:
         raise ValueError(f"unknown case '{case}' (cases: {', '.join(CASES)})")
     why = missing()
     if why:
         raise RuntimeError(why)
     spec = CASES[case]
+    mem = ["-object", f"memory-backend-memfd,id=ram0,size={spec['mem_mib']}M,hugetlb=on,"
+           "hugetlbsize=2M", "-machine", "memory-backend=ram0"] if hugepages else []
     d = os.path.abspath(tempfile.mkdtemp(prefix="vmotion-qemu-", dir=tmpdir))
     if any(c.isspace() for c in d):
         shutil.rmtree(d, ignore_errors=True)
@@ -321,11 +320,11 @@ def _run(case, tmpdir, rate_check_s=0.0):
         port = _free_port()
         t_start = time.monotonic()
         log(f"{case}: starting source and destination (-m {spec['mem_mib']}, '{cmdline}')")
-        src, src_qmp, src_err = _start_qemu(d, "src", elf, spec, cmdline, [])
+        src, src_qmp, src_err = _start_qemu(d, "src", elf, spec, cmdline, mem)
         con_src = Console(src)
         for attempt in range(3 if not rate_check_s else 0):
             dst, dst_qmp, dst_err = _start_qemu(d, f"dst{attempt}", elf, spec, cmdline,
-                                                ["-incoming", f"tcp:127.0.0.1:{port}"])
+                                                mem + ["-incoming", f"tcp:127.0.0.1:{port}"])
             con_dst = Console(dst)
             try:
                 qdst = Qmp(dst_qmp, dst, dst_err)
@@ -420,12 +419,7 @@ def run_case(case, tmpdir, hugepages=False):
     """Migrates case once with QEMU; returns {"total_ms", "downtime_ms", "mib_sent"}.
     With hugepages, guest RAM comes from the host's pool of 2 MiB pages on both sides.
     Raises RuntimeError with a message on any failure; cleans up whatever happens."""
-    global HUGEPAGES
-    HUGEPAGES = hugepages
-    try:
-        out = _run(case, tmpdir)
-    finally:
-        HUGEPAGES = False
+    out = _run(case, tmpdir, hugepages=hugepages)
     return {k: out[k] for k in ("total_ms", "downtime_ms", "mib_sent")}
 
 

@@ -78,7 +78,7 @@ static void setup(void)
 {
 	target.mem = mem;
 	target.pages = PAGES;
-	target.memfd = -1;
+	target.vmem = NULL;
 	target.nr_disks = DISKS;
 	for (unsigned i = 0; i < DISKS; i++) {
 		target.disk_fds[i] = memfd_create("fuzz-ft-disk", MFD_CLOEXEC);

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "ft/ckpt.h"
+#include "kernel/vmm/vmm.h"
 #include "lib/crc.h"
 #include "lib/err.h"
 #include "lib/heap.h"
@@ -83,7 +84,7 @@ static struct fix *fix_new(void)
 	memset(f->exp_mem, 0xee, PAGES * PG);
 	f->t.mem = f->mem;
 	f->t.pages = PAGES;
-	f->t.memfd = -1;
+	f->t.vmem = NULL;
 	f->t.nr_disks = DISKS;
 	for (unsigned i = 0; i < DISKS; i++) {
 		f->t.disk_fds[i] = temp_disk();
@@ -318,7 +319,7 @@ static void test_create_refusals(void **state)
 {
 	(void)state;
 	uint8_t mem[PG];
-	struct ft_target t = {.mem = mem, .pages = 1, .memfd = -1};
+	struct ft_target t = {.mem = mem, .pages = 1};
 	struct ft_stage *s = (struct ft_stage *)&t;
 
 	t.pages = 0;
@@ -681,7 +682,7 @@ static void test_limits(void **state)
 	(void)state;
 	static uint8_t d[4096], st[4096];
 	uint64_t big = FT_STAGE_PAGES_MAX + 16;
-	struct ft_target t = {.pages = big, .memfd = -1};
+	struct ft_target t = {.pages = big};
 	struct ft_stage *s;
 	struct kb_errmsg err = {{0}};
 	struct vmo_rec r;
@@ -810,16 +811,18 @@ static void test_memfd_target(void **state)
 	(void)state;
 	const uint64_t pages = 2048;
 	static uint8_t data[16 * PG];
-	struct ft_target t = {.pages = pages};
+	struct vmm_mem vmem = {.size = pages * PG};
+	struct ft_target t = {.pages = pages, .vmem = &vmem};
 	struct ft_stage *s;
 	struct kb_errmsg err = {{0}};
 	struct vmo_rec r;
 
 	fill(data, sizeof(data), 41);
-	t.memfd = memfd_create("ft-ckpt-test", MFD_CLOEXEC);
-	assert_true(t.memfd >= 0);
-	assert_int_equal(ftruncate(t.memfd, (off_t)(pages * PG)), 0);
-	t.mem = mmap(NULL, pages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, t.memfd, 0);
+	vmem.memfd = memfd_create("ft-ckpt-test", MFD_CLOEXEC);
+	assert_true(vmem.memfd >= 0);
+	assert_int_equal(ftruncate(vmem.memfd, (off_t)(pages * PG)), 0);
+	t.mem = vmem.base =
+	    mmap(NULL, pages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, vmem.memfd, 0);
 	assert_true(t.mem != MAP_FAILED);
 	memset(t.mem, 0x5a, pages * PG);
 	assert_int_equal(ft_stage_create(&t, &s), 0);
@@ -849,7 +852,7 @@ static void test_memfd_target(void **state)
 
 	ft_stage_destroy(s);
 	munmap(t.mem, pages * PG);
-	close(t.memfd);
+	close(vmem.memfd);
 }
 
 /* 1000 checkpoints of the same shape after the first one allocate nothing: every
@@ -897,7 +900,7 @@ static void test_figures(void **state)
 	(void)state;
 	const uint64_t pages = 4096, dirty = 2048, rounds = 20;
 	const uint32_t disk_len = VMO_DISK_DATA_MAX, state_len = 64u << 10;
-	struct ft_target t = {.pages = pages, .memfd = -1, .nr_disks = 1};
+	struct ft_target t = {.pages = pages, .nr_disks = 1};
 	uint8_t *src = malloc(dirty * PG), *st = malloc(state_len);
 	struct kb_errmsg err = {{0}};
 	struct ft_stage_stats ss;
