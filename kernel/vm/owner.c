@@ -152,6 +152,7 @@ int vmk__owner_power_on(struct vmk_vm *vm, struct vmk_vm_owner *own, bool wanted
 				snprintf(placed->placement, sizeof(placed->placement),
 					 "VM %s placed on %s by the cluster", vm->cfg.name,
 					 placed->host);
+			err->msg[0] = '\0'; /* the cluster's refusal is the success here */
 			return 0;
 		}
 		if (cv.placement[0])

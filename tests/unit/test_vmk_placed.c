@@ -107,6 +107,7 @@ static void test_placed_succeeds(void **unused)
 	assert_string_equal(rp->placed_on, "esx3");
 	assert_int_equal(rp->placed_on_id, OTHER_HOST);
 	assert_string_equal(rp->placement, words);
+	assert_string_equal(rp->error, ""); /* the success carries no error text */
 	assert_int_equal(rp->n_vms, 1);
 	assert_string_equal(rp->vms[0]->name, "pl1");
 	assert_string_equal(rp->vms[0]->power_state, "poweredOff");
