@@ -726,16 +726,30 @@ static void on_tick(uv_timer_t *t)
 int hd_auth_cfg_put(struct hd_vim *v, const void *text, size_t len, bool keep, hd_auth_cfg_cb cb,
 		    void *arg)
 {
-	struct item *it;
+	struct item *it = NULL;
 
 	if (!st) {
 		cb(v, arg, HD_AUTH_CFG_QUEUED, "");
 		return 0;
 	}
-	if (set_buf(&st->latest, text, len) != 0)
-		return -ENOMEM;
 	/* The store has it already (a copy rewritten after a push to the cluster). */
-	if (!st->pending && !st->busy && !st->head && buf_eq(&st->stored, text, len)) {
+	bool stored = !st->pending && !st->busy && !st->head && buf_eq(&st->stored, text, len);
+	if (!stored && !st->pending) {
+		/* made before latest moves, so a refusal here leaves the undo its old text */
+		it = kb_calloc(1, sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		kb_buf_init(&it->text, 0);
+		if (kb_buf_append(&it->text, text, len) != 0) {
+			item_free(it);
+			return -ENOMEM;
+		}
+	}
+	if (set_buf(&st->latest, text, len) != 0) {
+		item_free(it);
+		return -ENOMEM;
+	}
+	if (stored) {
 		cb(v, arg, HD_AUTH_CFG_STORED, "");
 		return 0;
 	}
@@ -743,14 +757,6 @@ int hd_auth_cfg_put(struct hd_vim *v, const void *text, size_t len, bool keep, h
 		/* vmkernel did not answer last: the retry puts the live database. */
 		cb(v, arg, HD_AUTH_CFG_QUEUED, "");
 		return 0;
-	}
-	it = kb_calloc(1, sizeof(*it));
-	if (!it)
-		return -ENOMEM;
-	kb_buf_init(&it->text, 0);
-	if (kb_buf_append(&it->text, text, len) != 0) {
-		kb_free(it);
-		return -ENOMEM;
 	}
 	it->keep = keep;
 	it->cb = cb;

@@ -27,13 +27,14 @@
 #include <stddef.h>
 
 #include "hostagent/auth.h"
+#include "kernel/cfg/cfg.h"
 #include "lib/err.h"
 
 struct hd_vim;
 
-#define HD_AUTH_CFG_PATH     "etc/keel/auth.db"
+#define HD_AUTH_CFG_PATH     VMK_CFG_AUTH
 #define HD_AUTH_CFG_MODE     0600
-#define HD_AUTH_CFG_MAX	     (64u << 10) /* the store's limit of one file */
+#define HD_AUTH_CFG_MAX	     VMK_CFG_FILE_MAX /* the store's limit of one file */
 #define HD_AUTH_CFG_RETRY_MS 2000
 #define HD_AUTH_PENDING_FILE "auth.pending"
 

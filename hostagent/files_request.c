@@ -326,7 +326,7 @@ static bool authorize_store(struct xfer *f)
 		return authorize(f, "Host.Config.Network");
 	/* The users' password hashes: the user database, and the archive holding it (a
 	 * restore also replaces the users) */
-	if ((f->archive || strcmp(f->rel, "etc/keel/auth.db") == 0) &&
+	if ((f->archive || strcmp(f->rel, VMK_CFG_AUTH) == 0) &&
 	    !authorize(f, "Authorization.ModifyUsers"))
 		return false;
 	return authorize(f, "Host.Config.Network") && authorize(f, "Host.Config.Storage");
@@ -376,7 +376,7 @@ static bool check(struct xfer *f, struct hd_call *call, const char *url)
 	}
 	/* hostd's user database (hostagent/auth_cfg.h): hostd is its only writer. */
 	if (f->store && !f->archive && f->kind == K_PUT &&
-	    strcmp(f->rel, "etc/keel/auth.db") == 0) {
+	    strcmp(f->rel, VMK_CFG_AUTH) == 0) {
 		hd__xfer_refuse(f, 403,
 				"%s cannot be put: users are changed through the API (keel user, "
 				"keel role, keel perm)",

@@ -316,7 +316,7 @@ static void saved(struct hd_vim *v, void *arg, int rv, const char *msg)
 
 	(void)v;
 	(void)msg;
-	if (rv == -ECANCELED || rv < 0) {
+	if (rv < 0) { /* -ECANCELED too: hostd stops */
 		job_free(j);
 		return;
 	}
