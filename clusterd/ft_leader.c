@@ -258,27 +258,23 @@ static int check_preferred(const struct cd_state *s, const struct cd_vm *vm, uin
 	return 0;
 }
 
-/* The leader's view: ms since host's last network heartbeat (-1: unknown), or for the
- * leader before this one, since its last ACK (hbnet.c, cd_hbnet_silence). */
-static int64_t net_age(struct cd_daemon *d, uint64_t host)
-{
-	return cd_hbnet_silence(d, host);
-}
-
 /* A host that has not sent a heartbeat for as long as a takeover waits: gone, most likely,
- * though not declared failed yet. */
+ * though not declared failed yet. The leader's view: ms since the host's last network
+ * heartbeat (-1: unknown), or for the leader before this one, since its last ACK (hbnet.c,
+ * cd_hbnet_silence). */
 static bool silent(struct cd_daemon *d, uint64_t host)
 {
-	return net_age(d, host) >= CD_FT_PRIMARY_SILENT_MS;
+	return cd_hbnet_silence(d, host) >= CD_FT_PRIMARY_SILENT_MS;
 }
 
+/* *age: cd_hbnet_silence of the primary's host, for the log. */
 static bool primary_silent(struct cd_daemon *d, const struct cd_state *s, const struct cd_vm *vm,
 			   int64_t *age)
 {
 	const struct cd_host *p = cd_state_host(s, vm->owner);
 
-	*age = net_age(d, vm->owner);
-	return !p || p->state != CONNECTED || silent(d, vm->owner);
+	*age = cd_hbnet_silence(d, vm->owner);
+	return !p || p->state != CONNECTED || *age >= CD_FT_PRIMARY_SILENT_MS;
 }
 
 int cd_ft_vmop(struct cd_daemon *d, uint64_t host, const Keel__Cluster__ClusterVmRequest *rq,

@@ -796,7 +796,7 @@ static void end_session(struct ft_primary *p)
 	/* With the vCPUs paused, the held frames leave (or are dropped) before the hook
 	 * goes: nothing the guest sends afterwards may overtake them (a client would see a
 	 * newer reply before an older one, as if the VM had gone back). */
-	bool paused = vmm_vm_pause(p->vm) == 0;
+	(void)vmm_vm_pause(p->vm);
 
 	pthread_mutex_lock(&p->out_lock);
 	p->hold = false;
@@ -809,11 +809,7 @@ static void end_session(struct ft_primary *p)
 		release(p, &p->ckpt_frames);
 		release(p, &p->frames);
 	}
-	if (paused) {
-		/* as set_hook(): the hook goes only while no vCPU can be inside it */
-		__atomic_store_n(&p->vm->out_hook, NULL, __ATOMIC_RELEASE);
-		(void)vmm_vm_resume(p->vm);
-	}
+	(void)set_hook(p, false); /* still paused: it stores NULL and resumes */
 	struct kb_errmsg e = {{0}};
 	(void)vmm_mem_log_dirty(p->vm, false, &e);
 	vmo_conn_free(p->conn);

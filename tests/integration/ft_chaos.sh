@@ -78,7 +78,8 @@ sleep 1
 for step in $(seq "$STEPS"); do
 	pri=$(field 3) sec=$(field 2) epoch=$(field 4)
 	what=$((RANDOM % 4))
-	at=$(printf '%d.%03d' $((($(now_ms) - t_client) / 1000)) $((($(now_ms) - t_client) % 1000)))
+	e=$(($(now_ms) - t_client))
+	at=$(printf '%d.%03d' $((e / 1000)) $((e % 1000)))
 	# host1 leads: it is never hurt; a fault aimed at it becomes a test failover
 	{ [ $what = 0 ] || [ $what = 2 ]; } && [ "$pri" = host1 ] && what=3
 	[ $what = 1 ] && [ "$sec" = host1 ] && what=3

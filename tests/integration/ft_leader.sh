@@ -58,17 +58,24 @@ kv 1 vm ft enable f1 --secondary-host host2 >/dev/null || fail "ft enable"
 prot() { [[ $(ft_of 1) == "protected host2 host1 1" ]]; }
 until_ok 30 prot || fail "f1 not protected with its secondary on host2: $(ft_of 1)"
 
+# The client asks until a while after the takeover (STOP_FILE), so the longest silence it
+# prints must be the failover's: one that ended after the kill, 2 s in.
 ip netns exec "$prefix-lab-host3" python3 "$KEEL_TOP/tests/integration/udp_seq_client.py" \
-	198.18.10.1 8 >"$T/client.out" 2>"$T/client.err" &
+	198.18.10.1 60 "$T/client.stop" >"$T/client.out" 2>"$T/client.err" &
 CLIENT=$!
 sleep 2
 lab host-kill host1 --dir "$LAB" >/dev/null || fail "host-kill host1"
 moved() { [[ $(ft_of 2) == *" host2 2" ]]; }
 until_ok 20 moved || fail "f1 did not fail over to host2: $(ft_of 2)"
+sleep 1.5
+touch "$T/client.stop"
 wait "$CLIENT" || fail "the output-commit check: $(cat "$T/client.out" "$T/client.err")"
 CLIENT=
 out=$(cat "$T/client.out")
 [[ $out == *"violations=0"* ]] || fail "violations: $out"
+gap_at=$(sed -n 's/.* gap_at=\([0-9.]*\) .*/\1/p' <<<"$out")
+[ "$(py "1 if $gap_at >= 2.0 else 0" '{}')" = 1 ] ||
+	fail "no reply came after host1 was killed (the longest silence ended at ${gap_at}s): $out"
 [ "$(power_of 2)" = poweredOn ] || fail "f1 does not run on host2: $(power_of 2)"
 [ "$(power_of 3)" != poweredOn ] || fail "f1 runs on host3 too"
 ev=$(kc 2 events --json) || fail "events"
