@@ -35,7 +35,6 @@ start_hostd() {
 	HOSTD_PID=$!
 	PIDS+=("$HOSTD_PID")
 	wait_for "$T/hostd.log" 'hostd ready' 20
-	cp "$T/hostd.log" "$T/hostd-$(date +%s%N).log.keep"
 }
 stop_hostd() {
 	kill -TERM "$HOSTD_PID"
