@@ -10,6 +10,8 @@
  * gets an error reply and the connection is closed.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clusterd/codec.h"
@@ -668,8 +670,32 @@ int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)
 	};
 
 	int rv = cd_drs_start(d, e);
+	const char *env = getenv(CD_CTL_FD_ENV);
+	int fd = -1;
 
-	return rv ? rv : kb_ctlserver_start(&server, d->loop, d->socket_path, REQ_MAX, &cbs, d, e);
+	if (rv)
+		return rv;
+	if (env) { /* the listening socket of the image before a re-exec */
+		char *end;
+		long v = strtol(env, &end, 10);
+		if (*env && !*end && v >= 3 && v < INT_MAX)
+			fd = (int)v;
+		unsetenv(CD_CTL_FD_ENV);
+		return kb_ctlserver_adopt(&server, d->loop, d->socket_path, fd, REQ_MAX, &cbs, d, e);
+	}
+	return kb_ctlserver_start(&server, d->loop, d->socket_path, REQ_MAX, &cbs, d, e);
+}
+
+void cd_ctl_hand_over(struct cd_daemon *d)
+{
+	char v[16];
+	int fd = kb_ctlserver_hand_over(&server);
+
+	(void)d;
+	if (fd < 0)
+		return;
+	snprintf(v, sizeof(v), "%d", fd);
+	setenv(CD_CTL_FD_ENV, v, 1);
 }
 
 void cd_ctl_stop(struct cd_daemon *d)

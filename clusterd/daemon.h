@@ -451,8 +451,13 @@ int cd_node_role_of(struct cd_daemon *d, uint64_t id);
 
 /* Listens on d->socket_path (mode 0600). 0 or a libuv error with e set. */
 int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e);
-/* Stops listening and closes every client; unlinks the socket. */
+/* Stops listening and closes every client; unlinks the socket (not after a hand-over). */
 void cd_ctl_stop(struct cd_daemon *d);
+/* Before a re-exec: stops accepting, keeps the socket path, and puts the listening
+ * socket's fd in the environment (CD_CTL_FD_ENV) for the next image's cd_ctl_start, so a
+ * client that connects meanwhile waits instead of finding no socket. */
+#define CD_CTL_FD_ENV "KEEL_CLUSTERD_CTL_FD"
+void cd_ctl_hand_over(struct cd_daemon *d);
 
 /* ---- FT (ft_leader.c, ft.c; docs/ft.md "The cluster's part") ------------------------------ */
 

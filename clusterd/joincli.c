@@ -635,6 +635,7 @@ static void member_done(uv_work_t *w, int status)
 		/* Out of the cluster: stop, wipe the membership, start again unbootstrapped. */
 		d->wipe_on_exit = true;
 		d->reexec = true;
+		cd_ctl_hand_over(d); /* a request from now on waits for the new image */
 		uv_timer_init(d->loop, &d->leave_timer);
 		d->leave_timer.data = d;
 		uv_timer_start(&d->leave_timer, on_leave_timer, 300, 0);

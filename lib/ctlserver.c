@@ -6,8 +6,11 @@
  * a client that has disconnected meanwhile: the reply is dropped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/ctlserver.h"
@@ -225,9 +228,33 @@ static void on_connection(uv_stream_t *s, int status)
 		kb_ctlclient_close(c);
 }
 
-int kb_ctlserver_start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *path,
-		       size_t max_frame, const struct kb_ctlserver_cbs *cbs, void *arg,
-		       struct kb_errmsg *err)
+/* A Unix stream socket bound to path (a stale socket file unlinked first), mode 0600;
+ * or -errno. */
+static int bind_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rv;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0) {
+		rv = -errno;
+		close(fd);
+		return rv;
+	}
+	return fd;
+}
+
+/* Starts listening on path, on a fresh socket (fd < 0) or on the listening socket fd that a
+ * previous image of this process handed over. */
+static int start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *path, int fd,
+		 size_t max_frame, const struct kb_ctlserver_cbs *cbs, void *arg,
+		 struct kb_errmsg *err)
 {
 	int rv;
 
@@ -242,17 +269,29 @@ int kb_ctlserver_start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *pa
 		kb_errmsg_setf(err, "control socket %s: out of memory", path);
 		return -ENOMEM;
 	}
-	unlink(path);
 	uv_pipe_init(loop, &srv->pipe, 0);
 	srv->pipe.data = srv;
 	srv->started = true;
-	rv = uv_pipe_bind(&srv->pipe, path);
-	if (rv == 0) {
-		chmod(path, 0600);
+	/* The socket is made here rather than by uv_pipe_bind, whose close would unlink the
+	 * path: only kb_ctlserver_stop removes it, and a hand-over keeps it. */
+	bool fresh = fd < 0;
+
+	if (fresh)
+		fd = bind_socket(path);
+	if (fd < 0)
+		rv = fd;
+	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || listen(fd, 64) < 0)
+		rv = -errno;
+	else
+		rv = uv_pipe_open(&srv->pipe, fd);
+	if (rv < 0 && fd >= 0)
+		close(fd);
+	else if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&srv->pipe, 64, on_connection);
-	}
 	if (rv < 0) {
 		kb_errmsg_setf(err, "control socket %s: %s", path, uv_strerror(rv));
+		if (fresh && fd >= 0)
+			unlink(path);
 		uv_close((uv_handle_t *)&srv->pipe, NULL);
 		kb_free(srv->path);
 		srv->path = NULL;
@@ -260,6 +299,60 @@ int kb_ctlserver_start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *pa
 		return rv;
 	}
 	return 0;
+}
+
+int kb_ctlserver_start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *path,
+		       size_t max_frame, const struct kb_ctlserver_cbs *cbs, void *arg,
+		       struct kb_errmsg *err)
+{
+	return start(srv, loop, path, -1, max_frame, cbs, arg, err);
+}
+
+/* True when fd is a listening Unix stream socket bound to path. */
+static bool listens_on(int fd, const char *path)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int type = 0, acc = 0;
+	socklen_t tl = sizeof(type), al = sizeof(acc);
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 || !acc)
+		return false;
+	sa.sun_path[sizeof(sa.sun_path) - 1] = '\0';
+	return strcmp(sa.sun_path, path) == 0;
+}
+
+int kb_ctlserver_adopt(struct kb_ctlserver *srv, uv_loop_t *loop, const char *path, int fd,
+		       size_t max_frame, const struct kb_ctlserver_cbs *cbs, void *arg,
+		       struct kb_errmsg *err)
+{
+	if (fd < 0 || !listens_on(fd, path)) {
+		if (fd >= 0)
+			close(fd);
+		return start(srv, loop, path, -1, max_frame, cbs, arg, err);
+	}
+	return start(srv, loop, path, fd, max_frame, cbs, arg, err);
+}
+
+int kb_ctlserver_hand_over(struct kb_ctlserver *srv)
+{
+	int fd = -1;
+	uv_os_fd_t lfd;
+
+	if (!srv->started || srv->path == NULL || uv_is_closing((uv_handle_t *)&srv->pipe))
+		return -1;
+	if (uv_fileno((uv_handle_t *)&srv->pipe, &lfd) == 0)
+		fd = fcntl(lfd, F_DUPFD, 3); /* without FD_CLOEXEC: it survives the exec */
+	if (fd < 0)
+		return -1;
+	/* No more accepts here; the clients already connected are served on. */
+	uv_close((uv_handle_t *)&srv->pipe, NULL);
+	kb_free(srv->path);
+	srv->path = NULL; /* kb_ctlserver_stop leaves the path to the next image */
+	return fd;
 }
 
 void kb_ctlserver_stop(struct kb_ctlserver *srv)
@@ -270,7 +363,8 @@ void kb_ctlserver_stop(struct kb_ctlserver *srv)
 		kb_ctlclient_close(kb_list_entry(srv->clients.next, struct kb_ctlclient, link));
 	if (!uv_is_closing((uv_handle_t *)&srv->pipe))
 		uv_close((uv_handle_t *)&srv->pipe, NULL);
-	unlink(srv->path);
+	if (srv->path)
+		unlink(srv->path);
 	kb_free(srv->path);
 	srv->path = NULL;
 	srv->started = false;

@@ -80,6 +80,19 @@ int kb_ctlserver_start(struct kb_ctlserver *srv, uv_loop_t *loop, const char *pa
  * start or none (a failed start has already closed its handle). Loop thread only. */
 void kb_ctlserver_stop(struct kb_ctlserver *srv);
 
+/* A daemon that re-executes itself keeps its socket path answering across the exec:
+ * kb_ctlserver_hand_over() stops accepting connections, leaves the path in place (a later
+ * kb_ctlserver_stop() does not unlink it) and returns a duplicate of the listening socket
+ * without FD_CLOEXEC, or -1 (nothing changed). The clients already connected are served
+ * until kb_ctlserver_stop(); those that connect meanwhile wait in the socket's backlog for
+ * the new image. That image passes the fd to kb_ctlserver_adopt(), which listens on it when
+ * it is a listening Unix stream socket bound to path (FD_CLOEXEC again), and otherwise
+ * closes it and starts afresh as kb_ctlserver_start() does. Loop thread only. */
+int kb_ctlserver_hand_over(struct kb_ctlserver *srv);
+int kb_ctlserver_adopt(struct kb_ctlserver *srv, uv_loop_t *loop, const char *path, int fd,
+		       size_t max_frame, const struct kb_ctlserver_cbs *cbs, void *arg,
+		       struct kb_errmsg *err);
+
 /* Sends payload as one frame (the length prefix is added here; payload is copied, borrowed
  * for the call) and ends the client's request in flight. close_after closes the
  * connection once the frame is written; so does a peer that already went away. A reply to
