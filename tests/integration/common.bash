@@ -27,7 +27,19 @@ need_kvm() {
 fail() {
 	echo "FAIL: $*"
 	for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done
+	keep_failed
 	exit 1
+}
+
+# keep_failed: with KEEL_TEST_KEEP=DIR, copies the test's logs and other small files
+# (a lab's hosts included, while they still run) to DIR/<test>-<pid> for a later look.
+keep_failed() {
+	[ -n "${KEEL_TEST_KEEP:-}" ] || return 0
+	local d
+	d=$KEEL_TEST_KEEP/$(basename "$0" .sh)-$$
+	mkdir -p "$d"
+	(cd "$T" && find . -type f -size -4M -print0 2>/dev/null | xargs -0r cp --parents -t "$d" 2>/dev/null) || true
+	echo "kept: $d"
 }
 
 # wait_for FILE REGEX [SECONDS]: waits until a line of FILE matches REGEX.

@@ -104,9 +104,14 @@ for step in $(seq "$STEPS"); do
 		# both: a VM on two hosts is still on both when they are asked again
 		[ "$n" -le 1 ] || n=$(running)
 		[ "$n" -le 1 ] || fail "step $step: f1 runs on two hosts: $(ft_of); $(powers)"
-		echo "    $(date +%T.%N | cut -c1-12) $(ft_of), running on $n" >>"$T/trace"
-		settled && [ "$what" != 1 ] && [ "$(field 4)" -gt "$epoch" ] && break
-		settled && [ "$what" = 1 ] && [ "$(field 2)" != "$sec" ] && break
+		# one reading of the cluster's view per round: a failover between two readings
+		# must not pair the old state's "protected" with the new state's epoch
+		f=$(ft_of)
+		echo "    $(date +%T.%N | cut -c1-12) $f, running on $n" >>"$T/trace"
+		if [[ $f == protected* ]] && [ "$n" = 1 ]; then
+			[ "$what" != 1 ] && [ "$(echo "$f" | cut -d' ' -f4)" -gt "$epoch" ] && break
+			[ "$what" = 1 ] && [ "$(echo "$f" | cut -d' ' -f2)" != "$sec" ] && break
+		fi
 		sleep 0.5
 	done
 	settled || fail "step $step: f1 not protected again: $(ft_of), running on $(running) host(s)
