@@ -51,8 +51,9 @@ struct kc_lab {
 	int nhosts;
 	pid_t sup_pid;	     /* the supervisor, 0 when none was started */
 	uint64_t sup_start;  /* its start time (field 22 of /proc/PID/stat) */
-	uint64_t shared_mib; /* size of the shared datastore's image; 0: a plain directory */
-	bool shared_mounted; /* DIR/shared.img is (or was being) loop-mounted on DIR/shared */
+	uint64_t shared_mib; /* size of the shared datastore's image; 0: none */
+	bool shared_memory;  /* DIR/shared is a tmpfs (with shared_mib 0) */
+	bool shared_mounted; /* the image or the tmpfs is (or was being) mounted on DIR/shared */
 	bool worlds;	     /* each vmkernel runs the other daemons as its user worlds */
 	struct kc_lab_host hosts[KC_LAB_MAX_HOSTS + 1]; /* [1..nhosts] */
 };

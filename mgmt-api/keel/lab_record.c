@@ -12,8 +12,10 @@
  *   vmkernel=/usr/lib/keel/bin/vmkernel
  *   hosts=3
  *   supervisor=PID START         START: field 22 of /proc/PID/stat
- *   shared_mib=1024              0: DIR/shared is a plain directory
- *   shared_mounted=1             DIR/shared.img is loop-mounted on DIR/shared
+ *   shared_mib=1024              the size of DIR/shared.img, loop-mounted on DIR/shared
+ *   shared_memory=1              DIR/shared is a tmpfs (with shared_mib=0); with both 0
+ *                                (and in records without this key) a plain directory
+ *   shared_mounted=1             the image or the tmpfs is (or was being) mounted there
  *   worlds=1                     vmkernel runs clusterd, hostd, vmsyslogd as user worlds;
  *                                0 (or absent: a lab made before worlds): the lab does
  *   host1=up                     up | killed
@@ -205,6 +207,12 @@ static int parse_line(struct kc_lab *lab, char *key, char *val)
 		lab->worlds = v;
 		return 0;
 	}
+	if (strcmp(key, "shared_memory") == 0) {
+		if (parse_u64(val, &v) || v > 1)
+			return -EINVAL;
+		lab->shared_memory = v;
+		return 0;
+	}
 	if (strcmp(key, "shared_mounted") == 0) {
 		if (parse_u64(val, &v) || v > 1)
 			return -EINVAL;
@@ -291,8 +299,8 @@ int kc_lab_save(const struct kc_lab *lab, struct kb_errmsg *err)
 	fprintf(f, "version=1\nid=%s\nprefix=%s\nvmkernel=%s\nhosts=%d\n", lab->id, lab->prefix,
 		lab->vmkernel, lab->nhosts);
 	fprintf(f, "supervisor=%d %" PRIu64 "\n", (int)lab->sup_pid, lab->sup_start);
-	fprintf(f, "shared_mib=%" PRIu64 "\nshared_mounted=%d\n", lab->shared_mib,
-		lab->shared_mounted);
+	fprintf(f, "shared_mib=%" PRIu64 "\nshared_memory=%d\nshared_mounted=%d\n",
+		lab->shared_mib, lab->shared_memory, lab->shared_mounted);
 	fprintf(f, "worlds=%d\n", lab->worlds);
 	for (int k = 1; k <= lab->nhosts; k++)
 		fprintf(f, "host%d=%s\nhost%d_isolated=%d\n", k,

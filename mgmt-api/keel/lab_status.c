@@ -232,6 +232,10 @@ static int status_run(struct kc_ctx *ctx, const struct kc_call *call)
 		kc_json_i64(&j, "pid", sup ? lab.sup_pid : 0);
 		kc_json_bool(&j, "running", sup);
 		kc_json_obj_end(&j);
+		kc_json_str(&j, "shared_datastore",
+			    lab.shared_mib      ? "image"
+			    : lab.shared_memory ? "memory"
+						: "directory");
 		kc_json_u64(&j, "shared_datastore_mib", lab.shared_mib);
 		kc_json_bool(&j, "worlds", lab.worlds);
 		kc_json_arr_begin(&j, "bridges");

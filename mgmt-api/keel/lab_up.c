@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,7 +23,7 @@
 #include "lib/file.h"
 #include "mgmt-api/keel/lab.h"
 
-enum { O_DIR = 1, O_SIZE, O_NO_WORLDS };
+enum { O_DIR = 1, O_SIZE, O_ON_DISK, O_NO_WORLDS };
 
 #define WAIT_MS 20000
 
@@ -41,7 +42,8 @@ static bool mounted_at(const char *path)
 	return found;
 }
 
-/* DIR/shared: a directory, or an ext4 image of shared_mib loop-mounted there. */
+/* DIR/shared: a tmpfs mounted there, an ext4 image of shared_mib loop-mounted there, or a
+ * plain directory. */
 static int shared_make(struct kc_lab *lab, struct kb_errmsg *err)
 {
 	char dir[PATH_MAX], img[PATH_MAX + 8];
@@ -54,8 +56,20 @@ static int shared_make(struct kc_lab *lab, struct kb_errmsg *err)
 		kb_errmsg_setf(err, "%s: %s", dir, kb_strerror(rc));
 		return rc;
 	}
-	if (!lab->shared_mib || mounted_at(dir))
+	if ((!lab->shared_mib && !lab->shared_memory) || mounted_at(dir))
 		return 0;
+	if (!lab->shared_mib) {
+		lab->shared_mounted = true;
+		rc = kc_lab_save(lab, err);
+		if (rc)
+			return rc;
+		if (mount("keel-lab-shared", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")) {
+			rc = -errno;
+			kb_errmsg_setf(err, "mount a tmpfs on %s: %s", dir, kb_strerror(rc));
+			return rc;
+		}
+		return 0;
+	}
 	snprintf(img, sizeof(img), "%s.img", dir);
 	if (stat(img, &st) < 0) {
 		fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -246,7 +260,7 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 	struct kb_errmsg err = {{0}};
 	static struct kc_lab lab;
 	const char *size = kc_opt(call, O_SIZE);
-	bool no_worlds = kc_has(call, O_NO_WORLDS);
+	bool no_worlds = kc_has(call, O_NO_WORLDS), on_disk = kc_has(call, O_ON_DISK);
 	char dir[PATH_MAX], path[PATH_MAX + 16];
 	uint64_t mib = 0;
 	bool vmknics = true;
@@ -259,6 +273,9 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 	if (size && kc_parse_mib(size, 16, 16ull << 20, &mib))
 		return kc_usage(ctx, call, "bad --shared-datastore-size '%s': want 16M to 16T",
 				size);
+	if (size && on_disk)
+		return kc_usage(ctx, call, "--shared-datastore-size and --shared-datastore-on-disk "
+					   "are two different datastores: give one");
 	rc = kc_lab_dir_arg(ctx, call, O_DIR, dir, sizeof(dir));
 	if (rc)
 		return rc;
@@ -278,6 +295,7 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 		rc = new_identity(&lab, &err);
 		rc = rc ?: vmkernel_path(&lab, &err);
 		lab.shared_mib = mib;
+		lab.shared_memory = !mib && !on_disk;
 		lab.worlds = !no_worlds;
 	} else if (rc == 0 && no_worlds && lab.worlds) {
 		rc = kc_fail(ctx, KC_EXIT_FAILED, -EEXIST,
@@ -285,9 +303,11 @@ static int up_run(struct kc_ctx *ctx, const struct kc_call *call)
 			     "needs a new lab ('keel lab down' first)",
 			     dir);
 		goto out;
-	} else if (rc == 0 && mib && mib != lab.shared_mib) {
-		fprintf(stderr, "keel: the shared datastore exists; --shared-datastore-size is "
-				"ignored\n");
+	} else if (rc == 0 && ((mib && mib != lab.shared_mib) ||
+			       (on_disk && (lab.shared_mib || lab.shared_memory)))) {
+		fprintf(stderr, "keel: the shared datastore exists; --shared-datastore-%s is "
+				"ignored\n",
+			mib ? "size" : "on-disk");
 	}
 	if (rc)
 		goto fail;
@@ -340,8 +360,11 @@ static const struct kc_opt up_opts[] = {
     {"dir", "DIR", "the lab's directory (default " KC_LAB_DEFAULT_DIR ")", O_DIR, false},
     {"shared-datastore-size", "SIZE",
      "make the shared datastore an ext4 image of SIZE (512M, 2G), loop-mounted; default: "
-     "a plain directory",
+     "a tmpfs (in memory)",
      O_SIZE, false},
+    {"shared-datastore-on-disk", NULL,
+     "make the shared datastore a plain directory on DIR's filesystem; default: a tmpfs",
+     O_ON_DISK, false},
     {"no-worlds", NULL,
      "start clusterd and hostd as plain processes of the lab, not as vmkernel's user "
      "worlds (for debugging; chosen when the lab is made)",
@@ -355,8 +378,10 @@ const struct kc_cmd kc_lab_up_cmd = {
     .summary = "Make (or complete) a lab of N nested hosts on this machine.",
     .detail = "Hosts are host1..hostN, each a network namespace with uplinks vmnic0-2 on\n"
 	      "the lab bridges, its own vmkernel (supervised), vSwitch0-2, vmk0-2 and the\n"
-	      "shared datastore shared1. Each vmkernel runs clusterd, hostd and vmsyslogd\n"
-	      "as its user worlds (confined; keel host worlds), unless --no-worlds.\n"
+	      "shared datastore shared1 (DIR/shared, a tmpfs unless told otherwise: its\n"
+	      "synchronous heartbeat writes then wait for no disk). Each vmkernel runs\n"
+	      "clusterd, hostd and vmsyslogd as its user worlds (confined; keel host\n"
+	      "worlds), unless --no-worlds.\n"
 	      "Running it again keeps what is up and remakes what is missing. See\n"
 	      "docs/lab.md.\n",
     .min_pos = 1,

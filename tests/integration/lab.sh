@@ -71,6 +71,9 @@ st=$(lab status --dir "$LAB" --json) || fail "status"
 	fail "a vmkernel does not answer: $st"
 [ "$(py 'd["supervisor"]["running"]' "$st")" = True ] || fail "no supervisor: $st"
 [ "$(py '[b["state"] for b in d["bridges"]]' "$st")" = "['up', 'up', 'up']" ] || fail "bridges: $st"
+# the shared datastore is in memory unless asked otherwise
+[ "$(py 'd["shared_datastore"]' "$st")" = memory ] || fail "shared datastore kind: $st"
+grep -q " $LAB/shared tmpfs " /proc/mounts || fail "shared datastore: no tmpfs on $LAB/shared"
 lab status --dir "$LAB"
 
 for h in host1 host2 host3; do
@@ -169,6 +172,11 @@ gone "$prefix" "$LAB"
 out=$(lab up 2 --dir "$LAB2" --shared-datastore-size 64M --json) || fail "up 2: $out"
 prefix2=$(py 'd["prefix"]' "$out")
 grep -q " $LAB2/shared ext4 " /proc/mounts || fail "shared datastore not loop-mounted"
+[ "$(py 'd["shared_datastore"]' "$(lab status --dir "$LAB2" --json)")" = image ] ||
+	fail "shared datastore kind of LAB2"
+out=$(lab up 1 --dir "$LAB2" --shared-datastore-on-disk 2>&1) || fail "up again, on-disk: $out"
+[[ $out == *"the shared datastore exists; --shared-datastore-on-disk is ignored"* ]] ||
+	fail "up again with another kind of datastore: $out"
 "$KEEL_BIN" --socket "$LAB2/hosts/host1/vmkernel.sock" vm create c1 --memory 64 \
 	--datastore shared1 --cmdline counter_ms=100 >/dev/null || fail "create on shared1"
 "$KEEL_BIN" --socket "$LAB2/hosts/host1/vmkernel.sock" vm power-on c1 >/dev/null ||
@@ -178,4 +186,18 @@ kill -9 $(py '" ".join(str(p) for p in [d["supervisor"]["pid"]] + [h["daemons"][
 lab down --dir "$LAB2" || fail "down after a crash"
 gone "$prefix2" "$LAB2"
 lab down --dir "$LAB2" >/dev/null || fail "down twice"
+
+# the shared datastore as a plain directory on DIR's filesystem; the two kinds together refused
+LAB3=$T/lab3
+set +e
+out=$(lab up 1 --dir "$LAB3" --shared-datastore-on-disk --shared-datastore-size 64M 2>&1)
+rc=$?
+set -e
+[ "$rc" = 2 ] && [[ $out == *"two different datastores"* ]] || fail "both kinds: exit $rc: $out"
+[ ! -e "$LAB3" ] || fail "a refused up made $LAB3"
+out=$(lab up 1 --dir "$LAB3" --shared-datastore-on-disk --json) || fail "up on-disk: $out"
+[ "$(py 'd["shared_datastore"]' "$(lab status --dir "$LAB3" --json)")" = directory ] ||
+	fail "shared datastore kind of LAB3"
+! grep -q " $LAB3/shared " /proc/mounts || fail "LAB3's shared datastore is a mount"
+lab down --dir "$LAB3" >/dev/null || fail "down LAB3"
 echo "ok: lab up/status/host-kill/host-start/isolate/heal/down, prefix $prefix"
