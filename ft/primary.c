@@ -779,8 +779,8 @@ static void drop(struct ft_primary *p, struct blog *b)
 	b->len = 0;
 }
 
-/* Ends a session: the thread stops, held frames go out (dropped when the vmx vanishes),
- * the hook and dirty logging end. */
+/* Ends a session: the thread stops, held frames go out (dropped when the vmx vanishes or
+ * the VM has stopped), the hook and dirty logging end. */
 static void end_session(struct ft_primary *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -797,12 +797,24 @@ static void end_session(struct ft_primary *p)
 	 * goes: nothing the guest sends afterwards may overtake them (a client would see a
 	 * newer reply before an older one, as if the VM had gone back). */
 	(void)vmm_vm_pause(p->vm);
+	/* A VM that stopped (it fenced itself, or failed) releases no more output: what it
+	 * holds belongs to epochs the secondary never acknowledged, and the VM that goes on,
+	 * if any, is the secondary or a restart that never saw them. */
+	pthread_mutex_lock(&p->vm->lock);
+	bool stopped = p->vm->state == VMM_STATE_STOPPED;
+	pthread_mutex_unlock(&p->vm->lock);
 
 	pthread_mutex_lock(&p->out_lock);
 	p->hold = false;
 	p->log_disks = false;
+	size_t held = p->frames.len + p->ckpt_frames.len;
 	pthread_mutex_unlock(&p->out_lock);
-	if (vanish) {
+	if (stopped && !vanish && held)
+		kb_log(p->vm->log, KB_LOG_WARN,
+		       "FT: the VM has stopped (%s): its held output (%zu bytes) is dropped, "
+		       "never sent",
+		       p->vm->stop_msg, held);
+	if (vanish || stopped) {
 		drop(p, &p->ckpt_frames);
 		drop(p, &p->frames);
 	} else {
