@@ -6,7 +6,9 @@
  *
  * Rules (the requesting host is `host`, authenticated by its certificate when forwarded):
  *   REGISTER     not registered: VmRegister (owner host, epoch 1, desired off, restart
- *                priority medium); registered to host: no change; to another: refused
+ *                priority medium); registered to host: no change (also when another
+ *                registration by host, its reconciler's, commits while this one waits);
+ *                to another: refused
  *   UNREGISTER   absent: no change; owned by another host: refused; else VmUnregister
  *   POWER_ON     must be registered and owned by host; VmSetPower(on) unless already;
  *                wanted_only (the reconciler's): refused (KB_ESTATE) unless desired on;
@@ -63,6 +65,7 @@ struct vmop {
 	char placement[PLACEMENT_MAX]; /* for the answer (ClusterVmReply.placement) */
 	bool placed;
 	bool refuse_here; /* POWER_ON given to another host: the asking host must not start it */
+	bool reg;	  /* a VmRegister: registered meanwhile to the same host is what was asked */
 };
 
 static void fill_reply(struct cd_daemon *d, const char *uuid, uint64_t host,
@@ -126,6 +129,15 @@ static void on_done(struct cd_daemon *d, void *arg, int status, int code, const 
 	char msg[CD_REASON_MAX + PLACEMENT_MAX + 64] = "";
 	bool placed = op->placed;
 
+	if (code == KB_EEXIST && op->reg && !status) {
+		/* Two registrations of the VM by its host crossed (a create's, and the host's
+		 * reconciler adopting the VM it just saw): the first one committed it to that
+		 * host, which is what the second asked for, as the check before proposing says. */
+		const struct cd_vm *vm = cd_state_vm(cd_fsm_state(&d->fsm), op->uuid);
+
+		if (vm && vm->owner == op->host)
+			code = 0;
+	}
 	if (status) {
 		snprintf(msg, sizeof(msg), "the cluster did not commit it: %s",
 			 raft_strerror(status));
@@ -172,6 +184,7 @@ static int propose_placed(struct cd_daemon *d, Keel__Cluster__Command *c, uint64
 	snprintf(op->placement, sizeof(op->placement), "%s", placement ? placement : "");
 	op->placed = placed;
 	op->refuse_here = refuse_here;
+	op->reg = c->cmd_case == KEEL__CLUSTER__COMMAND__CMD_VM_REGISTER;
 	rv = cd_submit(d, c, on_done, op, e);
 	if (rv)
 		kb_free(op);
