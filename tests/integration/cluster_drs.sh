@@ -155,10 +155,11 @@ until_ok 60 fixed || fail "rule bapart not fixed by the pass: $(kc "$L" drs stat
 # two more passes: the balance moves stay recommendations (a leader that changes, or steps
 # down for a moment on this loaded machine, starts its passes over: wait for one to report)
 sleep 22
-passed() { j=$(kc "$L" --json drs status) && [ "$(py 'd["last_pass"] != ""' "$j")" = True ]; }
-until_ok 30 passed || fail "no pass reported: $j"
-j=$(kc "$L" --json drs status) || fail "drs status"
-kc "$L" drs status
+# (read with all three hosts connected: a host that misses heartbeats for a moment on this
+# loaded machine leaves the balance, and two hosts may be within the target)
+passed() { j=$(kc "$L" --json drs status) && [ "$(py 'd["last_pass"] != "" and d["hosts"] == 3' "$j")" = True ]; }
+until_ok 30 passed || fail "no pass reported with 3 hosts: $j"
+echo "$j"
 [ "$(py "(d['mandatory_violated'], d['balanced'], d['last_pass'].endswith('left for an operator') and not d['last_pass'].endswith(' 0 left for an operator'))" "$j")" = "(0, False, True)" ] ||
 	fail "partially automated pass: $j"
 [ "$(py "[e['message'] for e in d['events'] if e['message'].startswith('DRS: moving VM') and 'to balance' in e['message']]" "$(events)")" = "[]" ] ||
