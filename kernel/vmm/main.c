@@ -685,6 +685,9 @@ int main(int argc, char **argv)
 			  : "running");
 	vmm_ctl_run(vm, listen_fd);
 	vmm_fence_stop(fence);
+	/* No vCPU or device thread runs past here: FT's output hook and the migration's
+	 * state go with their owners below, and nothing may call into them afterwards. */
+	vmm_vm_halt(vm);
 	vm->ft_ops = NULL;
 	ft_secondary_destroy(ftx.sec);
 	ft_primary_destroy(ftx.pri);
@@ -713,6 +716,7 @@ int main(int argc, char **argv)
 
 fail:
 	vmm_fence_stop(fence);
+	vmm_vm_halt(vm);
 	vm->ft_ops = NULL;
 	ft_secondary_destroy(ftx.sec);
 	ft_primary_destroy(ftx.pri);

@@ -491,10 +491,8 @@ int vmm_vm_reset(struct vmm_vm *vm)
 	return vmm_vm_resume(vm);
 }
 
-void vmm_vm_destroy(struct vmm_vm *vm)
+void vmm_vm_halt(struct vmm_vm *vm)
 {
-	struct kb_list *pos, *tmp;
-
 	if (vm == NULL)
 		return;
 	vmm_vm_set_throttle(vm, 0);
@@ -511,6 +509,15 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 		vm->vcpus[i].created = vm->vcpus[i].started = false;
 	}
 	vmm__event_close(vm);
+}
+
+void vmm_vm_destroy(struct vmm_vm *vm)
+{
+	struct kb_list *pos, *tmp;
+
+	if (vm == NULL)
+		return;
+	vmm_vm_halt(vm);
 	kb_list_for_each_safe(pos, tmp, &vm->devs)
 	{
 		struct vmm_dev *d = kb_list_entry(pos, struct vmm_dev, link);

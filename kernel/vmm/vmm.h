@@ -435,6 +435,11 @@ int vmm_vm_create(const struct vmm_config *cfg, struct kb_logger *log, struct vm
 		  struct kb_errmsg *err);
 /* Stops every thread and frees everything. */
 void vmm_vm_destroy(struct vmm_vm *vm);
+/* The first half of vmm_vm_destroy: stops the VM (a VM already stopped keeps its reason)
+ * and joins its vCPU threads and its event thread, so no device code runs any more — in
+ * particular no hook (vm->out_hook) is called. Nothing is freed; vmm_vm_destroy may
+ * follow at any time. */
+void vmm_vm_halt(struct vmm_vm *vm);
 
 /* Starts the vCPU threads (state CREATED or a restored VM). */
 int vmm_vm_start(struct vmm_vm *vm);
