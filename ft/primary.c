@@ -647,12 +647,8 @@ static int set_hook(struct ft_primary *p, bool on)
 {
 	int rv = vmm_vm_pause(p->vm);
 
-	if (rv < 0) {
-		/* A stopped VM runs no vCPU once halted (vmm_vm_halt): the hook goes anyway */
-		if (!on)
-			__atomic_store_n(&p->vm->out_hook, NULL, __ATOMIC_RELEASE);
-		return rv;
-	}
+	if (rv < 0)
+		return rv; /* a stopped VM keeps the hook until vmx has halted it (main.c) */
 	__atomic_store_n(&p->vm->out_hook, on ? &p->hook : NULL, __ATOMIC_RELEASE);
 	return vmm_vm_resume(p->vm);
 }

@@ -685,15 +685,20 @@ int main(int argc, char **argv)
 			  : "running");
 	vmm_ctl_run(vm, listen_fd);
 	vmm_fence_stop(fence);
-	/* No vCPU or device thread runs past here: FT's output hook and the migration's
-	 * state go with their owners below, and nothing may call into them afterwards. */
+	pthread_mutex_lock(&vm->lock);
+	bool stopped = vm->state == VMM_STATE_STOPPED;
+	pthread_mutex_unlock(&vm->lock);
+	if (!stopped) /* the control loop itself failed (it logged why) */
+		vmm_vm_stop(vm, VMM_STOP_ERROR, "the control loop ended");
+	vm->mig_ops = NULL;
+	vmo_dest_destroy(mig.dst);
+	vmo_source_destroy(mig.src);
+	/* No vCPU or device thread runs past here: FT's output hook goes with its owner
+	 * below, and nothing may call into it afterwards. */
 	vmm_vm_halt(vm);
 	vm->ft_ops = NULL;
 	ft_secondary_destroy(ftx.sec);
 	ft_primary_destroy(ftx.pri);
-	vmo_dest_destroy(mig.dst);
-	vmo_source_destroy(mig.src);
-	vm->mig_ops = NULL;
 
 	pthread_mutex_lock(&vm->lock);
 	enum vmm_stop_reason why = vm->stop_reason;
@@ -716,15 +721,15 @@ int main(int argc, char **argv)
 
 fail:
 	vmm_fence_stop(fence);
+	vm->mig_ops = NULL;
+	vmo_dest_destroy(mig.dst);
+	vmo_source_destroy(mig.src);
 	vmm_vm_halt(vm);
 	vm->ft_ops = NULL;
 	ft_secondary_destroy(ftx.sec);
 	ft_primary_destroy(ftx.pri);
 	if (ft_fd >= 0)
 		close(ft_fd);
-	vm->mig_ops = NULL;
-	vmo_dest_destroy(mig.dst);
-	vmo_source_destroy(mig.src);
 	vmm_vm_destroy(vm);
 	for (int i = 0; i < nr_incoming; i++)
 		close(incoming[i]);
