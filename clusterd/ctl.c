@@ -688,14 +688,12 @@ int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e)
 
 void cd_ctl_hand_over(struct cd_daemon *d)
 {
-	char v[16];
 	int fd = kb_ctlserver_hand_over(&server);
 
-	(void)d;
-	if (fd < 0)
-		return;
-	snprintf(v, sizeof(v), "%d", fd);
-	setenv(CD_CTL_FD_ENV, v, 1);
+	if (fd >= 0) {
+		d->ctl_fd = fd;
+		d->ctl_handed_over = true;
+	}
 }
 
 void cd_ctl_stop(struct cd_daemon *d)

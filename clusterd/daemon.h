@@ -176,6 +176,8 @@ struct cd_daemon {
 
 	/* After a leave: main wipes the membership files and restarts clusterd. */
 	bool wipe_on_exit, reexec;
+	bool ctl_handed_over; /* ctl_fd: the listening control socket for the next image */
+	int ctl_fd;
 	uv_timer_t leave_timer;
 };
 
@@ -453,9 +455,10 @@ int cd_node_role_of(struct cd_daemon *d, uint64_t id);
 int cd_ctl_start(struct cd_daemon *d, struct kb_errmsg *e);
 /* Stops listening and closes every client; unlinks the socket (not after a hand-over). */
 void cd_ctl_stop(struct cd_daemon *d);
-/* Before a re-exec: stops accepting, keeps the socket path, and puts the listening
- * socket's fd in the environment (CD_CTL_FD_ENV) for the next image's cd_ctl_start, so a
- * client that connects meanwhile waits instead of finding no socket. */
+/* Before a re-exec: stops accepting and keeps the socket path and the listening socket
+ * (d->ctl_fd, which main puts in the environment as CD_CTL_FD_ENV just before the exec,
+ * for the next image's cd_ctl_start), so a client that connects meanwhile waits instead of
+ * finding no socket. */
 #define CD_CTL_FD_ENV "KEEL_CLUSTERD_CTL_FD"
 void cd_ctl_hand_over(struct cd_daemon *d);
 

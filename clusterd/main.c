@@ -208,6 +208,14 @@ int main(int argc, char **argv)
 	if (daemon_.reexec) {
 		kb_info("clusterd restarts");
 		close(fd); /* the lock: the new image takes it again */
+		if (daemon_.ctl_handed_over) {
+			/* set only now: no other thread runs (getenv elsewhere is not safe
+			 * against a setenv) */
+			char v[16];
+
+			snprintf(v, sizeof(v), "%d", daemon_.ctl_fd);
+			setenv(CD_CTL_FD_ENV, v, 1);
+		}
 		execv("/proc/self/exe", argv);
 		kb_error("re-exec: %s", strerror(errno));
 		return 1;
