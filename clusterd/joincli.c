@@ -64,6 +64,7 @@ struct cli_op {
 	uint64_t vm_ft_generation;
 	bool vm_answered;
 	uint64_t vm_owner, vm_epoch, vm_host;
+	uint64_t vm_index; /* the leader's commit index with its answer */
 	char vm_owner_name[CD_NAME_MAX + 1];
 	char vm_placement[256]; /* what placement decided (OP_PLACE, OP_POWER_ON), or "" */
 	bool vm_placed;		/* the VM was given to vm_owner powered on */
@@ -516,6 +517,7 @@ static void member_work(uv_work_t *w)
 				snprintf(op->vm_placement, sizeof(op->vm_placement), "%s",
 					 rp->vm->placement ? rp->vm->placement : "");
 				op->vm_placed = rp->vm->placed;
+				op->vm_index = rp->vm->commit_index;
 				if (rp->vm->op) {
 					struct kb_errmsg ignore = {{0}};
 
@@ -567,7 +569,7 @@ static void on_leave_timer(uv_timer_t *t)
 	uv_kill(getpid(), SIGTERM);
 }
 
-static void vm_done(struct cli_op *op)
+static void vm_answer(struct cli_op *op)
 {
 	Keel__Cluster__ClusterVmReply rp = KEEL__CLUSTER__CLUSTER_VM_REPLY__INIT;
 	Keel__Cluster__Operation pop = KEEL__CLUSTER__OPERATION__INIT;
@@ -594,6 +596,50 @@ static void vm_done(struct cli_op *op)
 		op->vm_cb(op->d, op->vm_arg, op->res.code, op->res.code ? op->res.error : NULL,
 			  &rp);
 	kb_free(op);
+}
+
+/* A relayed answer waits until this node has applied as far as the leader had committed
+ * when it answered (read-your-writes: a `vm create` and then a `vm migrate` on this host, which
+ * reads this node's state, see the VM), polled every 5 ms, for 2 s at most. */
+#define APPLIED_WAIT_MS 2000
+
+struct applied_wait {
+	uv_timer_t timer;
+	struct cli_op *op;
+	uint64_t until_ms;
+};
+
+static void applied_wait_free(uv_handle_t *h)
+{
+	kb_free(h->data);
+}
+
+static void on_applied_wait(uv_timer_t *t)
+{
+	struct applied_wait *w = t->data;
+	struct cli_op *op = w->op;
+
+	if (raft_last_applied(&op->d->raft) < op->vm_index && uv_now(op->d->loop) < w->until_ms)
+		return;
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, applied_wait_free);
+	vm_answer(op);
+}
+
+static void vm_done(struct cli_op *op)
+{
+	struct applied_wait *w;
+
+	if (op->res.code == 0 && op->vm_index > raft_last_applied(&op->d->raft) &&
+	    (w = kb_calloc(1, sizeof(*w))) != NULL) {
+		w->op = op;
+		w->until_ms = uv_now(op->d->loop) + APPLIED_WAIT_MS;
+		uv_timer_init(op->d->loop, &w->timer);
+		w->timer.data = w;
+		uv_timer_start(&w->timer, on_applied_wait, 5, 5);
+		return;
+	}
+	vm_answer(op);
 }
 
 /* The end of a forwarded maintenance or auth-store request. */

@@ -79,6 +79,9 @@ static void fill_reply(struct cd_daemon *d, const char *uuid, uint64_t host,
 
 	rp->member = true;
 	rp->host_id = host;
+	/* the commit index: the entry being answered is committed, and applied here, but
+	 * libraft counts it in last_applied only once this callback has returned */
+	rp->commit_index = d->raft.commit_index;
 	rp->owner = vm ? vm->owner : 0;
 	rp->epoch = vm ? vm->epoch : 0;
 	snprintf(owner_name, size, "%s", h ? h->name : "");
