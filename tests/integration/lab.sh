@@ -13,11 +13,12 @@ command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
 
 LAB=$T/lab
 LAB2=$T/lab2
+LAB3=$T/lab3
 lab() { "$KEEL_BIN" lab "$@"; }
 hk() { local h=$1; shift; "$KEEL_BIN" --socket "$LAB/hosts/$h/vmkernel.sock" "$@"; }
 lab_cleanup() {
 	set +e
-	for d in "$LAB" "$LAB2"; do
+	for d in "$LAB" "$LAB2" "$LAB3"; do
 		[ -d "$d" ] && cp "$d/lab.log" "$T/$(basename "$d").log" 2>/dev/null
 		"$KEEL_BIN" lab down --dir "$d" >/dev/null 2>&1
 	done
@@ -188,7 +189,6 @@ gone "$prefix2" "$LAB2"
 lab down --dir "$LAB2" >/dev/null || fail "down twice"
 
 # the shared datastore as a plain directory on DIR's filesystem; the two kinds together refused
-LAB3=$T/lab3
 set +e
 out=$(lab up 1 --dir "$LAB3" --shared-datastore-on-disk --shared-datastore-size 64M 2>&1)
 rc=$?
