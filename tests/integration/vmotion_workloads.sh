@@ -138,6 +138,8 @@ kv 1 vm power-on w1 >/dev/null || fail "power-on w1"
 wait_for "$LAB/shared/w1/console.log" "fill done 128 MiB" 30
 wait_for "$LAB/shared/w1/console.log" "disk seq 20\b"
 c1=$(csum 1 w1) || fail "csum of w1 on host1"
+# a healthy cluster first, then the client's 10 s: they must cover the migration itself
+until_ok 30 all_healthy || fail "cluster not healthy before the migration: $(st 1)"
 ip netns exec "$prefix-lab-host3" python3 "$KEEL_TOP/tests/integration/vmotion_udp.py" \
 	198.18.10.1 7 5 10 "$T/udp.started" >"$T/udp.json" 2>"$T/udp.err" &
 UDP_PID=$!
