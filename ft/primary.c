@@ -714,13 +714,10 @@ static void *controller(void *arg)
 	if (rv < 0)
 		set_error(p, VMM_FT_LOST, rv, err.msg); /* output stays held: the cluster decides */
 out:
-	pthread_mutex_lock(&p->lock);
-	bool vanish = p->vanish;
-	pthread_mutex_unlock(&p->lock);
-	if (p->conn != NULL && stopping(p) && !vanish) {
-		struct kb_errmsg e2 = {{0}};
-		(void)vmo_send_abort(p->conn, KB_ECANCELED, "FT stopped on the primary", &e2);
-	}
+	/* A stop sends no ABORT: the stream just ends (end_session shuts it down), and the
+	 * secondary keeps its last checkpoint ("lost") until its own host is told, as after
+	 * the primary's death. (An ABORT here raced that shutdown, so the secondary sometimes
+	 * stopped and sometimes did not.) */
 	pthread_mutex_lock(&p->lock);
 	p->thread_running = false;
 	pthread_cond_broadcast(&p->cond);

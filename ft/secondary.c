@@ -11,7 +11,9 @@
  *   - The stream breaks, or a record is refused (answered with ABORT): with a checkpoint
  *     applied, phase "lost": the last checkpoint stays whole and ready for a takeover; with
  *     none, phase "failed" and the vmx stops (exit 5) — there is nothing to take over.
- *   - An ABORT from the primary (FT stopped there): the vmx stops (exit 5).
+ *   - An ABORT from the primary: the vmx stops (exit 5). The primary sends none when FT
+ *     stops there (the stream just ends, as above); the secondary's host ends it when
+ *     the cluster no longer names it.
  *
  * VmxFtTakeover(epoch): the receiver is stopped (the stream shut down), the last applied
  * checkpoint's state is loaded, the VM's lock taken at epoch and fencing started (as a
